@@ -1,0 +1,165 @@
+"""The ``xtalforge`` command line (Typer + rich)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xtalforge.errors import XtalforgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Synthetic crystals, diffraction data and deep learning for the phase "
+                       "problem.")
+console = Console()
+STRUCTURE_SUFFIXES = {".cif", ".pdb", ".ent", ".mmcif"}
+REFLECTION_SUFFIXES = {".hkl", ".mtz", ".fcf"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from xtalforge import __version__
+
+        console.print(f"xtalforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """xtalforge command line."""
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def load_structure(path: Path):  # noqa: ANN201 - returns Crystal
+    """Read a small-molecule CIF, or a PDB/mmCIF model (recognised by content)."""
+    from xtalforge.crystal import Crystal
+
+    suffix = path.suffix.lower()
+    if suffix in (".pdb", ".ent"):
+        return Crystal.from_pdb(path)
+    if suffix in (".cif", ".mmcif"):
+        text = path.read_text(errors="replace")[:200000] if path.is_file() else ""
+        if "_atom_site.Cartn_x" in text or "_atom_site.fract_x" in text and "_atom_site_fract_x" not in text:
+            return Crystal.from_pdb(path)
+    return Crystal.from_cif(path)
+
+
+@app.command()
+def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or reflections "
+                                                "(.hkl, .mtz, CIF with _refln).")) -> None:
+    """Cell, space group, composition and reflection counts of a file."""
+    from xtalforge.diffraction import reflections
+    from xtalforge.io import read_reflections
+
+    try:
+        is_refl = file.suffix.lower() in REFLECTION_SUFFIXES
+        if not is_refl and file.suffix.lower() == ".cif" and file.is_file():
+            head = file.read_text(errors="replace")
+            is_refl = "_atom_site_fract_x" not in head and "_atom_site.fract_x" not in head \
+                and "_atom_site.Cartn_x" not in head and "_refln" in head
+        if is_refl:
+            data = read_reflections(file)
+            table = Table(title=str(file), show_header=False)
+            table.add_row("reflections", str(len(data)))
+            table.add_row("kind", data.kind)
+            if data.cell:
+                table.add_row("cell", " ".join(f"{v:.4f}" for v in data.cell))
+            if data.spacegroup:
+                table.add_row("space group", f"{data.spacegroup.xhm()} (No. {data.spacegroup.number})")
+                if data.cell:
+                    from xtalforge.diffraction.reflections import reciprocal_metric
+
+                    inv_d2 = ((data.hkl @ reciprocal_metric(data.cell)) * data.hkl).sum(1)
+                    table.add_row("d range", f"{1 / math.sqrt(inv_d2.max()):.3f} – "
+                                             f"{1 / math.sqrt(inv_d2.min()):.3f} Å")
+            for note in data.notes:
+                table.add_row("note", note)
+            console.print(table)
+            return
+        crystal = load_structure(file)
+    except XtalforgeError as exc:
+        _fail(exc)
+    table = Table(title=str(file), show_header=False)
+    table.add_row("space group", f"{crystal.spacegroup.xhm()} (No. {crystal.spacegroup.number}, "
+                                 f"Hall {crystal.spacegroup.hall})")
+    table.add_row("cell", "a={:.4f} b={:.4f} c={:.4f} Å  α={:.3f} β={:.3f} γ={:.3f}°".format(
+        *crystal.cell))
+    table.add_row("volume", f"{crystal.volume:.2f} Å³")
+    table.add_row("atoms (ASU)", str(crystal.n_atoms))
+    comp = crystal.composition()
+    table.add_row("cell content", " ".join(f"{k}{v:g}" for k, v in sorted(comp.items())))
+    for w in crystal.metadata.get("warnings", []):
+        table.add_row("warning", w)
+    console.print(table)
+    counts = Table(title="unique reflections")
+    counts.add_column("d_min (Å)")
+    counts.add_column("unique", justify="right")
+    counts.add_column("centric", justify="right")
+    for d_min in (2.0, 1.5, 1.2, 1.0, 0.8):
+        r = reflections(crystal, d_min)
+        counts.add_row(f"{d_min}", str(len(r)), str(int(r.centric.sum())))
+    console.print(counts)
+
+
+@app.command()
+def sf(file: Path = typer.Argument(..., help="Structure: CIF, PDB or mmCIF."),
+       d_min: float = typer.Option(0.8, "--d-min", help="Resolution limit in Å."),
+       out: Path = typer.Option(..., "--out", "-o", help="Output: .hkl (HKLF 4 intensities), "
+                                                        ".csv or .parquet."),
+       ) -> None:
+    """Compute structure factors F, |E| and write them."""
+    import numpy as np
+
+    from xtalforge.diffraction import normalize, reflections, structure_factors
+    from xtalforge.io import write_hkl
+
+    try:
+        crystal = load_structure(file)
+        refl = reflections(crystal, d_min)
+        f = structure_factors(crystal, refl)
+        e = normalize(f, refl, crystal=crystal)
+        suffix = out.suffix.lower()
+        if suffix == ".hkl":
+            scale = write_hkl(out, refl.hkl, np.abs(f) ** 2, hklf=4)
+            if scale != 1.0:
+                console.print(f"intensities scaled by {scale:g} to fit the HKLF columns")
+        elif suffix in (".csv", ".parquet"):
+            import pyarrow as pa
+
+            table = pa.table({"h": refl.hkl[:, 0], "k": refl.hkl[:, 1], "l": refl.hkl[:, 2],
+                              "d": refl.d, "epsilon": refl.epsilon, "centric": refl.centric,
+                              "F": np.abs(f), "phase": np.angle(f), "E": e})
+            if suffix == ".csv":
+                import pyarrow.csv as pacsv
+
+                pacsv.write_csv(table, out)
+            else:
+                import pyarrow.parquet as pq
+
+                pq.write_table(table, out)
+        else:
+            raise XtalforgeError(f"{out}: unknown output format (use .hkl, .csv or .parquet)")
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(f"wrote {len(refl)} reflections (d ≥ {d_min} Å) to {out}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
+         seed: int = typer.Option(0, help="Seed of the example structure.")) -> None:
+    """Run the main job on an embedded example (no data, no server)."""
+    from xtalforge.demo import run_demo
+
+    run_demo(out, seed=seed, console=console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,6 @@
+"""Crystal model, symmetry helpers and structure-file I/O."""
+
+from xtalforge.crystal.model import Crystal, cell_volume
+from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops, symmetry_info
+
+__all__ = ["Crystal", "cell_volume", "resolve_space_group", "space_group_from_ops", "symmetry_info"]

@@ -1,0 +1,186 @@
+"""Small-molecule CIF input and output (through gemmi's CIF parser)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from xtalforge.crystal.model import Crystal
+from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
+from xtalforge.errors import CrystalError
+
+__all__ = ["from_small_structure", "read_cif", "write_cif"]
+
+_U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
+_B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
+
+
+def _read_document(path: Path) -> gemmi.cif.Document:
+    if not path.is_file():
+        raise CrystalError(f"{path}: no such file")
+    try:
+        return gemmi.cif.read(str(path))
+    except (RuntimeError, ValueError) as exc:
+        msg = str(exc).replace(str(path), "").lstrip(":")
+        raise CrystalError(f"{path}: malformed CIF: {msg}") from None
+
+
+def _pick_block(doc: gemmi.cif.Document, block: str | int | None, path: Path) -> gemmi.cif.Block:
+    if isinstance(block, int):
+        if not 0 <= block < len(doc):
+            raise CrystalError(f"{path}: no data block #{block} (file has {len(doc)})")
+        return doc[block]
+    if isinstance(block, str):
+        found = doc.find_block(block)
+        if found is None:
+            raise CrystalError(f"{path}: no data block named {block!r}")
+        return found
+    for b in doc:
+        if b.find_value("_atom_site_fract_x") is not None or b.find_loop("_atom_site_fract_x"):
+            return b
+    raise CrystalError(f"{path}: no data block with atom sites (_atom_site_fract_x)")
+
+
+def _missing_u(block: gemmi.cif.Block, n: int) -> np.ndarray:
+    """Mask of sites whose CIF gives neither U_iso nor B_iso (``?``, ``.`` or no column)."""
+    missing = np.ones(n, dtype=bool)
+    for tag in _U_TAGS + _B_TAGS:
+        col = block.find_values(tag)
+        if len(col) == n:
+            missing &= np.array([v in ("?", ".") for v in col], dtype=bool)
+    return missing
+
+
+def _space_group(small: gemmi.SmallStructure, where: str) -> gemmi.SpaceGroup:
+    try:
+        if small.symops:
+            return space_group_from_ops(list(small.symops))
+        for value in (small.spacegroup_hall, small.spacegroup_hm):
+            if value and value not in ("?", "."):
+                return resolve_space_group(value)
+        if small.spacegroup_number:
+            return resolve_space_group(int(small.spacegroup_number))
+    except CrystalError as exc:
+        raise CrystalError(f"{where}{exc}") from None
+    raise CrystalError(f"{where}missing symmetry: no symmetry operators, Hall or H-M symbol, or "
+                       "space-group number")
+
+
+def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
+                         block: gemmi.cif.Block | None = None,
+                         default_u_iso: float = 0.025) -> Crystal:
+    """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, missing U gets ``default_u_iso`` Å².
+
+    Sites with zero occupancy are dropped; both are recorded in ``metadata["warnings"]``.
+    """
+    where = f"{source}: " if source else ""
+    sg = _space_group(small, where)
+    cell = small.cell
+    sites = list(small.sites)
+    if not sites:
+        raise CrystalError(f"{where}no atom sites")
+    notes: list[str] = []
+    z, frac, u, occ, labels = [], [], [], [], []
+    missing = _missing_u(block, len(sites)) if block is not None else np.zeros(len(sites), bool)
+    filled = []
+    for site, no_u in zip(sites, missing):
+        if site.element.atomic_number == 0:
+            raise CrystalError(f"{where}atom {site.label}: unknown element {site.type_symbol!r}")
+        if not 0 < site.occ:
+            notes.append(f"dropped {site.label}: occupancy {site.occ}")
+            continue
+        if site.occ > 1 + 1e-6:
+            raise CrystalError(f"{where}atom {site.label}: occupancy {site.occ} > 1")
+        uiso = site.u_iso
+        if site.aniso.nonzero():
+            ueq = cell.calculate_u_eq(site.aniso)
+            if uiso <= 0 or no_u:
+                uiso = ueq
+        elif no_u:
+            uiso = default_u_iso
+            filled.append(site.label)
+        z.append(site.element.atomic_number)
+        frac.append(site.fract.tolist())
+        u.append(uiso)
+        occ.append(site.occ)
+        labels.append(site.label)
+    if filled:
+        msg = (f"{where}no displacement parameter for {len(filled)} atom(s) "
+               f"({', '.join(filled[:5])}{' …' if len(filled) > 5 else ''}); "
+               f"used U_iso = {default_u_iso} Å²")
+        notes.append(msg)
+        warnings.warn(msg, stacklevel=3)
+    if not z:
+        raise CrystalError(f"{where}no atom with non-zero occupancy")
+    meta = {"source": source} if source else {}
+    if notes:
+        meta["warnings"] = notes
+    try:
+        return Crystal(cell.parameters, sg, np.array(z, dtype=np.int16), np.array(frac),
+                       np.array(u), np.array(occ), labels, meta)
+    except CrystalError as exc:
+        raise CrystalError(str(exc) if source else f"{where}{exc}") from None
+
+
+def read_cif(path: str | Path, block: str | int | None = None,
+             default_u_iso: float = 0.025) -> Crystal:
+    """Read a small-molecule CIF into a :class:`Crystal`.
+
+    Symmetry comes from the symmetry operators when given (any setting gemmi tabulates, e.g.
+    P 1 21/n 1), else from the Hall symbol, the H-M symbol or the IT number. U_iso (or B_iso,
+    converted) is taken as given; sites with only U_aniso get U_eq; sites with neither get
+    ``default_u_iso`` Å² with a warning. Raises :class:`CrystalError` naming the file.
+    """
+    path = Path(path)
+    doc = _read_document(path)
+    blk = _pick_block(doc, block, path)
+    for tag in ("_cell_length_a", "_cell_length_b", "_cell_length_c"):
+        value = blk.find_value(tag) or blk.find_value(tag.replace("_cell_", "_cell."))
+        if value is None or value in ("?", "."):
+            raise CrystalError(f"{path} [{tag}]: missing cell parameter")
+    try:
+        small = gemmi.make_small_structure_from_block(blk)
+    except (RuntimeError, ValueError) as exc:
+        raise CrystalError(f"{path}: cannot read atom sites: {exc}") from None
+    crystal = from_small_structure(small, source=str(path), block=blk,
+                                   default_u_iso=default_u_iso)
+    crystal.metadata["block"] = blk.name
+    return crystal
+
+
+def write_cif(crystal: Crystal, path: str | Path | None = None, name: str | None = None) -> str:
+    """Write ``crystal`` as a small-molecule CIF (cell, symmetry operators, U_iso, occupancy).
+
+    Provenance metadata is stored as JSON in ``_xtalforge_metadata``. Returns the CIF text.
+    """
+    doc = gemmi.cif.Document()
+    block = doc.add_new_block(name or crystal.metadata.get("name", "xtalforge"))
+    for key, value in zip(("a", "b", "c"), crystal.cell[:3]):
+        block.set_pair(f"_cell_length_{key}", f"{value:.6f}")
+    for key, value in zip(("alpha", "beta", "gamma"), crystal.cell[3:]):
+        block.set_pair(f"_cell_angle_{key}", f"{value:.6f}")
+    sg = crystal.spacegroup
+    block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(sg.xhm()))
+    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(sg.hall))
+    block.set_pair("_space_group_IT_number", str(sg.number))
+    loop = block.init_loop("_space_group_symop_", ["operation_xyz"])
+    for op in sg.operations():
+        loop.add_row([gemmi.cif.quote(op.triplet())])
+    labels = crystal.labels or [f"{el}{i + 1}" for i, el in enumerate(crystal.elements)]
+    loop = block.init_loop("_atom_site_", ["label", "type_symbol", "fract_x", "fract_y", "fract_z",
+                                           "U_iso_or_equiv", "adp_type", "occupancy"])
+    for lab, el, xyz, u, o in zip(labels, crystal.elements, crystal.frac, crystal.u_iso,
+                                  crystal.occ):
+        loop.add_row([gemmi.cif.quote(lab), el, *(f"{v:.6f}" for v in xyz), f"{u:.6f}", "Uiso",
+                      f"{o:.6f}"])
+    meta = {k: v for k, v in crystal.metadata.items() if k not in ("source", "block")}
+    if meta:
+        block.set_pair("_xtalforge_metadata", gemmi.cif.quote(json.dumps(meta, default=str)))
+    text = doc.as_string()
+    if path is not None:
+        Path(path).write_text(text)
+    return text

@@ -1,0 +1,161 @@
+"""Unique reflections in the reciprocal asymmetric unit, with d, ε, centric flag and multiplicity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import gemmi
+import numpy as np
+
+from xtalforge.crystal.model import Crystal
+from xtalforge.crystal.symmetry import SymmetryInfo, resolve_space_group, symmetry_info
+from xtalforge.errors import ReflectionError
+
+__all__ = ["Reflections", "reciprocal_metric", "reflections"]
+
+
+def reciprocal_metric(cell: tuple[float, ...]) -> np.ndarray:
+    """Reciprocal metric tensor G* (Å⁻²) so that 1/d² = h G* hᵀ."""
+    a, b, c, al, be, ga = cell
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (al, be, ga))
+    g = np.array([[a * a, a * b * cg, a * c * cb],
+                  [a * b * cg, b * b, b * c * ca],
+                  [a * c * cb, b * c * ca, c * c]])
+    return np.linalg.inv(g)
+
+
+@dataclass(eq=False)
+class Reflections:
+    """Unique reflections of one crystal: ASU Miller indices and per-reflection symmetry data.
+
+    Attributes
+    ----------
+    hkl : (n, 3) int32 Miller indices, in the CCP4/gemmi reciprocal ASU, systematic absences removed.
+    d : (n,) resolution in Å.
+    epsilon : (n,) statistical weight ε (including lattice centring, as gemmi's ``epsilon_factor``).
+    centric : (n,) True for centric reflections.
+    multiplicity : (n,) number of equivalent reflections in the full sphere, Friedel mates counted
+        separately (the powder multiplicity).
+    cell : (a, b, c, α, β, γ) in Å and degrees.
+    spacegroup : the ``gemmi.SpaceGroup``.
+    """
+
+    hkl: np.ndarray
+    d: np.ndarray
+    epsilon: np.ndarray
+    centric: np.ndarray
+    multiplicity: np.ndarray
+    cell: tuple[float, ...]
+    spacegroup: gemmi.SpaceGroup
+
+    def __len__(self) -> int:
+        return len(self.hkl)
+
+    @property
+    def stol2(self) -> np.ndarray:
+        """(sinθ/λ)² = 1/(4d²) in Å⁻²."""
+        return 0.25 / self.d**2
+
+    @property
+    def symmetry(self) -> SymmetryInfo:
+        """Vectorised symmetry of the space group."""
+        return symmetry_info(self.spacegroup)
+
+    @property
+    def d_min(self) -> float:
+        """Smallest d-spacing present, Å."""
+        return float(self.d.min()) if len(self) else math.inf
+
+    def subset(self, mask: np.ndarray) -> Reflections:
+        """The reflections selected by a boolean mask or an index array."""
+        return Reflections(self.hkl[mask], self.d[mask], self.epsilon[mask], self.centric[mask],
+                           self.multiplicity[mask], self.cell, self.spacegroup)
+
+    def shell(self, d_high: float, d_low: float = math.inf) -> np.ndarray:
+        """Mask of reflections with d_high ≤ d < d_low (Å)."""
+        return (self.d >= d_high * (1 - 1e-9)) & (self.d < d_low)
+
+    def expand_to_p1(self, values: np.ndarray | None = None, friedel: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """All symmetry equivalents (and Friedel mates) of the reflections, with their values.
+
+        Complex ``values`` F(h) are carried with the phase shift F(hR) = F(h) exp(−2πi h·t) and
+        F(−h) = F(h)*; real values are copied. Duplicates (special reflections) are removed.
+        Returns (hkl (m, 3), values (m,) or None).
+        """
+        sym = self.symmetry
+        eq = sym.equivalents(self.hkl.astype(np.int64))  # (n, S, 3)
+        hkl_all = eq.reshape(-1, 3)
+        vals = None
+        if values is not None:
+            values = np.asarray(values)
+            if values.shape[0] != len(self):
+                raise ReflectionError(f"{values.shape[0]} values for {len(self)} reflections")
+            if np.iscomplexobj(values):
+                shift = np.exp(-2j * np.pi * (self.hkl @ sym.translations.T))  # (n, S)
+                vals = (values[:, None] * shift).reshape(-1)
+            else:
+                vals = np.repeat(values, eq.shape[1])
+        if friedel:
+            hkl_all = np.concatenate([hkl_all, -hkl_all])
+            if vals is not None:
+                vals = np.concatenate([vals, np.conj(vals) if np.iscomplexobj(vals) else vals])
+        _, first = np.unique(hkl_all, axis=0, return_index=True)
+        first.sort()
+        return hkl_all[first], None if vals is None else vals[first]
+
+
+def _classify(hkl: np.ndarray, sym: SymmetryInfo) -> tuple[np.ndarray, ...]:
+    """(absent, epsilon, centric, multiplicity) for Miller indices ``hkl`` (n, 3)."""
+    hf = hkl.astype(np.float64)
+    eq = np.matmul(hf[None], sym.rotations.astype(np.float64)).transpose(1, 0, 2)  # (n, S, 3)
+    same = (eq == hf[:, None, :]).all(axis=2)
+    shift = hkl @ sym.translations.T  # (n, S)
+    bad_shift = np.abs(shift - np.round(shift)) > 1e-6
+    absent = (same & bad_shift).any(axis=1)
+    cen = hkl @ sym.centrings.T
+    absent |= (np.abs(cen - np.round(cen)) > 1e-6).any(axis=1)
+    epsilon = same.sum(axis=1) * len(sym.centrings)
+    centric = (eq == -hf[:, None, :]).all(axis=2).any(axis=1)
+    # distinct members of the Laue orbit {±hR}: |orbit| = 2S / |stabiliser in the Laue group|
+    multiplicity = (2 * eq.shape[1]) // (same.sum(axis=1) * (1 + centric.astype(np.int64)))
+    return absent, epsilon, centric, multiplicity
+
+
+def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: float,
+                d_max: float = math.inf, spacegroup: str | int | gemmi.SpaceGroup | None = None
+                ) -> Reflections:
+    """Unique reflections with d_min ≤ d ≤ d_max (Å) in the reciprocal ASU, absences removed.
+
+    ``crystal`` is a :class:`Crystal`, or a cell (6-tuple or ``gemmi.UnitCell``) together with
+    ``spacegroup``. The ASU is the one of gemmi's ``ReciprocalAsu`` (CCP4 convention, any setting);
+    indices are sorted lexicographically by (h, k, l).
+    """
+    if isinstance(crystal, Crystal):
+        cell, sg = crystal.cell, crystal.spacegroup
+    else:
+        if spacegroup is None:
+            raise ReflectionError("reflections() needs a space group when given a bare cell")
+        cell = tuple(crystal.parameters) if isinstance(crystal, gemmi.UnitCell) else tuple(crystal)
+        sg = resolve_space_group(spacegroup)
+    if not (d_min > 0 and math.isfinite(d_min)):
+        raise ReflectionError(f"d_min must be a positive number of Å, got {d_min}")
+    if not d_max > d_min:
+        raise ReflectionError(f"d_max ({d_max} Å) must exceed d_min ({d_min} Å)")
+    sym = symmetry_info(sg)
+    gstar = reciprocal_metric(cell)
+    lim = np.floor(np.array(cell[:3]) / d_min + 1e-9).astype(np.int64)
+    axes = [np.arange(-n, n + 1, dtype=np.int64) for n in lim]
+    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    hkl = hkl[sym.in_asu(hkl)]
+    hf = hkl.astype(np.float64)
+    inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
+    keep = (inv_d2 > 0) & (inv_d2 <= (1 + 1e-9) / d_min**2)
+    if math.isfinite(d_max):
+        keep &= inv_d2 >= (1 - 1e-9) / d_max**2
+    hkl, inv_d2 = hkl[keep], inv_d2[keep]
+    absent, eps, centric, mult = _classify(hkl, sym)
+    ok = ~absent
+    return Reflections(hkl[ok].astype(np.int32), 1.0 / np.sqrt(inv_d2[ok]), eps[ok].astype(np.int32),
+                       centric[ok], mult[ok].astype(np.int32), tuple(cell), sg)

@@ -1,0 +1,100 @@
+"""Wilson statistics: normalised structure factors (E values) and the Wilson scale/B fit.
+
+|E|² = |F|² / (ε Σ_j f_j²(s) exp(−2B s²)) with s = sinθ/λ. For a known model the expected
+intensity is Σ over the unit-cell atoms of occ² f_j²(s) exp(−2 B_j s²) (each atom its own B);
+for measured amplitudes ``wilson_fit`` finds K and B such that
+⟨|F|²/ε⟩ = K Σ f²(s) exp(−2B s²) over resolution shells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from xtalforge.crystal.elements import atomic_number, form_factors
+from xtalforge.crystal.model import Crystal
+from xtalforge.diffraction.reflections import Reflections
+from xtalforge.errors import ReflectionError
+
+__all__ = ["expected_intensity", "normalize", "sum_f2", "wilson_fit"]
+
+
+def sum_f2(composition: Mapping[str | int, float], stol2: np.ndarray) -> np.ndarray:
+    """Σ_j n_j f_j²(s) for a unit-cell composition {element: count}, at (sinθ/λ)² (Å⁻²)."""
+    z = np.array([atomic_number(k) for k in composition], dtype=np.int64)
+    n = np.array(list(composition.values()), dtype=np.float64)
+    return n @ form_factors(z, stol2) ** 2
+
+
+def expected_intensity(crystal: Crystal, refl: Reflections) -> np.ndarray:
+    """Σ over unit-cell atoms of occ² f²(s) exp(−2 B_j s²): ⟨|F|²⟩/ε for the model (e²)."""
+    n_copies = crystal.symmetry.n_ops / crystal.site_multiplicity()
+    stol2 = refl.stol2
+    f = form_factors(crystal.z, stol2)  # (N, R)
+    dw = np.exp(-2 * 8 * math.pi**2 * np.outer(crystal.u_iso, stol2))
+    return (n_copies * crystal.occ**2) @ (f**2 * dw)
+
+
+def _check_amplitudes(values: np.ndarray, refl: Reflections) -> np.ndarray:
+    amp = np.abs(np.asarray(values))
+    if amp.shape != (len(refl),):
+        raise ReflectionError(f"{amp.shape[0] if amp.ndim else 0} amplitudes for {len(refl)} "
+                              "reflections")
+    if not np.isfinite(amp).all():
+        bad = int(np.argmin(np.isfinite(amp)))
+        raise ReflectionError(f"amplitude of reflection {tuple(refl.hkl[bad])} is not finite")
+    return amp
+
+
+def wilson_fit(amplitudes: np.ndarray, refl: Reflections,
+               composition: Mapping[str | int, float] | None = None, n_bins: int = 20,
+               d_max_fit: float = 4.5) -> tuple[float, float]:
+    """Fit ⟨|F|²/ε⟩ = K Σf²(s) exp(−2B s²): returns (K, B) with B in Å².
+
+    ``composition`` is the unit-cell content {element: count}; without it the scattering of
+    one carbon atom is used, so K absorbs the number of atoms and only B is physical. Shells of
+    equal count with d < ``d_max_fit`` Å (all shells when too few are left) enter a
+    least-squares line of ln⟨|F|²/(ε Σf²)⟩ against s².
+    """
+    amp = _check_amplitudes(amplitudes, refl)
+    comp = composition if composition else {"C": 1.0}
+    stol2 = refl.stol2
+    y = amp**2 / (refl.epsilon * sum_f2(comp, stol2))
+    use = refl.d < d_max_fit
+    if use.sum() < 3 * n_bins:
+        use = np.ones(len(refl), dtype=bool)
+    order = np.argsort(stol2[use])
+    n_bins = max(2, min(n_bins, int(use.sum()) // 10))
+    bins = np.array_split(order, n_bins)
+    s2 = np.array([stol2[use][b].mean() for b in bins])
+    mean = np.array([y[use][b].mean() for b in bins])
+    ok = mean > 0
+    if ok.sum() < 2:
+        raise ReflectionError("too few non-zero reflections for a Wilson fit")
+    slope, intercept = np.polyfit(s2[ok], np.log(mean[ok]), 1)
+    return float(math.exp(intercept)), float(-slope / 2)
+
+
+def normalize(values: np.ndarray, refl: Reflections, crystal: Crystal | None = None,
+              k: float | None = None, b: float | None = None,
+              composition: Mapping[str | int, float] | None = None) -> np.ndarray:
+    """Normalised amplitudes |E| for structure factors or amplitudes ``values``.
+
+    With ``crystal`` the expectation comes from the model itself (exact for generated data);
+    otherwise from a Wilson scale ``k`` and ``b`` (Å²), fitted with :func:`wilson_fit` when not
+    given (``composition`` as there). Centric and acentric reflections are both normalised to
+    ⟨|E|²⟩ = 1 through ε.
+    """
+    amp = _check_amplitudes(values, refl)
+    if crystal is not None:
+        expected = refl.epsilon * expected_intensity(crystal, refl)
+    else:
+        if k is None or b is None:
+            k_fit, b_fit = wilson_fit(amp, refl, composition)
+            k = k_fit if k is None else k
+            b = b_fit if b is None else b
+        comp = composition if composition else {"C": 1.0}
+        expected = refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2)
+    return amp / np.sqrt(expected)

@@ -1,0 +1,17 @@
+"""Reflection-file input and output: SHELX .hkl/.ins, MTZ and CIF ``_refln`` (via gemmi)."""
+
+from xtalforge.io.reflection_data import ReflectionData, read_cif_refln, read_mtz, read_reflections
+from xtalforge.io.shelx import InsFile, parse_hkl_text, read_hkl, read_ins, write_hkl, write_ins
+
+__all__ = [
+    "InsFile",
+    "ReflectionData",
+    "parse_hkl_text",
+    "read_cif_refln",
+    "read_hkl",
+    "read_ins",
+    "read_mtz",
+    "read_reflections",
+    "write_hkl",
+    "write_ins",
+]

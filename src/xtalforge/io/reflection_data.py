@@ -1,0 +1,200 @@
+"""Measured or calculated reflection data read from files (SHELX .hkl, MTZ, CIF ``_refln``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
+from xtalforge.errors import CrystalError, ReflectionFileError
+
+__all__ = ["ReflectionData", "read_cif_refln", "read_mtz", "read_reflections"]
+
+
+@dataclass(eq=False)
+class ReflectionData:
+    """Reflection values as read from a file.
+
+    Attributes
+    ----------
+    hkl : (n, 3) int Miller indices as in the file (not merged).
+    values : (n,) intensities (``kind == "intensity"``) or amplitudes (``"amplitude"``).
+    sigmas : (n,) standard uncertainties, or None.
+    kind : ``"intensity"`` or ``"amplitude"``.
+    batch : (n,) batch numbers, or None.
+    cell, spacegroup : when the file gives them (MTZ, CIF), else None.
+    source : the file read.
+    notes : what the reader did that a user should know (rows dropped …).
+    """
+
+    hkl: np.ndarray
+    values: np.ndarray
+    sigmas: np.ndarray | None
+    kind: str
+    batch: np.ndarray | None = None
+    cell: tuple[float, ...] | None = None
+    spacegroup: gemmi.SpaceGroup | None = None
+    source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.hkl)
+
+    def amplitudes(self) -> np.ndarray:
+        """|F|: square roots of intensities (negative ones set to 0), or the amplitudes."""
+        if self.kind == "amplitude":
+            return self.values
+        return np.sqrt(np.clip(self.values, 0.0, None))
+
+
+def read_mtz(path: str | Path, column: str | None = None) -> ReflectionData:
+    """Read one data column (and its sigma) from an MTZ file via gemmi.
+
+    Without ``column`` the first intensity column (type J) is taken, else the first amplitude
+    column (type F). Rows where the value is missing (NaN) are dropped and counted in ``notes``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReflectionFileError(f"{path}: no such file")
+    try:
+        mtz = gemmi.read_mtz_file(str(path))
+    except (RuntimeError, ValueError) as exc:
+        raise ReflectionFileError(f"{path}: cannot read MTZ: {exc}") from None
+    labels = [c.label for c in mtz.columns]
+    if column is None:
+        for kind in ("J", "F"):
+            found = [c for c in mtz.columns if c.type == kind]
+            if found:
+                column = found[0].label
+                break
+        else:
+            raise ReflectionFileError(f"{path}: no intensity (J) or amplitude (F) column; "
+                                      f"columns are {labels}")
+    if column not in labels:
+        raise ReflectionFileError(f"{path}: no column {column!r}; columns are {labels}")
+    col = mtz.column_with_label(column)
+    idx = labels.index(column)
+    sig = None
+    if idx + 1 < len(labels) and mtz.columns[idx + 1].type == "Q":
+        sig = np.array(mtz.columns[idx + 1], dtype=np.float64)
+    values = np.array(col, dtype=np.float64)
+    hkl = np.array(mtz.make_miller_array(), dtype=np.int32)
+    keep = np.isfinite(values)
+    notes = []
+    if (~keep).any():
+        notes.append(f"dropped {(~keep).sum()} reflections with no value in {column}")
+    return ReflectionData(hkl[keep], values[keep], None if sig is None else sig[keep],
+                          "intensity" if col.type == "J" else "amplitude", None,
+                          tuple(mtz.cell.parameters), mtz.spacegroup, str(path), notes)
+
+
+_CIF_COLUMNS = [  # (value tag, sigma tag, kind), in order of preference
+    ("F_squared_meas", "F_squared_sigma", "intensity"),
+    ("intensity_meas", "intensity_sigma", "intensity"),
+    ("F_meas_au", "F_meas_sigma_au", "amplitude"),
+    ("F_meas", "F_sigma", "amplitude"),
+    ("F_squared_calc", None, "intensity"),
+    ("F_calc", None, "amplitude"),
+]
+
+
+def _cif_values(block: gemmi.cif.Block, prefix: str, tag: str) -> list[str] | None:
+    col = block.find_values(prefix + tag)
+    return list(col) if len(col) else None
+
+
+def read_cif_refln(path: str | Path, block: str | None = None) -> ReflectionData:
+    """Read a CIF ``_refln`` loop (small-molecule ``_refln_*`` or mmCIF ``_refln.*``) or a
+    SHELX HKLF file embedded as ``_shelx_hkl_file``. Cell and symmetry come along when present."""
+    from xtalforge.io.shelx import parse_hkl_text
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReflectionFileError(f"{path}: no such file")
+    try:
+        doc = gemmi.cif.read(str(path))
+    except (RuntimeError, ValueError) as exc:
+        raise ReflectionFileError(f"{path}: malformed CIF: {exc}") from None
+    blocks = [doc.find_block(block)] if block else list(doc)
+    for blk in blocks:
+        if blk is None:
+            raise ReflectionFileError(f"{path}: no data block named {block!r}")
+        cell, sg = _cif_cell_symmetry(blk, path)
+        embedded = blk.find_value("_shelx_hkl_file") or blk.find_value("_iucr_refine_reflections_details")
+        for prefix in ("_refln_", "_refln.", "_diffrn_refln_", "_diffrn_refln."):
+            h = _cif_values(blk, prefix, "index_h")
+            if h is None:
+                continue
+            k = _cif_values(blk, prefix, "index_k")
+            l = _cif_values(blk, prefix, "index_l")  # noqa: E741
+            for vtag, stag, kind in _CIF_COLUMNS:
+                v = _cif_values(blk, prefix, vtag)
+                if v is None:
+                    continue
+                s = _cif_values(blk, prefix, stag) if stag else None
+                try:
+                    hkl = np.array([h, k, l], dtype=np.int32).T
+                    vals = np.array([np.nan if x in ("?", ".") else float(x) for x in v])
+                    sig = None if s is None else np.array(
+                        [np.nan if x in ("?", ".") else float(x) for x in s])
+                except ValueError as exc:
+                    raise ReflectionFileError(f"{path} [{prefix}{vtag}]: {exc}") from None
+                keep = np.isfinite(vals)
+                notes = [] if keep.all() else [f"dropped {(~keep).sum()} rows without a value"]
+                return ReflectionData(hkl[keep], vals[keep], None if sig is None else sig[keep],
+                                      kind, None, cell, sg, str(path), notes)
+        if embedded:
+            data = parse_hkl_text(gemmi.cif.as_string(embedded), str(path))
+            data.cell, data.spacegroup = cell, sg
+            return data
+    raise ReflectionFileError(f"{path}: no _refln loop with measured values or embedded "
+                              "_shelx_hkl_file")
+
+
+def _cif_cell_symmetry(blk: gemmi.cif.Block, path: Path
+                       ) -> tuple[tuple[float, ...] | None, gemmi.SpaceGroup | None]:
+    vals = []
+    for tag in ("a", "b", "c", "alpha", "beta", "gamma"):
+        kind = "length" if len(tag) == 1 else "angle"
+        v = blk.find_value(f"_cell_{kind}_{tag}") or blk.find_value(f"_cell.{kind}_{tag}")
+        vals.append(None if v is None else gemmi.cif.as_number(v))
+    cell = tuple(vals) if all(v is not None and np.isfinite(v) for v in vals) else None
+    sg = None
+    try:
+        for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz",
+                    "_space_group_symop.operation_xyz"):
+            ops = blk.find_values(tag)
+            if len(ops):
+                sg = space_group_from_ops([gemmi.cif.as_string(o) for o in ops])
+                break
+        else:
+            for tag in ("_space_group_name_H-M_alt", "_symmetry_space_group_name_H-M",
+                        "_symmetry.space_group_name_H-M"):
+                v = blk.find_value(tag)
+                if v and v not in ("?", "."):
+                    sg = resolve_space_group(gemmi.cif.as_string(v))
+                    break
+    except CrystalError as exc:
+        raise ReflectionFileError(f"{path}: {exc}") from None
+    return cell, sg  # type: ignore[return-value]
+
+
+def read_reflections(path: str | Path, hklf: int = 4) -> ReflectionData:
+    """Read reflections from an MTZ, a CIF (``_refln`` loop or embedded hkl) or a SHELX .hkl file
+    (``hklf`` 4: I, σ(I); 3: F, σ(F)); the format is recognised from the content."""
+    from xtalforge.io.shelx import read_hkl
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReflectionFileError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head[:4] == b"MTZ ":
+        return read_mtz(path)
+    text = head.decode("latin-1").lstrip()
+    if text.startswith(("data_", "#", "loop_", "global_")):
+        return read_cif_refln(path)
+    return read_hkl(path, hklf=hklf)

@@ -1,0 +1,244 @@
+"""SHELX reflection files (HKLF 4: I, σ(I); HKLF 3: F, σ(F)) and minimal .ins instruction files.
+
+HKLF lines are fixed-format ``(3I4, 2F8.2, I4)``: h, k, l, value, sigma and an optional batch
+number; a line with h = k = l = 0 terminates the data.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from xtalforge.crystal.elements import atomic_number, symbol
+from xtalforge.crystal.model import Crystal
+from xtalforge.crystal.symmetry import space_group_from_ops, symmetry_info
+from xtalforge.diffraction.structure_factors import half_ops
+from xtalforge.errors import CrystalError, ReflectionFileError
+from xtalforge.io.reflection_data import ReflectionData
+
+__all__ = ["InsFile", "parse_hkl_text", "read_hkl", "read_ins", "write_hkl", "write_ins"]
+
+_LATT = {"P": 1, "I": 2, "R": 3, "F": 4, "A": 5, "B": 6, "C": 7}
+_CENTRING = {1: [], 2: ["x+1/2,y+1/2,z+1/2"], 3: ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"],
+             4: ["x,y+1/2,z+1/2", "x+1/2,y,z+1/2", "x+1/2,y+1/2,z"], 5: ["x,y+1/2,z+1/2"],
+             6: ["x+1/2,y,z+1/2"], 7: ["x+1/2,y+1/2,z"]}
+
+
+def _parse_line(line: str) -> tuple[int, int, int, float, float, int | None]:
+    """Fixed columns first; whitespace-separated as a fallback for free-format writers."""
+    try:
+        h, k, l = int(line[0:4]), int(line[4:8]), int(line[8:12])  # noqa: E741
+        if h == k == l == 0:
+            return 0, 0, 0, 0.0, 0.0, None
+        v, s = float(line[12:20]), float(line[20:28])
+        rest = line[28:32].strip()
+        return h, k, l, v, s, int(rest) if rest else None
+    except ValueError:
+        parts = line.split()
+        if len(parts) not in (5, 6):
+            raise
+        batch = int(parts[5]) if len(parts) == 6 else None
+        return (int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]), float(parts[4]),
+                batch)
+
+
+def parse_hkl_text(text: str, source: str = "<string>", hklf: int = 4) -> ReflectionData:
+    """Parse the text of an HKLF 4 or 3 file; errors name ``source`` and the line number."""
+    if hklf not in (3, 4):
+        raise ReflectionFileError(f"{source}: HKLF {hklf} is not supported (use 3 or 4)")
+    rows: list[tuple[int, int, int, float, float, int | None]] = []
+    terminated = False
+    for no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = _parse_line(line.rstrip("\r\n"))
+        except ValueError:
+            raise ReflectionFileError(f"{source}:{no}: cannot read h k l value sigma from "
+                                      f"{line.strip()!r}") from None
+        if row[:3] == (0, 0, 0):
+            terminated = True
+            break
+        if not (math.isfinite(row[3]) and math.isfinite(row[4])):
+            raise ReflectionFileError(f"{source}:{no}: value or sigma is not a finite number")
+        rows.append(row)
+    if not rows:
+        raise ReflectionFileError(f"{source}: no reflections")
+    notes = []
+    if not terminated:
+        msg = f"{source}: no terminating '0 0 0' line; the file may be truncated"
+        warnings.warn(msg, stacklevel=3)
+        notes.append(msg)
+    hkl = np.array([r[:3] for r in rows], dtype=np.int32)
+    vals = np.array([r[3] for r in rows])
+    sig = np.array([r[4] for r in rows])
+    batches = [r[5] for r in rows]
+    batch = None if all(b is None for b in batches) else np.array(
+        [0 if b is None else b for b in batches], dtype=np.int32)
+    return ReflectionData(hkl, vals, sig, "intensity" if hklf == 4 else "amplitude", batch,
+                          source=source, notes=notes)
+
+
+def read_hkl(path: str | Path, hklf: int = 4) -> ReflectionData:
+    """Read a SHELX HKLF 4 (``hklf=4``: I, σ(I)) or HKLF 3 (F, σ(F)) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReflectionFileError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise ReflectionFileError(f"{path}: {exc}") from None
+    return parse_hkl_text(text, str(path), hklf)
+
+
+def write_hkl(path: str | Path, hkl: np.ndarray, values: np.ndarray,
+              sigmas: np.ndarray | None = None, hklf: int = 4, batch: np.ndarray | None = None
+              ) -> float:
+    """Write an HKLF 4 (intensities) or HKLF 3 (amplitudes) file with its ``0 0 0`` line.
+
+    Values that would overflow the F8.2 columns are scaled down by a power of ten; the factor
+    applied is returned (1.0 when none). Sigmas default to 1 % of |value| (at least 0.01).
+    """
+    hkl = np.asarray(hkl, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if hklf not in (3, 4):
+        raise ReflectionFileError(f"{path}: HKLF {hklf} is not supported (use 3 or 4)")
+    if hkl.ndim != 2 or hkl.shape[1] != 3 or len(values) != len(hkl):
+        raise ReflectionFileError(f"{path}: need (n, 3) indices and n values")
+    if not np.isfinite(values).all():
+        raise ReflectionFileError(f"{path}: values must be finite")
+    if np.abs(hkl).max(initial=0) > 999:
+        raise ReflectionFileError(f"{path}: Miller indices above 999 do not fit HKLF columns")
+    sig = (np.maximum(0.01 * np.abs(values), 0.01) if sigmas is None
+           else np.asarray(sigmas, dtype=np.float64))
+    biggest = max(float(np.abs(values).max(initial=0)), float(np.abs(sig).max(initial=0)))
+    scale = 1.0
+    while biggest * scale >= 99999.99:
+        scale /= 10.0
+    lines = []
+    for i, (h, k, l) in enumerate(hkl):  # noqa: E741
+        line = f"{h:4d}{k:4d}{l:4d}{values[i] * scale:8.2f}{sig[i] * scale:8.2f}"
+        if batch is not None:
+            line += f"{int(batch[i]):4d}"
+        lines.append(line)
+    lines.append(f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}")
+    Path(path).write_text("\n".join(lines) + "\n")
+    return scale
+
+
+def write_ins(path: str | Path, crystal: Crystal, wavelength: float = 0.71073,
+              title: str | None = None, hklf: int = 4) -> str:
+    """Write a minimal SHELX .ins (TITL, CELL, ZERR, LATT, SYMM, SFAC, UNIT, HKLF, END) for the
+    crystal's cell, space group and unit-cell composition — enough for SHELXT/SHELXS."""
+    sg = crystal.spacegroup
+    sym = symmetry_info(sg)
+    centring = sg.centring_type()
+    if centring not in _LATT:
+        raise CrystalError(f"{path}: SHELX has no LATT for centring {centring!r}")
+    n = _LATT[centring]
+    reps = half_ops(sym) if sym.centrosymmetric_origin else np.arange(len(sym.rotations))
+    lines = [f"TITL {title or crystal.metadata.get('name', 'xtalforge')} in {sg.xhm()}",
+             "CELL {:.5f} {:.4f} {:.4f} {:.4f} {:.3f} {:.3f} {:.3f}".format(wavelength,
+                                                                           *crystal.cell),
+             f"ZERR {len(sym.rotations) * len(sym.centrings)} 0 0 0 0 0 0",
+             f"LATT {n if sym.centrosymmetric_origin else -n}"]
+    for i in reps:
+        op = gemmi.Op()
+        op.rot = (sym.rotations[i] * gemmi.Op.DEN).tolist()
+        op.tran = np.round(sym.translations[i] * gemmi.Op.DEN).astype(int).tolist()
+        if op.rot == gemmi.Op().rot and not any(op.tran):
+            continue
+        lines.append("SYMM " + op.triplet().upper())
+    comp = crystal.composition()
+    els = sorted(comp, key=lambda e: (e != "C", e != "H", atomic_number(e)))
+    lines.append("SFAC " + " ".join(els))
+    lines.append("UNIT " + " ".join(str(max(1, round(comp[e]))) for e in els))
+    lines += [f"HKLF {hklf}", "END"]
+    text = "\n".join(lines) + "\n"
+    Path(path).write_text(text)
+    return text
+
+
+class InsFile:
+    """Cell, space group and composition read from a SHELX .ins/.res file."""
+
+    def __init__(self, cell: tuple[float, ...], spacegroup: gemmi.SpaceGroup,
+                 sfac: list[str], unit: list[float], wavelength: float) -> None:
+        self.cell = cell
+        self.spacegroup = spacegroup
+        self.sfac = sfac
+        self.unit = unit
+        self.wavelength = wavelength
+
+    def composition(self) -> dict[str, float]:
+        """Unit-cell content {element: count} from SFAC/UNIT."""
+        return dict(zip(self.sfac, self.unit))
+
+
+def read_ins(path: str | Path) -> InsFile:
+    """Read CELL, LATT, SYMM, SFAC and UNIT from a SHELX .ins or .res file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReflectionFileError(f"{path}: no such file")
+    cell, latt, symm, sfac, unit, wl = None, 1, [], [], [], 0.71073
+    lines = path.read_text(encoding="latin-1").splitlines()
+    joined: list[tuple[int, str]] = []
+    for no, raw in enumerate(lines, start=1):
+        line = raw.split("!")[0].rstrip()
+        if joined and joined[-1][1].endswith("="):
+            joined[-1] = (joined[-1][0], joined[-1][1][:-1] + " " + line.strip())
+        else:
+            joined.append((no, line))
+    for no, line in joined:
+        parts = line.split()
+        if not parts:
+            continue
+        key = parts[0].upper()
+        try:
+            if key == "CELL":
+                wl = float(parts[1])
+                cell = tuple(float(x) for x in parts[2:8])
+                if len(cell) != 6:
+                    raise ValueError("CELL needs wavelength and six parameters")
+            elif key == "LATT":
+                latt = int(parts[1])
+            elif key == "SYMM":
+                symm.append(line.split(None, 1)[1].replace(" ", ""))
+            elif key == "SFAC":
+                if len(parts) > 2 and _is_number(parts[2]):  # long form with coefficients
+                    sfac.append(parts[1])
+                else:
+                    sfac.extend(parts[1:])
+            elif key == "UNIT":
+                unit = [float(x) for x in parts[1:]]
+            elif key in ("HKLF", "END"):
+                break
+        except (ValueError, IndexError) as exc:
+            raise ReflectionFileError(f"{path}:{no}: cannot read {key}: {exc}") from None
+    if cell is None:
+        raise ReflectionFileError(f"{path}: no CELL instruction")
+    if abs(latt) not in _CENTRING:
+        raise ReflectionFileError(f"{path}: LATT {latt} is not one of ±1..7")
+    ops = ["x,y,z", *symm]
+    ops += _CENTRING[abs(latt)]
+    if latt > 0:
+        ops.append("-x,-y,-z")
+    try:
+        sg = space_group_from_ops(ops)
+        for el in sfac:
+            symbol(atomic_number(el))
+    except CrystalError as exc:
+        raise ReflectionFileError(f"{path}: {exc}") from None
+    return InsFile(cell, sg, sfac, unit, wl)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
