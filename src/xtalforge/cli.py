@@ -14,7 +14,7 @@ from xtalforge.errors import XtalforgeError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Synthetic crystals, diffraction data and deep learning for the phase "
                        "problem.")
-console = Console()
+console = Console(soft_wrap=True)
 STRUCTURE_SUFFIXES = {".cif", ".pdb", ".ent", ".mmcif"}
 REFLECTION_SUFFIXES = {".hkl", ".mtz", ".fcf"}
 
@@ -38,7 +38,7 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def load_structure(path: Path):  # noqa: ANN201 - returns Crystal
+def load_structure(path: Path):
     """Read a small-molecule CIF, or a PDB/mmCIF model (recognised by content)."""
     from xtalforge.crystal import Crystal
 
@@ -47,7 +47,8 @@ def load_structure(path: Path):  # noqa: ANN201 - returns Crystal
         return Crystal.from_pdb(path)
     if suffix in (".cif", ".mmcif"):
         text = path.read_text(errors="replace")[:200000] if path.is_file() else ""
-        if "_atom_site.Cartn_x" in text or "_atom_site.fract_x" in text and "_atom_site_fract_x" not in text:
+        mmcif = "_atom_site.Cartn_x" in text
+        if mmcif or ("_atom_site.fract_x" in text and "_atom_site_fract_x" not in text):
             return Crystal.from_pdb(path)
     return Crystal.from_cif(path)
 
@@ -73,7 +74,8 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or r
             if data.cell:
                 table.add_row("cell", " ".join(f"{v:.4f}" for v in data.cell))
             if data.spacegroup:
-                table.add_row("space group", f"{data.spacegroup.xhm()} (No. {data.spacegroup.number})")
+                sg = data.spacegroup
+                table.add_row("space group", f"{sg.xhm()} (No. {sg.number})")
                 if data.cell:
                     from xtalforge.diffraction.reflections import reciprocal_metric
 

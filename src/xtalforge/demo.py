@@ -21,8 +21,14 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict:
     import matplotlib.pyplot as plt
 
     from xtalforge.crystal.examples import random_crystal
-    from xtalforge.diffraction import (normalize, patterson_map, reflections, structure_factors,
-                                       structure_factors_batch, wilson_fit)
+    from xtalforge.diffraction import (
+        normalize,
+        patterson_map,
+        reflections,
+        structure_factors,
+        structure_factors_batch,
+        wilson_fit,
+    )
     from xtalforge.io import write_hkl
 
     console = console or Console()

@@ -73,7 +73,7 @@ def _space_group(small: gemmi.SmallStructure, where: str) -> gemmi.SpaceGroup:
 def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
                          block: gemmi.cif.Block | None = None,
                          default_u_iso: float = 0.025) -> Crystal:
-    """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, missing U gets ``default_u_iso`` Å².
+    """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, a missing U ``default_u_iso`` Å².
 
     Sites with zero occupancy are dropped; both are recorded in ``metadata["warnings"]``.
     """

@@ -59,7 +59,7 @@ def random_crystal(spacegroup: str = "P 1 21 1", n_atoms: int = 20, seed: int = 
             break
         x = rng.random(3)
         images = (np.einsum("sij,j->si", rots, x) + trans) % 1.0
-        cand = np.concatenate(placed + [images]) if placed else images
+        cand = np.concatenate([*placed, images]) if placed else images
         # distances from every image of x to every placed image and to its own other images
         diff = images[:, None, :] - cand[None, :, :]
         diff -= np.round(diff)

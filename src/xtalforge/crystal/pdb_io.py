@@ -41,7 +41,8 @@ def from_structure(st: gemmi.Structure, source: str | None = None) -> Crystal:
                 labels.append(f"{chain.name}/{res.name}{res.seqid.num}/{atom.name}{alt}")
     if not z:
         raise CrystalError(f"{where}no atoms")
-    frac = np.array(pos) @ np.array(st.cell.frac.mat.tolist()).T + np.array(st.cell.frac.vec.tolist())
+    frac_mat = np.array(st.cell.frac.mat.tolist())
+    frac = np.array(pos) @ frac_mat.T + np.array(st.cell.frac.vec.tolist())
     meta = {"source": source} if source else {}
     return Crystal(st.cell.parameters, sg, np.array(z, dtype=np.int16), frac,
                    np.array(b) / (8 * np.pi**2), np.array(occ), labels, meta)

@@ -71,11 +71,20 @@ def space_group_from_ops(ops: list[str] | tuple[str, ...]) -> gemmi.SpaceGroup:
     Raises :class:`CrystalError` when an operator cannot be parsed or the group is not a setting
     that gemmi tabulates.
     """
+    parsed = []
+    for text in ops:
+        try:
+            op = gemmi.Op(text.replace(" ", ""))
+        except (RuntimeError, ValueError) as exc:
+            raise CrystalError(f"cannot parse symmetry operator {text!r}: {exc}") from None
+        if abs(round(np.linalg.det(np.array(op.rot) / _DEN))) != 1:
+            raise CrystalError(f"symmetry operator {text!r} is not a rotation (determinant ≠ ±1)")
+        parsed.append(op)
     try:
-        gops = gemmi.GroupOps([gemmi.Op(o.replace(" ", "")) for o in ops])
+        gops = gemmi.GroupOps(parsed)
+        gops.add_missing_elements()
     except (RuntimeError, ValueError) as exc:
-        raise CrystalError(f"cannot parse symmetry operators: {exc}") from None
-    gops.add_missing_elements()
+        raise CrystalError(f"symmetry operators do not form a group: {exc}") from None
     sg = gemmi.find_spacegroup_by_ops(gops)
     if sg is None:
         raise CrystalError("the symmetry operators do not form a space-group setting known to "
@@ -181,5 +190,5 @@ def _symmetry_info(hall: str) -> SymmetryInfo:
 
 
 def symmetry_info(sg: str | int | gemmi.SpaceGroup) -> SymmetryInfo:
-    """Cached :class:`SymmetryInfo` of a space group (any notation accepted by ``resolve_space_group``)."""
+    """Cached :class:`SymmetryInfo` of a space group (any notation resolve_space_group takes)."""
     return _symmetry_info(resolve_space_group(sg).hall)

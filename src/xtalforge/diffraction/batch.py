@@ -44,6 +44,19 @@ def _trig(name: str, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.
     return getattr(torch, name)(x, out=out)
 
 
+def _weighted_sum(w: torch.Tensor, trig: torch.Tensor) -> torch.Tensor:
+    """Σ_a w[:, a] Σ_s trig[:, s, a] → (B, R), accumulated in a fixed order (images, then atoms)
+    so that padding a chunk with zero-weight atoms never changes a structure's bits."""
+    per_atom = trig[:, 0].clone()
+    for s in range(1, trig.shape[1]):
+        per_atom += trig[:, s]
+    per_atom *= w
+    out = per_atom[:, 0].clone()
+    for a in range(1, per_atom.shape[1]):
+        out += per_atom[:, a]
+    return out
+
+
 def _run_group(items: list[dict], device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
     """Evaluate one chunk of structures that share the number of symmetry images."""
     n_b = len(items)
@@ -81,15 +94,21 @@ def _run_group(items: list[dict], device: torch.device, dtype: torch.dtype) -> l
     ff += c[None, :, None]  # (B, E, R)
     w = ff.gather(1, t(elem, torch.int64)[:, :, None].expand(n_b, n_at, n_r))
     w *= _trig("exp", -t(b_iso)[:, :, None] * s2).mul_(t(weight)[:, :, None])  # (B, A, R)
-    # 2π·h·x with x wrapped to [0, 1): |phase| stays small enough for float32 accuracy.
-    xyz = (2 * math.pi) * (xyz % 1.0).transpose(0, 2, 1, 3).reshape(n_b, n_img * n_at, 3)
-    phase = torch.bmm(t(xyz), t(hkl).mT).view(n_b, n_img, n_at, n_r)
+    # 2π·h·x with x wrapped to [0, 1): |phase| stays small enough for float32 accuracy. Formed
+    # elementwise (not by a BLAS bmm, whose blocking depends on the batch's shape) so that every
+    # structure's result is bit-identical whatever else is in its chunk.
+    xyz = t((2 * math.pi) * (xyz % 1.0).transpose(0, 2, 1, 3).reshape(n_b, n_img * n_at, 3))
+    hkl_t = t(hkl)
+    phase = xyz[:, :, None, 0] * hkl_t[:, None, :, 0]
+    phase += xyz[:, :, None, 1] * hkl_t[:, None, :, 1]
+    phase += xyz[:, :, None, 2] * hkl_t[:, None, :, 2]
+    phase = phase.view(n_b, n_img, n_at, n_r)
     trig = torch.empty_like(phase)
-    re = (w * _trig("cos", phase, trig).sum(1)).sum(1)
+    re = _weighted_sum(w, _trig("cos", phase, trig))
     if real.all():
         im = torch.zeros_like(re)
     else:
-        im = (w * _trig("sin", phase, trig).sum(1)).sum(1)
+        im = _weighted_sum(w, _trig("sin", phase, trig))
         im[t(real, torch.bool)] = 0.0
     out = torch.complex(re, im)
     return [out[i, : len(it["hkl"])] for i, it in enumerate(items)]

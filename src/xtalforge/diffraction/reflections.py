@@ -1,4 +1,4 @@
-"""Unique reflections in the reciprocal asymmetric unit, with d, ε, centric flag and multiplicity."""
+"""Unique reflections in the reciprocal asymmetric unit with d, ε, centric flag and multiplicity."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Reflections:
 
     Attributes
     ----------
-    hkl : (n, 3) int32 Miller indices, in the CCP4/gemmi reciprocal ASU, systematic absences removed.
+    hkl : (n, 3) int32 Miller indices in the CCP4/gemmi reciprocal ASU, systematic absences removed.
     d : (n,) resolution in Å.
     epsilon : (n,) statistical weight ε (including lattice centring, as gemmi's ``epsilon_factor``).
     centric : (n,) True for centric reflections.
@@ -157,5 +157,6 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
     hkl, inv_d2 = hkl[keep], inv_d2[keep]
     absent, eps, centric, mult = _classify(hkl, sym)
     ok = ~absent
-    return Reflections(hkl[ok].astype(np.int32), 1.0 / np.sqrt(inv_d2[ok]), eps[ok].astype(np.int32),
+    return Reflections(hkl[ok].astype(np.int32), 1.0 / np.sqrt(inv_d2[ok]),
+                       eps[ok].astype(np.int32),
                        centric[ok], mult[ok].astype(np.int32), tuple(cell), sg)

@@ -123,7 +123,7 @@ def read_cif_refln(path: str | Path, block: str | None = None) -> ReflectionData
         if blk is None:
             raise ReflectionFileError(f"{path}: no data block named {block!r}")
         cell, sg = _cif_cell_symmetry(blk, path)
-        embedded = blk.find_value("_shelx_hkl_file") or blk.find_value("_iucr_refine_reflections_details")
+        embedded = blk.find_value("_shelx_hkl_file")
         for prefix in ("_refln_", "_refln.", "_diffrn_refln_", "_diffrn_refln."):
             h = _cif_values(blk, prefix, "index_h")
             if h is None:

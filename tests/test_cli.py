@@ -1,0 +1,60 @@
+"""The xtalforge command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from xtalforge import Crystal, __version__, reflections, structure_factors
+from xtalforge.cli import app
+from xtalforge.crystal.examples import random_crystal
+from xtalforge.io import read_hkl
+
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.stdout
+
+
+def test_info_and_sf(tmp_path):
+    c = random_crystal("P 1 21 1", 8, seed=9)
+    cif = tmp_path / "s.cif"
+    c.to_cif(cif)
+    result = runner.invoke(app, ["info", str(cif)])
+    assert result.exit_code == 0, result.stdout
+    assert "P 1 21 1" in result.stdout and str(len(reflections(c, 1.0))) in result.stdout
+    c = Crystal.from_cif(cif)  # what the command reads (coordinates to 6 decimals)
+    refl = reflections(c, 1.0)
+    amp = np.abs(structure_factors(c, refl))
+    out = tmp_path / "f.parquet"
+    assert runner.invoke(app, ["sf", str(cif), "--d-min", "1.0", "--out", str(out)]).exit_code == 0
+    table = pq.read_table(out).to_pandas()
+    np.testing.assert_allclose(table["F"], amp, rtol=1e-5)
+    hkl = tmp_path / "f.hkl"
+    assert runner.invoke(app, ["sf", str(cif), "--d-min", "1.0", "--out", str(hkl)]).exit_code == 0
+    assert len(read_hkl(hkl)) == len(refl)
+    result = runner.invoke(app, ["info", str(hkl)])
+    assert result.exit_code == 0 and str(len(refl)) in result.stdout
+
+
+def test_bad_input_gives_a_clear_message(tmp_path):
+    bad = tmp_path / "bad.cif"
+    bad.write_text("data_x\nloop_\n_a\n_b\n1\n")
+    result = runner.invoke(app, ["info", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.cif" in result.stdout and "Traceback" not in result.stdout
+    result = runner.invoke(app, ["sf", str(tmp_path / "none.cif"), "--out", "x.hkl"])
+    assert result.exit_code == 2 and "no such file" in result.stdout
+
+
+def test_demo(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert abs(summary["mean_E2"] - 1) < 0.1
+    assert (tmp_path / "demo.png").stat().st_size > 1000

@@ -1,0 +1,199 @@
+"""Crystal model: validation, space-group notations, CIF/PDB input and output."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import gemmi
+import numpy as np
+import pytest
+
+from tests.conftest import real_data
+from xtalforge import Crystal, CrystalError
+from xtalforge.crystal import resolve_space_group
+from xtalforge.crystal.examples import random_crystal, sodium_chloride
+
+MONO = (7.0, 8.0, 9.0, 90.0, 100.0, 90.0)
+
+
+@pytest.mark.parametrize("symbol", ["P 21/c", "P2_1/c", "P 1 21/c 1", "P21/c", "-P 2ybc", 14, "14"])
+def test_space_group_notations(symbol):
+    assert resolve_space_group(symbol).number == 14
+    assert resolve_space_group(symbol).hall.strip() == "-P 2ybc"
+
+
+def test_non_standard_setting_is_kept():
+    sg = resolve_space_group("P 1 21/n 1")
+    assert sg.number == 14 and not sg.is_reference_setting()
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"spacegroup": "P 7 7"}, "unknown space-group symbol"),
+    ({"cell": (-7.0, 8.0, 9.0, 90.0, 100.0, 90.0)}, "edge a"),
+    ({"cell": (7.0, 8.0, 9.0, 90.0, 190.0, 90.0)}, "angle beta"),
+    ({"cell": (7.0, 8.0, 9.0, 150.0, 150.0, 150.0)}, "no positive volume"),
+    ({"cell": (7.0, 8.0, 9.0, 90.0, 90.0, 90.0), "spacegroup": "F m -3 m"}, "does not fit"),
+    ({"frac": [[0.1, float("nan"), 0.2]]}, "not finite"),
+    ({"z": ["Xx"]}, "unknown element"),
+    ({"occ": [1.5]}, "occupancy"),
+    ({"occ": [0.0]}, "occupancy"),
+    ({"u_iso": [-0.01]}, "negative"),
+])
+def test_invalid_crystals_raise_clear_errors(kwargs, field):
+    args = {"cell": MONO, "spacegroup": "P 21/c", "z": [6], "frac": [[0.1, 0.2, 0.3]]}
+    args.update(kwargs)
+    with pytest.raises(CrystalError, match=field):
+        Crystal(**args)
+
+
+def test_composition_and_p1_expansion_count_special_positions():
+    nacl = sodium_chloride()
+    assert nacl.composition() == {"Na": 4.0, "Cl": 4.0}
+    p1 = nacl.expand_p1()
+    assert p1.n_atoms == 8 and p1.spacegroup.number == 1
+    # every expanded position is a symmetry image of an ASU atom: Na on fcc (0,0,0) sites
+    na = p1.frac[p1.z == 11]
+    assert sorted(map(tuple, np.round(na, 6))) == sorted(
+        [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)])
+
+
+def test_cif_round_trip(tmp_path):
+    c = random_crystal("C 1 2/c 1", 9, seed=3)
+    path = tmp_path / "x.cif"
+    c.to_cif(path)
+    back = Crystal.from_cif(path)
+    assert back.spacegroup.hall == c.spacegroup.hall
+    np.testing.assert_allclose(back.cell, c.cell, atol=1e-5)
+    np.testing.assert_allclose(back.frac, c.frac, atol=1e-6)
+    np.testing.assert_allclose(back.u_iso, c.u_iso, atol=1e-6)
+    assert back.elements == c.elements
+    assert back.metadata["block"]
+
+
+CIF_OPS_ONLY = """data_t
+_cell_length_a 7.0
+_cell_length_b 8.0
+_cell_length_c 9.0
+_cell_angle_alpha 90
+_cell_angle_beta 100
+_cell_angle_gamma 90
+loop_
+_symmetry_equiv_pos_as_xyz
+x,y,z
+-x+1/2,y+1/2,-z+1/2
+-x,-y,-z
+x-1/2,-y-1/2,z-1/2
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_U_iso_or_equiv
+_atom_site_occupancy
+Cl1 Cl- 0.1 0.2 0.3 ? 1
+O1 O 0.3 0.2 0.1 0.02 0.5
+H1 H 0.2 0.4 0.1 0.05 1
+loop_
+_atom_site_aniso_label
+_atom_site_aniso_U_11
+_atom_site_aniso_U_22
+_atom_site_aniso_U_33
+_atom_site_aniso_U_12
+_atom_site_aniso_U_13
+_atom_site_aniso_U_23
+Cl1 0.02 0.03 0.04 0 0 0
+"""
+
+
+def test_cif_symmetry_from_operators_p21n_uaniso_and_hydrogens(tmp_path):
+    path = tmp_path / "ops.cif"
+    path.write_text(CIF_OPS_ONLY)
+    c = Crystal.from_cif(path)
+    assert c.spacegroup.xhm() == "P 1 21/n 1"
+    assert c.elements == ["Cl", "O", "H"]
+    # U_eq = 1/3 Σ U^ij a*_i a*_j a_i·a_j; with U12 = U13 = U23 = 0 in a monoclinic cell
+    # a*·a = c*·c = 1/sin β and b*·b = 1 (closed form).
+    sin_b = math.sin(math.radians(100))
+    ueq = (0.02 / sin_b**2 + 0.03 + 0.04 / sin_b**2) / 3
+    assert c.u_iso[0] == pytest.approx(ueq, rel=1e-6)
+    assert c.occ[1] == 0.5 and c.u_iso[1] == 0.02
+
+
+def test_cif_missing_u_is_filled_with_a_warning(tmp_path):
+    text = CIF_OPS_ONLY.split("loop_\n_atom_site_aniso_label")[0]
+    path = tmp_path / "nou.cif"
+    path.write_text(text)
+    with pytest.warns(UserWarning, match="no displacement parameter"):
+        c = Crystal.from_cif(path, default_u_iso=0.03)
+    assert c.u_iso[0] == 0.03
+    assert any("Cl1" in w for w in c.metadata["warnings"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("data_x\n_cell_length_a 5\nloop_\n_a\n_b\n1\n", "malformed CIF"),
+    (CIF_OPS_ONLY.replace("_cell_length_b 8.0\n", ""), "_cell_length_b"),
+    (CIF_OPS_ONLY.replace("loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-x+1/2,y+1/2,-z+1/2\n"
+                          "-x,-y,-z\nx-1/2,-y-1/2,z-1/2\n", ""), "missing symmetry"),
+    (CIF_OPS_ONLY.replace("Cl1 Cl- ", "Q1 Q "), "unknown element"),
+])
+def test_bad_cif_names_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.cif"
+    path.write_text(text)
+    with pytest.raises(CrystalError, match=message) as err:
+        Crystal.from_cif(path)
+    assert "bad.cif" in str(err.value)
+
+
+def test_missing_file():
+    with pytest.raises(CrystalError, match="no such file"):
+        Crystal.from_cif("/nonexistent/x.cif")
+
+
+def test_every_cod_cif_loads_or_raises_crystal_error():
+    folder = real_data("cod")
+    files = sorted(folder.glob("*.cif"))
+    loaded, failed = 0, []
+    for f in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c = Crystal.from_cif(f)
+            assert c.n_atoms > 0 and c.volume > 0
+            loaded += 1
+        except CrystalError as exc:
+            assert f.name in str(exc)
+            failed.append((f.name, str(exc)))
+    print(f"\n{loaded}/{len(files)} COD CIFs loaded; {len(failed)} raised CrystalError")
+    for name, msg in failed:
+        print(f"  {name}: {msg}")
+    assert loaded >= 0.8 * len(files)
+
+
+def test_cod_cell_matches_index_volume():
+    folder = real_data("cod")
+    import csv
+
+    rows = {r["file"]: r for r in csv.DictReader(open(folder / "index.csv"))}
+    checked = 0
+    for name, row in rows.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c = Crystal.from_cif(folder / name)
+        except CrystalError:
+            continue
+        assert c.volume == pytest.approx(float(row["volume"]), rel=2e-3)
+        assert c.spacegroup.number == int(row["sg_number"])
+        checked += 1
+    assert checked > 50
+
+
+def test_pdb_crambin():
+    c = Crystal.from_pdb(real_data("pdb") / "PDB_1crn.pdb")
+    assert c.spacegroup.number == 4 and c.n_atoms == 327
+    st = gemmi.read_structure(str(real_data("pdb") / "PDB_1crn.pdb"))
+    pos = st[0][0][0][0].pos  # fractional through the file's SCALE matrix, as gemmi does
+    np.testing.assert_allclose(c.frac[0], st.cell.fractionalize(pos).tolist(), atol=1e-6)
+    assert c.u_iso[0] == pytest.approx(st[0][0][0][0].b_iso / (8 * math.pi**2), rel=1e-6)

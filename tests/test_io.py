@@ -1,0 +1,143 @@
+"""Reflection files: SHELX HKLF 4/3 and .ins, MTZ and CIF _refln through gemmi."""
+
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+import pytest
+
+from tests.conftest import real_data
+from xtalforge import ReflectionFileError, reflections, structure_factors
+from xtalforge.crystal.examples import random_crystal
+from xtalforge.io import (
+    parse_hkl_text,
+    read_hkl,
+    read_ins,
+    read_mtz,
+    read_reflections,
+    write_hkl,
+    write_ins,
+)
+
+
+@pytest.mark.parametrize("hklf", [4, 3])
+def test_hkl_round_trip(tmp_path, hklf):
+    c = random_crystal("P 1 21/c 1", 12, seed=4)
+    refl = reflections(c, 1.0)
+    amp = np.abs(structure_factors(c, refl))
+    values = amp**2 if hklf == 4 else amp
+    path = tmp_path / "x.hkl"
+    scale = write_hkl(path, refl.hkl, values, hklf=hklf, batch=np.arange(len(refl)) % 3 + 1)
+    data = read_hkl(path, hklf=hklf)
+    assert data.kind == ("intensity" if hklf == 4 else "amplitude")
+    np.testing.assert_array_equal(data.hkl, refl.hkl)
+    np.testing.assert_allclose(data.values, values * scale, atol=0.006)
+    np.testing.assert_array_equal(data.batch, np.arange(len(refl)) % 3 + 1)
+    assert path.read_text().splitlines()[-1] == "   0   0   0    0.00    0.00"
+    assert not data.notes
+
+
+def test_hkl_large_values_are_scaled_to_fit_columns(tmp_path):
+    path = tmp_path / "big.hkl"
+    scale = write_hkl(path, np.array([[1, 0, 0], [0, 1, 0]]), np.array([2.5e6, 10.0]))
+    assert scale == pytest.approx(0.01)
+    assert read_hkl(path).values[0] == pytest.approx(25000.0)
+
+
+def test_hkl_fixed_columns_without_spaces():
+    data = parse_hkl_text(" -12 -13 -14 1234.56   12.34\n   0   0   0    0.00    0.00\n")
+    np.testing.assert_array_equal(data.hkl, [[-12, -13, -14]])
+    assert data.values[0] == pytest.approx(1234.56)
+
+
+def test_truncated_hkl_names_file_and_line(tmp_path):
+    path = tmp_path / "trunc.hkl"
+    path.write_text("   1   0   0  100.00    1.00\n   2   0   0  200.00    2.00\n   3   0")
+    with pytest.raises(ReflectionFileError, match=r"trunc\.hkl:3"):
+        read_hkl(path)
+
+
+def test_missing_terminator_warns(tmp_path):
+    path = tmp_path / "noend.hkl"
+    path.write_text("   1   0   0  100.00    1.00\n")
+    with pytest.warns(UserWarning, match="truncated"):
+        data = read_hkl(path)
+    assert data.notes
+
+
+def test_hkl_line_with_letters(tmp_path):
+    path = tmp_path / "letters.hkl"
+    path.write_text("   1   0   0  100.00    1.00\n   2   a   0  200.00    2.00\n")
+    with pytest.raises(ReflectionFileError, match=r"letters\.hkl:2"):
+        read_hkl(path)
+
+
+def test_hkl_nan_value(tmp_path):
+    path = tmp_path / "nan.hkl"
+    path.write_text("   1   0   0     nan    1.00\n   0   0   0    0.00    0.00\n")
+    with pytest.raises(ReflectionFileError, match=r"nan\.hkl:1.*finite"):
+        read_hkl(path)
+
+
+@pytest.mark.parametrize("sg", ["P 1 21/n 1", "C 1 2 1", "P -1", "R -3 :H", "F d -3 m :2",
+                                "P 21 21 21", "I 41/a :2"])
+def test_ins_round_trip(tmp_path, sg):
+    c = random_crystal(sg, 3, seed=1)
+    path = tmp_path / "x.ins"
+    text = write_ins(path, c)
+    ins = read_ins(path)
+    assert ins.spacegroup.hall == c.spacegroup.hall, text
+    np.testing.assert_allclose(ins.cell, c.cell, atol=1e-3)
+    assert sum(ins.composition().values()) == pytest.approx(sum(c.composition().values()), abs=3)
+
+
+def test_mtz_written_by_gemmi(tmp_path):
+    mtz = gemmi.Mtz(with_base=True)
+    mtz.spacegroup = gemmi.SpaceGroup("P 1 21 1")
+    mtz.set_cell_for_all(gemmi.UnitCell(7, 8, 9, 90, 100, 90))
+    mtz.add_dataset("x")
+    mtz.add_column("FP", "F")
+    mtz.add_column("SIGFP", "Q")
+    rows = np.array([[1, 0, 0, 10.0, 1.0], [0, 1, 1, np.nan, np.nan], [1, 1, 1, 5.0, 0.5]],
+                    dtype=np.float32)
+    mtz.set_data(rows)
+    path = tmp_path / "x.mtz"
+    mtz.write_to_file(str(path))
+    data = read_reflections(path)
+    assert data.kind == "amplitude" and len(data) == 2 and data.notes
+    np.testing.assert_allclose(data.values, [10.0, 5.0])
+    np.testing.assert_allclose(data.sigmas, [1.0, 0.5])
+    assert data.spacegroup.number == 4
+    with pytest.raises(ReflectionFileError, match="no column 'I'"):
+        read_mtz(path, column="I")
+
+
+def test_real_reflection_files():
+    hkl = real_data("hkl")
+    d = read_reflections(hkl / "COD_1501469.hkl")
+    assert d.kind == "intensity" and len(d) > 1000 and d.spacegroup.number == 14
+    assert d.cell[1] == pytest.approx(6.927)
+    pdb = real_data("pdb")
+    m = read_reflections(pdb / "PDB_5e5z.mtz")
+    assert len(m) > 300 and m.spacegroup.number == 4
+    s = read_reflections(pdb / "PDB_5wkd-sf.cif")
+    assert s.kind == "amplitude" and s.spacegroup.number == 5
+
+
+def test_cif_refln_round_trip_through_gemmi(tmp_path):
+    doc = gemmi.cif.Document()
+    b = doc.add_new_block("r")
+    for key, v in zip(("a", "b", "c"), (7, 8, 9)):
+        b.set_pair(f"_cell_length_{key}", str(v))
+    for key in ("alpha", "beta", "gamma"):
+        b.set_pair(f"_cell_angle_{key}", "90")
+    b.set_pair("_symmetry_space_group_name_H-M", "'P 21 21 21'")
+    loop = b.init_loop("_refln_", ["index_h", "index_k", "index_l", "F_squared_meas",
+                                   "F_squared_sigma"])
+    loop.add_row(["1", "2", "3", "100.5", "2.0"])
+    loop.add_row(["2", "0", "0", "?", "?"])
+    path = tmp_path / "r.cif"
+    doc.write_file(str(path))
+    d = read_reflections(path)
+    assert d.kind == "intensity" and len(d) == 1 and d.values[0] == 100.5
+    assert d.spacegroup.number == 19 and d.cell == (7, 8, 9, 90, 90, 90)
