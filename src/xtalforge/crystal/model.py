@@ -174,11 +174,10 @@ class Crystal:
     def site_multiplicity(self) -> np.ndarray:
         """Order m of each atom's site-symmetry group: the cell holds |G|/m copies of the atom."""
         rots, trans = self.symmetry.all_ops()
-        images = np.einsum("sij,nj->nsi", rots, self.frac) + trans[None]
-        diff = images - self.frac[:, None, :]
-        diff -= np.round(diff)
-        dist = np.linalg.norm(diff @ self.orthogonalization_matrix.T, axis=-1)
-        return (dist < SPECIAL_POSITION_TOL).sum(axis=1)
+        diff = np.matmul(self.frac, rots.transpose(0, 2, 1)) + trans[:, None, :] - self.frac
+        diff -= np.rint(diff)
+        cart = diff @ self.orthogonalization_matrix.T  # (n_ops, N, 3) in Å
+        return ((cart * cart).sum(axis=2) < SPECIAL_POSITION_TOL**2).sum(axis=0)
 
     def cell_positions(self) -> tuple[np.ndarray, np.ndarray]:
         """Fractional positions of every distinct atom in the unit cell, wrapped to [0, 1).

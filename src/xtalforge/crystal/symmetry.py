@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import gemmi
 import numpy as np
@@ -25,6 +25,7 @@ __all__ = [
     "resolve_space_group",
     "space_group_from_ops",
     "symmetry_info",
+    "symmetry_info_from_hall",
 ]
 
 _DEN = gemmi.Op.DEN
@@ -44,7 +45,9 @@ def resolve_space_group(symbol: str | int | gemmi.SpaceGroup) -> gemmi.SpaceGrou
         return gemmi.find_spacegroup_by_number(int(symbol))
     if not isinstance(symbol, str):
         raise CrystalError(f"space group must be a symbol or number, got {type(symbol).__name__}")
-    text = symbol.strip().strip("'\"").strip()
+    text = symbol.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # CIF-style quoting
+        text = text[1:-1].strip()
     if not text:
         raise CrystalError("empty space-group symbol")
     if text.isdigit():
@@ -160,9 +163,16 @@ class SymmetryInfo:
         return len(self.rotations) * len(self.centrings)
 
     def all_ops(self) -> tuple[np.ndarray, np.ndarray]:
-        """All ``n_ops`` operations of the unit cell as (rotations, translations)."""
+        """All ``n_ops`` operations of the unit cell as (rotations (float), translations)."""
+        return self._all_ops
+
+    @cached_property
+    def _all_ops(self) -> tuple[np.ndarray, np.ndarray]:
         rots = np.repeat(self.rotations[None], len(self.centrings), 0).reshape(-1, 3, 3)
         trans = (self.translations[None] + self.centrings[:, None]).reshape(-1, 3) % 1.0
+        rots = rots.astype(np.float64)
+        rots.setflags(write=False)
+        trans.setflags(write=False)
         return rots, trans
 
     def in_asu(self, hkl: np.ndarray) -> np.ndarray:
@@ -175,7 +185,8 @@ class SymmetryInfo:
 
 
 @lru_cache(maxsize=512)
-def _symmetry_info(hall: str) -> SymmetryInfo:
+def symmetry_info_from_hall(hall: str) -> SymmetryInfo:
+    """Cached :class:`SymmetryInfo` for an exact Hall symbol (as stored in ``SpaceGroup.hall``)."""
     sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(hall))
     ops = sg.operations()
     rots = np.array([op.rot for op in ops.sym_ops], dtype=np.int64) // _DEN
@@ -191,4 +202,4 @@ def _symmetry_info(hall: str) -> SymmetryInfo:
 
 def symmetry_info(sg: str | int | gemmi.SpaceGroup) -> SymmetryInfo:
     """Cached :class:`SymmetryInfo` of a space group (any notation resolve_space_group takes)."""
-    return _symmetry_info(resolve_space_group(sg).hall)
+    return symmetry_info_from_hall(resolve_space_group(sg).hall)

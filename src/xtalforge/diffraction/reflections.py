@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import gemmi
 import numpy as np
 
 from xtalforge.crystal.model import Crystal
-from xtalforge.crystal.symmetry import SymmetryInfo, resolve_space_group, symmetry_info
+from xtalforge.crystal.symmetry import (
+    SymmetryInfo,
+    resolve_space_group,
+    symmetry_info,
+    symmetry_info_from_hall,
+)
 from xtalforge.errors import ReflectionError
 
 __all__ = ["Reflections", "reciprocal_metric", "reflections"]
@@ -143,20 +149,36 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
         raise ReflectionError(f"d_min must be a positive number of Å, got {d_min}")
     if not d_max > d_min:
         raise ReflectionError(f"d_max ({d_max} Å) must exceed d_min ({d_min} Å)")
-    sym = symmetry_info(sg)
     gstar = reciprocal_metric(cell)
-    lim = np.floor(np.array(cell[:3]) / d_min + 1e-9).astype(np.int64)
-    axes = [np.arange(-n, n + 1, dtype=np.int64) for n in lim]
-    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    hkl = hkl[sym.in_asu(hkl)]
-    hf = hkl.astype(np.float64)
+    lim = tuple(int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
+    n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
+    finder = _asu_candidates if n_box <= CACHE_MAX_BOX else _asu_candidates.__wrapped__
+    hkl, hf, eps, centric, mult = finder(sg.hall, lim)
     inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
-    keep = (inv_d2 > 0) & (inv_d2 <= (1 + 1e-9) / d_min**2)
+    keep = inv_d2 <= (1 + 1e-9) / d_min**2
     if math.isfinite(d_max):
         keep &= inv_d2 >= (1 - 1e-9) / d_max**2
-    hkl, inv_d2 = hkl[keep], inv_d2[keep]
+    return Reflections(hkl[keep], 1.0 / np.sqrt(inv_d2[keep]), eps[keep], centric[keep],
+                       mult[keep], tuple(cell), sg)
+
+
+#: Index boxes up to this many points have their ASU members cached (they depend only on the
+#: space group and the index limits, not on the exact cell).
+CACHE_MAX_BOX = 2_000_000
+
+
+@lru_cache(maxsize=256)
+def _asu_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    """Non-absent ASU indices with |h| ≤ lim[0], |k| ≤ lim[1], |l| ≤ lim[2], lexicographic, with
+    their float copy, ε, centric flags and multiplicities (all read-only)."""
+    sym = symmetry_info_from_hall(hall)
+    axes = [np.arange(-n, n + 1, dtype=np.int64) for n in lim]
+    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    hkl = hkl[sym.in_asu(hkl) & hkl.any(axis=1)]
     absent, eps, centric, mult = _classify(hkl, sym)
     ok = ~absent
-    return Reflections(hkl[ok].astype(np.int32), 1.0 / np.sqrt(inv_d2[ok]),
-                       eps[ok].astype(np.int32),
-                       centric[ok], mult[ok].astype(np.int32), tuple(cell), sg)
+    out = (hkl[ok].astype(np.int32), hkl[ok].astype(np.float64), eps[ok].astype(np.int32),
+           centric[ok], mult[ok].astype(np.int32))
+    for arr in out:
+        arr.setflags(write=False)
+    return out

@@ -12,12 +12,13 @@ the sum is 2 Σ cos over half of them and F is real.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
 from xtalforge.crystal.elements import form_factors
 from xtalforge.crystal.model import Crystal
-from xtalforge.crystal.symmetry import SymmetryInfo
+from xtalforge.crystal.symmetry import SymmetryInfo, symmetry_info_from_hall
 from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.errors import ReflectionError
 
@@ -30,13 +31,21 @@ CHUNK_TERMS = 1 << 22
 def half_ops(sym: SymmetryInfo) -> np.ndarray:
     """Indices of the coset representatives to sum: all, or one of each ±R pair when the group
     has an inversion centre at the origin (then F = 2 Σ cos over these)."""
+    return _half_ops(sym.spacegroup.hall)
+
+
+@lru_cache(maxsize=512)
+def _half_ops(hall: str) -> np.ndarray:
+    sym = symmetry_info_from_hall(hall)
     if not sym.centrosymmetric_origin:
         return np.arange(len(sym.rotations))
     chosen: list[int] = []
     for i, rot in enumerate(sym.rotations):
         if not any((sym.rotations[j] == -rot).all() for j in chosen):
             chosen.append(i)
-    return np.array(chosen)
+    out = np.array(chosen)
+    out.setflags(write=False)
+    return out
 
 
 def atom_images(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -47,7 +56,9 @@ def atom_images(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, bool]:
     """
     sym = crystal.symmetry
     ops = half_ops(sym)
-    images = np.einsum("sij,nj->nsi", sym.rotations[ops], crystal.frac) + sym.translations[ops]
+    rots = sym.rotations[ops].astype(np.float64)
+    images = np.matmul(crystal.frac, rots.transpose(0, 2, 1)).transpose(1, 0, 2)
+    images += sym.translations[ops]
     weight = len(sym.centrings) * crystal.occ / crystal.site_multiplicity()
     real = bool(sym.centrosymmetric_origin)
     if real:
