@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ __all__ = ["Crystal", "cell_volume"]
 
 #: Distance (Å) under which a symmetry copy of an atom counts as the atom itself (special position).
 SPECIAL_POSITION_TOL = 0.01
+
+
+@lru_cache(maxsize=4096)
+def orthogonalization_matrix(cell: tuple[float, ...]) -> np.ndarray:
+    """3×3 matrix M with Cartesian = M @ fractional (Å) for a cell (PDB convention, a along x)."""
+    m = np.array(gemmi.UnitCell(*cell).orth.mat.tolist(), dtype=np.float64)
+    m.setflags(write=False)
+    return m
 
 
 def cell_volume(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> float:
@@ -169,7 +178,7 @@ class Crystal:
     @property
     def orthogonalization_matrix(self) -> np.ndarray:
         """3×3 matrix M with Cartesian = M @ fractional (Å), PDB convention (a along x)."""
-        return np.array(self.unit_cell.orth.mat.tolist(), dtype=np.float64)
+        return orthogonalization_matrix(self.cell)
 
     def site_multiplicity(self) -> np.ndarray:
         """Order m of each atom's site-symmetry group: the cell holds |G|/m copies of the atom."""
