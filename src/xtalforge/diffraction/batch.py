@@ -69,12 +69,26 @@ def _core_numpy(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarra
         na, nr = n_atoms[b], n_refl[b]
         np.matmul(x[b, :, :na], h[b, :, :nr], out=phase[b, :, :na, :nr])
     trig = workspace.get(1, shape, dtype)
-    re = (w * np.cos(phase, out=trig).sum(axis=1)).sum(axis=1)
+    acc = workspace.get(2, (n_b, n_at, h.shape[2]), dtype)
+    re = _weighted_sum(np.cos(phase, out=trig), w, acc)
     if real.all():
         return re.astype(np.result_type(dtype, np.complex64))
-    im = (w * np.sin(phase, out=trig).sum(axis=1)).sum(axis=1)
+    im = _weighted_sum(np.sin(phase, out=trig), w, acc)
     im[real] = 0.0
     return re + 1j * im
+
+
+def _weighted_sum(trig: np.ndarray, w: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """Σ_a w[:, a] Σ_s trig[:, s, a] → (B, R), summed image by image, then atom by atom (numpy
+    reduces outer axes in index order)."""
+    if trig.shape[1] == 1:
+        np.multiply(trig[:, 0], w, out=acc)
+    else:
+        np.add(trig[:, 0], trig[:, 1], out=acc)
+        for s in range(2, trig.shape[1]):
+            acc += trig[:, s]
+        acc *= w
+    return acc.sum(axis=1)
 
 
 def _core_torch(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarray,
