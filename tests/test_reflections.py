@@ -64,3 +64,15 @@ def test_bad_arguments():
         reflections((7, 8, 9, 90, 90, 90), 1.0)
     with pytest.raises(ReflectionError, match="d_min"):
         reflections(sodium_chloride(), -1.0)
+
+
+@pytest.mark.parametrize("sg", ["P 1 21/c 1", "C 1 2 1", "P 63/m"])
+def test_cached_candidates_match_gemmi_across_cell_sizes(sg):
+    # the per-group candidate cache is grown and cut for every new index box
+    group = gemmi.SpaceGroup(sg)
+    base = np.array(cell_for(group))
+    for scale in (2.0, 0.6, 1.3, 0.9, 2.6, 1.0):
+        cell = (*(base[:3] * scale), *base[3:])
+        refl = reflections(tuple(cell), 1.0, spacegroup=group)
+        ref = gemmi.make_miller_array(gemmi.UnitCell(*cell), group, 1.0, 0, True)
+        assert sorted(map(tuple, refl.hkl)) == sorted(map(tuple, np.array(ref)))

@@ -152,8 +152,10 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
     gstar = reciprocal_metric(cell)
     lim = tuple(int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
     n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
-    finder = _asu_candidates if n_box <= CACHE_MAX_BOX else _asu_candidates.__wrapped__
-    hkl, hf, eps, centric, mult = finder(sg.hall, lim)
+    if n_box <= CACHE_MAX_BOX:
+        hkl, hf, eps, centric, mult = _asu_candidates(sg.hall, lim)
+    else:  # very large boxes (macromolecules at high resolution): build once, keep nothing
+        hkl, hf, eps, centric, mult = _build_candidates(sg.hall, lim)
     inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
     keep = inv_d2 <= (1 + 1e-9) / d_min**2
     if math.isfinite(d_max):
@@ -164,13 +166,43 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
 
 #: Index boxes up to this many points have their ASU members cached (they depend only on the
 #: space group and the index limits, not on the exact cell).
-CACHE_MAX_BOX = 2_000_000
+CACHE_MAX_BOX = 1_000_000
 
 
 @lru_cache(maxsize=256)
 def _asu_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
     """Non-absent ASU indices with |h| ≤ lim[0], |k| ≤ lim[1], |l| ≤ lim[2], lexicographic, with
-    their float copy, ε, centric flags and multiplicities (all read-only)."""
+    their float copy, ε, centric flags and multiplicities (all read-only). Cut from a per-group
+    superset, so a new index box costs one filter rather than a symmetry analysis."""
+    sup = _superset(hall, lim)
+    if sup[5] == lim:
+        return sup[:5]
+    hkl = sup[0]
+    keep = ((np.abs(hkl[:, 0]) <= lim[0]) & (np.abs(hkl[:, 1]) <= lim[1])
+            & (np.abs(hkl[:, 2]) <= lim[2]))
+    out = tuple(arr[keep] for arr in sup[:5])
+    for arr in out:
+        arr.setflags(write=False)
+    return out
+
+
+_SUPERSETS: dict[str, tuple] = {}
+
+
+def _superset(hall: str, lim: tuple[int, int, int]) -> tuple:
+    """The cached candidate set of ``hall`` for a box at least ``lim`` (grown when needed)."""
+    have = _SUPERSETS.get(hall)
+    if have is not None and all(a >= b for a, b in zip(have[5], lim)):
+        return have
+    if have is not None:  # grow by 25 % beyond the largest request so far
+        lim = tuple(max(a, math.ceil(1.25 * b)) for a, b in zip(lim, have[5]))
+    if (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1) > CACHE_MAX_BOX:
+        return (*_build_candidates(hall, lim), lim)
+    _SUPERSETS[hall] = (*_build_candidates(hall, lim), lim)
+    return _SUPERSETS[hall]
+
+
+def _build_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
     sym = symmetry_info_from_hall(hall)
     axes = [np.arange(-n, n + 1, dtype=np.int64) for n in lim]
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
