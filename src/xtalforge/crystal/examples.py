@@ -9,13 +9,21 @@ import numpy as np
 from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, symmetry_info
 
-__all__ = ["random_crystal", "sodium_chloride"]
+__all__ = ["quartz", "random_crystal", "sodium_chloride"]
 
 
 def sodium_chloride() -> Crystal:
     """Rock salt, Fm-3m, a = 5.6402 Å (Na at 4a, Cl at 4b), U_iso 0.01 Å²."""
     return Crystal((5.6402, 5.6402, 5.6402, 90, 90, 90), "F m -3 m", [11, 17],
                    [[0, 0, 0], [0.5, 0.5, 0.5]], [0.01, 0.01], metadata={"name": "NaCl"})
+
+
+def quartz() -> Crystal:
+    """α-quartz (low quartz), P3_221, a = 4.9133, c = 5.4053 Å; Si at 3a (0.4697, 0, 2/3),
+    O at 6c (0.4135, 0.2669, 0.7858): Si–O = 1.604 and 1.613 Å (Levien et al. 1980)."""
+    return Crystal((4.9133, 4.9133, 5.4053, 90, 90, 120), "P 32 2 1", ["Si", "O"],
+                   [[0.4697, 0.0, 2 / 3], [0.4135, 0.2669, 0.7858]], [0.0066, 0.0143],
+                   metadata={"name": "alpha-quartz"})
 
 
 def _lattice_cell(sg_symbol: str, volume: float, rng: np.random.Generator) -> tuple[float, ...]:

@@ -1,0 +1,31 @@
+"""Powder diffraction patterns with a real instrument profile."""
+
+from xtalforge.powder.instrument import WAVELENGTHS, Instrument, PowderError
+from xtalforge.powder.pattern import (
+                                      PeakList,
+                                      background,
+                                      lorentz_polarization,
+                                      peak_list,
+                                      simulate,
+                                      simulate_batch,
+                                      simulate_mixture,
+)
+from xtalforge.powder.profiles import fcj_nodes, pseudo_voigt, tch_parameters
+from xtalforge.powder.sampler import InstrumentSampler
+
+__all__ = [
+    "WAVELENGTHS",
+    "Instrument",
+    "InstrumentSampler",
+    "PeakList",
+    "PowderError",
+    "background",
+    "fcj_nodes",
+    "lorentz_polarization",
+    "peak_list",
+    "pseudo_voigt",
+    "simulate",
+    "simulate_batch",
+    "simulate_mixture",
+    "tch_parameters",
+]
