@@ -202,3 +202,16 @@ def test_cli_powder(tmp_path):
     bad = CliRunner().invoke(app, ["powder", str(cif), "--out", str(out), "--instrument",
                                    str(yml)])
     assert bad.exit_code == 2 and "negative Gaussian variance" in bad.stdout
+
+
+def test_training_sample_is_fixed_length_and_reproducible():
+    from xtalforge.powder import training_sample
+
+    c = random_crystal("P 1 21/c 1", 8, seed=4)
+    a = training_sample(c, InstrumentSampler(n_points=1000), seed=9)
+    b = training_sample(c, InstrumentSampler(n_points=1000), seed=9)
+    assert a["pattern"].shape == (1000,) and a["pattern"].dtype == np.float32
+    assert np.array_equal(a["pattern"], b["pattern"]) and a["instrument"] == b["instrument"]
+    rebuilt = Instrument(**a["instrument"])
+    assert np.array_equal(simulate(c, rebuilt, noise=True, seed=9)[1].astype(np.float32),
+                          a["pattern"])

@@ -11,7 +11,7 @@ from xtalforge.powder.pattern import (
                                       simulate_mixture,
 )
 from xtalforge.powder.profiles import fcj_nodes, pseudo_voigt, tch_parameters
-from xtalforge.powder.sampler import InstrumentSampler
+from xtalforge.powder.sampler import InstrumentSampler, training_sample
 
 __all__ = [
     "WAVELENGTHS",
@@ -28,4 +28,5 @@ __all__ = [
     "simulate_batch",
     "simulate_mixture",
     "tch_parameters",
+    "training_sample",
 ]

@@ -58,8 +58,8 @@ class Instrument(BaseModel):
     two_theta_max: float = 90.0
     n_points: Annotated[int, Field(ge=2)] = 4351
     window_fwhm: Positive = 30.0
-    fcj_nodes: Annotated[int, Field(ge=1, le=64)] = 6
-    n_kernels: Annotated[int, Field(ge=2, le=2000)] = 64
+    fcj_nodes: Annotated[int, Field(ge=1, le=512)] = 8
+    n_kernels: Annotated[int, Field(ge=2, le=2000)] = 128
 
     @field_validator("wavelengths")
     @classmethod

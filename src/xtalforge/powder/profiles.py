@@ -4,6 +4,7 @@ Finger–Cox–Jephcoat axial-divergence asymmetry by Gauss–Legendre quadratur
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,6 +49,12 @@ def pseudo_voigt(dx: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarra
     return (eta * lorentz + (1.0 - eta) * gauss) / fwhm
 
 
+@lru_cache(maxsize=64)
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights on [−1, 1] (cached: O(n³) to compute)."""
+    return np.polynomial.legendre.leggauss(n)
+
+
 def fcj_nodes(two_theta: np.ndarray, shl: float, hl: float, n: int = 6
               ) -> tuple[np.ndarray, np.ndarray]:
     """Axial-divergence sub-peaks of Finger, Cox & Jephcoat (1994) for peaks at 2θ (degrees).
@@ -65,7 +72,7 @@ def fcj_nodes(two_theta: np.ndarray, shl: float, hl: float, n: int = 6
     if shl == 0 or hl == 0:
         return np.zeros((len(tt), 1)), np.ones((len(tt), 1))
     lo, hi = abs(hl - shl), hl + shl
-    xg, wg = np.polynomial.legendre.leggauss(n)
+    xg, wg = _gauss_legendre(n)
     pieces = [(0.0, lo), (lo, hi)] if lo > 0 else [(lo, hi)]
     eta = np.concatenate([(a + b) / 2 + (b - a) / 2 * xg for a, b in pieces])
     weq = np.concatenate([(b - a) / 2 * wg for a, b in pieces])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from xtalforge.crystal.model import Crystal
 from xtalforge.powder.instrument import Instrument
 
-__all__ = ["InstrumentSampler"]
+__all__ = ["InstrumentSampler", "training_sample"]
 
 Range = tuple[float, float]
 
@@ -65,3 +66,16 @@ class InstrumentSampler(BaseModel):
         return Instrument(wavelengths=self.wavelengths, background=coef.tolist(), normalize=True,
                           two_theta_min=self.two_theta_min, two_theta_max=self.two_theta_max,
                           n_points=self.n_points, **vals)
+
+
+def training_sample(crystal: Crystal, sampler: InstrumentSampler, seed: int,
+                    noise: bool = True) -> dict:
+    """One training example: a fixed-length float32 pattern (``n_points``) with the instrument
+    that made it, as plain values ready to store in a dataset row."""
+    from xtalforge.powder.pattern import simulate
+
+    ins = sampler.sample(seed)
+    _, y = simulate(crystal, ins, noise=noise, seed=seed)
+    params = ins.model_dump()
+    params["wavelengths"] = [list(w) for w in ins.wavelengths]
+    return {"pattern": y.astype(np.float32), "instrument": params, "seed": seed}
