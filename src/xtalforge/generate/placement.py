@@ -1,0 +1,129 @@
+"""Atom placement with distance checks over all symmetry copies and periodic images.
+
+The set of placed images is closed under the space group, so a candidate x only needs its
+distances to every placed image (and to its own images): dist(g·x, p) = dist(x, g⁻¹·p).
+Periodic images are covered by the 27 lattice offsets around the rounded fractional
+difference, which is exact for any cell whose minimum distances are below its shortest
+lattice vector. Lengths in Å.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xtalforge.crystal.model import orthogonalization_matrix
+from xtalforge.crystal.symmetry import SymmetryInfo
+
+__all__ = ["SiteSet", "special_operations"]
+
+_OFFSETS = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)],
+                    dtype=np.float64)
+#: Two images closer than this (Å) are the same site (a special position).
+SAME_SITE = 0.01
+
+
+class SiteSet:
+    """Placed atoms of a growing structure with all their symmetry images."""
+
+    def __init__(self, cell: tuple[float, ...], sym: SymmetryInfo) -> None:
+        self.orth = orthogonalization_matrix(tuple(cell))
+        self.frac_mat = np.linalg.inv(self.orth)
+        self.rots, self.trans = sym.all_ops()
+        self.off_cart = _OFFSETS @ self.orth.T  # (27, 3)
+        self.off_sq = (self.off_cart**2).sum(axis=1)
+        self.images = np.zeros((0, 3))  # fractional, wrapped to [0, 1)
+        self.radius = np.zeros(0)  # covalent radius of the atom each image belongs to
+        self.frac: list[np.ndarray] = []
+        self.z: list[int] = []
+        self.special: list[bool] = []
+
+    def images_of(self, x: np.ndarray) -> np.ndarray:
+        """Symmetry images (n_ops, 3) of fractional x, wrapped to [0, 1)."""
+        return (self.rots @ x + self.trans) % 1.0
+
+    def distances(self, x: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Shortest distances (Å) from candidates x (T, 3) to points (M, 3), periodic: (T, M)."""
+        if len(points) == 0:
+            return np.full((len(x), 0), np.inf)
+        d = x[:, None, :] - points[None, :, :]
+        d -= np.rint(d)
+        c = d @ self.orth.T  # (T, M, 3)
+        sq = (c**2).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq  # (T, M, 27)
+        return np.sqrt(np.maximum(sq.min(axis=-1), 0.0))
+
+    def own_image_distances(self, x: np.ndarray) -> np.ndarray:
+        """Distances from each candidate x (T, 3) to its own distinct images: (T, n_ops)."""
+        imgs = (np.einsum("sij,tj->tsi", self.rots, x) + self.trans) % 1.0
+        d = x[:, None, :] - imgs
+        d -= np.rint(d)
+        c = d @ self.orth.T
+        sq = (c**2).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq
+        dist = np.sqrt(np.maximum(sq.min(axis=-1), 0.0))
+        return np.where(dist < SAME_SITE, np.inf, dist)
+
+    def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
+        """Accept an atom at fractional x (its distinct images are stored)."""
+        imgs = self.images_of(x)
+        keep = [0]
+        for i in range(1, len(imgs)):
+            d = imgs[i] - imgs[keep]
+            d -= np.rint(d)
+            if (np.linalg.norm(d @ self.orth.T, axis=1) >= SAME_SITE).all():
+                keep.append(i)
+        self.images = np.concatenate([self.images, imgs[keep]])
+        self.radius = np.concatenate([self.radius, np.full(len(keep), radius)])
+        self.frac.append(x % 1.0)
+        self.z.append(int(z))
+        self.special.append(special)
+
+    def site_order(self, x: np.ndarray) -> int:
+        """Number of operations mapping x onto itself (1 on a general position)."""
+        return int(np.isinf(self.own_image_distances(x[None])[0]).sum())
+
+
+def special_operations(sym: SymmetryInfo) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Operations (R, t, n) with fixed points: the averaging projector (1/n) Σ g^k x puts any x
+    on a special position of g. Lattice-shifted versions of each operation are tried so that
+    g^n is exactly the identity; screw axes and glide planes (no fixed points) are left out."""
+    rots, trans = sym.all_ops()
+    out: list[tuple[np.ndarray, np.ndarray, int]] = []
+    seen: set[tuple] = set()
+    for r, t in zip(rots, trans):
+        if np.allclose(r, np.eye(3)):
+            continue
+        n, m = 1, r.copy()
+        while not np.allclose(m, np.eye(3)):
+            m = m @ r
+            n += 1
+            if n > 6:
+                break
+        for shift in _OFFSETS:
+            tt = t + shift
+            total = np.zeros(3)
+            p = np.eye(3)
+            for _ in range(n):
+                total = total + p @ tt
+                p = p @ r
+            if np.allclose(total, 0.0, atol=1e-9):
+                key = (tuple(np.rint(r).astype(int).ravel()), tuple(np.round(tt % 1.0, 6)))
+                if key not in seen:
+                    seen.add(key)
+                    out.append((r, tt, n))
+                break
+    return out
+
+
+def project_special(x: np.ndarray, op: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    """(1/n) Σ_{k<n} g^k x: a point fixed by g."""
+    r, t, n = op
+    acc, y = np.zeros(3), x.copy()
+    for _ in range(n):
+        acc += y
+        y = r @ y + t
+    return (acc / n) % 1.0
+
+
+def random_unit_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n directions uniform on the sphere."""
+    v = rng.normal(size=(n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
