@@ -219,6 +219,34 @@ def _instrument(fields: dict, source: Path | None):
 
 
 @app.command()
+def sample(config: str = typer.Argument(..., help="Generator YAML file or preset name "
+                                                  "(thesis-monoclinic, powder, phai-p21c)."),
+           n: int = typer.Option(5, "--n", help="Number of structures."),
+           out: Path = typer.Option(..., "--out", "-o", help="Output folder for the CIFs."),
+           seed: int = typer.Option(0, help="Seed of the first structure (then seed+1, …)."),
+           ) -> None:
+    """Write n generated structures as CIF files (readable by any crystallography viewer)."""
+    from xtalforge.generate import Generator
+
+    try:
+        gen = Generator.from_config(config)
+        out.mkdir(parents=True, exist_ok=True)
+        table = Table(title=f"{gen.config.name} ({n} structures)")
+        for col in ("file", "space group", "cell (Å, °)", "atoms", "skipped"):
+            table.add_column(col)
+        for i in range(n):
+            c = gen.sample(seed + i)
+            path = out / f"{gen.config.name}-{seed + i:06d}.cif"
+            c.to_cif(path, name=path.stem.replace("-", "_"))
+            table.add_row(path.name, c.spacegroup.xhm(),
+                          " ".join(f"{v:.2f}" for v in c.cell), str(c.n_atoms),
+                          str(c.metadata["skipped_atoms"] + c.metadata["skipped_hydrogens"]))
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(table)
+
+
+@app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
          seed: int = typer.Option(0, help="Seed of the example structure.")) -> None:
     """Run the main job on an embedded example (no data, no server)."""
