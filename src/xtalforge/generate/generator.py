@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from xtalforge.crystal.elements import atomic_number, covalent_radius
-from xtalforge.crystal.model import Crystal
+from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.crystal.symmetry import resolve_space_group, symmetry_info
 from xtalforge.generate.cells import sample_cell
 from xtalforge.generate.config import ConfigError, GeneratorConfig, load_config
@@ -40,9 +40,10 @@ class _Weights:
         self.p = w / w.sum()
         self.z = np.array([atomic_number(s) for s in self.symbols])
         self.r = np.array([covalent_radius(int(z)) for z in self.z])
+        self._cum = np.cumsum(self.p)
 
     def draw(self, rng: np.random.Generator) -> int:
-        return int(rng.choice(len(self.p), p=self.p))
+        return min(int(np.searchsorted(self._cum, rng.random(), side="right")), len(self.p) - 1)
 
 
 class Generator:
@@ -88,7 +89,7 @@ class Generator:
             cell = sample_cell(cfg.cell, sg, n_heavy * n_ops, rng)
         else:
             cell = sample_cell(cfg.cell, sg, 1, rng)
-            volume = Crystal(cell, sg, [6], [[0, 0, 0]]).volume
+            volume = cell_volume(*cell)
             n_heavy = max(1, int(volume // (rng.uniform(*cfg.v_atom_count) * n_ops)))
         n_h = 0
         if cfg.composition.h_fraction is not None:

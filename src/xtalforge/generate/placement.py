@@ -62,16 +62,16 @@ class SiteSet:
         return np.where(dist < SAME_SITE, np.inf, dist)
 
     def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
-        """Accept an atom at fractional x (its distinct images are stored)."""
+        """Accept an atom at fractional x (its distinct images are stored; on a general
+        position — all images ≥ the minimum distance apart — that is all of them)."""
         imgs = self.images_of(x)
-        keep = [0]
-        for i in range(1, len(imgs)):
-            d = imgs[i] - imgs[keep]
+        if special:  # drop coincident images (an atom on a special position)
+            d = imgs[:, None, :] - imgs[None, :, :]
             d -= np.rint(d)
-            if (np.linalg.norm(d @ self.orth.T, axis=1) >= SAME_SITE).all():
-                keep.append(i)
-        self.images = np.concatenate([self.images, imgs[keep]])
-        self.radius = np.concatenate([self.radius, np.full(len(keep), radius)])
+            same = np.linalg.norm(d @ self.orth.T, axis=-1) < SAME_SITE
+            imgs = imgs[~np.tril(same, k=-1).any(axis=1)]
+        self.images = np.concatenate([self.images, imgs])
+        self.radius = np.concatenate([self.radius, np.full(len(imgs), radius)])
         self.frac.append(x % 1.0)
         self.z.append(int(z))
         self.special.append(special)
