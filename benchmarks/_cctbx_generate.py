@@ -7,7 +7,7 @@ import statistics
 import sys
 import time
 
-from cctbx import sgtbx  # noqa: I001
+from cctbx import sgtbx
 from cctbx.development import random_structure
 
 

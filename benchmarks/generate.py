@@ -22,9 +22,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from xtalforge.generate import Generator, load_config  # noqa: E402
+from xtalforge.generate import Generator, load_config
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,7 +82,7 @@ def main() -> None:
                     s.from_random(3, 14, ["C"], [4 * n])
 
             pyxtal_ms = 1e3 * timed(run_pyxtal, len(atoms[:20]), max(1, args.repeats // 2))
-        except Exception as exc:  # noqa: BLE001 - optional peer; report why it is missing
+        except Exception as exc:
             pyxtal_ms = f"not run: {type(exc).__name__}: {exc}"[:120]
         rows.append({"cells": label, "placement": "peers (same atom counts)",
                      "cctbx_random_structure_ms": cctbx_ms, "pyxtal_from_random_ms": pyxtal_ms})
