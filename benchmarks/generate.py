@@ -60,7 +60,7 @@ def main() -> None:
             seeds = range(args.n)
             crystals = [gen.sample(s) for s in seeds]
             row = {"cells": label, "placement": method,
-                   "ms_per_structure": 1e3 * timed(lambda g=gen: [g.sample(s) for s in seeds],
+                   "ms_per_structure": 1e3 * timed(lambda g=gen, ss=seeds: [g.sample(s) for s in ss],
                                                   args.n, args.repeats),
                    "mean_atoms_asu": float(np.mean([c.n_atoms for c in crystals])),
                    "skipped_per_structure": float(np.mean([c.metadata["skipped_atoms"]
@@ -76,8 +76,8 @@ def main() -> None:
         try:
             from pyxtal import pyxtal
 
-            def run_pyxtal() -> None:
-                for n in atoms[:20]:
+            def run_pyxtal(counts: list[int] = atoms[:20]) -> None:
+                for n in counts:
                     s = pyxtal()
                     s.from_random(3, 14, ["C"], [4 * n])
 
