@@ -60,8 +60,8 @@ def main() -> None:
             seeds = range(args.n)
             crystals = [gen.sample(s) for s in seeds]
             row = {"cells": label, "placement": method,
-                   "ms_per_structure": 1e3 * timed(lambda g=gen, ss=seeds: [g.sample(s) for s in ss],
-                                                  args.n, args.repeats),
+                   "ms_per_structure": 1e3 * timed(
+                       lambda g=gen, ss=seeds: [g.sample(s) for s in ss], args.n, args.repeats),
                    "mean_atoms_asu": float(np.mean([c.n_atoms for c in crystals])),
                    "skipped_per_structure": float(np.mean([c.metadata["skipped_atoms"]
                                                            for c in crystals]))}
