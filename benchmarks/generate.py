@@ -14,29 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from _timing import median_seconds
 from xtalforge.generate import Generator, load_config
 
 HERE = Path(__file__).resolve().parent
-
-
-def timed(fn, n: int, repeats: int) -> float:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) / n)
-    return statistics.median(out)
 
 
 def configs() -> dict[str, dict]:
@@ -60,7 +49,7 @@ def main() -> None:
             seeds = range(args.n)
             crystals = [gen.sample(s) for s in seeds]
             row = {"cells": label, "placement": method,
-                   "ms_per_structure": 1e3 * timed(
+                   "ms_per_structure": 1e3 * median_seconds(
                        lambda g=gen, ss=seeds: [g.sample(s) for s in ss], args.n, args.repeats),
                    "mean_atoms_asu": float(np.mean([c.n_atoms for c in crystals])),
                    "skipped_per_structure": float(np.mean([c.metadata["skipped_atoms"]
@@ -81,7 +70,7 @@ def main() -> None:
                     s = pyxtal()
                     s.from_random(3, 14, ["C"], [4 * n])
 
-            pyxtal_ms = 1e3 * timed(run_pyxtal, len(atoms[:20]), max(1, args.repeats // 2))
+            pyxtal_ms = 1e3 * median_seconds(run_pyxtal, len(atoms[:20]), max(1, args.repeats // 2))
         except Exception as exc:
             pyxtal_ms = f"not run: {type(exc).__name__}: {exc}"[:120]
         rows.append({"cells": label, "placement": "peers (same atom counts)",

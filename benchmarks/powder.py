@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+from _timing import median_seconds
 from xtalforge.crystal.examples import random_crystal
 from xtalforge.powder import (
     InstrumentSampler,
@@ -28,16 +29,6 @@ from xtalforge.powder import (
     simulate,
     simulate_batch,
 )
-
-
-def median_per_item(fn, n: int, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -55,7 +46,7 @@ def main() -> None:
     row: dict = {"n": args.n, "points": instruments[0].n_points,
                  "mean_peaks_incl_Ka2": float(np.mean([len(peak_list(c, i).two_theta)
                                                        for c, i in zip(crystals, instruments)]))}
-    row["xtalforge_full_pattern_ms"] = 1e3 * median_per_item(
+    row["xtalforge_full_pattern_ms"] = 1e3 * median_seconds(
         lambda: [simulate(c, i, noise=True, seed=1) for c, i in zip(crystals, instruments)],
         args.n, args.repeats)
     errors, exact_s = [], []
@@ -72,7 +63,7 @@ def main() -> None:
         row["exact_profile_ms"] = 1e3 * statistics.median(exact_s)
     batch = [random_crystal("P 1 21/c 1", 20, seed=1000 + i) for i in range(args.batch)]
     binst = [sampler.sample(1000 + i) for i in range(args.batch)]
-    row["xtalforge_batched_patterns_per_s"] = 1.0 / median_per_item(
+    row["xtalforge_batched_patterns_per_s"] = 1.0 / median_seconds(
         lambda: simulate_batch(batch, binst, noise=True, seed=3), args.batch,
         max(1, args.repeats // 2))
     try:
@@ -85,7 +76,7 @@ def main() -> None:
             structures.append(Structure(Lattice.from_parameters(*c.cell),
                                         [str(e) for e in p1.elements], p1.frac))
         calc = XRDCalculator(wavelength="CuKa")
-        row["pymatgen_stick_pattern_ms"] = 1e3 * median_per_item(
+        row["pymatgen_stick_pattern_ms"] = 1e3 * median_seconds(
             lambda: [calc.get_pattern(s, two_theta_range=(3, 90)) for s in structures],
             args.n, max(1, args.repeats // 2))
         row["speedup_vs_pymatgen_sticks"] = (row["pymatgen_stick_pattern_ms"]

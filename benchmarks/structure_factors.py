@@ -26,21 +26,11 @@ import gemmi
 import numpy as np
 import torch
 
+from _timing import median_seconds
 from xtalforge import reflections, structure_factors, structure_factors_batch
 from xtalforge.crystal.examples import random_crystal
 
 HERE = Path(__file__).resolve().parent
-
-
-def median_time(fn, repeats: int, n: int) -> float:
-    """Median over ``repeats`` of the seconds per structure of ``fn()`` (which does n)."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
 
 
 def gemmi_fft(crystals, refls) -> list[np.ndarray]:
@@ -108,24 +98,25 @@ def run_group(sg: str, n: int, repeats: int, d_min: float, with_cctbx: bool) -> 
     ref = [structure_factors(c, r) for c, r in zip(crystals, refls)]
     row: dict = {"space_group": sg, "n_structures": n,
                  "mean_reflections": float(np.mean([len(r) for r in refls]))}
-    row["xtalforge_reflections_s"] = median_time(
-        lambda: [reflections(c, d_min) for c in crystals], repeats, n)
-    row["xtalforge_numpy_f64_s"] = median_time(
-        lambda: [structure_factors(c, r) for c, r in zip(crystals, refls)], repeats, n)
-    row["xtalforge_numpy_f32_s"] = median_time(
+    row["xtalforge_reflections_s"] = median_seconds(
+        lambda: [reflections(c, d_min) for c in crystals], n, repeats)
+    row["xtalforge_numpy_f64_s"] = median_seconds(
+        lambda: [structure_factors(c, r) for c, r in zip(crystals, refls)], n, repeats)
+    row["xtalforge_numpy_f32_s"] = median_seconds(
         lambda: [structure_factors(c, r, np.float32) for c, r in zip(crystals, refls)],
-        repeats, n)
-    row["xtalforge_batch_f32_s"] = median_time(
-        lambda: structure_factors_batch(crystals, refls), repeats, n)
+        n, repeats)
+    row["xtalforge_batch_f32_s"] = median_seconds(
+        lambda: structure_factors_batch(crystals, refls), n, repeats)
     batch = structure_factors_batch(crystals, refls)
     row["batch_vs_numpy_R"] = max(r_factor(a, b) for a, b in zip(batch, ref))
     sub = max(4, n // 8)
-    row["gemmi_fft_s"] = median_time(lambda: gemmi_fft(crystals[:sub], refls[:sub]), repeats, sub)
+    row["gemmi_fft_s"] = median_seconds(lambda: gemmi_fft(crystals[:sub], refls[:sub]), sub,
+                                        repeats)
     row["gemmi_fft_R"] = max(r_factor(a, b) for a, b in
                              zip(gemmi_fft(crystals[:sub], refls[:sub]), ref[:sub]))
     few = min(4, n)
-    row["gemmi_direct_s"] = median_time(lambda: gemmi_direct(crystals[:few], refls[:few]),
-                                        max(1, repeats // 2), few)
+    row["gemmi_direct_s"] = median_seconds(lambda: gemmi_direct(crystals[:few], refls[:few]),
+                                           few, max(1, repeats // 2))
     if with_cctbx:
         payload = {"repeats": repeats, "d_min": d_min, "structures": [
             {"cell": list(c.cell), "hall": c.spacegroup.hall, "hkl": r.hkl.tolist(),
