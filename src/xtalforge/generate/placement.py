@@ -35,7 +35,6 @@ class SiteSet:
         self.radius = np.zeros(0)  # covalent radius of the atom each image belongs to
         self.frac: list[np.ndarray] = []
         self.z: list[int] = []
-        self.special: list[bool] = []
 
     def images_of(self, x: np.ndarray) -> np.ndarray:
         """Symmetry images (n_ops, 3) of fractional x, wrapped to [0, 1)."""
@@ -74,11 +73,6 @@ class SiteSet:
         self.radius = np.concatenate([self.radius, np.full(len(imgs), radius)])
         self.frac.append(x % 1.0)
         self.z.append(int(z))
-        self.special.append(special)
-
-    def site_order(self, x: np.ndarray) -> int:
-        """Number of operations mapping x onto itself (1 on a general position)."""
-        return int(np.isinf(self.own_image_distances(x[None])[0]).sum())
 
 
 def special_operations(sym: SymmetryInfo) -> list[tuple[np.ndarray, np.ndarray, int]]:
