@@ -247,6 +247,76 @@ def sample(config: str = typer.Argument(..., help="Generator YAML file or preset
 
 
 @app.command()
+def stats(cif_dir: Path = typer.Argument(..., help="Folder of real small-molecule CIFs."),
+          out: Path = typer.Option(Path("gen.yaml"), "--out", "-o",
+                                   help="Generator config to write (plots go beside it, .png)."),
+          name: str = typer.Option("", help="Config name (default: the output file's stem)."),
+          limit: int = typer.Option(0, help="Read at most this many CIFs (0: all)."),
+          ) -> None:
+    """Fit the generator's distributions to real CIFs; write a ready config and PNG plots."""
+    import yaml
+
+    from xtalforge.generate.descriptors import read_cif_folder
+    from xtalforge.generate.fit import fit_config, plot_fit
+
+    try:
+        with console.status(f"reading {cif_dir}"):
+            crystals, failed = read_cif_folder(cif_dir, limit or None)
+        fit = fit_config(crystals, name=name or out.stem)
+    except XtalforgeError as exc:
+        _fail(exc)
+    for file, why in failed:
+        console.print(f"[yellow]skipped[/] {file}: {why}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = fit.config.model_dump(mode="json", exclude_none=False)
+    header = (f"# Fitted by `xtalforge stats {cif_dir}` to {fit.n_structures} structures "
+              f"({len(failed)} unreadable files skipped).\n")
+    out.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    png = plot_fit(fit, out.with_suffix(".png"))
+    cell = fit.config.cell
+    console.print(f"fitted {fit.n_structures} structures: {len(fit.spacegroups)} space groups, "
+                  f"ln V ~ N({cell.volume.mu:.2f}, {cell.volume.sigma:.2f}), edges "
+                  f"{cell.a_min}–{cell.a_max} Å, ratio ≤ {cell.ratio}, β ≤ {cell.beta_max}°")
+    console.print(f"wrote {out} and {png}")
+
+
+@app.command()
+def compare(config: str = typer.Argument(..., help="Generator YAML file or preset name."),
+            cif_dir: Path = typer.Argument(..., help="Folder of real small-molecule CIFs."),
+            n: int = typer.Option(500, "--n", help="Structures to generate."),
+            seed: int = typer.Option(0, help="Seed of the first generated structure."),
+            out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="PNG to write."),
+            hydrogens: bool = typer.Option(False, help="Include H in the distance histogram."),
+            ) -> None:
+    """Plot generated vs real: volume, largest edge, a3/a2, a2/a1, β, interatomic distances."""
+    from rich.progress import track
+
+    from xtalforge.generate import Generator
+    from xtalforge.generate.compare import compare_sets, plot_comparison
+    from xtalforge.generate.descriptors import read_cif_folder
+
+    try:
+        gen = Generator.from_config(config)
+        with console.status(f"reading {cif_dir}"):
+            real, failed = read_cif_folder(cif_dir)
+        generated = [gen.sample(seed + i) for i in track(range(n), description="generating",
+                                                          console=console)]
+        cmp = compare_sets(generated, real, hydrogens=hydrogens)
+    except XtalforgeError as exc:
+        _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_comparison(cmp, out, labels=(gen.config.name, cif_dir.name))
+    table = Table(title=f"{gen.config.name} (n={n}) vs {cif_dir} (n={len(real)}, "
+                        f"{len(failed)} unreadable)")
+    for col in ("quantity", "generated median", "real median", "KS"):
+        table.add_column(col)
+    for key, g, r, ks in cmp.rows():
+        table.add_row(key, f"{g:.3g}", f"{r:.3g}", f"{ks:.2f}")
+    console.print(table)
+    console.print(f"wrote {out}")
+
+
+@app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
          seed: int = typer.Option(0, help="Seed of the example structure.")) -> None:
     """Run the main job on an embedded example (no data, no server)."""

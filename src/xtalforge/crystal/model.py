@@ -180,7 +180,7 @@ class Crystal:
         """3×3 matrix M with Cartesian = M @ fractional (Å), PDB convention (a along x)."""
         return orthogonalization_matrix(self.cell)
 
-    def site_multiplicity(self) -> np.ndarray:
+    def site_symmetry_order(self) -> np.ndarray:
         """Order m of each atom's site-symmetry group: the cell holds |G|/m copies of the atom."""
         rots, trans = self.symmetry.all_ops()
         diff = np.matmul(self.frac, rots.transpose(0, 2, 1)) + trans[:, None, :] - self.frac
@@ -210,7 +210,7 @@ class Crystal:
     def composition(self) -> dict[str, float]:
         """Unit-cell content: element symbol → number of atoms (occupancy-weighted)."""
         counts: Counter[str] = Counter()
-        per_site = self.symmetry.n_ops / self.site_multiplicity()
+        per_site = self.symmetry.n_ops / self.site_symmetry_order()
         for el, w, o in zip(self.elements, per_site, self.occ):
             counts[el] += float(w * o)
         return dict(counts)

@@ -59,7 +59,7 @@ def atom_images(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, bool]:
     rots = sym.rotations[ops].astype(np.float64)
     images = np.matmul(crystal.frac, rots.transpose(0, 2, 1)).transpose(1, 0, 2)
     images += sym.translations[ops]
-    weight = len(sym.centrings) * crystal.occ / crystal.site_multiplicity()
+    weight = len(sym.centrings) * crystal.occ / crystal.site_symmetry_order()
     real = bool(sym.centrosymmetric_origin)
     if real:
         weight = 2.0 * weight

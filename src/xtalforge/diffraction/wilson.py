@@ -30,7 +30,7 @@ def sum_f2(composition: Mapping[str | int, float], stol2: np.ndarray) -> np.ndar
 
 def expected_intensity(crystal: Crystal, refl: Reflections) -> np.ndarray:
     """Σ over unit-cell atoms of occ² f²(s) exp(−2 B_j s²): ⟨|F|²⟩/ε for the model (e²)."""
-    n_copies = crystal.symmetry.n_ops / crystal.site_multiplicity()
+    n_copies = crystal.symmetry.n_ops / crystal.site_symmetry_order()
     stol2 = refl.stol2
     f = form_factors(crystal.z, stol2)  # (N, R)
     dw = np.exp(-2 * 8 * math.pi**2 * np.outer(crystal.u_iso, stol2))

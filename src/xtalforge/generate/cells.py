@@ -18,10 +18,17 @@ __all__ = ["bounded_ratio_edges", "sample_cell", "sample_volume"]
 
 
 def sample_volume(cfg: CellConfig, n_cell_atoms: int, rng: np.random.Generator) -> float:
-    """Cell volume (Å³) for the configured strategy."""
+    """Cell volume (Å³) for the configured strategy; a log-normal volume is truncated to
+    [a_min³, a_max³] (rejection), so that every edge can respect its bounds."""
     if cfg.strategy == "volume_first":
         if isinstance(cfg.volume, LogNormal):
-            return float(np.exp(rng.normal(cfg.volume.mu, cfg.volume.sigma)))
+            # truncated to the volumes the edge bounds allow (a_min³ … a_max³)
+            lo, hi = math.log(cfg.a_min) * 3, math.log(cfg.a_max) * 3
+            for _ in range(100):
+                log_v = rng.normal(cfg.volume.mu, cfg.volume.sigma)
+                if lo <= log_v <= hi:
+                    break
+            return float(np.exp(min(max(log_v, lo), hi)))
         return float(rng.uniform(*cfg.volume))
     return float(rng.uniform(*cfg.v_atom)) * n_cell_atoms
 

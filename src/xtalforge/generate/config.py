@@ -18,7 +18,7 @@ from xtalforge.errors import CrystalError, XtalforgeError
 __all__ = ["CellConfig", "CompositionConfig", "ConfigError", "GeneratorConfig", "PlacementConfig",
            "load_config", "preset_path"]
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "presets" / "generators"
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "generators"
 
 Range = tuple[float, float]
 
