@@ -316,6 +316,165 @@ def compare(config: str = typer.Argument(..., help="Generator YAML file or prese
     console.print(f"wrote {out}")
 
 
+def _progress_bar():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]} structures/s"), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=console)
+
+
+def _run_build(spec, out: Path, workers: int, executor: str, scheduler: str | None,
+               overwrite: bool, label: str) -> dict:
+    import time
+
+    from xtalforge.data.build import build_dataset
+
+    with _progress_bar() as bar:
+        task = bar.add_task(label, total=None, rate="–")
+        t0, first = time.perf_counter(), [None]
+
+        def progress(done: int, total: int) -> None:
+            if first[0] is None:
+                first[0] = done
+            dt = time.perf_counter() - t0
+            rate = (done - first[0]) / dt if dt > 0 and done > first[0] else 0.0
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
+
+        return build_dataset(spec, out, workers=workers, executor=executor,
+                             scheduler=scheduler, overwrite=overwrite, progress=progress)
+
+
+def _manifest_table(m: dict) -> Table:
+    table = Table(title=f"dataset {m['name']} ({m['status']})")
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("structures", str(m.get("rows")))
+    table.add_row("splits", ", ".join(f"{k} {v}" for k, v in m.get("splits", {}).items()))
+    table.add_row("shards", str(len(m.get("shards", []))))
+    table.add_row("reflections", f"{m.get('n_reflections', 0):,}")
+    groups = list(m.get("spacegroups", {}).items())
+    table.add_row("space groups", ", ".join(f"{k} ({v})" for k, v in groups[:6])
+                  + (" …" if len(groups) > 6 else ""))
+    if "hkl_grid" in m:
+        g = m["hkl_grid"]
+        table.add_row("hkl grid", f"lower {tuple(g['lower'])}, shape {tuple(g['shape'])}")
+    if "import_report" in m:
+        table.add_row("import", ", ".join(f"{k} {v}" for k, v in
+                                          m["import_report"]["status"].items()))
+    return table
+
+
+_EXECUTOR = typer.Option("local", help="local (process pool) or dask.")
+_SCHEDULER = typer.Option(None, help="Dask scheduler address (tcp://host:8786); default: a "
+                                     "local cluster of --workers processes.")
+
+
+@app.command()
+def generate(spec: str = typer.Argument(..., help="Dataset spec YAML or preset (tiny, thesis-d1, "
+                                                  "thesis-d2, thesis-d3)."),
+             out: Path = typer.Option(..., "--out", "-o", help="Dataset folder."),
+             workers: int = typer.Option(1, help="Worker processes."),
+             executor: str = _EXECUTOR, scheduler: str = _SCHEDULER,
+             n: int = typer.Option(None, "--n", help="Override the spec's n."),
+             seed: int = typer.Option(None, help="Override the spec's seed."),
+             overwrite: bool = typer.Option(False, help="Replace a folder of another spec."),
+             ) -> None:
+    """Generate a sharded dataset (resumable: rerun the same command after an interruption)."""
+    from xtalforge.data.spec import load_spec
+
+    try:
+        spec_obj = load_spec(spec, n=n, seed=seed)
+        if spec_obj.generator is None:
+            raise XtalforgeError(f"{spec}: this spec imports CIFs; use xtalforge import-cif")
+        m = _run_build(spec_obj, out, workers, executor, scheduler, overwrite, "generating")
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(_manifest_table(m))
+    console.print(f"wrote {out}")
+
+
+@app.command("import-cif")
+def import_cif(cif_dir: Path = typer.Argument(..., help="Folder of CIF files."),
+               out: Path = typer.Option(..., "--out", "-o", help="Dataset folder."),
+               spec: str = typer.Option("real-import", help="Dataset spec (what to compute)."),
+               workers: int = typer.Option(1, help="Worker processes."),
+               executor: str = _EXECUTOR, scheduler: str = _SCHEDULER,
+               overwrite: bool = typer.Option(False, help="Replace a folder of another spec."),
+               ) -> None:
+    """Import real CIFs (calculated F) with a per-file report of what was fixed or skipped."""
+    from xtalforge.data.spec import load_spec
+
+    try:
+        spec_obj = load_spec(spec, cif_dir=str(cif_dir.resolve()), generator=None)
+        m = _run_build(spec_obj, out, workers, executor, scheduler, overwrite, "importing")
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(_manifest_table(m))
+    console.print(f"wrote {out} (per-file report: {out / 'import-report.csv'})")
+
+
+@app.command("import-hkl")
+def import_hkl_cmd(files: list[Path] = typer.Argument(..., help="Reflection files (.hkl, .mtz, "
+                                                                 "CIF with _refln)."),
+                   structure: Path = typer.Option(None, "--structure", "-s",
+                                                  help="CIF or .ins/.res with cell and symmetry "
+                                                       "(default: beside each file, same stem)."),
+                   out: Path = typer.Option(..., "--out", "-o", help="Dataset folder."),
+                   ) -> None:
+    """Import measured data (amplitudes merged to the ASU, no phases) in the dataset format."""
+    from xtalforge.data.hkl_import import import_hkl
+
+    try:
+        m = import_hkl(files, out, structure=structure)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(_manifest_table(m))
+    for row in m.get("import_report", {}).get("files", []):
+        console.print(f"  {row}")
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def verify(dataset: Path = typer.Argument(..., help="Dataset folder.")) -> None:
+    """Check a dataset: manifest complete, shard checksums and row counts, unique ids."""
+    from xtalforge.data.build import verify_dataset
+
+    try:
+        problems = verify_dataset(dataset)
+    except XtalforgeError as exc:
+        _fail(exc)
+    if problems:
+        for p in problems:
+            console.print(f"[red]✗[/] {p}")
+        raise typer.Exit(code=1)
+    console.print(f"[green]✓[/] {dataset}: intact")
+
+
+@app.command()
+def inspect(dataset: Path = typer.Argument(..., help="Dataset folder."),
+            out: Path = typer.Option(None, "--out", "-o",
+                                     help="Folder for the card (default DATASET/card)."),
+            ) -> None:
+    """A dataset card: counts, splits, distributions and tensor slices (PNG + card.md)."""
+    from xtalforge.data.card import dataset_card
+
+    try:
+        card = dataset_card(dataset, out or dataset / "card")
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(_manifest_table(card["manifest"]))
+    for name in card["files"]:
+        console.print(f"wrote {name}")
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
          seed: int = typer.Option(0, help="Seed of the example structure.")) -> None:

@@ -18,7 +18,7 @@ from xtalforge.crystal.symmetry import (
 )
 from xtalforge.errors import ReflectionError
 
-__all__ = ["Reflections", "reciprocal_metric", "reflections"]
+__all__ = ["Reflections", "reciprocal_metric", "reflections", "reflections_from_hkl"]
 
 
 def reciprocal_metric(cell: tuple[float, ...]) -> np.ndarray:
@@ -162,6 +162,29 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
         keep &= inv_d2 >= (1 - 1e-9) / d_max**2
     return Reflections(hkl[keep], 1.0 / np.sqrt(inv_d2[keep]), eps[keep], centric[keep],
                        mult[keep], tuple(cell), sg)
+
+
+def reflections_from_hkl(hkl: np.ndarray, cell: tuple[float, ...],
+                         spacegroup: str | int | gemmi.SpaceGroup) -> Reflections:
+    """:class:`Reflections` for given unique ASU indices (e.g. merged measured data), in the
+    given order; raises when an index is outside the reciprocal ASU, absent or (0, 0, 0)."""
+    sg = resolve_space_group(spacegroup)
+    sym = symmetry_info(sg)
+    hkl = np.asarray(hkl, dtype=np.int32).reshape(-1, 3)
+    if (~sym.in_asu(hkl)).any():
+        bad = hkl[~sym.in_asu(hkl)][0]
+        raise ReflectionError(f"reflection {tuple(int(v) for v in bad)} is outside the "
+                              f"reciprocal ASU of {sg.xhm()}")
+    if (hkl == 0).all(axis=1).any():
+        raise ReflectionError("reflection (0, 0, 0) is not a Bragg reflection")
+    absent, eps, centric, mult = _classify(hkl, sym)
+    if absent.any():
+        bad = hkl[absent][0]
+        raise ReflectionError(f"reflection {tuple(int(v) for v in bad)} is systematically "
+                              f"absent in {sg.xhm()}")
+    hf = hkl.astype(np.float64)
+    inv_d2 = ((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1)
+    return Reflections(hkl, 1.0 / np.sqrt(inv_d2), eps, centric, mult, tuple(cell), sg)
 
 
 #: Index boxes up to this many points have their ASU members cached (they depend only on the

@@ -1,0 +1,316 @@
+"""Build a dataset folder from a spec: shards computed by local processes or a Dask cluster.
+
+``build_dataset(spec, out)`` writes ``manifest.json`` and ``shards/part-*.parquet`` (see
+:mod:`xtalforge.data.shards`). Every shard is a pure function of (spec, shard index): sample i
+has seed ``sample_seed(spec.seed, i)`` and split ``split_of(spec.seed, i, splits)``, so shards are
+byte-identical whatever the executor or worker count, and a rerun after an interruption only
+computes the shards that are missing or corrupt. The parent keeps at most two shards per worker
+in flight and receives only small summaries, so its memory does not grow with n.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xtalforge.data.shards import read_manifest, shard_done, write_manifest, write_shard
+from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
+
+__all__ = ["build_dataset", "build_shard", "cif_files", "verify_dataset"]
+
+
+def cif_files(folder: str | Path) -> list[Path]:
+    """The CIFs of an import, sorted by name (their index is the sample id)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".cif" and p.is_file())
+    if not files:
+        raise DatasetError(f"{folder}: no *.cif files")
+    return files
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
+    """Compute and write shard ``index`` (run inside a worker process); returns its sidecar."""
+    import torch
+
+    from xtalforge.data.rows import compute_rows
+
+    torch.set_num_threads(1)
+    spec = DatasetSpec(**spec_data)
+    start = index * spec.shard_size
+    stop = min(start + spec.shard_size, spec.n)
+    ids = list(range(start, stop))
+    report: list[dict] = []
+    sources: list[str] = []
+    if spec.generator is not None:
+        from xtalforge.generate import Generator
+
+        gen = Generator.from_config(spec.generator_config())
+        seeds = [sample_seed(spec.seed, i) for i in ids]
+        crystals = [gen.sample(s) for s in seeds]
+    else:
+        from xtalforge.data.audit import audit_cif
+
+        files = cif_files(spec.cif_dir)
+        crystals, kept, seeds = [], [], []
+        for i in ids:
+            res = audit_cif(files[i])
+            report.append(res.as_dict())
+            if res.crystal is not None:
+                crystals.append(res.crystal)
+                kept.append(i)
+                seeds.append(sample_seed(spec.seed, i))
+                sources.append(files[i].name)
+        ids = kept
+    splits = [split_of(spec.seed, i, spec.splits) for i in ids]
+    table = compute_rows(crystals, ids, seeds, splits, spec,
+                         sources=sources if spec.cif_dir is not None else None)
+    summary = {
+        "ids": [start, stop],
+        "splits": dict(Counter(splits)),
+        "spacegroups": dict(Counter(c.spacegroup.xhm() for c in crystals)),
+        "max_edges": np.max([c.cell[:3] for c in crystals], axis=0).tolist() if crystals else None,
+        "n_reflections": int(table.column("n_refl").to_numpy().sum()) if crystals else 0,
+        "skipped_atoms": int(sum(c.metadata.get("skipped_atoms", 0)
+                                 + c.metadata.get("skipped_hydrogens", 0) for c in crystals)),
+    }
+    if report:
+        summary["report"] = report
+    return write_shard(Path(root), index, table, spec.row_group_size, summary)
+
+
+def _local_executor(workers: int) -> Callable[[Callable, list[tuple]], Iterator[dict]]:
+    def run(fn: Callable, jobs: list[tuple]) -> Iterator[dict]:
+        if workers <= 1:
+            for job in jobs:
+                yield fn(*job)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            pending: set = set()
+            queue = list(jobs)
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:
+                    pending.add(pool.submit(fn, *queue.pop(0)))
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+    return run
+
+
+def _dask_executor(client: Any) -> Callable[[Callable, list[tuple]], Iterator[dict]]:
+    def run(fn: Callable, jobs: list[tuple]) -> Iterator[dict]:
+        from distributed import as_completed
+
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        queue = list(jobs)
+        first = [client.submit(fn, *queue.pop(0), pure=False)
+                 for _ in range(min(len(queue), 2 * n_workers))]
+        stream = as_completed(first)
+        for fut in stream:
+            yield fut.result()
+            fut.release()
+            if queue:
+                stream.add(client.submit(fn, *queue.pop(0), pure=False))
+    return run
+
+
+def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor: str = "local",
+                  scheduler: str | None = None, client: Any = None, overwrite: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Write (or resume) the dataset of ``spec`` into ``out``; returns the manifest.
+
+    ``executor``: ``local`` (``workers`` processes; 1 runs in this process) or ``dask`` (the
+    cluster at ``scheduler``, a given ``client``, or a LocalCluster of ``workers`` processes).
+    ``progress(done_structures, total)`` is called as shards finish. A folder holding another
+    spec is refused unless ``overwrite``.
+    """
+    root = Path(out)
+    if spec.cif_dir is not None:
+        spec = spec.model_copy(update={"n": len(cif_files(spec.cif_dir))})
+    resolved = spec.resolved()
+    spec_hash = spec.spec_hash()
+    if (root / "manifest.json").is_file():
+        old = read_manifest(root)
+        if old.get("spec_hash") != spec_hash:
+            if not overwrite:
+                raise DatasetError(f"{root} holds another dataset (spec hash "
+                                   f"{old.get('spec_hash')} ≠ {spec_hash}); choose another "
+                                   "folder or pass overwrite")
+            for p in (root / "shards").glob("*"):
+                p.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "shards").mkdir(exist_ok=True)
+    for stale in (root / "shards").glob(".*.tmp-*"):
+        stale.unlink()
+    from xtalforge import __version__
+
+    manifest: dict[str, Any] = {
+        "format": "xtalforge-dataset", "format_version": 1, "name": spec.name,
+        "spec_hash": spec_hash, "spec": resolved, "status": "in_progress",
+        "version": __version__, "git_commit": _git_commit(), "n": spec.n,
+        "n_shards": spec.n_shards, "seed": spec.seed,
+    }
+    write_manifest(root, manifest)
+    infos: dict[int, dict] = {}
+    todo = []
+    for k in range(spec.n_shards):
+        info = shard_done(root, k)
+        if info is None:
+            todo.append(k)
+        else:
+            infos[k] = info
+    done_count = sum(i["ids"][1] - i["ids"][0] for i in infos.values())
+    if progress:
+        progress(done_count, spec.n)
+    jobs = [(spec.model_dump(mode="json"), k, str(root)) for k in todo]
+    owned_client = None
+    t0 = time.perf_counter()
+    if executor == "local":
+        run = _local_executor(workers)
+    elif executor == "dask":
+        if client is None:
+            from distributed import Client, LocalCluster
+
+            if scheduler:
+                owned_client = Client(scheduler)
+            else:
+                owned_client = Client(LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                                   processes=True, host="127.0.0.1",
+                                                   dashboard_address=None))
+            client = owned_client
+        run = _dask_executor(client)
+    else:
+        raise DatasetError(f"unknown executor {executor!r} (local or dask)")
+    try:
+        for info in run(build_shard, jobs):
+            infos[info["index"]] = info
+            done_count += info["ids"][1] - info["ids"][0]
+            if progress:
+                progress(done_count, spec.n)
+    finally:
+        if owned_client is not None:
+            cluster = owned_client.cluster
+            owned_client.close()
+            if cluster is not None:
+                cluster.close()
+    shards = [infos[k] for k in sorted(infos)]
+    manifest.update(_summarise(shards, spec))
+    if spec.cif_dir is not None:
+        _write_report(root, [r for s in shards for r in s.get("report", [])])
+    manifest["status"] = "complete"
+    manifest["last_run"] = {"executor": executor, "workers": workers,
+                            "shards_computed": len(todo),
+                            "seconds": round(time.perf_counter() - t0, 3),
+                            "pid": os.getpid()}
+    write_manifest(root, manifest)
+    return manifest
+
+
+def _write_report(root: Path, report: list[dict]) -> None:
+    """``import-report.csv``: file, status, fixes and problems (``; ``-joined) per CIF."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["file", "status", "fixes", "problems"])
+    for r in report:
+        writer.writerow([r["file"], r["status"], "; ".join(r["fixes"]), "; ".join(r["problems"])])
+    (root / "import-report.csv").write_text(buf.getvalue())
+
+
+def verify_dataset(root: str | Path) -> list[str]:
+    """Problems found in a dataset folder (empty when intact): manifest complete, every shard
+    present with the manifest's sha256 and row count, readable, sample ids unique."""
+    import pyarrow.parquet as pq
+
+    from xtalforge.data.shards import file_sha256
+
+    root = Path(root)
+    manifest = read_manifest(root)
+    problems = []
+    if manifest.get("status") != "complete":
+        problems.append(f"status is {manifest.get('status')!r}: rerun the generation to finish")
+    seen: set[int] = set()
+    listed = set()
+    for s in manifest.get("shards", []):
+        path = root / s["file"]
+        listed.add(path.name)
+        if not path.is_file():
+            problems.append(f"{s['file']}: missing")
+            continue
+        if file_sha256(path) != s["sha256"]:
+            problems.append(f"{s['file']}: checksum mismatch (corrupt or modified)")
+            continue
+        try:
+            ids = pq.read_table(path, columns=["id"]).column("id").to_numpy()
+        except Exception as exc:
+            problems.append(f"{s['file']}: unreadable: {exc}")
+            continue
+        if len(ids) != s["rows"]:
+            problems.append(f"{s['file']}: {len(ids)} rows, manifest says {s['rows']}")
+        dup = seen.intersection(ids.tolist())
+        if dup:
+            problems.append(f"{s['file']}: duplicated sample ids, e.g. {min(dup)}")
+        seen.update(ids.tolist())
+    if manifest.get("status") == "complete" and len(manifest.get("shards", [])) != manifest.get(
+            "n_shards"):
+        problems.append(f"{len(manifest.get('shards', []))} shards listed, "
+                        f"{manifest.get('n_shards')} expected")
+    extra = sorted(p.name for p in (root / "shards").glob("part-*.parquet")
+                   if p.name not in listed)
+    if extra and manifest.get("status") == "complete":
+        problems.append(f"shard files not in the manifest: {extra[:3]}")
+    return problems
+
+
+def _summarise(shards: list[dict], spec: DatasetSpec) -> dict[str, Any]:
+    splits: Counter = Counter()
+    groups: Counter = Counter()
+    report: list[dict] = []
+    edges = np.zeros(3)
+    for s in shards:
+        splits.update(s["splits"])
+        groups.update(s["spacegroups"])
+        report.extend(s.get("report", []))
+        if s.get("max_edges"):
+            edges = np.maximum(edges, s["max_edges"])
+    out: dict[str, Any] = {
+        "rows": int(sum(s["rows"] for s in shards)),
+        "splits": {k: splits.get(k, 0) for k in ("train", "val", "test")},
+        "spacegroups": dict(groups.most_common()),
+        "max_edges": edges.tolist(),
+        "n_reflections": int(sum(s["n_reflections"] for s in shards)),
+        "skipped_atoms": int(sum(s["skipped_atoms"] for s in shards)),
+        "shards": [{k: s[k] for k in ("index", "file", "rows", "sha256", "ids")} for s in shards],
+    }
+    if groups:
+        from xtalforge.diffraction.hkl_grid import HKLGrid
+
+        grid = HKLGrid.from_bounds(tuple(edges), spec.compute.d_high, list(groups))
+        out["hkl_grid"] = {"lower": list(grid.lower), "shape": list(grid.shape),
+                           "d_min": spec.compute.d_high}
+    if spec.cif_dir is not None:
+        out["import_report"] = {"files": len(report),
+                                "status": dict(Counter(r["status"] for r in report))}
+    return out

@@ -1,0 +1,212 @@
+"""Dataset specs (pydantic, YAML): where structures come from, what to compute, how to split.
+
+Resolutions in Å. A spec names either a generator (preset name, YAML path or inline mapping) or
+a folder of CIFs; ``n`` structures are made from ``seed`` in shards of ``shard_size``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xtalforge.errors import XtalforgeError
+from xtalforge.generate.config import GeneratorConfig, load_config
+from xtalforge.powder.sampler import InstrumentSampler
+
+__all__ = ["ComputeSpec", "DatasetError", "DatasetSpec", "MapSpec", "PowderSpec", "load_spec",
+           "sample_seed", "split_of"]
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "datasets"
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(XtalforgeError):
+    """An invalid dataset spec, or a dataset folder that does not match / is corrupt."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MapSpec(_Strict):
+    """A fixed-shape map stored per structure (flattened float32, C order)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    shape: tuple[int, int, int]
+    d_min: float | None = Field(None, gt=0, description="resolution of the map (Å); d_high if None")
+    sharpen: bool = False
+    remove_origin: bool = False
+    scale01: bool = True
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 2 or max(v) > 256:
+            raise ValueError(f"map shape {v} must have 2–256 points per axis")
+        return v
+
+
+class PowderSpec(_Strict):
+    """Powder patterns of random instruments (``InstrumentSampler``), one per structure."""
+
+    sampler: InstrumentSampler = Field(default_factory=InstrumentSampler)
+    noise: bool = True
+
+
+class ComputeSpec(_Strict):
+    """What each row holds. F (and phases, E) to ``d_high``; ``d_low`` marks the known/target
+    split of the resolution-extension task (d ≥ d_low known)."""
+
+    d_high: float = Field(0.8, gt=0.3)
+    d_low: float | None = Field(1.2, gt=0)
+    phases: bool = True
+    e_values: bool = True
+    patterson: list[MapSpec] = Field(default_factory=list)
+    density: list[MapSpec] = Field(default_factory=list)
+    powder: PowderSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ComputeSpec:
+        if self.d_low is not None and self.d_low <= self.d_high:
+            raise ValueError(f"d_low ({self.d_low} Å) must exceed d_high ({self.d_high} Å)")
+        names = [m.name for m in self.patterson] + [m.name for m in self.density]
+        if len(set(names)) != len(names):
+            raise ValueError(f"map names must be unique, got {names}")
+        for m in self.patterson + self.density:
+            if m.d_min is not None and m.d_min < self.d_high:
+                raise ValueError(f"map {m.name}: d_min {m.d_min} Å is finer than d_high "
+                                 f"{self.d_high} Å (no F computed there)")
+        return self
+
+
+class DatasetSpec(_Strict):
+    """A dataset: source (``generator`` or ``cif_dir``), what to compute, n, seed, shards, splits."""
+
+    name: str = "dataset"
+    generator: str | dict[str, Any] | None = None
+    cif_dir: str | None = None
+    n: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0)
+    shard_size: int = Field(1000, ge=1, le=1_000_000)
+    row_group_size: int = Field(64, ge=1)
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
+    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1,
+                                                              "test": 0.1})
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"unknown split(s) {sorted(unknown)}; use {SPLITS}")
+        if any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must be ≥ 0 and sum to 1, got {v}")
+        return {k: float(v.get(k, 0.0)) for k in SPLITS}
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetSpec:
+        if (self.generator is None) == (self.cif_dir is None):
+            raise ValueError("give exactly one source: generator (preset, YAML path or mapping) "
+                             "or cif_dir")
+        if self.generator is not None and self.n is None:
+            raise ValueError("n (number of structures) is required with a generator")
+        if self.generator is not None:
+            try:
+                self.generator_config()
+            except XtalforgeError as exc:
+                raise ValueError(f"generator: {exc}") from None
+        return self
+
+    def generator_config(self) -> GeneratorConfig:
+        """The resolved generator config (preset, path or inline mapping)."""
+        if self.generator is None:
+            raise DatasetError(f"dataset {self.name} has no generator (cif_dir source)")
+        return load_config(self.generator)
+
+    def resolved(self) -> dict[str, Any]:
+        """The spec as plain data with the generator config inlined (what the manifest stores)."""
+        data = self.model_dump(mode="json")
+        if self.generator is not None:
+            data["generator"] = self.generator_config().model_dump(mode="json")
+        return data
+
+    def spec_hash(self) -> str:
+        """Hash of everything that decides the shards' bytes (not shard-independent options)."""
+        blob = json.dumps(self.resolved(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def n_shards(self) -> int:
+        if self.n is None:
+            raise DatasetError("n is unknown until the CIF folder is listed")
+        return -(-self.n // self.shard_size)
+
+
+def sample_seed(dataset_seed: int, index: int) -> int:
+    """Seed of sample ``index`` (63-bit), derived from (dataset seed, index) alone, so any sample
+    can be regenerated by itself whatever the shard size or worker count."""
+    state = np.random.SeedSequence([int(dataset_seed), int(index), 0xDA7A]).generate_state(2)
+    return int((int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1))
+
+
+def split_of(dataset_seed: int, index: int, fractions: dict[str, float]) -> str:
+    """Split of sample ``index``: a uniform number from (seed, index) against the cumulative
+    fractions; disjoint by construction and stable when n grows."""
+    u = np.random.SeedSequence([int(dataset_seed), int(index), 0x5B17]).generate_state(1)[0]
+    x = float(u) / 2**32
+    acc = 0.0
+    for name in SPLITS:
+        acc += fractions.get(name, 0.0)
+        if x < acc:
+            return name
+    return next(s for s in reversed(SPLITS) if fractions.get(s, 0.0) > 0)
+
+
+def preset_path(name: str) -> Path:
+    """Path of a dataset preset in ``configs/datasets``."""
+    path = PRESET_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+        raise DatasetError(f"no dataset preset {name!r}; known: {known}")
+    return path
+
+
+def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
+    """A validated spec from a mapping, a YAML path or a preset name; ``overrides`` replace
+    top-level fields (e.g. ``n=100``). A relative generator/cif_dir path is taken relative to
+    the spec file. Errors name the file and field."""
+    where = ""
+    if isinstance(source, dict):
+        data = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            path = preset_path(str(source))
+        where = f"{path}: "
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise DatasetError(f"{where}invalid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"{where}expected a mapping")
+        data.setdefault("name", path.stem)
+        for key in ("generator", "cif_dir"):
+            value = data.get(key)
+            if (isinstance(value, str) and value.endswith((".yaml", ".yml", "/"))) or (
+                    key == "cif_dir" and isinstance(value, str)):
+                candidate = path.parent / value
+                if not Path(value).is_absolute() and candidate.exists():
+                    data[key] = str(candidate)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return DatasetSpec(**data)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}"
+                         for e in exc.errors())
+        raise DatasetError(f"{where}{msgs}") from None

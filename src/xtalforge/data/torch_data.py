@@ -1,0 +1,270 @@
+"""Torch datasets for training: shards on disk (map-style, streamed) or structures generated on
+the fly inside DataLoader workers.
+
+Each item is a dict. Grid mode (default): ``input`` (1, *grid) known amplitudes, normalised,
+zero elsewhere; ``target`` (1, *grid) amplitudes at known and target voxels; masks ``known``,
+``target_mask`` and ``absent`` (1, *grid) bool; ``id``. List mode: ``hkl`` (n, 3), ``d`` (n,) Å,
+``value`` (n,) normalised amplitudes, ``known`` / ``target_mask`` (n,) bool; batch it with
+:func:`collate_reflections`. A task is (d_low, d_high) in Å: d ≥ d_low known, d_high ≤ d < d_low
+to predict.
+
+Normalisation: ``max`` divides by the largest known amplitude (the thesis's choice), ``e`` uses
+normalised amplitudes |E| (exact expectation for generated data, Wilson fit for measured),
+``wilson`` divides by √(ε k Σf² exp(−2B s²)) with k and B fitted on the known reflections only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
+
+from xtalforge.data.shards import read_manifest
+from xtalforge.data.spec import DatasetError, sample_seed
+from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.diffraction.reflections import reciprocal_metric, reflections_from_hkl
+from xtalforge.diffraction.wilson import normalize, sum_f2, wilson_fit
+
+__all__ = ["BlockShuffleSampler", "OnTheFlyDataset", "ShardDataset", "Task",
+           "collate_reflections", "make_item"]
+
+Normalization = Literal["max", "e", "wilson"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Resolution-extension task: reflections with d ≥ ``d_low`` (Å) are known, those with
+    ``d_high`` ≤ d < ``d_low`` are the targets."""
+
+    d_low: float = 1.2
+    d_high: float = 0.8
+    normalization: Normalization = "max"
+
+    def __post_init__(self) -> None:
+        if not self.d_low > self.d_high > 0:
+            raise DatasetError(f"task needs d_low > d_high > 0 Å, got {self.d_low}, {self.d_high}")
+        if self.normalization not in ("max", "e", "wilson"):
+            raise DatasetError(f"normalization must be max, e or wilson, got "
+                               f"{self.normalization!r}")
+
+
+def _d_spacing(hkl: np.ndarray, cell: tuple[float, ...]) -> np.ndarray:
+    hf = hkl.astype(np.float64)
+    return 1.0 / np.sqrt(((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1))
+
+
+def _normalised(amp: np.ndarray, known: np.ndarray, task: Task, e: np.ndarray | None,
+                hkl: np.ndarray, cell: tuple, sg: str, z: np.ndarray) -> np.ndarray:
+    if task.normalization == "max":
+        top = float(amp[known].max()) if known.any() else 0.0
+        return amp / top if top > 0 else amp
+    if task.normalization == "e":
+        if e is None:
+            raise DatasetError("normalization 'e' needs E values in the dataset")
+        return e
+    refl = reflections_from_hkl(hkl, cell, sg)
+    comp: dict = {}
+    for v in z.tolist():
+        comp[int(v)] = comp.get(int(v), 0) + 1
+    comp = comp or {"C": 1.0}
+    k, b = wilson_fit(amp[known], refl.subset(known), comp)
+    expected = refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2)
+    return amp / np.sqrt(expected)
+
+
+def make_item(hkl: np.ndarray, amp: np.ndarray, cell: tuple, sg: str, task: Task,
+              grid: HKLGrid | None, e: np.ndarray | None = None, z: np.ndarray | None = None,
+              sample_id: int = -1) -> dict[str, Any]:
+    """One training item from a structure's reflections (ASU ``hkl``, amplitudes ``amp``)."""
+    d = _d_spacing(hkl, cell)
+    use = d >= task.d_high * (1 - 1e-9)
+    hkl, amp, d = hkl[use], amp[use], d[use]
+    e = e[use] if e is not None else None
+    known = d >= task.d_low * (1 - 1e-9)
+    value = _normalised(amp.astype(np.float64), known, task, e, hkl, cell, sg,
+                        np.zeros(0, int) if z is None else z).astype(np.float32)
+    if grid is None:
+        return {"hkl": torch.from_numpy(hkl.astype(np.int64)),
+                "d": torch.from_numpy(d.astype(np.float32)), "value": torch.from_numpy(value),
+                "known": torch.from_numpy(known), "target_mask": torch.from_numpy(~known),
+                "id": sample_id}
+    i, j, k = grid.index(hkl)
+    full = np.zeros(grid.shape, np.float32)
+    full[i, j, k] = value
+    known_m = np.zeros(grid.shape, bool)
+    known_m[i[known], j[known], k[known]] = True
+    target_m = np.zeros(grid.shape, bool)
+    target_m[i[~known], j[~known], k[~known]] = True
+    inp = np.where(known_m, full, 0.0).astype(np.float32)
+    return {"input": torch.from_numpy(inp)[None], "target": torch.from_numpy(full)[None],
+            "known": torch.from_numpy(known_m)[None], "target_mask": torch.from_numpy(target_m)[None],
+            "absent": torch.from_numpy(~(known_m | target_m))[None], "id": sample_id}
+
+
+def collate_reflections(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Pad list-mode items to the longest: ``pad_mask`` is True at real reflections."""
+    n = max(len(item["value"]) for item in batch)
+    out: dict[str, torch.Tensor] = {
+        "hkl": torch.zeros(len(batch), n, 3, dtype=torch.int64),
+        "d": torch.zeros(len(batch), n), "value": torch.zeros(len(batch), n),
+        "known": torch.zeros(len(batch), n, dtype=torch.bool),
+        "target_mask": torch.zeros(len(batch), n, dtype=torch.bool),
+        "pad_mask": torch.zeros(len(batch), n, dtype=torch.bool),
+        "id": torch.tensor([item["id"] for item in batch]),
+    }
+    for b, item in enumerate(batch):
+        m = len(item["value"])
+        for key in ("hkl", "d", "value", "known", "target_mask"):
+            out[key][b, :m] = item[key]
+        out["pad_mask"][b, :m] = True
+    return out
+
+
+class ShardDataset(Dataset):
+    """Map-style dataset over a dataset folder's shards, streamed: each item decodes only its
+    Parquet row group (a few are cached per worker), never the whole shard.
+
+    ``grid``: the dataset's hkl grid for ``task.d_high`` by default (from the manifest's cell and
+    space-group bounds); ``mode="list"`` returns reflection lists instead.
+    """
+
+    COLUMNS = ("id", "cell", "spacegroup", "hkl", "F", "E", "z")
+
+    def __init__(self, root: str | Path, split: str | None = "train", task: Task | None = None,
+                 mode: Literal["grid", "list"] = "grid", grid: HKLGrid | None = None,
+                 cache_row_groups: int = 4) -> None:
+        self.root = Path(root)
+        self.task = task or Task()
+        self.manifest = read_manifest(self.root)
+        if self.manifest.get("status") != "complete":
+            raise DatasetError(f"{self.root}: dataset is not complete; rerun its generation")
+        self.mode = mode
+        if mode == "grid" and grid is None:
+            grid = HKLGrid.from_bounds(tuple(self.manifest["max_edges"]), self.task.d_high,
+                                       list(self.manifest["spacegroups"]))
+        self.grid = grid if mode == "grid" else None
+        self._files = [self.root / s["file"] for s in self.manifest["shards"]]
+        # (file, row group, row) of every selected item, from the small split column only
+        self._index: list[tuple[int, int, int]] = []
+        self._block_starts: list[int] = []
+        for f, path in enumerate(self._files):
+            pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names
+            self._columns = [c for c in self.COLUMNS if c in names]
+            for rg in range(pf.num_row_groups):
+                splits = pf.read_row_group(rg, columns=["split"]).column("split").to_pylist()
+                self._block_starts.append(len(self._index))
+                self._index.extend((f, rg, r) for r, s in enumerate(splits)
+                                   if split is None or s == split)
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_size = cache_row_groups
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _row_group(self, f: int, rg: int) -> dict[str, list]:
+        key = (f, rg)
+        if key not in self._cache:
+            table = pq.ParquetFile(self._files[f]).read_row_group(rg, columns=self._columns)
+            self._cache[key] = {c: table.column(c) for c in self._columns}
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Raw values of item ``i`` (numpy arrays for list columns)."""
+        f, rg, r = self._index[i]
+        cols = self._row_group(f, rg)
+        out: dict[str, Any] = {}
+        for c, arr in cols.items():
+            v = arr[r]
+            out[c] = v.values.to_numpy(zero_copy_only=False) if hasattr(v, "values") else v.as_py()
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.row(i)
+        return make_item(row["hkl"].reshape(-1, 3).astype(np.int64), row["F"],
+                         tuple(row["cell"].tolist()), row["spacegroup"], self.task, self.grid,
+                         e=row.get("E"), z=row.get("z"), sample_id=int(row["id"]))
+
+    def blocks(self) -> list[range]:
+        """Item ranges that share a row group (for :class:`BlockShuffleSampler`)."""
+        starts = sorted(set(self._block_starts + [len(self._index)]))
+        return [range(a, b) for a, b in zip(starts[:-1], starts[1:]) if b > a]
+
+
+class BlockShuffleSampler(Sampler[int]):
+    """Shuffles row groups, then the items inside each: random order with few decodes."""
+
+    def __init__(self, dataset: ShardDataset, seed: int = 0) -> None:
+        self.blocks = dataset.blocks()
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.blocks)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for b in rng.permutation(len(self.blocks)):
+            yield from (int(i) for i in rng.permutation(np.array(self.blocks[b])))
+
+
+class OnTheFlyDataset(IterableDataset):
+    """Structures generated inside DataLoader workers, structure factors in batches.
+
+    Sample i (of epoch e) has seed ``sample_seed(seed, e·length + i)``; worker w of W makes
+    samples w, w+W, …, so every sample is the same whatever the number of workers. ``device``
+    runs the structure-factor sums (``"cuda"`` in the main process only; workers use the CPU).
+    """
+
+    def __init__(self, generator: Any, task: Task | None = None, length: int = 1024,
+                 seed: int = 0, sf_batch: int = 32, mode: Literal["grid", "list"] = "grid",
+                 grid: HKLGrid | None = None, device: str = "cpu") -> None:
+        from xtalforge.generate import Generator
+
+        self.generator = generator if isinstance(generator, Generator) else \
+            Generator.from_config(generator)
+        self.task = task or Task()
+        self.length, self.seed, self.sf_batch, self.mode = length, seed, sf_batch, mode
+        self.device = device
+        self.epoch = 0
+        if mode == "grid" and grid is None:
+            cfg = self.generator.config
+            grid = HKLGrid.from_bounds(cfg.cell.a_max, self.task.d_high, list(cfg.spacegroups))
+        self.grid = grid if mode == "grid" else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        from xtalforge.diffraction.batch import structure_factors_batch
+        from xtalforge.diffraction.reflections import reflections
+
+        info = get_worker_info()
+        w, n_w = (info.id, info.num_workers) if info is not None else (0, 1)
+        mine = list(range(w, self.length, n_w))
+        for start in range(0, len(mine), self.sf_batch):
+            idx = mine[start:start + self.sf_batch]
+            crystals = [self.generator.sample(sample_seed(self.seed, self.epoch * self.length + i))
+                        for i in idx]
+            refls = [reflections(c, self.task.d_high) for c in crystals]
+            fs = structure_factors_batch(crystals, refls, device=self.device)
+            for i, c, r, f in zip(idx, crystals, refls, fs):
+                amp = np.abs(f)
+                e = normalize(amp, r, crystal=c) if self.task.normalization == "e" else None
+                yield make_item(r.hkl.astype(np.int64), amp, c.cell, c.spacegroup.xhm(),
+                                self.task, self.grid, e=e, z=c.z, sample_id=i)
