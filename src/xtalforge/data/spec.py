@@ -86,7 +86,8 @@ class ComputeSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """A dataset: source (``generator`` or ``cif_dir``), what to compute, n, seed, shards, splits."""
+    """A dataset: source (``generator`` or ``cif_dir``), what to compute, n, seed, shards and
+    splits."""
 
     name: str = "dataset"
     generator: str | dict[str, Any] | None = None

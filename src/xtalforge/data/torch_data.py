@@ -15,6 +15,7 @@ normalised amplitudes |E| (exact expectation for generated data, Wilson fit for 
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,8 @@ def make_item(hkl: np.ndarray, amp: np.ndarray, cell: tuple, sg: str, task: Task
     target_m[i[~known], j[~known], k[~known]] = True
     inp = np.where(known_m, full, 0.0).astype(np.float32)
     return {"input": torch.from_numpy(inp)[None], "target": torch.from_numpy(full)[None],
-            "known": torch.from_numpy(known_m)[None], "target_mask": torch.from_numpy(target_m)[None],
+            "known": torch.from_numpy(known_m)[None],
+            "target_mask": torch.from_numpy(target_m)[None],
             "absent": torch.from_numpy(~(known_m | target_m))[None], "id": sample_id}
 
 
@@ -196,8 +198,8 @@ class ShardDataset(Dataset):
 
     def blocks(self) -> list[range]:
         """Item ranges that share a row group (for :class:`BlockShuffleSampler`)."""
-        starts = sorted(set(self._block_starts + [len(self._index)]))
-        return [range(a, b) for a, b in zip(starts[:-1], starts[1:]) if b > a]
+        starts = sorted(set([*self._block_starts, len(self._index)]))
+        return [range(a, b) for a, b in itertools.pairwise(starts) if b > a]
 
 
 class BlockShuffleSampler(Sampler[int]):
