@@ -12,7 +12,7 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e ".[dev,cctbx]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,cctbx,dask]"
 	touch $(STAMP)
 
 install: $(STAMP)

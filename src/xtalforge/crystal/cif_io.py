@@ -179,7 +179,8 @@ def write_cif(crystal: Crystal, path: str | Path | None = None, name: str | None
                       f"{o:.6f}"])
     meta = {k: v for k, v in crystal.metadata.items() if k not in ("source", "block")}
     if meta:
-        block.set_pair("_xtalforge_metadata", gemmi.cif.quote(json.dumps(meta, default=str)))
+        text = json.dumps(meta, default=str, sort_keys=True)
+        block.set_pair("_xtalforge_metadata", gemmi.cif.quote(text))
     text = doc.as_string()
     if path is not None:
         Path(path).write_text(text)

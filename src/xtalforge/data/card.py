@@ -97,9 +97,9 @@ def _slices(root: Path, m: dict, path: Path, plt: Any) -> Path:
                            squeeze=False)
     for r in range(n):
         item = ds[r]
-        ax[r, 0].imshow(item["input"][0, :, :, 0].T, origin="lower", cmap="viridis")
+        ax[r, 0].imshow(item["input"][0, :, :, 0].numpy().T, origin="lower", cmap="viridis")
         ax[r, 0].set_title(f"id {item['id']}: known |F|, l=0")
-        ax[r, 1].imshow(item["target"][0, :, :, 0].T, origin="lower", cmap="viridis")
+        ax[r, 1].imshow(item["target"][0, :, :, 0].numpy().T, origin="lower", cmap="viridis")
         ax[r, 1].set_title("known + target, l=0")
         for c, name in enumerate(maps):
             shape = shapes.get(name.split("_", 1)[1])
