@@ -48,11 +48,12 @@ def _git_commit() -> str | None:
 
 def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
     """Compute and write shard ``index`` (run inside a worker process); returns its sidecar."""
-    import torch
+    import sys
 
     from xtalforge.data.rows import compute_rows
 
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:  # one thread per worker process
+        sys.modules["torch"].set_num_threads(1)
     spec = DatasetSpec(**spec_data)
     start = index * spec.shard_size
     stop = min(start + spec.shard_size, spec.n)
@@ -105,7 +106,11 @@ def _local_executor(workers: int) -> Callable[[Callable, list[tuple]], Iterator[
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        # fork where available: workers start at once and scripts need no __main__ guard; the
+        # workers use numpy only (torch is never imported on this path), so inherited torch or
+        # OpenMP state in the parent is never touched
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
             pending: set = set()
             queue = list(jobs)
             while queue or pending:

@@ -25,6 +25,8 @@ __all__ = ["atomic_write_bytes", "file_sha256", "read_manifest", "shard_done", "
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+#: Only these string columns are dictionary-encoded (numeric lists compress better without).
+DICTIONARY_COLUMNS = ("split", "spacegroup", "source")
 
 
 def shard_path(root: Path, index: int) -> Path:
@@ -61,6 +63,7 @@ def write_shard(root: Path, index: int, table: pa.Table, row_group_size: int,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size,
+                   use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
                    write_statistics=False, store_schema=True)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())

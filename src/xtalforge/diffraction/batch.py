@@ -14,14 +14,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from xtalforge.crystal.elements import form_factor_coefficients
 from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.diffraction.structure_factors import atom_images
+
+if TYPE_CHECKING:  # torch is imported only when a GPU or torch tensors are asked for
+    import torch
 
 __all__ = ["structure_factors_batch"]
 
@@ -94,6 +97,8 @@ def _weighted_sum(trig: np.ndarray, w: np.ndarray, acc: np.ndarray) -> np.ndarra
 def _core_torch(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarray,
                 dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """GPU kernel in torch (same arithmetic as :func:`_core_numpy`)."""
+    import torch
+
     n_b, n_img, n_at, _ = xyz.shape
     x = torch.as_tensor((2 * math.pi) * (xyz % 1.0), dtype=dtype, device=device)
     x = x.reshape(n_b, n_img * n_at, 3)
@@ -109,8 +114,7 @@ def _core_torch(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarra
     return torch.complex(re, im)
 
 
-def _run_group(items: list[dict], device: torch.device, dtype: torch.dtype,
-               workspace: _Workspace) -> list:
+def _run_group(items: list[dict], device: str, np_dtype: type, workspace: _Workspace) -> list:
     """Evaluate one chunk of structures that share the number of symmetry images."""
     n_b = len(items)
     n_img = items[0]["images"].shape[1]
@@ -119,7 +123,6 @@ def _run_group(items: list[dict], device: torch.device, dtype: torch.dtype,
     elements = np.array(sorted({int(z) for it in items for z in it["z"]}), dtype=np.int64)
     lookup = np.zeros(elements.max() + 1, dtype=np.int64)
     lookup[elements] = np.arange(len(elements))
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
 
     xyz = np.zeros((n_b, n_img, n_at, 3))
     weight = np.zeros((n_b, n_at, 1))
@@ -148,18 +151,29 @@ def _run_group(items: list[dict], device: torch.device, dtype: torch.dtype,
     dw *= weight.astype(np_dtype)
     w = ff[np.arange(n_b)[:, None], elem]
     w *= dw
-    if device.type == "cpu":
+    if device == "cpu":
         out = _core_numpy(xyz, hkl, w, real, np_dtype, [len(it["z"]) for it in items],
                           [len(it["hkl"]) for it in items], workspace)
-        return [torch.from_numpy(out[i, : len(it["hkl"])]) for i, it in enumerate(items)]
-    out = _core_torch(xyz, hkl, w, real, dtype, device)
+        return [out[i, : len(it["hkl"])] for i, it in enumerate(items)]
+    import torch
+
+    tdtype = torch.float32 if np_dtype == np.float32 else torch.float64
+    out = _core_torch(xyz, hkl, w, real, tdtype, torch.device(device))
     return [out[i, : len(it["hkl"])] for i, it in enumerate(items)]
+
+
+def _numpy_dtype(dtype: Any) -> type:
+    """float32 or float64 from a numpy/torch dtype or its name."""
+    name = str(dtype).replace("torch.", "")
+    if name not in ("float32", "float64", "<class 'numpy.float32'>", "<class 'numpy.float64'>"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return np.float32 if "32" in name else np.float64
 
 
 def structure_factors_batch(crystals: Sequence[Crystal],
                             refls: Sequence[Reflections] | float | None = None,
-                            d_min: float | None = None, device: str | torch.device = "cpu",
-                            dtype: torch.dtype = torch.float32, chunk_terms: int | None = None,
+                            d_min: float | None = None, device: Any = "cpu",
+                            dtype: Any = "float32", chunk_terms: int | None = None,
                             as_numpy: bool = True) -> list[np.ndarray] | list[torch.Tensor]:
     """Structure factors of many crystals at once; equal to :func:`structure_factors` for each.
 
@@ -167,7 +181,9 @@ def structure_factors_batch(crystals: Sequence[Crystal],
     ----------
     crystals : the structures (any mix of cells and space groups).
     refls : one :class:`Reflections` per crystal, or ``None`` with ``d_min`` (Å) given.
-    device, dtype : where and in which precision the trigonometric sums run.
+    device, dtype : where (``"cpu"``, ``"cuda"``, a torch device) and in which precision
+        (float32 or float64, numpy or torch dtype or name) the trigonometric sums run; the CPU
+        path is pure numpy and does not import torch.
     chunk_terms : largest number of reflection × atom-image terms evaluated at once.
     as_numpy : return numpy complex arrays (default) or torch tensors on ``device``.
     """
@@ -178,14 +194,15 @@ def structure_factors_batch(crystals: Sequence[Crystal],
         refls = [reflections(c, d) for c in crystals]
     if len(refls) != len(crystals):
         raise ValueError(f"{len(refls)} reflection sets for {len(crystals)} crystals")
-    device = torch.device(device)
+    device = str(device)
+    np_dtype = _numpy_dtype(dtype)
     if chunk_terms is None:
-        chunk_terms = GPU_CHUNK_TERMS if device.type == "cuda" else CPU_CHUNK_TERMS
+        chunk_terms = CPU_CHUNK_TERMS if device == "cpu" else GPU_CHUNK_TERMS
     prepared = [_prepare(c, r) for c, r in zip(crystals, refls)]
     groups: dict[int, list[int]] = defaultdict(list)
     for i, p in enumerate(prepared):
         groups[p["images"].shape[1]].append(i)
-    results: list[torch.Tensor | None] = [None] * len(crystals)
+    results: list = [None] * len(crystals)
     workspace = _Workspace()
     for idx in groups.values():
         idx = sorted(idx, key=lambda i: len(prepared[i]["hkl"]))
@@ -200,10 +217,12 @@ def structure_factors_batch(crystals: Sequence[Crystal],
                     break
                 stop += 1
             chunk = idx[start:stop]
-            for i, f in zip(chunk, _run_group([prepared[i] for i in chunk], device, dtype,
+            for i, f in zip(chunk, _run_group([prepared[i] for i in chunk], device, np_dtype,
                                               workspace)):
                 results[i] = f
             start = stop
     if as_numpy:
-        return [r.cpu().numpy() for r in results]  # type: ignore[union-attr]
-    return results  # type: ignore[return-value]
+        return [r if isinstance(r, np.ndarray) else r.cpu().numpy() for r in results]
+    import torch
+
+    return [torch.as_tensor(r, device=device) for r in results]

@@ -200,10 +200,12 @@ def _asu_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray, .
     sup = _superset(hall, lim)
     if sup[5] == lim:
         return sup[:5]
-    hkl = sup[0]
-    keep = ((np.abs(hkl[:, 0]) <= lim[0]) & (np.abs(hkl[:, 1]) <= lim[1])
-            & (np.abs(hkl[:, 2]) <= lim[2]))
-    out = tuple(arr[keep] for arr in sup[:5])
+    big, grid = sup[5], sup[6]
+    # rows of the box, in lexicographic order, read off the superset's dense index grid
+    rows = grid[big[0] - lim[0]:big[0] + lim[0] + 1, big[1] - lim[1]:big[1] + lim[1] + 1,
+                big[2] - lim[2]:big[2] + lim[2] + 1].ravel()
+    rows = rows[rows >= 0]
+    out = tuple(arr[rows] for arr in sup[:5])
     for arr in out:
         arr.setflags(write=False)
     return out
@@ -213,16 +215,30 @@ _SUPERSETS: dict[str, tuple] = {}
 
 
 def _superset(hall: str, lim: tuple[int, int, int]) -> tuple:
-    """The cached candidate set of ``hall`` for a box at least ``lim`` (grown when needed)."""
+    """The cached candidate set of ``hall`` for a box at least ``lim`` (grown when needed), with
+    its limits and dense index grid."""
     have = _SUPERSETS.get(hall)
     if have is not None and all(a >= b for a, b in zip(have[5], lim)):
         return have
+    grown = lim
     if have is not None:  # grow by 25 % beyond the largest request so far
-        lim = tuple(max(a, math.ceil(1.25 * b)) for a, b in zip(lim, have[5]))
-    if (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1) > CACHE_MAX_BOX:
-        return (*_build_candidates(hall, lim), lim)
-    _SUPERSETS[hall] = (*_build_candidates(hall, lim), lim)
-    return _SUPERSETS[hall]
+        grown = tuple(max(a, math.ceil(1.25 * b)) for a, b in zip(lim, have[5]))
+        if math.prod(2 * n + 1 for n in grown) > CACHE_MAX_BOX:
+            grown = tuple(max(a, b) for a, b in zip(lim, have[5]))
+        if math.prod(2 * n + 1 for n in grown) > CACHE_MAX_BOX:
+            grown = lim
+    cands = _build_candidates(hall, grown)
+    entry = (*cands, grown, _index_grid(cands[0], grown))
+    _SUPERSETS[hall] = entry
+    return entry
+
+
+def _index_grid(hkl: np.ndarray, lim: tuple[int, int, int]) -> np.ndarray:
+    """Dense (2 lim + 1)³ array holding each candidate's row number at its (h, k, l), else −1."""
+    grid = np.full(tuple(2 * n + 1 for n in lim), -1, dtype=np.int32)
+    grid[hkl[:, 0] + lim[0], hkl[:, 1] + lim[1], hkl[:, 2] + lim[2]] = np.arange(len(hkl))
+    grid.setflags(write=False)
+    return grid
 
 
 def _build_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray, ...]:

@@ -32,9 +32,12 @@ def expected_intensity(crystal: Crystal, refl: Reflections) -> np.ndarray:
     """Σ over unit-cell atoms of occ² f²(s) exp(−2 B_j s²): ⟨|F|²⟩/ε for the model (e²)."""
     n_copies = crystal.symmetry.n_ops / crystal.site_symmetry_order()
     stol2 = refl.stol2
-    f = form_factors(crystal.z, stol2)  # (N, R)
-    dw = np.exp(-2 * 8 * math.pi**2 * np.outer(crystal.u_iso, stol2))
-    return (n_copies * crystal.occ**2) @ (f**2 * dw)
+    elements, which = np.unique(crystal.z, return_inverse=True)
+    f2 = form_factors(elements, stol2) ** 2  # (E, R): once per element, not per atom
+    dw = np.exp(-16 * math.pi**2 * np.outer(crystal.u_iso, stol2))  # (N, R)
+    onehot = (which[None, :] == np.arange(len(elements))[:, None]).astype(np.float64)  # (E, N)
+    weighted = onehot @ ((n_copies * crystal.occ**2)[:, None] * dw)  # (E, R)
+    return (f2 * weighted).sum(axis=0)
 
 
 def _check_amplitudes(values: np.ndarray, refl: Reflections) -> np.ndarray:

@@ -136,8 +136,13 @@ class Generator:
     def _acceptable(self, sites: SiteSet, x: np.ndarray, radius: float) -> np.ndarray:
         """Which candidates (T, 3) pass the distance rules against everything placed."""
         cfg = self.config.placement
-        d_placed = sites.distances(x, sites.images)  # (T, M)
-        d_own = sites.own_image_distances(x)  # (T, S), inf where an image coincides
+        if cfg.method == "uniform":
+            cutoff = cfg.min_distance
+        else:  # the largest threshold of the molecule rules
+            r_max = max(float(sites.radius.max()) if len(sites.radius) else radius, radius)
+            cutoff = 1.4 * (radius + r_max) * (1 + 1e-9)
+        d_placed = sites.distances(x, sites.images, cutoff)  # (T, M)
+        d_own = sites.own_image_distances(x, cutoff)  # (T, S), inf where an image coincides
         if cfg.method == "uniform":
             ok = (d_placed >= cfg.min_distance).all(axis=1)
             return ok & (d_own >= cfg.min_distance).all(axis=1)

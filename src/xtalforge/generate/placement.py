@@ -31,6 +31,10 @@ class SiteSet:
         self.rots, self.trans = sym.all_ops()
         self.off_cart = _OFFSETS @ self.orth.T  # (27, 3)
         self.off_sq = (self.off_cart**2).sum(axis=1)
+        # half the smallest interplanar spacing of the cell's axial planes (Å): a fractional
+        # difference wrapped to [-½, ½] has its nearest image at the rounded offset whenever
+        # that distance is below this bound (any other lattice offset is ≥ it away)
+        self.nearest_exact = 0.5 / float(np.linalg.norm(self.frac_mat, axis=1).max())
         self.images = np.zeros((0, 3))  # fractional, wrapped to [0, 1)
         self.radius = np.zeros(0)  # covalent radius of the atom each image belongs to
         self.frac: list[np.ndarray] = []
@@ -40,24 +44,29 @@ class SiteSet:
         """Symmetry images (n_ops, 3) of fractional x, wrapped to [0, 1)."""
         return (self.rots @ x + self.trans) % 1.0
 
-    def distances(self, x: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Shortest distances (Å) from candidates x (T, 3) to points (M, 3), periodic: (T, M)."""
-        if len(points) == 0:
-            return np.full((len(x), 0), np.inf)
-        d = x[:, None, :] - points[None, :, :]
-        d -= np.rint(d)
-        c = d @ self.orth.T  # (T, M, 3)
-        sq = (c**2).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq  # (T, M, 27)
+    def _periodic(self, d: np.ndarray, cutoff: float) -> np.ndarray:
+        """Shortest lattice-image lengths (Å) of fractional differences d (…, 3), exact below
+        ``cutoff`` (values at or above it may be overestimated, never below the cutoff)."""
+        d = d - np.rint(d)
+        c = d @ self.orth.T
+        if cutoff <= self.nearest_exact:
+            return np.sqrt((c * c).sum(-1))
+        sq = (c * c).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq  # (…, 27)
         return np.sqrt(np.maximum(sq.min(axis=-1), 0.0))
 
-    def own_image_distances(self, x: np.ndarray) -> np.ndarray:
-        """Distances from each candidate x (T, 3) to its own distinct images: (T, n_ops)."""
+    def distances(self, x: np.ndarray, points: np.ndarray, cutoff: float = np.inf
+                  ) -> np.ndarray:
+        """Shortest distances (Å) from candidates x (T, 3) to points (M, 3), periodic: (T, M);
+        exact below ``cutoff`` Å (enough for threshold tests at or below it)."""
+        if len(points) == 0:
+            return np.full((len(x), 0), np.inf)
+        return self._periodic(x[:, None, :] - points[None, :, :], cutoff)
+
+    def own_image_distances(self, x: np.ndarray, cutoff: float = np.inf) -> np.ndarray:
+        """Distances from each candidate x (T, 3) to its own distinct images: (T, n_ops),
+        exact below ``cutoff`` Å."""
         imgs = (np.einsum("sij,tj->tsi", self.rots, x) + self.trans) % 1.0
-        d = x[:, None, :] - imgs
-        d -= np.rint(d)
-        c = d @ self.orth.T
-        sq = (c**2).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq
-        dist = np.sqrt(np.maximum(sq.min(axis=-1), 0.0))
+        dist = self._periodic(x[:, None, :] - imgs, cutoff)
         return np.where(dist < SAME_SITE, np.inf, dist)
 
     def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
