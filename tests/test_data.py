@@ -266,7 +266,10 @@ def test_shard_data_module_batches(small_dataset):
     batch = next(iter(dm.train_dataloader()))
     assert batch["input"].shape[:2] == (4, 1) and batch["known"].dtype == torch.bool
     ids = [int(i) for b in dm.train_dataloader() for i in b["id"]]
-    assert sorted(ids) == sorted(ds_id for ds_id in ids) and len(set(ids)) == len(ids)
+    df = pd.concat(pd.read_parquet(f, columns=["id", "split"])
+                   for f in sorted((small_dataset / "shards").glob("*.parquet")))
+    assert sorted(ids) == sorted(df.loc[df["split"] == "train", "id"])  # each once per epoch
+    assert ids != sorted(ids)  # shuffled
 
 
 # --------------------------------------------------------------------------- imports

@@ -153,15 +153,17 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
     lim = tuple(int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
     n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
     if n_box <= CACHE_MAX_BOX:
-        hkl, hf, eps, centric, mult = _asu_candidates(sg.hall, lim)
+        sup, rows = _asu_candidates(sg.hall, lim)
     else:  # very large boxes (macromolecules at high resolution): build once, keep nothing
-        hkl, hf, eps, centric, mult = _build_candidates(sg.hall, lim)
+        sup, rows = _build_candidates(sg.hall, lim), None
+    hf = sup[1] if rows is None else sup[1][rows]
     inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
     keep = inv_d2 <= (1 + 1e-9) / d_min**2
     if math.isfinite(d_max):
         keep &= inv_d2 >= (1 - 1e-9) / d_max**2
-    return Reflections(hkl[keep], 1.0 / np.sqrt(inv_d2[keep]), eps[keep], centric[keep],
-                       mult[keep], tuple(cell), sg)
+    sel = np.flatnonzero(keep) if rows is None else rows[keep]
+    return Reflections(sup[0][sel], 1.0 / np.sqrt(inv_d2[keep]), sup[2][sel], sup[3][sel],
+                       sup[4][sel], tuple(cell), sg)
 
 
 def reflections_from_hkl(hkl: np.ndarray, cell: tuple[float, ...],
@@ -193,22 +195,21 @@ CACHE_MAX_BOX = 1_000_000
 
 
 @lru_cache(maxsize=256)
-def _asu_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
-    """Non-absent ASU indices with |h| ≤ lim[0], |k| ≤ lim[1], |l| ≤ lim[2], lexicographic, with
-    their float copy, ε, centric flags and multiplicities (all read-only). Cut from a per-group
-    superset, so a new index box costs one filter rather than a symmetry analysis."""
+def _asu_candidates(hall: str, lim: tuple[int, int, int]
+                    ) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
+    """Non-absent ASU indices with |h| ≤ lim[0], |k| ≤ lim[1], |l| ≤ lim[2]: a per-group
+    candidate superset (hkl, float hkl, ε, centric, multiplicity; read-only, lexicographic) and
+    the rows of the box in it (None: all rows), read off the superset's dense index grid, so a
+    new index box costs one slice rather than a symmetry analysis."""
     sup = _superset(hall, lim)
-    if sup[5] == lim:
-        return sup[:5]
     big, grid = sup[5], sup[6]
-    # rows of the box, in lexicographic order, read off the superset's dense index grid
+    if big == lim:
+        return sup[:5], None
     rows = grid[big[0] - lim[0]:big[0] + lim[0] + 1, big[1] - lim[1]:big[1] + lim[1] + 1,
                 big[2] - lim[2]:big[2] + lim[2] + 1].ravel()
     rows = rows[rows >= 0]
-    out = tuple(arr[rows] for arr in sup[:5])
-    for arr in out:
-        arr.setflags(write=False)
-    return out
+    rows.setflags(write=False)
+    return sup[:5], rows
 
 
 _SUPERSETS: dict[str, tuple] = {}

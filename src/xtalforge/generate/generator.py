@@ -141,16 +141,12 @@ class Generator:
         else:  # the largest threshold of the molecule rules
             r_max = max(float(sites.radius.max()) if len(sites.radius) else radius, radius)
             cutoff = 1.4 * (radius + r_max) * (1 + 1e-9)
-        d_placed = sites.distances(x, sites.images, cutoff)  # (T, M)
-        d_own = sites.own_image_distances(x, cutoff)  # (T, S), inf where an image coincides
+        d = sites.candidate_distances(x, cutoff)  # (T, M + S): placed images, then own images
         if cfg.method == "uniform":
-            ok = (d_placed >= cfg.min_distance).all(axis=1)
-            return ok & (d_own >= cfg.min_distance).all(axis=1)
-        r_sum = radius + sites.radius[None, :]
-        ok = ((d_placed > 0.9 * r_sum) & ~((d_placed >= 1.1 * r_sum) & (d_placed <= 1.4 * r_sum))
-              ).all(axis=1)
-        r2 = 2 * radius
-        return ok & ((d_own > 0.9 * r2) & ~((d_own >= 1.1 * r2) & (d_own <= 1.4 * r2))).all(axis=1)
+            return (d >= cfg.min_distance).all(axis=1)
+        r_sum = radius + np.concatenate([sites.radius, np.full(d.shape[1] - len(sites.radius),
+                                                               radius)])
+        return ((d > 0.9 * r_sum) & ~((d >= 1.1 * r_sum) & (d <= 1.4 * r_sum))).all(axis=1)
 
     def _place(self, sites: SiteSet, elements: _Weights, rng: np.random.Generator) -> bool:
         cfg = self.config.placement

@@ -31,6 +31,8 @@ class SiteSet:
         self.rots, self.trans = sym.all_ops()
         self.off_cart = _OFFSETS @ self.orth.T  # (27, 3)
         self.off_sq = (self.off_cart**2).sum(axis=1)
+        # x @ rot_cat gives every symmetry image of the rows of x at once: (T, 3 S)
+        self.rot_cat = np.ascontiguousarray(self.rots.transpose(2, 0, 1).reshape(3, -1))
         # half the smallest interplanar spacing of the cell's axial planes (Å): a fractional
         # difference wrapped to [-½, ½] has its nearest image at the rounded offset whenever
         # that distance is below this bound (any other lattice offset is ≥ it away)
@@ -54,20 +56,23 @@ class SiteSet:
         sq = (c * c).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq  # (…, 27)
         return np.sqrt(np.maximum(sq.min(axis=-1), 0.0))
 
-    def distances(self, x: np.ndarray, points: np.ndarray, cutoff: float = np.inf
-                  ) -> np.ndarray:
-        """Shortest distances (Å) from candidates x (T, 3) to points (M, 3), periodic: (T, M);
-        exact below ``cutoff`` Å (enough for threshold tests at or below it)."""
-        if len(points) == 0:
-            return np.full((len(x), 0), np.inf)
-        return self._periodic(x[:, None, :] - points[None, :, :], cutoff)
-
-    def own_image_distances(self, x: np.ndarray, cutoff: float = np.inf) -> np.ndarray:
-        """Distances from each candidate x (T, 3) to its own distinct images: (T, n_ops),
-        exact below ``cutoff`` Å."""
-        imgs = (np.einsum("sij,tj->tsi", self.rots, x) + self.trans) % 1.0
-        dist = self._periodic(x[:, None, :] - imgs, cutoff)
-        return np.where(dist < SAME_SITE, np.inf, dist)
+    def candidate_distances(self, x: np.ndarray, cutoff: float = np.inf) -> np.ndarray:
+        """Distances (Å) from candidates x (T, 3) to every placed image, then to each candidate's
+        own images: (T, M + S), own images that coincide with the candidate set to inf; exact
+        below ``cutoff`` Å (one fused evaluation)."""
+        n_c, n_ops = len(x), len(self.trans)
+        own = (x @ self.rot_cat).reshape(n_c, n_ops, 3) + self.trans
+        m = len(self.images)
+        if m:
+            pts = np.empty((n_c, m + n_ops, 3))
+            pts[:, :m] = self.images
+            pts[:, m:] = own
+        else:
+            pts = own
+        d = self._periodic(x[:, None, :] - pts, cutoff)
+        own_d = d[:, m:]
+        own_d[own_d < SAME_SITE] = np.inf
+        return d
 
     def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
         """Accept an atom at fractional x (its distinct images are stored; on a general
