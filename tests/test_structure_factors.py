@@ -145,3 +145,15 @@ def test_structure_factors_equal_cctbx(sg, special):
                          capture_output=True, text=True, check=True)
     ref = np.array([complex(*v) for v in json.loads(out.stdout)])
     assert r_factor(structure_factors(c, refl), ref) < 1e-3
+
+
+def test_batch_expected_intensity_matches_wilson_expectation():
+    from xtalforge.crystal.examples import quartz
+    from xtalforge.diffraction.wilson import expected_intensity
+
+    crystals = [quartz(), well_separated("C 1 2 1", (9.0, 7.0, 8.0, 90, 101, 90), 6, 1,
+                                         special=[[0.0, 0.3, 0.0]])]
+    refls = [reflections(c, 0.9) for c in crystals]
+    _, expected = structure_factors_batch(crystals, refls, with_expected=True)
+    for c, r, e in zip(crystals, refls, expected):
+        np.testing.assert_allclose(e, expected_intensity(c, r), rtol=1e-5)

@@ -22,7 +22,6 @@ from xtalforge.data.spec import DatasetSpec
 from xtalforge.diffraction.batch import structure_factors_batch
 from xtalforge.diffraction.maps import density_map, patterson_map
 from xtalforge.diffraction.reflections import reflections
-from xtalforge.diffraction.wilson import normalize
 
 __all__ = ["compute_rows", "crystal_from_row"]
 
@@ -56,13 +55,13 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
     for start in range(0, len(crystals), SF_BATCH):
         chunk = crystals[start:start + SF_BATCH]
         refls = [reflections(c, comp.d_high) for c in chunk]
-        fs = structure_factors_batch(chunk, refls)
-        for k, (c, refl, f) in enumerate(zip(chunk, refls, fs)):
+        fs, expected = structure_factors_batch(chunk, refls, with_expected=True)
+        for k, (c, refl, f, ex) in enumerate(zip(chunk, refls, fs, expected)):
             amp = np.abs(f)
             cols["hkl"].append(refl.hkl.astype(np.int16))
             cols["F"].append(amp.astype(np.float32))
             cols["phase"].append(np.angle(f).astype(np.float32))
-            e = normalize(amp, refl, crystal=c) if comp.e_values or comp.patterson else None
+            e = amp / np.sqrt(refl.epsilon * ex)  # exact model expectation (= normalize)
             if comp.e_values:
                 cols["E"].append(e.astype(np.float32))
             d_min.append(float(refl.d.min()) if len(refl) else np.nan)

@@ -35,8 +35,13 @@ GPU_CHUNK_TERMS = 1 << 28
 
 def _prepare(crystal: Crystal, refl: Reflections) -> dict:
     images, weight, real = atom_images(crystal)
+    # the atom's share of ⟨|F|²⟩/ε is w² · n_ops · m / k² with w = k·occ/m·f·exp(−B s²), k the
+    # constant in ``weight`` (centring count, × 2 with an inversion centre at the origin)
+    k = len(crystal.symmetry.centrings) * (2.0 if real else 1.0)
+    expect = crystal.symmetry.n_ops * crystal.site_symmetry_order() / k**2
     return {"images": images, "weight": weight, "real": real, "z": crystal.z.astype(np.int64),
-            "b": 8 * math.pi**2 * crystal.u_iso, "hkl": refl.hkl, "stol2": refl.stol2}
+            "b": 8 * math.pi**2 * crystal.u_iso, "hkl": refl.hkl, "stol2": refl.stol2,
+            "expect": expect}
 
 
 class _Workspace:
@@ -114,7 +119,8 @@ def _core_torch(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarra
     return torch.complex(re, im)
 
 
-def _run_group(items: list[dict], device: str, np_dtype: type, workspace: _Workspace) -> list:
+def _run_group(items: list[dict], device: str, np_dtype: type, workspace: _Workspace,
+               expected: list | None = None) -> list:
     """Evaluate one chunk of structures that share the number of symmetry images."""
     n_b = len(items)
     n_img = items[0]["images"].shape[1]
@@ -151,6 +157,13 @@ def _run_group(items: list[dict], device: str, np_dtype: type, workspace: _Works
     dw *= weight.astype(np_dtype)
     w = ff[np.arange(n_b)[:, None], elem]
     w *= dw
+    if expected is not None:  # Σ_atoms n_ops·m/k² · w² (float64): ⟨|F|²⟩/ε of the model
+        expect = np.zeros((n_b, n_at, 1))
+        for i, it in enumerate(items):
+            expect[i, : len(it["z"]), 0] = it["expect"]
+        w64 = w.astype(np.float64)
+        total = (w64 * w64 * expect).sum(axis=1)
+        expected.extend(total[i, : len(it["hkl"])] for i, it in enumerate(items))
     if device == "cpu":
         out = _core_numpy(xyz, hkl, w, real, np_dtype, [len(it["z"]) for it in items],
                           [len(it["hkl"]) for it in items], workspace)
@@ -174,7 +187,8 @@ def structure_factors_batch(crystals: Sequence[Crystal],
                             refls: Sequence[Reflections] | float | None = None,
                             d_min: float | None = None, device: Any = "cpu",
                             dtype: Any = "float32", chunk_terms: int | None = None,
-                            as_numpy: bool = True) -> list[np.ndarray] | list[torch.Tensor]:
+                            as_numpy: bool = True, with_expected: bool = False
+                            ) -> list[np.ndarray] | list[torch.Tensor] | tuple[list, list]:
     """Structure factors of many crystals at once; equal to :func:`structure_factors` for each.
 
     Parameters
@@ -186,6 +200,10 @@ def structure_factors_batch(crystals: Sequence[Crystal],
         path is pure numpy and does not import torch.
     chunk_terms : largest number of reflection × atom-image terms evaluated at once.
     as_numpy : return numpy complex arrays (default) or torch tensors on ``device``.
+    with_expected : also return, per crystal, the model's ⟨|F|²⟩/ε at each reflection
+        (Σ_atoms n_copies occ² f² exp(−2B s²), e²; as :func:`~xtalforge.diffraction.wilson.
+        expected_intensity`, from the same form factors), for E = |F| / √(ε ⟨|F|²⟩/ε):
+        returns ``(fs, expected)``.
     """
     if refls is None or isinstance(refls, (int, float)):
         d = d_min if refls is None else float(refls)
@@ -203,6 +221,7 @@ def structure_factors_batch(crystals: Sequence[Crystal],
     for i, p in enumerate(prepared):
         groups[p["images"].shape[1]].append(i)
     results: list = [None] * len(crystals)
+    expected: list = [None] * len(crystals)
     workspace = _Workspace()
     for idx in groups.values():
         idx = sorted(idx, key=lambda i: len(prepared[i]["hkl"]))
@@ -217,12 +236,18 @@ def structure_factors_batch(crystals: Sequence[Crystal],
                     break
                 stop += 1
             chunk = idx[start:stop]
+            exp_chunk: list | None = [] if with_expected else None
             for i, f in zip(chunk, _run_group([prepared[i] for i in chunk], device, np_dtype,
-                                              workspace)):
+                                              workspace, exp_chunk)):
                 results[i] = f
+            if exp_chunk is not None:
+                for i, e in zip(chunk, exp_chunk):
+                    expected[i] = e
             start = stop
     if as_numpy:
-        return [r if isinstance(r, np.ndarray) else r.cpu().numpy() for r in results]
-    import torch
+        out = [r if isinstance(r, np.ndarray) else r.cpu().numpy() for r in results]
+    else:
+        import torch
 
-    return [torch.as_tensor(r, device=device) for r in results]
+        out = [torch.as_tensor(r, device=device) for r in results]
+    return (out, expected) if with_expected else out
