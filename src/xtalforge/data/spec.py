@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate.config import GeneratorConfig, load_config
 from xtalforge.powder.sampler import InstrumentSampler
+from xtalforge.yaml_config import read_mapping, validation_message
 
 __all__ = ["ComputeSpec", "DatasetError", "DatasetSpec", "MapSpec", "PowderSpec", "load_spec",
            "sample_seed", "split_of"]
@@ -182,21 +182,9 @@ def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
     """A validated spec from a mapping, a YAML path or a preset name; ``overrides`` replace
     top-level fields (e.g. ``n=100``). A relative generator/cif_dir path is taken relative to
     the spec file. Errors name the file and field."""
-    where = ""
-    if isinstance(source, dict):
-        data = dict(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            path = preset_path(str(source))
-        where = f"{path}: "
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise DatasetError(f"{where}invalid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise DatasetError(f"{where}expected a mapping")
-        data.setdefault("name", path.stem)
+    data, path = read_mapping(source, preset_path, DatasetError)
+    where = f"{path}: " if path else ""
+    if path is not None:
         for key in ("generator", "cif_dir"):
             value = data.get(key)
             if (isinstance(value, str) and value.endswith((".yaml", ".yml", "/"))) or (
@@ -208,6 +196,4 @@ def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
     try:
         return DatasetSpec(**data)
     except ValidationError as exc:
-        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}"
-                         for e in exc.errors())
-        raise DatasetError(f"{where}{msgs}") from None
+        raise DatasetError(f"{where}{validation_message(exc, 'spec')}") from None

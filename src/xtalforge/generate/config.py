@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xtalforge.crystal.elements import atomic_number
 from xtalforge.crystal.symmetry import resolve_space_group
 from xtalforge.errors import CrystalError, XtalforgeError
+from xtalforge.yaml_config import read_mapping, validation_message
 
 __all__ = ["CellConfig", "CompositionConfig", "ConfigError", "GeneratorConfig", "PlacementConfig",
            "load_config", "preset_path"]
@@ -197,24 +197,9 @@ def preset_path(name: str) -> Path:
 
 def load_config(source: str | Path | dict) -> GeneratorConfig:
     """A validated config from a dict, a YAML file path or a preset name; errors name the field."""
-    where = ""
-    if isinstance(source, dict):
-        data = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            path = preset_path(str(source))
-        where = f"{path}: "
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where}invalid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}expected a mapping")
-        data.setdefault("name", path.stem)
+    data, path = read_mapping(source, preset_path, ConfigError)
     try:
         return GeneratorConfig(**data)
     except ValidationError as exc:
-        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}"
-                         for e in exc.errors())
-        raise ConfigError(f"{where}{msgs}") from None
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{validation_message(exc)}") from None

@@ -1,0 +1,36 @@
+"""Shared loading of validated YAML configs: presets, file paths, error messages naming fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+__all__ = ["read_mapping", "validation_message"]
+
+
+def read_mapping(source: str | Path | dict, preset: Callable[[str], Path],
+                 error: type[Exception]) -> tuple[dict[str, Any], Path | None]:
+    """(data, path): a mapping from a dict, a YAML file or a preset name (resolved by
+    ``preset``); ``name`` defaults to the file's stem. Raises ``error`` naming the file."""
+    if isinstance(source, dict):
+        return dict(source), None
+    path = Path(source)
+    if not path.is_file():
+        path = preset(str(source))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping")
+    data.setdefault("name", path.stem)
+    return data, path
+
+
+def validation_message(exc: ValidationError, what: str = "config") -> str:
+    """``field.sub: message; …`` for every error of a pydantic validation."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
