@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["read_mapping", "validation_message"]
+__all__ = ["find_preset", "read_mapping", "validation_message"]
 
 
 def read_mapping(source: str | Path | dict, preset: Callable[[str], Path],
@@ -34,3 +34,12 @@ def read_mapping(source: str | Path | dict, preset: Callable[[str], Path],
 def validation_message(exc: ValidationError, what: str = "config") -> str:
     """``field.sub: message; …`` for every error of a pydantic validation."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
+
+
+def find_preset(folder: Path, name: str, error: type[Exception], kind: str) -> Path:
+    """``folder/name.yaml`` (name with or without the suffix); ``error`` lists the known ones."""
+    path = folder / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise error(f"no {kind} preset {name!r}; known: {known}")
+    return path

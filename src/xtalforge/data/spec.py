@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate.config import GeneratorConfig, load_config
 from xtalforge.powder.sampler import InstrumentSampler
-from xtalforge.yaml_config import read_mapping, validation_message
+from xtalforge.yaml_config import find_preset, read_mapping, validation_message
 
 __all__ = ["ComputeSpec", "DatasetError", "DatasetSpec", "MapSpec", "PowderSpec", "load_spec",
            "sample_seed", "split_of"]
@@ -171,11 +171,7 @@ def split_of(dataset_seed: int, index: int, fractions: dict[str, float]) -> str:
 
 def preset_path(name: str) -> Path:
     """Path of a dataset preset in ``configs/datasets``."""
-    path = PRESET_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    if not path.is_file():
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise DatasetError(f"no dataset preset {name!r}; known: {known}")
-    return path
+    return find_preset(PRESET_DIR, name, DatasetError, "dataset")
 
 
 def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from xtalforge.crystal.elements import atomic_number
 from xtalforge.crystal.symmetry import resolve_space_group
 from xtalforge.errors import CrystalError, XtalforgeError
-from xtalforge.yaml_config import read_mapping, validation_message
+from xtalforge.yaml_config import find_preset, read_mapping, validation_message
 
 __all__ = ["CellConfig", "CompositionConfig", "ConfigError", "GeneratorConfig", "PlacementConfig",
            "load_config", "preset_path"]
@@ -188,11 +188,7 @@ DEFAULT_ELEMENTS = {"C": 0.62, "N": 0.10, "O": 0.17, "S": 0.03, "Cl": 0.03, "Br"
 
 def preset_path(name: str) -> Path:
     """Path of a YAML preset in ``configs/generators`` (name with or without ``.yaml``)."""
-    path = PRESET_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    if not path.is_file():
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise ConfigError(f"no generator preset {name!r}; known: {known}")
-    return path
+    return find_preset(PRESET_DIR, name, ConfigError, "generator")
 
 
 def load_config(source: str | Path | dict) -> GeneratorConfig:
