@@ -13,10 +13,22 @@ from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
 from xtalforge.errors import CrystalError
 
-__all__ = ["from_small_structure", "read_cif", "write_cif"]
+__all__ = ["cif_files", "from_small_structure", "read_cif", "write_cif"]
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
+
+
+def cif_files(folder: str | Path) -> list[Path]:
+    """The ``.cif`` files of a folder (any case of the suffix), sorted by name; raises
+    :class:`CrystalError` when the folder is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CrystalError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".cif" and p.is_file())
+    if not files:
+        raise CrystalError(f"{folder}: no *.cif files")
+    return files
 
 
 def _read_document(path: Path) -> gemmi.cif.Document:

@@ -56,11 +56,11 @@ def _disorder_flagged(block: gemmi.cif.Block) -> bool:
     return False
 
 
-def _aniso_not_positive_definite(path: Path) -> list[str]:
+def _aniso_not_positive_definite(block: gemmi.cif.Block) -> list[str]:
     """Labels of sites whose U_aniso matrix is not positive definite (congruence keeps the sign
     of the eigenvalues, so the raw U^ij matrix is tested directly)."""
     try:
-        small = gemmi.read_small_structure(str(path))
+        small = gemmi.make_small_structure_from_block(block)
     except (RuntimeError, ValueError):
         return []
     bad = []
@@ -157,7 +157,7 @@ def audit_cif(path: str | Path, allow_partial: bool = False) -> AuditResult:
                            f"e.g. {lab[i]}–{lab[j]} at {d:.2f} Å (unflagged disorder or "
                            "duplicates)", fixes)
     # displacement parameters
-    not_pd = _aniso_not_positive_definite(path)
+    not_pd = _aniso_not_positive_definite(block) if block is not None else []
     if not_pd:
         fixes.append(f"non-positive-definite U_aniso for {len(not_pd)} site(s) "
                      f"({', '.join(not_pd[:5])}): isotropic U_eq used")

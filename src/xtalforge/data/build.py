@@ -20,21 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from xtalforge.crystal.cif_io import cif_files
 from xtalforge.data.shards import read_manifest, shard_done, write_manifest, write_shard
 from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
 
-__all__ = ["build_dataset", "build_shard", "cif_files", "verify_dataset"]
-
-
-def cif_files(folder: str | Path) -> list[Path]:
-    """The CIFs of an import, sorted by name (their index is the sample id)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".cif" and p.is_file())
-    if not files:
-        raise DatasetError(f"{folder}: no *.cif files")
-    return files
+__all__ = ["build_dataset", "build_shard", "verify_dataset"]
 
 
 def _git_commit() -> str | None:
@@ -187,7 +177,7 @@ def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor
     done_count = sum(i["ids"][1] - i["ids"][0] for i in infos.values())
     if progress:
         progress(done_count, spec.n)
-    jobs = [(spec.model_dump(mode="json"), k, str(root)) for k in todo]
+    jobs = [(resolved, k, str(root)) for k in todo]  # generator inlined: no file lookups there
     owned_client = None
     t0 = time.perf_counter()
     if executor == "local":

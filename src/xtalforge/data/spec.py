@@ -183,11 +183,10 @@ def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
     if path is not None:
         for key in ("generator", "cif_dir"):
             value = data.get(key)
-            if (isinstance(value, str) and value.endswith((".yaml", ".yml", "/"))) or (
-                    key == "cif_dir" and isinstance(value, str)):
-                candidate = path.parent / value
-                if not Path(value).is_absolute() and candidate.exists():
-                    data[key] = str(candidate)
+            relative = isinstance(value, str) and not Path(value).is_absolute() and (
+                key == "cif_dir" or value.endswith((".yaml", ".yml")))
+            if relative and (path.parent / value).exists():
+                data[key] = str(path.parent / value)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return DatasetSpec(**data)

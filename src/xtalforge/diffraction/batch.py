@@ -35,10 +35,11 @@ GPU_CHUNK_TERMS = 1 << 28
 
 def _prepare(crystal: Crystal, refl: Reflections) -> dict:
     images, weight, real = atom_images(crystal)
-    # the atom's share of ⟨|F|²⟩/ε is w² · n_ops · m / k² with w = k·occ/m·f·exp(−B s²), k the
-    # constant in ``weight`` (centring count, × 2 with an inversion centre at the origin)
+    # the atom's share of ⟨|F|²⟩/ε is w² · n_ops · m / k² with w = weight·f·exp(−B s²),
+    # weight = k·occ/m and k the centring count (× 2 with an inversion centre at the origin):
+    # n_ops · m / k² = n_ops · occ / (k · weight)
     k = len(crystal.symmetry.centrings) * (2.0 if real else 1.0)
-    expect = crystal.symmetry.n_ops * crystal.site_symmetry_order() / k**2
+    expect = crystal.symmetry.n_ops * crystal.occ / (k * weight)
     return {"images": images, "weight": weight, "real": real, "z": crystal.z.astype(np.int64),
             "b": 8 * math.pi**2 * crystal.u_iso, "hkl": refl.hkl, "stol2": refl.stol2,
             "expect": expect}

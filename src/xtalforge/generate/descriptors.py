@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xtalforge.crystal.cif_io import cif_files
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
 
@@ -69,12 +70,7 @@ def read_cif_folder(folder: str | Path, limit: int | None = None
                     ) -> tuple[list[Crystal], list[tuple[str, str]]]:
     """All readable structures in ``folder`` (``*.cif``, sorted by name) and, for each file that
     could not be read, (file name, reason). Raises when the folder has no CIF at all."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise XtalforgeError(f"{folder}: not a folder")
-    files = sorted(folder.glob("*.cif"))
-    if not files:
-        raise XtalforgeError(f"{folder}: no *.cif files")
+    files = cif_files(folder)
     crystals, failed = [], []
     for path in files[:limit]:
         try:
