@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -331,11 +332,10 @@ def _progress_bar():
                     TextColumn("ETA"), TimeRemainingColumn(), console=console)
 
 
-def _run_build(spec, out: Path, workers: int, executor: str, scheduler: str | None,
-               overwrite: bool, label: str) -> dict:
+@contextmanager
+def _structures_progress(label: str):
+    """A rich progress bar (rate, ETA); yields the ``progress(done, total)`` callback."""
     import time
-
-    from xtalforge.data.build import build_dataset
 
     with _progress_bar() as bar:
         task = bar.add_task(label, total=None, rate="–")
@@ -348,6 +348,14 @@ def _run_build(spec, out: Path, workers: int, executor: str, scheduler: str | No
             rate = (done - first[0]) / dt if dt > 0 and done > first[0] else 0.0
             bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
 
+        yield progress
+
+
+def _run_build(spec, out: Path, workers: int, executor: str, scheduler: str | None,
+               overwrite: bool, label: str) -> dict:
+    from xtalforge.data.build import build_dataset
+
+    with _structures_progress(label) as progress:
         return build_dataset(spec, out, workers=workers, executor=executor,
                              scheduler=scheduler, overwrite=overwrite, progress=progress)
 
@@ -482,6 +490,103 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output fol
     from xtalforge.demo import run_demo
 
     run_demo(out, seed=seed, console=console)
+
+
+@app.command()
+def train(config: str = typer.Argument(..., help="Run config YAML or preset from "
+                                                 "configs/experiments (e.g. quick-unet3d)."),
+          overrides: list[str] = typer.Argument(None, help="key.sub=value overrides, e.g. "
+                                                           "trainer.max_epochs=3 seed=1."),
+          resume: Path = typer.Option(None, help="Run folder to continue from its last.ckpt."),
+          progress: bool = typer.Option(True, help="Show progress bars."),
+          ) -> None:
+    """Train a resolution-extension model; the run folder holds checkpoints, CSV + TensorBoard
+    logs and run.yaml (resolved config, seed, version, commit)."""
+    from xtalforge.train.config import load_run_config
+    from xtalforge.train.run import prepare_data
+    from xtalforge.train.run import train as train_run
+
+    try:
+        cfg = load_run_config(config, overrides or [])
+        if cfg.data.spec is not None:
+            with _structures_progress("dataset") as bar:
+                prepare_data(cfg, bar)
+        run_dir = train_run(cfg, progress=progress, resume=resume)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(f"run folder: {run_dir}")
+
+
+def _metrics_table(result: dict) -> Table:
+    table = Table(title=f"{result['model']} on {result['data']} ({result['split']}, "
+                        f"{result['n_structures']} structures)")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("Wilson fill", justify="right")
+    table.add_row("R (target shell)", f"{result['R_target']:.4f}", f"{result['R_wilson']:.4f}")
+    table.add_row("median R per structure", f"{result['median_R_target']:.4f}",
+                  f"{result['median_R_wilson']:.4f}")
+    table.add_row("R_all (known + target)", f"{result['R_all']:.4f}", "")
+    table.add_row("MSE (target)", f"{result['mse']:.3g}", "")
+    table.add_row("3D SSIM", f"{result['ssim']:.4f}", "")
+    table.add_row("structures beating the fill", f"{result['fraction_beating_wilson']:.1%}", "")
+    for sh in result["R_shells"]:
+        table.add_row(f"R {sh['d_upper']:.3f}–{sh['d_lower']:.3f} Å", f"{sh['R']:.4f}", "")
+    return table
+
+
+@app.command()
+def evaluate(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
+             data: Path = typer.Option(..., "--data", help="Dataset folder."),
+             split: str = typer.Option("test", help="Split to score (train, val, test, all)."),
+             out: Path = typer.Option(None, "--out", help="Folder for per_structure.csv, "
+                                                          "metrics.json and slice PNGs."),
+             json_path: Path = typer.Option(None, "--json", help="Write the metrics JSON here."),
+             limit: int = typer.Option(None, help="Score only the first N structures."),
+             ) -> None:
+    """Score a checkpoint on a dataset split beside the Wilson-fill baseline."""
+    import json
+
+    from xtalforge.train.run import evaluate as evaluate_run
+
+    try:
+        result = evaluate_run(checkpoint, data, None if split == "all" else split,
+                              out=out, limit=limit)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(_metrics_table(result))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+
+
+@app.command()
+def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
+            hkl: Path = typer.Option(..., "--hkl", help="Measured reflections (.hkl, .mtz, "
+                                                        "CIF)."),
+            out: Path = typer.Option(..., "--out", help="Extended SHELX HKLF 4 file."),
+            ins: Path = typer.Option(None, "--ins", help="Cell and symmetry: .ins/.res or CIF."),
+            cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
+            spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
+            ) -> None:
+    """Extend measured data to the model's d_high (predicted reflections get batch number 2)."""
+    from xtalforge.train.run import predict_hkl
+
+    try:
+        cell_v = None
+        if cell is not None:
+            try:
+                cell_v = tuple(float(v) for v in cell.replace(",", " ").split())
+            except ValueError:
+                raise XtalforgeError(f"--cell {cell!r}: six numbers expected") from None
+            if len(cell_v) != 6:
+                raise XtalforgeError(f"--cell {cell!r}: six numbers expected")
+        info = predict_hkl(checkpoint, hkl, out, structure=ins, cell=cell_v,
+                           spacegroup=spacegroup)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(f"{info['measured']} measured + {info['predicted']} predicted reflections "
+                  f"({info['d_low']} → {info['d_high']} Å) written to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,7 +33,7 @@ from xtalforge.diffraction.reflections import reciprocal_metric, reflections_fro
 from xtalforge.diffraction.wilson import normalize, sum_f2, wilson_fit
 
 __all__ = ["BlockShuffleSampler", "OnTheFlyDataset", "ShardDataset", "Task",
-           "collate_reflections", "make_item"]
+           "collate_reflections", "make_item", "wilson_rms"]
 
 Normalization = Literal["max", "e", "wilson"]
 
@@ -60,53 +60,88 @@ def _d_spacing(hkl: np.ndarray, cell: tuple[float, ...]) -> np.ndarray:
     return 1.0 / np.sqrt(((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1))
 
 
-def _normalised(amp: np.ndarray, known: np.ndarray, task: Task, e: np.ndarray | None,
-                hkl: np.ndarray, cell: tuple, sg: str, z: np.ndarray) -> np.ndarray:
-    if task.normalization == "max":
-        top = float(amp[known].max()) if known.any() else 0.0
-        return amp / top if top > 0 else amp
-    if task.normalization == "e":
-        if e is None:
-            raise DatasetError("normalization 'e' needs E values in the dataset")
-        return e
-    refl = reflections_from_hkl(hkl, cell, sg)
+# ⟨|F|⟩ / √⟨|F|²⟩ for Wilson's acentric (Rayleigh) and centric (Gaussian) distributions
+ACENTRIC_MEAN = float(np.sqrt(np.pi) / 2)
+CENTRIC_MEAN = float(np.sqrt(2 / np.pi))
+
+
+def wilson_rms(amp: np.ndarray, known: np.ndarray, hkl: np.ndarray, cell: tuple, sg: str,
+               z: np.ndarray | None, refl: Any = None) -> np.ndarray:
+    """√(ε K Σf² exp(−2B s²)) at every reflection, K and B fitted on the ``known`` amplitudes
+    (composition from the atomic numbers ``z``; one carbon when unknown, K absorbing the rest)."""
+    refl = refl if refl is not None else reflections_from_hkl(hkl, cell, sg)
     comp: dict = {}
-    for v in z.tolist():
+    for v in ([] if z is None else np.asarray(z).tolist()):
         comp[int(v)] = comp.get(int(v), 0) + 1
     comp = comp or {"C": 1.0}
     k, b = wilson_fit(amp[known], refl.subset(known), comp)
-    expected = refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2)
-    return amp / np.sqrt(expected)
+    return np.sqrt(refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2))
+
+
+def _normalised(amp: np.ndarray, known: np.ndarray, task: Task, e: np.ndarray | None,
+                hkl: np.ndarray, cell: tuple, sg: str, z: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(normalised amplitudes, Wilson fill, scale) in the task's normalisation.
+
+    The fill is every reflection's Wilson expectation ⟨|F|⟩ (√π/2 or √(2/π) times √⟨|F|²⟩ for
+    acentric or centric reflections), with scale K and B fitted on the known reflections only;
+    for ``e`` it is ⟨|E|⟩ itself. ``scale`` turns normalised values back into amplitudes on the
+    ``max`` scale (largest known |F| = 1), the units every R is computed in.
+    """
+    refl = reflections_from_hkl(hkl, cell, sg)
+    mean_ratio = np.where(refl.centric, CENTRIC_MEAN, ACENTRIC_MEAN)
+    top = float(amp[known].max()) if known.any() else 0.0
+    top = top if top > 0 else 1.0
+    if task.normalization == "max":
+        rms = wilson_rms(amp, known, hkl, cell, sg, z, refl)
+        return amp / top, mean_ratio * rms / top, np.ones_like(amp)
+    if task.normalization == "e":
+        if e is None:
+            raise DatasetError("normalization 'e' needs E values in the dataset")
+        rms = wilson_rms(amp, known, hkl, cell, sg, z, refl)
+        scale = np.where(e > 0, amp / np.where(e > 0, e, 1.0), rms)
+        return e, mean_ratio, scale / top
+    rms = wilson_rms(amp, known, hkl, cell, sg, z, refl)
+    return amp / rms, mean_ratio, rms / top
 
 
 def make_item(hkl: np.ndarray, amp: np.ndarray, cell: tuple, sg: str, task: Task,
               grid: HKLGrid | None, e: np.ndarray | None = None, z: np.ndarray | None = None,
               sample_id: int = -1) -> dict[str, Any]:
-    """One training item from a structure's reflections (ASU ``hkl``, amplitudes ``amp``)."""
+    """One training item from a structure's reflections (ASU ``hkl``, amplitudes ``amp``).
+
+    Besides the values and masks it holds ``wilson`` (the Wilson fill, the baseline every model
+    is compared with, in the same units), ``scale`` (values × scale = amplitudes with the largest
+    known one = 1, the units of every R) and ``d`` (Å; 0 at absent voxels in grid mode).
+    """
     d = _d_spacing(hkl, cell)
     use = d >= task.d_high * (1 - 1e-9)
     hkl, amp, d = hkl[use], amp[use], d[use]
     e = e[use] if e is not None else None
     known = d >= task.d_low * (1 - 1e-9)
-    value = _normalised(amp.astype(np.float64), known, task, e, hkl, cell, sg,
-                        np.zeros(0, int) if z is None else z).astype(np.float32)
+    value, fill, scale = (v.astype(np.float32) for v in _normalised(
+        amp.astype(np.float64), known, task, e, hkl, cell, sg,
+        np.zeros(0, int) if z is None else z))
     if grid is None:
         return {"hkl": torch.from_numpy(hkl.astype(np.int64)),
                 "d": torch.from_numpy(d.astype(np.float32)), "value": torch.from_numpy(value),
+                "wilson": torch.from_numpy(fill), "scale": torch.from_numpy(scale),
                 "known": torch.from_numpy(known), "target_mask": torch.from_numpy(~known),
                 "id": sample_id}
     i, j, k = grid.index(hkl)
-    full = np.zeros(grid.shape, np.float32)
-    full[i, j, k] = value
-    known_m = np.zeros(grid.shape, bool)
-    known_m[i[known], j[known], k[known]] = True
-    target_m = np.zeros(grid.shape, bool)
-    target_m[i[~known], j[~known], k[~known]] = True
-    inp = np.where(known_m, full, 0.0).astype(np.float32)
-    return {"input": torch.from_numpy(inp)[None], "target": torch.from_numpy(full)[None],
-            "known": torch.from_numpy(known_m)[None],
-            "target_mask": torch.from_numpy(target_m)[None],
-            "absent": torch.from_numpy(~(known_m | target_m))[None], "id": sample_id}
+
+    def dense(values: np.ndarray, dtype: Any = np.float32) -> torch.Tensor:
+        out = np.zeros(grid.shape, dtype)
+        out[i, j, k] = values
+        return torch.from_numpy(out)[None]
+
+    full = dense(value)
+    known_m = dense(known, bool)
+    target_m = dense(~known, bool)
+    return {"input": torch.where(known_m, full, 0.0), "target": full,
+            "wilson": dense(fill), "scale": dense(scale), "d": dense(d.astype(np.float32)),
+            "known": known_m, "target_mask": target_m, "absent": ~(known_m | target_m),
+            "id": sample_id}
 
 
 def collate_reflections(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -115,6 +150,7 @@ def collate_reflections(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {
         "hkl": torch.zeros(len(batch), n, 3, dtype=torch.int64),
         "d": torch.zeros(len(batch), n), "value": torch.zeros(len(batch), n),
+        "wilson": torch.zeros(len(batch), n), "scale": torch.zeros(len(batch), n),
         "known": torch.zeros(len(batch), n, dtype=torch.bool),
         "target_mask": torch.zeros(len(batch), n, dtype=torch.bool),
         "pad_mask": torch.zeros(len(batch), n, dtype=torch.bool),
@@ -122,7 +158,7 @@ def collate_reflections(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
     for b, item in enumerate(batch):
         m = len(item["value"])
-        for key in ("hkl", "d", "value", "known", "target_mask"):
+        for key in ("hkl", "d", "value", "wilson", "scale", "known", "target_mask"):
             out[key][b, :m] = item[key]
         out["pad_mask"][b, :m] = True
     return out

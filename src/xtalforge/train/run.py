@@ -1,0 +1,381 @@
+"""Training runs, evaluation and prediction (what ``xtalforge train / evaluate / predict`` do).
+
+A run folder ``<output_dir>/<name>/version_<k>`` holds ``run.yaml`` (the resolved config, seed,
+package/torch/Lightning versions, git commit, the dataset's folder and spec hash),
+``checkpoints/{best,last}.ckpt``, CSV logs (``csv/metrics.csv``) and TensorBoard logs (``tb/``).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from xtalforge.data.shards import read_manifest
+from xtalforge.data.spec import DatasetError, load_spec
+from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.errors import XtalforgeError
+from xtalforge.train.config import ConfigError, RunConfig
+
+__all__ = ["evaluate", "load_checkpoint", "predict_hkl", "prepare_data", "train"]
+
+
+def prepare_data(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> Path:
+    """The dataset folder of a run: ``data.path``, or ``data.spec`` built (or resumed) once into
+    ``<cache_dir>/<name>-<spec hash>``."""
+    from xtalforge.data.build import build_dataset
+
+    if cfg.data.path is not None:
+        root = Path(cfg.data.path)
+        read_manifest(root)
+        return root
+    spec = load_spec(cfg.data.spec)
+    root = Path(cfg.data.cache_dir) / f"{spec.name}-{spec.spec_hash()[:8]}"
+    done = (root / "manifest.json").is_file() and read_manifest(root).get("status") == "complete"
+    if not done:
+        build_dataset(spec, root, workers=cfg.data.workers, progress=progress)
+    return root
+
+
+def dataset_grid(root: Path, d_high: float) -> HKLGrid:
+    """The hkl grid of a dataset folder for resolution ``d_high`` (Å)."""
+    m = read_manifest(root)
+    return HKLGrid.from_bounds(tuple(m["max_edges"]), d_high, list(m["spacegroups"]))
+
+
+def _h_max(grid: HKLGrid) -> int:
+    return int(max(max(abs(lo), abs(lo + n - 1)) for lo, n in zip(grid.lower, grid.shape,
+                                                                  strict=True)))
+
+
+def _next_run_dir(cfg: RunConfig) -> Path:
+    base = Path(cfg.output_dir) / cfg.name
+    k = 0
+    while (base / f"version_{k}").exists():
+        k += 1
+    return base / f"version_{k}"
+
+
+def run_record(cfg: RunConfig, data_root: Path) -> dict[str, Any]:
+    """What a run saves beside its checkpoints to be reproduced."""
+    import lightning
+
+    from xtalforge import __version__
+    from xtalforge.data.build import _git_commit
+
+    m = read_manifest(data_root)
+    return {"config": cfg.model_dump(mode="json"), "seed": cfg.seed,
+            "xtalforge_version": __version__, "git_commit": _git_commit(),
+            "torch": str(torch.__version__), "lightning": str(lightning.__version__),
+            "python": platform.python_version(),
+            "dataset": {"path": str(data_root), "spec_hash": m.get("spec_hash"),
+                        "name": m.get("name"), "git_commit": m.get("git_commit")}}
+
+
+def build_module(cfg: RunConfig, data_root: Path) -> Any:
+    """The LightningModule of a config (transformers get ``h_max`` from the dataset's grid)."""
+    from xtalforge.models import MODELS
+    from xtalforge.train.resolution import ResolutionExtension
+
+    params = dict(cfg.model.params)
+    if MODELS[cfg.model.name].input_mode == "list" and "h_max" not in params:
+        params["h_max"] = _h_max(dataset_grid(data_root, cfg.task.d_high))
+    model = {**cfg.model.model_dump(), "params": params}
+    module = ResolutionExtension(model, cfg.task.model_dump(), cfg.optim.model_dump(),
+                                 cfg.loss_on_known, cfg.n_shells, cfg.trainer.max_epochs)
+    if cfg.init_from:
+        state = load_checkpoint(cfg.init_from).state_dict()
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ConfigError(f"init_from {cfg.init_from}: weights do not fit model "
+                              f"{cfg.model.name} ({cfg.model.size}): {str(exc)[:300]}") from None
+    return module
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """A trained :class:`ResolutionExtension` from a checkpoint (CPU, eval mode)."""
+    from xtalforge.train.resolution import ResolutionExtension
+
+    path = Path(path)
+    if not path.is_file():
+        raise XtalforgeError(f"{path}: no such checkpoint")
+    try:
+        module = ResolutionExtension.load_from_checkpoint(path, map_location="cpu")
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise XtalforgeError(f"{path}: not a resolution-extension checkpoint ({exc})") from None
+    return module.eval()
+
+
+def _quiet_lightning() -> None:
+    """Hide Lightning's advertising tip and a deprecation warning from its own internals."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+    class _NoTips(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "Tip:" not in record.getMessage()
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logging.getLogger(name).addFilter(_NoTips())
+
+
+def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None,
+          data_progress: Callable[[int, int], None] | None = None) -> Path:
+    """Train a model; returns the run folder. ``resume``: a run folder whose ``last.ckpt``
+    continues (same config)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from xtalforge.data.modules import ShardDataModule
+    from xtalforge.data.torch_data import Task
+
+    data_root = prepare_data(cfg, data_progress)
+    _quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise XtalforgeError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+    else:
+        run_dir, ckpt = _next_run_dir(cfg), None
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.yaml").write_text(yaml.safe_dump(run_record(cfg, data_root),
+                                                         sort_keys=False))
+    module = build_module(cfg, data_root)
+    dm = ShardDataModule(data_root, Task(**cfg.task.model_dump()), cfg.data.batch_size,
+                         cfg.data.num_workers, module.input_mode, cfg.seed)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                 monitor="val/R_target", mode="min", save_last=True)
+    callbacks: list[Any] = [checkpoint, LearningRateMonitor("epoch")]
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar())
+    t = cfg.trainer
+    trainer = L.Trainer(
+        default_root_dir=run_dir, max_epochs=t.max_epochs, max_time=t.max_time,
+        accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches, callbacks=callbacks,
+        logger=[CSVLogger(run_dir, name="csv", version=""),
+                TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False)],
+        enable_progress_bar=progress, enable_model_summary=progress)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    return run_dir
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+def _dense(grid: HKLGrid, hkl: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(grid.shape, np.float32)
+    out[grid.index(hkl)] = values
+    return out
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test",
+             out: str | Path | None = None, batch_size: int = 8, n_slices: int = 3,
+             limit: int | None = None) -> dict[str, Any]:
+    """Score a checkpoint on a dataset split: pooled R_target, R_all, R_wilson, MSE, SSIM, R per
+    shell, medians over structures; writes ``per_structure.csv``, ``metrics.json`` and slice
+    PNGs (true vs predicted, averaged over l) into ``out`` when given."""
+    from torch.utils.data import DataLoader, Subset
+
+    from xtalforge.data.torch_data import ShardDataset, collate_reflections
+    from xtalforge.train.metrics import ssim3d
+    from xtalforge.train.resolution import per_structure, truth
+
+    module = load_checkpoint(checkpoint)
+    root = Path(data)
+    grid = dataset_grid(root, module.task.d_high)
+    ds = ShardDataset(root, split, module.task, mode=module.input_mode,
+                      grid=grid if module.input_mode == "grid" else None)
+    if len(ds) == 0:
+        raise DatasetError(f"{root}: split {split!r} is empty")
+    if limit is not None:
+        ds = Subset(ds, range(min(limit, len(ds))))
+    loader = DataLoader(ds, batch_size=batch_size,
+                        collate_fn=collate_reflections if module.input_mode == "list" else None)
+    rows: list[dict[str, Any]] = []
+    sums = {k: 0.0 for k in ("num", "den", "num_all", "den_all", "num_w", "sq", "n_t")}
+    shell_num = np.zeros(len(module.edges) - 1)
+    shell_den = np.zeros(len(module.edges) - 1)
+    slices: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    with torch.no_grad():
+        for batch in loader:
+            pred_n = module(batch)
+            per = per_structure(pred_n, batch)
+            # everything below on amplitudes with the largest known one = 1
+            pred, true = pred_n * batch["scale"], truth(batch) * batch["scale"]
+            for b in range(len(true)):
+                if module.input_mode == "grid":
+                    p, t = pred[b:b + 1], true[b:b + 1]
+                    inp = (batch["input"][b, 0] * batch["scale"][b, 0]).numpy()
+                    tm, km = batch["target_mask"][b], batch["known"][b]
+                    d, w = batch["d"][b], batch["wilson"][b] * batch["scale"][b]
+                else:
+                    real = batch["pad_mask"][b]
+                    hkl = batch["hkl"][b][real].numpy()
+                    p = torch.from_numpy(_dense(grid, hkl, pred[b][real].numpy()))[None, None]
+                    t = torch.from_numpy(_dense(grid, hkl, true[b][real].numpy()))[None, None]
+                    inp = _dense(grid, hkl, (true[b] * batch["known"][b])[real].numpy())
+                    tm, km = batch["target_mask"][b] & real, batch["known"][b] & real
+                    d, w = batch["d"][b], batch["wilson"][b] * batch["scale"][b]
+                pb, tb = pred[b], true[b]
+                sums["num"] += float(((pb - tb).abs() * tm).sum())
+                sums["den"] += float((tb.abs() * tm).sum())
+                sums["num_all"] += float(((pb - tb).abs() * (tm | km)).sum())
+                sums["den_all"] += float((tb.abs() * (tm | km)).sum())
+                sums["num_w"] += float(((w - tb).abs() * tm).sum())
+                sums["sq"] += float(((pred_n[b] - truth(batch)[b]) ** 2 * tm).sum())
+                sums["n_t"] += float(tm.sum())
+                for i, (upper, lower) in enumerate(itertools.pairwise(module.edges)):
+                    shell = tm & (d >= lower * (1 - 1e-6)) & (d < upper * (1 - 1e-6))
+                    shell_num[i] += float(((pb - tb).abs() * shell).sum())
+                    shell_den[i] += float((tb.abs() * shell).sum())
+                ssim = float(ssim3d(p, t)[0])
+                rows.append({"id": int(batch["id"][b]), **{k: float(v[b]) for k, v in
+                                                            per.items()}, "ssim": ssim})
+                if len(slices) < n_slices:
+                    slices.append((int(batch["id"][b]), inp, t[0, 0].numpy(), p[0, 0].numpy()))
+    result: dict[str, Any] = {
+        "checkpoint": str(checkpoint), "data": str(root), "split": split,
+        "task": {"d_low": module.task.d_low, "d_high": module.task.d_high,
+                 "normalization": module.task.normalization},
+        "model": module.hparams.model["name"], "n_structures": len(rows),
+        "units": "R on |F| scaled per structure so that its largest known |F| = 1; MSE in the "
+                 "model's normalisation",
+        "R_target": sums["num"] / sums["den"], "R_all": sums["num_all"] / sums["den_all"],
+        "R_wilson": sums["num_w"] / sums["den"], "mse": sums["sq"] / max(sums["n_t"], 1),
+        "ssim": float(np.mean([r["ssim"] for r in rows])),
+        "median_R_target": float(np.median([r["R_target"] for r in rows])),
+        "median_R_wilson": float(np.median([r["R_wilson"] for r in rows])),
+        "fraction_beating_wilson": float(np.mean([r["R_target"] < r["R_wilson"]
+                                                  for r in rows])),
+        "R_shells": [{"d_upper": u, "d_lower": lo, "R": n / dn if dn else math.nan}
+                     for (u, lo), n, dn in zip(itertools.pairwise(module.edges),
+                                               shell_num, shell_den, strict=True)],
+    }
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "per_structure.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+        _plot_slices(slices, out)
+    return result
+
+
+def _plot_slices(slices: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], out: Path
+                 ) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for sid, inp, true, pred in slices:
+        fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+        panels = [("input (known)", inp), ("true", true), ("predicted", pred),
+                  ("predicted − true", pred - true)]
+        top = float(true.mean(axis=2).max()) or 1.0
+        for ax, (title, arr) in zip(axes, panels, strict=True):
+            img = arr.mean(axis=2).T
+            diff = title.startswith("predicted −")
+            im = ax.imshow(img, origin="lower", cmap="RdBu_r" if diff else "viridis",
+                           vmin=-top / 2 if diff else 0, vmax=top / 2 if diff else top)
+            ax.set_title(title)
+            ax.set_xlabel("h (voxel)")
+            ax.set_ylabel("k (voxel)")
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.suptitle(f"structure {sid}: amplitudes averaged over l")
+        fig.tight_layout()
+        fig.savefig(out / f"slice-{sid}.png", dpi=90)
+        plt.close(fig)
+
+
+# -- prediction on a user's data -------------------------------------------------------------
+
+def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
+                structure: str | Path | None = None, cell: tuple[float, ...] | None = None,
+                spacegroup: str | None = None, predicted_sigma: float = 0.35) -> dict[str, Any]:
+    """Extend a measured reflection file to the model's d_high and write SHELX HKLF 4.
+
+    Cell and symmetry come from ``structure`` (CIF or .ins/.res), or ``cell`` (Å, degrees) +
+    ``spacegroup``. All measured reflections are written unchanged (batch number 1); the
+    reflections of the target shell (d_high ≤ d < d_low) that were not measured get the model's
+    amplitudes as I = F² with σ(I) = 2 F · ``predicted_sigma`` F (batch number 2).
+    """
+    import gemmi
+
+    from xtalforge.crystal.symmetry import resolve_space_group
+    from xtalforge.data.hkl_import import _structure_for, merged_amplitudes
+    from xtalforge.data.torch_data import collate_reflections, make_item, wilson_rms
+    from xtalforge.diffraction.reflections import reflections
+    from xtalforge.io.shelx import write_hkl
+
+    module = load_checkpoint(checkpoint)
+    task = module.task
+    path = Path(hkl_file)
+    if cell is not None:
+        if spacegroup is None:
+            raise XtalforgeError("--cell needs --spacegroup")
+        sg, comp = resolve_space_group(spacegroup), {}
+    else:
+        cell, sg, _, comp = _structure_for(path, Path(structure) if structure else None)
+    refl, amp, sig_amp, notes = merged_amplitudes(path, tuple(cell), sg)
+    z = np.concatenate([np.full(max(1, round(n)), gemmi.Element(str(e)).atomic_number)
+                        for e, n in comp.items()]) if comp else None
+    known = refl.d >= task.d_low * (1 - 1e-9)
+    if not known.any():
+        raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
+    shell = reflections(tuple(cell), task.d_high, spacegroup=sg)
+    measured = {tuple(h): i for i, h in enumerate(refl.hkl.tolist())}
+    todo = np.array([tuple(h) not in measured and d < task.d_low * (1 - 1e-9)
+                     for h, d in zip(shell.hkl.tolist(), shell.d, strict=True)], bool)
+    hkl = np.concatenate([refl.hkl[known], shell.hkl[todo]]).astype(np.int64)
+    amps = np.concatenate([amp[known], np.zeros(int(todo.sum()))])
+    norm_task = task if task.normalization == "max" else \
+        type(task)(task.d_low, task.d_high, "wilson")
+    order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0]))
+    hkl, amps = hkl[order], amps[order]
+    grid = None
+    if module.input_mode == "grid":
+        grid = HKLGrid.from_bounds(tuple(cell[:3]), task.d_high, [sg])
+    item = make_item(hkl, amps, tuple(cell), sg.xhm(), norm_task, grid, z=z)
+    batch = collate_reflections([item]) if grid is None else \
+        {k: (v[None] if torch.is_tensor(v) else torch.tensor([v])) for k, v in item.items()}
+    with torch.no_grad():
+        pred = module(batch)[0]
+    pred_norm = pred.numpy() if grid is None else pred[0].numpy()[grid.index(hkl)]
+    is_known = item["known"].numpy().ravel() if grid is None else \
+        item["known"][0].numpy()[grid.index(hkl)]
+    if task.normalization == "max":
+        scale = np.full(len(hkl), float(amps[is_known].max()))
+    else:
+        scale = wilson_rms(amps, is_known, hkl, tuple(cell), sg.xhm(), z)
+    new_hkl, new_f = hkl[~is_known], (pred_norm * scale)[~is_known]
+    out_i = np.concatenate([amp**2, new_f**2])
+    sig_i = np.concatenate([2 * amp * np.maximum(sig_amp, 1e-6),
+                            2 * new_f * predicted_sigma * new_f])
+    batch_no = np.concatenate([np.ones(len(refl), int), np.full(len(new_hkl), 2)])
+    scale_applied = write_hkl(out, np.concatenate([refl.hkl, new_hkl]), out_i, sig_i, hklf=4,
+                              batch=batch_no)
+    return {"measured": len(refl), "predicted": len(new_hkl), "d_low": task.d_low,
+            "d_high": task.d_high, "scale": scale_applied, "notes": notes}

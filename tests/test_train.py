@@ -1,0 +1,283 @@
+"""Resolution-extension models and training: overfitting a batch, output composition,
+checkpoint round trips, deterministic training, metrics against closed forms, evaluate and
+predict on files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+from typer.testing import CliRunner
+
+from xtalforge.cli import app
+from xtalforge.data import build_dataset, load_spec
+from xtalforge.data.torch_data import Task, collate_reflections, make_item
+from xtalforge.diffraction import reflections, structure_factors
+from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.generate import Generator
+from xtalforge.io.shelx import read_hkl, write_hkl, write_ins
+from xtalforge.train import load_run_config
+from xtalforge.train.metrics import r_factor, r_per_shell, shell_edges, ssim3d
+from xtalforge.train.resolution import ResolutionExtension
+from xtalforge.train.run import evaluate, load_checkpoint, predict_hkl, train
+
+GEN = {"name": "t", "spacegroups": ["P 1 21 1"], "atoms": [5, 8],
+       "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0,
+                "a_max": 8.0},
+       "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+       "placement": {"method": "uniform", "min_distance": 1.2}, "u_iso": [0.01, 0.04]}
+SPEC = {"name": "train-small", "generator": GEN, "n": 64, "seed": 3, "shard_size": 32,
+        "row_group_size": 8, "compute": {"d_high": 1.0, "d_low": 1.2},
+        "splits": {"train": 0.75, "val": 0.125, "test": 0.125}}
+TASK = Task(1.2, 1.0, "wilson")  # O(1) values: a batch is memorised in a few hundred steps
+TINY = {**GEN, "atoms": [3, 5], "cell": {**GEN["cell"], "a_max": 6.0}}
+SMALL_PARAMS = {"unet3d": {"channels": (16, 32, 32)}, "fft_unet": {"channels": (16, 32, 32)},
+                "xrd_transformer": {"embed_dim": 48, "heads": 4, "depth": 3, "h_max": 10}}
+
+
+def module_for(name: str, lr: float = 3e-3) -> ResolutionExtension:
+    return ResolutionExtension({"name": name, "size": "small", "params": SMALL_PARAMS[name]},
+                               {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson"},
+                               {"name": "adam", "lr": lr, "scheduler": "none"})
+
+
+@pytest.fixture(scope="module")
+def four_items() -> tuple[list[dict], list[dict]]:
+    gen = Generator.from_config(TINY)
+    grid = HKLGrid.from_bounds(6.0, 1.0, ["P 1 21 1"])
+    grid_items, list_items = [], []
+    for i in range(4):
+        c = gen.sample(100 + i)
+        r = reflections(c, 1.0)
+        amp = np.abs(structure_factors(c, r))
+        grid_items.append(make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, grid, z=c.z,
+                                    sample_id=i))
+        list_items.append(make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, None, z=c.z,
+                                    sample_id=i))
+    return grid_items, list_items
+
+
+def batch_of(module: ResolutionExtension, items: tuple[list[dict], list[dict]]) -> dict:
+    grid_items, list_items = items
+    if module.input_mode == "list":
+        return collate_reflections(list_items)
+    return {k: torch.stack([it[k] for it in grid_items]) if torch.is_tensor(grid_items[0][k])
+            else torch.tensor([it[k] for it in grid_items]) for k in grid_items[0]}
+
+
+@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer"])
+def test_model_overfits_a_batch_of_four(name, four_items):
+    torch.manual_seed(0)
+    module = module_for(name)
+    batch = batch_of(module, four_items)
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    target = batch["target_mask"] & batch.get("pad_mask", torch.ones_like(batch["known"]))
+    truth = batch["target"] if "target" in batch else batch["value"]
+    module.train()
+    for _ in range(400 if name == "xrd_transformer" else 250):
+        opt.zero_grad()
+        loss = module._loss(module.raw(batch), batch)
+        loss.backward()
+        opt.step()
+    module.eval()
+    with torch.no_grad():
+        sc = batch["scale"]
+        r = float(r_factor(module(batch) * sc, truth * sc, target))
+        r_wilson = float(r_factor(batch["wilson"] * sc, truth * sc, target))
+    assert r < 0.05, (name, r)
+    assert r_wilson > 0.2  # the fill is far from the truth, so the fit is the model's
+
+
+@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer"])
+def test_known_kept_and_absent_zero(name, four_items):
+    torch.manual_seed(1)
+    module = module_for(name).eval()
+    batch = batch_of(module, four_items)
+    with torch.no_grad():
+        out = module(batch)
+    given = batch["input"] if "input" in batch else batch["value"]
+    known = batch["known"]
+    assert torch.equal(out[known], given[known])
+    absent = batch["absent"] if "absent" in batch else ~batch["pad_mask"]
+    assert absent.any() and (out[absent] == 0).all()
+    assert (out >= 0).all()
+    if "pad_mask" in batch:  # padding changes nothing for the real tokens
+        single = collate_reflections([four_items[1][0]])
+        with torch.no_grad():
+            alone = module(single)[0]
+        n = int(single["pad_mask"].sum())
+        assert torch.allclose(alone[:n], out[0, :n], atol=1e-5)
+
+
+def test_metrics_against_closed_forms():
+    true = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    pred = torch.tensor([[1.5, 2.0, 2.0, 0.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    assert float(r_factor(pred, true, mask)) == pytest.approx((0.5 + 0 + 1) / 6)
+    g = torch.rand(2, 1, 9, 8, 7, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(ssim3d(g, g), torch.ones(2), atol=1e-5)
+    assert (ssim3d(g, torch.rand(2, 1, 9, 8, 7)) < 0.5).all()
+    edges = shell_edges(1.0, 1.2, 4)
+    assert edges[0] == pytest.approx(1.2) and edges[-1] == pytest.approx(1.0)
+    vols = np.diff([1 / e**3 for e in edges])
+    assert np.allclose(vols, vols[0])  # equal reciprocal volumes
+    d = torch.tensor([[1.19, 1.1, 1.0, 1.05]])
+    shells = r_per_shell(pred, true, torch.ones_like(mask), d, [1.2, 1.1, 1.0])
+    assert shells[0][2] == pytest.approx(0.5 / 3)  # d 1.19 and 1.1: 1.1 ≤ d < 1.2
+    assert shells[1][2] == pytest.approx((1 + 4) / 7)  # d 1.0 and 1.05
+
+
+def test_wilson_fill_r_matches_wilson_statistics():
+    """With exact E values the fill predicts ⟨|E|⟩; for many equal atoms its R over acentric
+    and centric reflections approaches E|x − ⟨x⟩| / ⟨x⟩ under Wilson's distributions."""
+    def r_closed(pdf):
+        mean = integrate.quad(lambda x: x * pdf(x), 0, np.inf)[0]
+        mad = (integrate.quad(lambda x: (mean - x) * pdf(x), 0, mean)[0]
+               + integrate.quad(lambda x: (x - mean) * pdf(x), mean, np.inf)[0])
+        return mad / mean
+
+    r_acentric = r_closed(lambda x: 2 * x * np.exp(-x * x))
+    r_centric = r_closed(lambda x: np.sqrt(2 / np.pi) * np.exp(-x * x / 2))
+    gen = Generator.from_config({**GEN, "spacegroups": ["P 1 21 1"], "atoms": [60, 60],
+                                 "composition": {"elements": {"C": 1.0}},
+                                 "u_iso": [0.02, 0.02]})
+    task = Task(2.0, 0.9, "e")
+    from xtalforge.diffraction.wilson import normalize
+
+    num = {True: 0.0, False: 0.0}
+    den = {True: 0.0, False: 0.0}
+    for s in range(6):
+        c = gen.sample(s)
+        r = reflections(c, 0.9)
+        amp = np.abs(structure_factors(c, r))
+        e = normalize(amp, r, crystal=c)
+        item = make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), task, None, e=e, z=c.z)
+        target = item["target_mask"].numpy()
+        sub = reflections(c, 0.9).subset(r.d >= 0.9 * (1 - 1e-9))
+        for centric in (True, False):
+            m = target & (sub.centric == centric)
+            v, w = item["value"].numpy()[m], item["wilson"].numpy()[m]
+            num[centric] += np.abs(v - w).sum()
+            den[centric] += v.sum()
+    assert num[False] / den[False] == pytest.approx(r_acentric, abs=0.02)
+    assert num[True] / den[True] == pytest.approx(r_centric, abs=0.05)
+    # the resolution-only floor quoted for this task: 0.420 acentric, 0.605 centric
+    assert r_acentric == pytest.approx(0.420, abs=1e-3)
+    assert r_centric == pytest.approx(0.605, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("train")
+    build_dataset(load_spec(SPEC), base / "data")
+    cfg = load_run_config({"name": "t", "seed": 7, "output_dir": str(base / "runs"),
+                           "data": {"path": str(base / "data"), "batch_size": 8},
+                           "task": {"d_low": 1.2, "d_high": 1.0},
+                           "model": {"name": "unet3d", "params": {"channels": [8, 16, 16]}},
+                           "trainer": {"max_epochs": 2, "limit_train_batches": 3}})
+    return train(cfg, progress=False)
+
+
+def test_run_folder_records_everything(run_dir):
+    import yaml
+
+    rec = yaml.safe_load((run_dir / "run.yaml").read_text())
+    assert rec["seed"] == 7 and rec["config"]["model"]["name"] == "unet3d"
+    assert {"xtalforge_version", "git_commit", "torch", "dataset"} <= set(rec)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "csv" / "metrics.csv").read_text().count("val/R_wilson") == 1
+    assert any((run_dir / "tb").iterdir())
+
+
+def test_deterministic_training(run_dir):
+    """The same config and seed give bit-identical weights."""
+    import yaml
+
+    cfg = load_run_config(yaml.safe_load((run_dir / "run.yaml").read_text())["config"])
+    again = train(cfg, progress=False)
+    a = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(again / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_round_trip_and_evaluate(run_dir, tmp_path):
+    import yaml
+
+    data = Path(yaml.safe_load((run_dir / "run.yaml").read_text())["dataset"]["path"])
+    module = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    again = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    from xtalforge.data.torch_data import ShardDataset
+
+    ds = ShardDataset(data, "test", module.task)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ds[0]
+             if torch.is_tensor(ds[0][k])}
+    with torch.no_grad():
+        assert torch.equal(module(batch), again(batch))
+    result = evaluate(run_dir / "checkpoints" / "last.ckpt", data, out=tmp_path)
+    assert result["n_structures"] == len(ds)
+    # the JSON's R_wilson is the fill's R recomputed here from the items directly
+    num = sum(float(((ds[i]["wilson"] - ds[i]["target"]).abs() * ds[i]["target_mask"]).sum())
+              for i in range(len(ds)))  # max normalisation: scale 1
+    den = sum(float((ds[i]["target"] * ds[i]["target_mask"]).sum()) for i in range(len(ds)))
+    assert result["R_wilson"] == pytest.approx(num / den, rel=1e-5)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"R_target", "R_all", "R_wilson", "mse", "ssim", "n_structures"} <= set(saved)
+    assert len(list(tmp_path.glob("slice-*.png"))) == 3
+    assert (tmp_path / "per_structure.csv").read_text().count("\n") == len(ds) + 1
+    res = CliRunner().invoke(app, ["evaluate", str(run_dir / "checkpoints" / "best.ckpt"),
+                                   "--data", str(data), "--json", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert "Wilson fill" in res.output
+    assert json.loads((tmp_path / "m.json").read_text())["n_structures"] == len(ds)
+
+
+def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
+    gen = Generator.from_config(GEN)
+    c = gen.sample(999)
+    measured = reflections(c, 1.2)
+    amp = np.abs(structure_factors(c, measured))
+    write_hkl(tmp_path / "x.hkl", measured.hkl, amp**2)
+    write_ins(tmp_path / "x.ins", c)
+    out = tmp_path / "ext.hkl"
+    info = predict_hkl(run_dir / "checkpoints" / "last.ckpt", tmp_path / "x.hkl", out)
+    data = read_hkl(out)
+    shell = reflections(c, 1.0)
+    new = shell.hkl[shell.d < 1.2 * (1 - 1e-9)]
+    assert info["measured"] == len(measured) and info["predicted"] == len(new)
+    got = {tuple(h): (v, b) for h, v, b in zip(data.hkl.tolist(), data.values, data.batch,
+                                                strict=True)}
+    for h, a in zip(measured.hkl.tolist(), amp, strict=True):  # measured: unchanged
+        assert got[tuple(h)][1] == 1
+        assert got[tuple(h)][0] == pytest.approx(a**2, abs=0.01 + 1e-4 * a**2)
+    assert sorted(tuple(h) for h, (_, b) in got.items() if b == 2) == sorted(map(tuple,
+                                                                                new.tolist()))
+    assert all(np.isfinite(v) and v >= 0 for v, _ in got.values())
+    res = CliRunner().invoke(app, ["predict", str(run_dir / "checkpoints" / "last.ckpt"),
+                                   "--hkl", str(tmp_path / "x.hkl"), "--cell",
+                                   " ".join(map(str, c.cell)), "--spacegroup", "P 1 21 1",
+                                   "--out", str(tmp_path / "ext2.hkl")])
+    assert res.exit_code == 0, res.output
+    assert read_hkl(tmp_path / "ext2.hkl").values == pytest.approx(data.values)
+
+
+def test_config_errors_name_the_field(tmp_path):
+    from xtalforge.train import ConfigError
+
+    with pytest.raises(ConfigError, match="data"):
+        load_run_config({"name": "x", "data": {}})
+    with pytest.raises(ConfigError, match="d_low"):
+        load_run_config({"data": {"path": "."}, "task": {"d_low": 1.0, "d_high": 1.2}})
+    with pytest.raises(ConfigError, match="no experiment preset"):
+        load_run_config("nope")
+    cfg = load_run_config("quick-unet3d", ["trainer.max_epochs=3", "optim.lr=0.01"])
+    assert cfg.trainer.max_epochs == 3 and math.isclose(cfg.optim.lr, 0.01)
+    for preset in Path(__file__).resolve().parents[1].joinpath(
+            "src/xtalforge/configs/experiments").glob("*.yaml"):
+        load_run_config(preset)  # every shipped preset validates
