@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xtalforge.errors import XtalforgeError
+
 __all__ = ["XRDTransformer"]
 
 
@@ -82,7 +84,7 @@ class XRDTransformer(nn.Module):
         if self.hkl_embedding == "linear":
             return self.hkl_linear(hkl.float() / self.h_max)
         if int(hkl.abs().max()) > self.h_max:
-            raise ValueError(f"Miller index {int(hkl.abs().max())} exceeds the model's h_max "
+            raise XtalforgeError(f"Miller index {int(hkl.abs().max())} exceeds the model's h_max "
                              f"{self.h_max}: the data reach finer resolution or larger cells "
                              "than the model was built for")
         idx = hkl.long() + self.h_max
