@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from xtalforge.diffraction.maps import _good_size
-from xtalforge.diffraction.reflections import Reflections
+from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.errors import ReflectionError
 
 __all__ = ["FlipResult", "charge_flip", "charge_flip_batch", "locate_origin"]
@@ -82,10 +82,8 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         if amp.shape != (len(refl),) or not np.isfinite(amp).all():
             raise ReflectionError("amplitudes must be finite, one per reflection")
         hkl, vals = refl.expand_to_p1(amp)
-        ext = None
+        ext = outer_hkl = None
         if d_ext is not None:
-            from xtalforge.diffraction.reflections import reflections
-
             if d_ext >= refl.d_min:
                 raise ReflectionError(f"d_ext ({d_ext} Å) must be finer than the data's d_min "
                                       f"({refl.d_min:.3f} Å)")
@@ -93,21 +91,22 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
                                 spacegroup=refl.spacegroup)
             outer = outer.subset(outer.d < refl.d_min * (1 - 1e-9))
             ext, _ = outer.expand_to_p1(np.zeros(len(outer)))
-        p1.append((hkl, vals, ext))
+            outer_hkl = outer.hkl
+        p1.append((hkl, vals, ext, outer_hkl))
     d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
     shape = np.max([_grid_shape(np.concatenate([h] + ([e] if e is not None else [])),
                                 sample_rate, r.cell, d_all, [1, 1, 1])
-                    for (h, _, e), r in zip(p1, refls, strict=True)], axis=0)
+                    for (h, _, e, _), r in zip(p1, refls, strict=True)], axis=0)
     shape = tuple(_good_size(int(n)) for n in shape)
     n_struct, n_total = len(refls), len(refls) * starts
-    n_max = max(len(h) for h, _, _ in p1)
+    n_max = max(len(h) for h, _, _, _ in p1)
     idx = np.zeros((n_struct, n_max), np.int64)
     amp_t = np.zeros((n_struct, n_max))
     obs = np.zeros((n_struct, n_max), bool)
     weak = np.zeros((n_struct, n_max), bool)
     sign = np.zeros((n_struct, n_max))
     ext_mask = np.zeros((n_struct, int(np.prod(shape))), bool)
-    for s, (hkl, vals, ext) in enumerate(p1):
+    for s, (hkl, vals, ext, _) in enumerate(p1):
         flat = np.ravel_multi_index(tuple(hkl[:, i] % shape[i] for i in range(3)), shape)
         m = len(hkl)
         idx[s, :m], amp_t[s, :m], obs[s, :m] = flat, vals, True
@@ -174,19 +173,14 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
     final_r = r_hist[-1].view(n_struct, starts)
     best = final_r.argmin(dim=1)
     results = []
-    for s, (refl, (_, _, ext)) in enumerate(zip(refls, p1, strict=True)):
+    for s, (refl, (_, _, _, outer_hkl)) in enumerate(zip(refls, p1, strict=True)):
         row = s * starts + int(best[s])
         grid = g[row].view(*shape).cpu().numpy()
         phases_p1 = _asu_phases(grid, refl.hkl, shape)
         phases, origin = locate_origin(grid, refl)
         extrap = None
-        if ext is not None:
-            from xtalforge.diffraction.reflections import reflections
-
-            outer = reflections(refl.cell, d_ext, refl.d_min * (1 - 1e-9),
-                                spacegroup=refl.spacegroup)
-            outer = outer.subset(outer.d < refl.d_min * (1 - 1e-9))
-            extrap = (outer.hkl, np.abs(grid[tuple(outer.hkl[:, i] % shape[i]
+        if outer_hkl is not None:
+            extrap = (outer_hkl, np.abs(grid[tuple(outer_hkl[:, i] % shape[i]
                                                    for i in range(3))]))
         results.append(FlipResult(phases, phases_p1, float(final_r[s, best[s]]),
                                   int(conv_at[row]), origin, extrap))

@@ -98,7 +98,7 @@ class ResolutionExtension(L.LightningModule):
         self.log("train/R_wilson", r_w, batch_size=bs)
         return loss
 
-    def _accumulate(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+    def _accumulate(self, batch: dict[str, torch.Tensor]) -> None:
         raw = self.raw(batch)
         pred_n, true_n = compose(raw, batch), truth(batch)
         target, known = self._masks(batch)
@@ -144,13 +144,13 @@ class ResolutionExtension(L.LightningModule):
         return values
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._accumulate("val", batch)
+        self._accumulate(batch)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._accumulate("test", batch)
+        self._accumulate(batch)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")

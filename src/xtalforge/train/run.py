@@ -221,7 +221,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
             pred_n = module(batch)
             per = per_structure(pred_n, batch)
             # everything below on amplitudes with the largest known one = 1
-            pred, true = pred_n * batch["scale"], truth(batch) * batch["scale"]
+            true_n = truth(batch)
+            pred, true = pred_n * batch["scale"], true_n * batch["scale"]
             for b in range(len(true)):
                 if module.input_mode == "grid":
                     p, t = pred[b:b + 1], true[b:b + 1]
@@ -242,7 +243,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
                 sums["num_all"] += float(((pb - tb).abs() * (tm | km)).sum())
                 sums["den_all"] += float((tb.abs() * (tm | km)).sum())
                 sums["num_w"] += float(((w - tb).abs() * tm).sum())
-                sums["sq"] += float(((pred_n[b] - truth(batch)[b]) ** 2 * tm).sum())
+                sums["sq"] += float(((pred_n[b] - true_n[b]) ** 2 * tm).sum())
                 sums["n_t"] += float(tm.sum())
                 for i, (upper, lower) in enumerate(itertools.pairwise(module.edges)):
                     shell = tm & (d >= lower * (1 - 1e-6)) & (d < upper * (1 - 1e-6))
