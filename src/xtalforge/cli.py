@@ -573,20 +573,215 @@ def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
     from xtalforge.train.run import predict_hkl
 
     try:
-        cell_v = None
-        if cell is not None:
-            try:
-                cell_v = tuple(float(v) for v in cell.replace(",", " ").split())
-            except ValueError:
-                raise XtalforgeError(f"--cell {cell!r}: six numbers expected") from None
-            if len(cell_v) != 6:
-                raise XtalforgeError(f"--cell {cell!r}: six numbers expected")
-        info = predict_hkl(checkpoint, hkl, out, structure=ins, cell=cell_v,
+        info = predict_hkl(checkpoint, hkl, out, structure=ins, cell=_parse_cell(cell),
                            spacegroup=spacegroup)
     except XtalforgeError as exc:
         _fail(exc)
     console.print(f"{info['measured']} measured + {info['predicted']} predicted reflections "
                   f"({info['d_low']} → {info['d_high']} Å) written to {out}")
+
+
+def _parse_cell(cell: str | None) -> tuple[float, ...] | None:
+    """``--cell "a b c alpha beta gamma"`` → six floats (Å, degrees)."""
+    if cell is None:
+        return None
+    try:
+        values = tuple(float(v) for v in cell.replace(",", " ").split())
+    except ValueError:
+        raise XtalforgeError(f"--cell {cell!r}: six numbers expected") from None
+    if len(values) != 6:
+        raise XtalforgeError(f"--cell {cell!r}: six numbers expected")
+    return values
+
+
+_DATA_HELP = ("Reflections (.hkl/.mtz/CIF) with --ins or --cell/--spacegroup; a structure CIF/PDB "
+              "(calculated F, scored against itself); or a dataset folder (--entry).")
+
+
+@app.command()
+def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
+          out: Path = typer.Option(Path("solution.cif"), "--out", help="Peaks as atoms (CIF); "
+                                   "the map is written beside it as .ccp4."),
+          method: str = typer.Option("cf", help="cf (charge flipping, this package) or smtbx "
+                                                "(cctbx, needs the cctbx extra)."),
+          ins: Path = typer.Option(None, "--ins", help="Cell and symmetry: .ins/.res or CIF."),
+          cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
+          spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
+          d_min: float = typer.Option(None, "--d-min", help="Use reflections with d ≥ this (Å); "
+                                      "0.8 Å for calculated data by default."),
+          entry: int = typer.Option(None, "--entry", help="Dataset sample id."),
+          starts: int = typer.Option(4, help="Random starts."),
+          peaks: int = typer.Option(None, help="Peaks to write (default: non-H atoms per ASU "
+                                                "when known, else V / 18 Å³ per ASU)."),
+          d_ext: float = typer.Option(None, "--d-ext", help="Free-lunch extrapolation to this "
+                                      "resolution (Å; cf only)."),
+          seed: int = typer.Option(0, help="Random seed."),
+          ) -> None:
+    """Phase a data set ab initio; print the score when the truth is known."""
+    from xtalforge.phasing.solve import (
+        default_peak_count,
+        load_solve_data,
+        score_solution,
+        solve_batch,
+        write_map,
+        write_peaks,
+    )
+
+    try:
+        sd = load_solve_data(data, ins, _parse_cell(cell), spacegroup, d_min, entry)
+        with console.status(f"solving {sd.source} ({len(sd.refl)} reflections, "
+                            f"d ≥ {sd.refl.d_min:.2f} Å) with {method}"):
+            sol = solve_batch([sd], method, starts=starts, seed=seed, d_ext=d_ext)[0]
+        if sol.phases is None:
+            raise XtalforgeError(f"{method} found no solution "
+                                 f"({sol.info.get('error') or 'no phase transition'})")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        n = write_peaks(out, sd, sol.phases, peaks or default_peak_count(sd))
+        map_path = out.with_suffix(".ccp4")
+        write_map(map_path, sd, sol.phases)
+    except XtalforgeError as exc:
+        _fail(exc)
+    table = Table(title=f"{method} solution of {sd.source}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("reflections", str(len(sd.refl)))
+    table.add_row("seconds", f"{sol.seconds:.2f}")
+    table.add_row("figure of merit (no truth)", "–" if sol.figure_of_merit is None
+                  else f"{sol.figure_of_merit:.3f}")
+    if sd.true_phases is not None:
+        sc = score_solution(sd, sol)
+        table.add_row("CC (final map)", f"{sc['cc']:.3f}")
+        table.add_row("phase error (°)", f"{sc['phase_error']:.1f}")
+        table.add_row("CC (raw P1 map)", f"{sc['cc_p1']:.3f}")
+        table.add_row("atom recovery (0.5 Å)", f"{sc['atom_recovery']:.2f}")
+        table.add_row("solved (CC ≥ 0.8)", "yes" if sc["solved"] else "no")
+    console.print(table)
+    console.print(f"{n} peaks → {out}; map → {map_path}")
+
+
+benchmark_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                            help="Benchmarks that answer a question end to end.")
+app.add_typer(benchmark_app, name="benchmark")
+
+
+def _range(text: str, what: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise XtalforgeError(f"{what} {text!r}: expected D_LOW:D_HIGH, e.g. 1.2:1.0") from None
+    return lo, hi
+
+
+def solve_table(rows: list) -> Table:
+    """The solve benchmark as a rich table."""
+    table = Table(title="solve benchmark (medians over structures)")
+    for col in ("method", "data", "d (Å)", "scored to", "n", "solved", "solved P1",
+                "CC", "phase err (°)", "atoms", "s/structure"):
+        table.add_column(col, justify="left" if col in ("method", "data") else "right")
+    for r in rows:
+        table.add_row(r.method, r.data, f"{r.d_min:g}", f"{r.scored_to:g}", str(r.n),
+                      f"{r.solved_fraction:.0%}", f"{r.solved_fraction_p1:.0%}",
+                      f"{r.median_cc:.3f}", f"{r.median_phase_error:.1f}",
+                      f"{r.median_atom_recovery:.2f}", f"{r.seconds_per_structure:.3f}")
+    return table
+
+
+@benchmark_app.command("solve")
+def benchmark_solve(
+        data: Path = typer.Option(..., "--data", help="Dataset folder (with phases), or a folder "
+                                  "of structure CIFs (calculated F)."),
+        resolutions: str = typer.Option("0.8,1.0,1.2,1.5", help="Comma-separated d_min (Å)."),
+        methods: str = typer.Option("cf,smtbx", help="Solvers: cf, smtbx."),
+        model: Path = typer.Option(None, "--model", help="Checkpoint for the model row."),
+        extend: str = typer.Option(None, "--extend", help="D_LOW:D_HIGH rows (truth, Wilson, "
+                                   "free lunch, model, truth at D_HIGH)."),
+        split: str = typer.Option("test", help="Dataset split (train, val, test, all)."),
+        n: int = typer.Option(50, "-n", help="Structures."),
+        starts: int = typer.Option(4, help="Random starts per structure (cf)."),
+        smtbx_starts: int = typer.Option(1, help="Random starts per structure (smtbx)."),
+        json_path: Path = typer.Option(None, "--json", help="Write the rows here (JSON list)."),
+        seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Solved fraction, CC, phase error, atom recovery and time per structure, per resolution
+    and solver, on calculated data scored against the truth."""
+    import json
+
+    from xtalforge.phasing.benchmark import solve_benchmark
+    from xtalforge.phasing.solve import dataset_entries, load_solve_data
+
+    try:
+        res = [float(v) for v in resolutions.split(",") if v.strip()]
+        ext = _range(extend, "--extend") if extend else None
+        meths = tuple(m.strip() for m in methods.split(",") if m.strip())
+        module = None
+        if model is not None:
+            from xtalforge.train.run import load_checkpoint
+
+            module = load_checkpoint(model)
+            ext = ext or (module.task.d_low, module.task.d_high)
+            if ext != (module.task.d_low, module.task.d_high):
+                raise XtalforgeError(f"--extend {ext} differs from the model's task "
+                                     f"{module.task.d_low}:{module.task.d_high}")
+        finest = min(res + ([ext[1]] if ext else []))
+        if (data / "manifest.json").is_file():
+            structures = dataset_entries(data, None if split == "all" else split, n)
+        else:
+            from xtalforge.crystal.cif_io import cif_files
+
+            structures = []
+            for path in cif_files(data):
+                if len(structures) >= n:
+                    break
+                try:
+                    structures.append(load_solve_data(path, d_min=finest))
+                except XtalforgeError as exc:
+                    console.print(f"[yellow]skipped[/] {path.name}: {exc}")
+        total = sum(len(res) for _ in meths) * len(structures) + \
+            (len(structures) * 4 * len(meths) if ext else 0)
+        with _progress_bar() as bar:
+            task = bar.add_task("solving", total=total, rate="–")
+
+            def progress(label: str, done: int) -> None:
+                bar.update(task, advance=done, description=label)
+
+            rows = solve_benchmark(structures, res, meths, ext, module, starts=starts,
+                                   smtbx_starts=smtbx_starts, seed=seed, progress=progress)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(solve_table(rows))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps([r.as_dict() for r in rows], indent=2))
+
+
+@app.command("export-shelx")
+def export_shelx(data: Path = typer.Argument(..., help=_DATA_HELP),
+                 out: Path = typer.Option(..., "--out", help="Prefix: writes PREFIX.ins and "
+                                          "PREFIX.hkl (HKLF 4) for SHELXT."),
+                 ins: Path = typer.Option(None, "--ins", help="Cell and symmetry (.ins/CIF)."),
+                 d_min: float = typer.Option(None, "--d-min", help="Resolution cut (Å)."),
+                 entry: int = typer.Option(None, "--entry", help="Dataset sample id."),
+                 ) -> None:
+    """Write SHELX .ins + .hkl for a data set (for users who have SHELXT)."""
+    import numpy as np
+
+    from xtalforge.crystal.model import Crystal
+    from xtalforge.io.shelx import write_hkl, write_ins
+    from xtalforge.phasing.solve import load_solve_data
+
+    try:
+        sd = load_solve_data(data, ins, None, None, d_min, entry)
+        z = sd.z if sd.z is not None else np.array(
+            [e for e, k in sd.composition.items() for _ in range(max(1, round(k)))] or [6])
+        crystal = Crystal(sd.refl.cell, sd.refl.spacegroup, z, np.zeros((len(z), 3)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_ins(out.with_suffix(".ins"), crystal, title=Path(sd.source).name)
+        write_hkl(out.with_suffix(".hkl"), sd.refl.hkl, sd.amplitudes**2,
+                  np.maximum(0.02 * sd.amplitudes**2, 1e-3), hklf=4)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(f"{len(sd.refl)} reflections → {out.with_suffix('.hkl')}, "
+                  f"{out.with_suffix('.ins')}")
 
 
 if __name__ == "__main__":  # pragma: no cover

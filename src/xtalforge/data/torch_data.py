@@ -176,7 +176,7 @@ class ShardDataset(Dataset):
 
     def __init__(self, root: str | Path, split: str | None = "train", task: Task | None = None,
                  mode: Literal["grid", "list"] = "grid", grid: HKLGrid | None = None,
-                 cache_row_groups: int = 4) -> None:
+                 cache_row_groups: int = 4, extra_columns: tuple[str, ...] = ()) -> None:
         self.root = Path(root)
         self.task = task or Task()
         self.manifest = read_manifest(self.root)
@@ -194,7 +194,7 @@ class ShardDataset(Dataset):
         for f, path in enumerate(self._files):
             pf = pq.ParquetFile(path)
             names = pf.schema_arrow.names
-            self._columns = [c for c in self.COLUMNS if c in names]
+            self._columns = [c for c in (*self.COLUMNS, *extra_columns) if c in names]
             for rg in range(pf.num_row_groups):
                 splits = pf.read_row_group(rg, columns=["split"]).column("split").to_pylist()
                 self._block_starts.append(len(self._index))

@@ -40,6 +40,7 @@ class FlipResult:
     r_factor: float
     converged_at: int
     origin: tuple[float, float, float]
+    symmetry_agreement: float
     extrapolated: tuple[np.ndarray, np.ndarray] | None = None  # (hkl, |F|) beyond the data
 
 
@@ -62,19 +63,23 @@ def charge_flip(refl: Reflections, amplitudes: np.ndarray, **kwargs) -> FlipResu
 
 
 def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], starts: int = 4,
-                      max_iter: int = 600, weak_fraction: float = 0.2, delta_k: float = 1.1,
-                      delta_spread: float = 0.15, sample_rate: float = 2.5,
+                      max_iter: int = 500, weak_fraction: float = 0.2, delta_k: float = 1.1,
+                      delta_spread: float = 0.15, sample_rate: float = 2.0,
                       d_ext: float | None = None, seed: int = 0, device: str = "cpu",
-                      r_drop: float = 0.06, r_tol: float = 0.01, patience: int = 30
-                      ) -> list[FlipResult]:
+                      r_drop: float = 0.06, r_tol: float = 0.01, patience: int = 30,
+                      double: bool = False) -> list[FlipResult]:
     """Charge flipping of many structures at once, each with ``starts`` random starts.
 
     ``amplitudes``: |E| (recommended) or |F| per ASU reflection of each ``refls`` entry.
     All starts of all structures share one padded grid (a finer grid than a structure needs
-    only samples its density more finely), so a batch is one tensor on ``device``.
+    only samples its density more finely), so a batch is one tensor on ``device``; the
+    density is real, so only half of reciprocal space is stored (rfft). A start leaves the batch
+    once converged. ``double``: float64 instead of float32.
     """
     if len(refls) != len(amplitudes) or not refls:
         raise ReflectionError("charge_flip_batch needs one amplitude array per Reflections")
+    if starts < 1 or max_iter < 1:
+        raise ReflectionError("charge flipping needs starts ≥ 1 and max_iter ≥ 1")
     gen = np.random.default_rng(seed)
     p1 = []
     for refl, amp in zip(refls, amplitudes, strict=True):
@@ -82,6 +87,7 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         if amp.shape != (len(refl),) or not np.isfinite(amp).all():
             raise ReflectionError("amplitudes must be finite, one per reflection")
         hkl, vals = refl.expand_to_p1(amp)
+        keep = hkl.any(axis=1)  # F(000) is the map's own
         ext = outer_hkl = None
         if d_ext is not None:
             if d_ext >= refl.d_min:
@@ -92,106 +98,184 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
             outer = outer.subset(outer.d < refl.d_min * (1 - 1e-9))
             ext, _ = outer.expand_to_p1(np.zeros(len(outer)))
             outer_hkl = outer.hkl
-        p1.append((hkl, vals, ext, outer_hkl))
+        p1.append((hkl[keep], vals[keep], ext, outer_hkl))
     d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
     shape = np.max([_grid_shape(np.concatenate([h] + ([e] if e is not None else [])),
                                 sample_rate, r.cell, d_all, [1, 1, 1])
                     for (h, _, e, _), r in zip(p1, refls, strict=True)], axis=0)
     shape = tuple(_good_size(int(n)) for n in shape)
-    n_struct, n_total = len(refls), len(refls) * starts
-    n_max = max(len(h) for h, _, _, _ in p1)
+    half = _HalfGrid(shape)
+    n_struct = len(refls)
+    obs_lists = [half.select(h) for h, _, _, _ in p1]  # (rows into the P1 list, flat, weight)
+    n_max = max(len(o[0]) for o in obs_lists)
     idx = np.zeros((n_struct, n_max), np.int64)
     amp_t = np.zeros((n_struct, n_max))
-    obs = np.zeros((n_struct, n_max), bool)
+    wgt = np.zeros((n_struct, n_max))  # 0 for padding, else how often it counts in the sphere
     weak = np.zeros((n_struct, n_max), bool)
     sign = np.zeros((n_struct, n_max))
-    ext_mask = np.zeros((n_struct, int(np.prod(shape))), bool)
-    for s, (hkl, vals, ext, _) in enumerate(p1):
-        flat = np.ravel_multi_index(tuple(hkl[:, i] % shape[i] for i in range(3)), shape)
-        m = len(hkl)
-        idx[s, :m], amp_t[s, :m], obs[s, :m] = flat, vals, True
-        sign[s, :m] = _half_sign(hkl)
+    for s, ((hkl, vals, _, _), (rows, flat, w)) in enumerate(zip(p1, obs_lists, strict=True)):
+        m = len(rows)
         cut = np.quantile(vals, weak_fraction) if weak_fraction > 0 else -np.inf
-        weak[s, :m] = vals <= cut
-        if ext is not None:
-            ext_mask[s, np.ravel_multi_index(tuple(ext[:, i] % shape[i] for i in range(3)),
-                                             shape)] = True
-    dev = torch.device(device)
-    rep = np.repeat(np.arange(n_struct), starts)
-    t_idx = torch.from_numpy(idx[rep]).to(dev)
-    t_amp = torch.from_numpy(amp_t[rep]).to(dev)
-    t_obs = torch.from_numpy(obs[rep]).to(dev)
-    t_weak = torch.from_numpy(weak[rep] & obs[rep]).to(dev)
-    t_sign = torch.from_numpy(sign[rep]).to(dev)
-    t_ext = torch.from_numpy(ext_mask[rep]).to(dev) if d_ext is not None else None
+        # padding repeats the first reflection (a scatter then writes the same value twice)
+        pad = np.r_[np.arange(m), np.zeros(n_max - m, np.int64)]
+        idx[s], amp_t[s] = flat[pad], vals[rows][pad]
+        wgt[s, :m] = w
+        weak[s], sign[s] = (vals[rows] <= cut)[pad], _half_sign(hkl[rows])[pad]
+    ext_idx = ext_w = None
+    if d_ext is not None:
+        ext_lists = [half.select(e) for _, _, e, _ in p1]
+        e_max = max(len(e[0]) for e in ext_lists)
+        ext_idx = np.zeros((n_struct, e_max), np.int64)
+        ext_w = np.zeros((n_struct, e_max))
+        for s, (rows, flat, w) in enumerate(ext_lists):
+            pad = np.r_[np.arange(len(rows)), np.zeros(e_max - len(rows), np.int64)]
+            ext_idx[s], ext_w[s, :len(rows)] = flat[pad], w
     ks = delta_k * (1 + delta_spread * np.linspace(-1, 1, starts)) if starts > 1 else \
         np.array([delta_k])
-    t_k = torch.from_numpy(np.tile(ks, n_struct)).to(dev).view(-1, 1)
-    n_grid = int(np.prod(shape))
-    phase0 = torch.from_numpy(gen.uniform(-np.pi, np.pi, (n_total, n_max))).to(dev)
-    f = torch.zeros(n_total, n_grid, dtype=torch.complex128, device=dev)
-    f.scatter_(1, t_idx, torch.polar(t_amp, phase0) * t_obs)
-    # make the start Friedel-consistent: the real part of its density
-    rho = torch.fft.fftn(f.view(n_total, *shape), dim=(1, 2, 3)).real
-    g = torch.fft.ifftn(rho.to(torch.complex128), dim=(1, 2, 3)).reshape(n_total, n_grid)
-    r_hist: list[torch.Tensor] = []
-    peak = torch.zeros(n_total, dtype=torch.float64, device=dev)
-    conv_at = torch.full((n_total,), -1, dtype=torch.int64, device=dev)
-    stable = torch.zeros(n_total, dtype=torch.int64, device=dev)
-    half_pi = torch.as_tensor(math.pi / 2, dtype=torch.float64, device=dev)
+    real = torch.float64 if double else torch.float32
+    dev = torch.device(device)
+    rep = np.repeat(np.arange(n_struct), starts)
+
+    def put(a: np.ndarray, dtype: torch.dtype = real) -> torch.Tensor:
+        return torch.as_tensor(a, device=dev).to(dtype)
+
+    st = {"row": put(np.arange(n_struct * starts), torch.int64), "idx": put(idx[rep], torch.int64),
+          "amp": put(amp_t[rep]), "w": put(wgt[rep]), "weak": put(weak[rep], torch.bool),
+          "sign": put(sign[rep]), "k": put(np.tile(ks, n_struct)[:, None])}
+    if ext_idx is not None:
+        st["ext_idx"], st["ext_w"] = put(ext_idx[rep], torch.int64), put(ext_w[rep])
+    phase0 = put(gen.uniform(-np.pi, np.pi, (n_struct * starts, n_max)))
+    n_half, n_grid = half.size, int(np.prod(shape))
+    # the running state: conj G on the half grid, as rfftn gives it
+    gc = torch.zeros(len(rep), n_half, dtype=real.to_complex(), device=dev)
+    gc.scatter_(1, st["idx"], torch.polar(st["amp"], -phase0))
+    st["gc"] = gc
+    st["peak"] = torch.zeros(len(rep), dtype=real, device=dev)
+    st["r_prev"] = torch.full((len(rep),), math.inf, dtype=real, device=dev)
+    st["stable"] = torch.zeros(len(rep), dtype=torch.int64, device=dev)
+    final: dict[int, tuple] = {}
+    half_pi = math.pi / 2
+
+    def retire(done: torch.Tensor, it: int, converged: bool) -> None:
+        """Store the retiring rows' observed-amplitude models and drop them from the batch."""
+        rows = st["row"][done].tolist()
+        ph = -torch.angle(torch.gather(st["gc"][done], 1, st["idx"][done])).cpu().numpy()
+        ext = None
+        if ext_idx is not None:
+            ext = torch.gather(st["gc"][done], 1, st["ext_idx"][done]).abs().cpu().numpy()
+        r = st["r_prev"][done].cpu().numpy()
+        for j, row in enumerate(rows):
+            final[row] = (ph[j], None if ext is None else ext[j], float(r[j]),
+                          it - patience if converged else -1)
+        for key in list(st):
+            st[key] = st[key][~done]
+
     for it in range(max_iter):
-        g_obs = torch.gather(g, 1, t_idx)
-        ph = torch.angle(g_obs) + torch.where(t_weak, half_pi * t_sign, 0.0)
-        mag = torch.where(t_weak, g_obs.abs(), t_amp)
-        f = torch.zeros_like(g) if t_ext is None else torch.where(t_ext, g, 0)
-        f[:, 0] = g[:, 0]
-        f.scatter_(1, t_idx, torch.polar(mag, ph) * t_obs)
-        rho = torch.fft.fftn(f.view(n_total, *shape), dim=(1, 2, 3)).real
-        delta = t_k * rho.reshape(n_total, -1).std(dim=1, keepdim=True)
-        flipped = torch.where(rho.reshape(n_total, -1) > delta, rho.reshape(n_total, -1),
-                              -rho.reshape(n_total, -1))
-        g = torch.fft.ifftn(flipped.view(n_total, *shape).to(torch.complex128),
-                            dim=(1, 2, 3)).reshape(n_total, n_grid)
-        # R between observed and calculated amplitudes (strong reflections, scaled)
-        g_abs = torch.gather(g, 1, t_idx).abs()
-        strong = t_obs & ~t_weak
-        scale = (t_amp * g_abs * strong).sum(1) / (g_abs**2 * strong).sum(1).clamp_min(1e-30)
-        r = ((t_amp - scale[:, None] * g_abs).abs() * strong).sum(1) / \
-            (t_amp * strong).sum(1).clamp_min(1e-30)
-        r_hist.append(r)
-        peak = torch.maximum(peak, r)
-        dropped = (peak - r) > r_drop
-        if it > 0:
-            steady = (r_hist[-2] - r).abs() < r_tol
-            stable = torch.where(dropped & steady, stable + 1, torch.zeros_like(stable))
-        newly = (stable >= patience) & (conv_at < 0)
-        conv_at = torch.where(newly, torch.full_like(conv_at, it - patience), conv_at)
-        if bool((conv_at >= 0).all()):
+        if not len(st["row"]):
             break
-    # the final model of each start: observed amplitudes with G's phases
-    g_obs = torch.gather(g, 1, t_idx)
-    final_r = r_hist[-1].view(n_struct, starts)
-    best = final_r.argmin(dim=1)
+        g_obs = torch.conj(torch.gather(st["gc"], 1, st["idx"]))
+        ph = torch.angle(g_obs) + torch.where(st["weak"], half_pi * st["sign"], 0.0)
+        mag = torch.where(st["weak"], g_obs.abs(), st["amp"])
+        var = (st["w"] * mag**2).sum(1, keepdim=True)
+        fc = torch.zeros_like(st["gc"])
+        fc[:, 0] = st["gc"][:, 0]
+        if ext_idx is not None:
+            g_ext = torch.gather(st["gc"], 1, st["ext_idx"])
+            fc.scatter_(1, st["ext_idx"], g_ext)
+            var = var + (st["ext_w"] * g_ext.abs() ** 2).sum(1, keepdim=True)
+        fc.scatter_(1, st["idx"], torch.polar(mag, -ph))
+        # ρ/N = irfftn(conj F); σ(ρ) = √(Σ_{h≠0} |F|²) by Parseval
+        rho = torch.fft.irfftn(fc.view(-1, *half.shape), s=shape, dim=(1, 2, 3))
+        delta = (st["k"] * var.sqrt() / n_grid).view(-1, 1, 1, 1)
+        rho = torch.where(rho > delta, rho, -rho)
+        st["gc"] = torch.fft.rfftn(rho, dim=(1, 2, 3)).reshape(-1, n_half)
+        # R between observed and calculated amplitudes (strong reflections, scaled)
+        g_abs = torch.gather(st["gc"], 1, st["idx"]).abs()
+        strong = st["w"] * ~st["weak"]
+        scale = (st["amp"] * g_abs * strong).sum(1) / (g_abs**2 * strong).sum(1).clamp_min(1e-30)
+        r = ((st["amp"] - scale[:, None] * g_abs).abs() * strong).sum(1) / \
+            (st["amp"] * strong).sum(1).clamp_min(1e-30)
+        st["peak"] = torch.maximum(st["peak"], r)
+        steady = ((st["r_prev"] - r).abs() < r_tol) & ((st["peak"] - r) > r_drop)
+        st["stable"] = torch.where(steady, st["stable"] + 1, torch.zeros_like(st["stable"]))
+        st["r_prev"] = r
+        done = st["stable"] >= patience
+        if it % 10 == 9 and bool(done.any()):
+            retire(done, it, True)
+    if len(st["row"]):
+        conv = st["stable"] >= patience
+        retire(conv, max_iter - 1, True)
+        retire(torch.ones_like(st["stable"], dtype=torch.bool), max_iter - 1, False)
     results = []
-    for s, (refl, (_, _, _, outer_hkl)) in enumerate(zip(refls, p1, strict=True)):
-        row = s * starts + int(best[s])
-        grid = g[row].view(*shape).cpu().numpy()
-        phases_p1 = _asu_phases(grid, refl.hkl, shape)
-        phases, origin = locate_origin(grid, refl)
+    for s, (refl, (_, _, _, outer_hkl), (rows, flat, _)) in enumerate(
+            zip(refls, p1, obs_lists, strict=True)):
+        m = len(rows)
+        full_hkl, full_amp = refl.expand_to_p1(np.abs(np.asarray(amplitudes[s], float)))
+        fidx = np.ravel_multi_index(tuple(full_hkl[:, i] % shape[i] for i in range(3)), shape)
+        in_half = half.to_half(fidx)
+        mate = half.to_half(np.ravel_multi_index(
+            tuple(-full_hkl[:, i] % shape[i] for i in range(3)), shape))
+        cands = []
+        for j in range(starts):
+            ph, ext, r, conv = final[s * starts + j]
+            # observed amplitudes with the start's phases on the full grid (mates by Friedel)
+            unit = np.zeros(half.size, complex)
+            unit[flat] = np.exp(1j * ph[:m])
+            phasor = np.where(in_half >= 0, unit[np.maximum(in_half, 0)],
+                              np.conj(unit[np.maximum(mate, 0)]))
+            grid = np.zeros(shape, complex)
+            grid.reshape(-1)[fidx] = full_amp * phasor
+            phases, origin, agreement = locate_origin(grid, refl)
+            cands.append((agreement, -r, j, phases, origin, grid, ext, conv))
+        agreement, neg_r, j, phases, origin, grid, ext, conv = max(cands, key=lambda c: c[:3])
         extrap = None
         if outer_hkl is not None:
-            extrap = (outer_hkl, np.abs(grid[tuple(outer_hkl[:, i] % shape[i]
-                                                   for i in range(3))]))
-        results.append(FlipResult(phases, phases_p1, float(final_r[s, best[s]]),
-                                  int(conv_at[row]), origin, extrap))
+            _, ext_flat, _ = half.select(p1[s][2])
+            lookup = np.zeros(half.size)
+            lookup[ext_flat] = ext[:len(ext_flat)]
+            o_idx = half.to_half(np.ravel_multi_index(
+                tuple(outer_hkl[:, i] % shape[i] for i in range(3)), shape))
+            o_mate = half.to_half(np.ravel_multi_index(
+                tuple(-outer_hkl[:, i] % shape[i] for i in range(3)), shape))
+            amps = np.where(o_idx >= 0, lookup[np.maximum(o_idx, 0)],
+                            lookup[np.maximum(o_mate, 0)])
+            extrap = (outer_hkl, amps)
+        results.append(FlipResult(phases, _asu_phases(grid, refl.hkl, shape), float(-neg_r),
+                                  int(conv), origin, agreement, extrap))
     return results
+
+
+class _HalfGrid:
+    """Index bookkeeping for the rfft half of a (n0, n1, n2) grid: (n0, n1, n2 // 2 + 1)."""
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        self.full = shape
+        self.shape = (shape[0], shape[1], shape[2] // 2 + 1)
+        self.size = int(np.prod(self.shape))
+
+    def to_half(self, flat_full: np.ndarray) -> np.ndarray:
+        """Flat full-grid indices → flat half-grid indices (−1 outside the stored half)."""
+        i, j, k = np.unravel_index(flat_full, self.full)
+        out = np.ravel_multi_index((i, j, np.minimum(k, self.shape[2] - 1)), self.shape)
+        return np.where(k < self.shape[2], out, -1)
+
+    def select(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of a full-sphere hkl list stored in the half grid, their flat half-grid
+        indices, and their weight in Σ over the sphere (2, or 1 on the self-mated planes)."""
+        n2 = self.full[2]
+        l_idx = hkl[:, 2] % n2
+        rows = np.nonzero(l_idx < self.shape[2])[0]
+        flat = np.ravel_multi_index(tuple(hkl[rows, i] % self.shape[i] for i in range(3)),
+                                    self.shape)
+        self_mated = (l_idx[rows] == 0) | ((n2 % 2 == 0) & (l_idx[rows] == n2 // 2))
+        return rows, flat, np.where(self_mated, 1.0, 2.0)
 
 
 def _asu_phases(grid: np.ndarray, hkl: np.ndarray, shape: tuple) -> np.ndarray:
     return np.angle(grid[tuple(hkl[:, i] % shape[i] for i in range(3))])
 
 
-def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tuple]:
+def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tuple, float]:
     """Origin location and symmetry averaging of a P1 solution.
 
     ``grid``: the solution's structure factors F'(h) on the FFT grid (index h mod shape). The
@@ -220,6 +304,10 @@ def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tupl
         total += s_g[tuple(idx[:, i] for i in range(3))].reshape(shape)
     k = np.unravel_index(int(np.argmax(total)), shape)
     x0 = np.array([k[i] / shape[i] for i in range(3)])
+    n_other = len(rots_i) - 1
+    # agreement: mean over the non-identity operations of the correlation between F'(hR)
+    # shifted and F'(h) (1 for a solution with the group's symmetry)
+    agreement = float(total[k] / (n_other * (np.abs(f_flat) ** 2).sum())) if n_other else 1.0
     hkl = refl.hkl.astype(np.int64)
     acc = np.zeros(len(hkl), complex)
     for rot, t in zip(rots_i, trans, strict=True):
@@ -227,4 +315,4 @@ def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tupl
         f_hr = grid[tuple(hr[:, i] % shape[i] for i in range(3))] * \
             np.exp(2j * np.pi * (hr @ x0))  # shifted solution F(hR) = F'(hR) e^{2πi hR·x0}
         acc += f_hr * np.exp(2j * np.pi * (hkl @ t))  # F(h) = F(hR) e^{2πi h·t}
-    return np.angle(acc), tuple(float(v) for v in x0)
+    return np.angle(acc), tuple(float(v) for v in x0), agreement

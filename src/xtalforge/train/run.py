@@ -313,45 +313,25 @@ def _plot_slices(slices: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], o
 
 # -- prediction on a user's data -------------------------------------------------------------
 
-def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
-                structure: str | Path | None = None, cell: tuple[float, ...] | None = None,
-                spacegroup: str | None = None, predicted_sigma: float = 0.35) -> dict[str, Any]:
-    """Extend a measured reflection file to the model's d_high and write SHELX HKLF 4.
+def extend_amplitudes(module: Any, hkl: np.ndarray, amplitudes: np.ndarray,
+                      cell: tuple[float, ...], spacegroup: Any, z: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The model's amplitudes for the target shell (d_high ≤ d < d_low) of one structure.
 
-    Cell and symmetry come from ``structure`` (CIF or .ins/.res), or ``cell`` (Å, degrees) +
-    ``spacegroup``. All measured reflections are written unchanged (batch number 1); the
-    reflections of the target shell (d_high ≤ d < d_low) that were not measured get the model's
-    amplitudes as I = F² with σ(I) = 2 F · ``predicted_sigma`` F (batch number 2).
+    ``hkl``/``amplitudes``: the known reflections (ASU, d ≥ d_low; |F| on any scale) — the
+    output is on the same scale. ``z``: atomic numbers (for the Wilson scale), when known.
+    Returns the shell's ASU indices and amplitudes.
     """
-    import gemmi
-
     from xtalforge.crystal.symmetry import resolve_space_group
-    from xtalforge.data.hkl_import import _structure_for, merged_amplitudes
     from xtalforge.data.torch_data import collate_reflections, make_item, wilson_rms
     from xtalforge.diffraction.reflections import reflections
-    from xtalforge.io.shelx import write_hkl
 
-    module = load_checkpoint(checkpoint)
     task = module.task
-    path = Path(hkl_file)
-    if cell is not None:
-        if spacegroup is None:
-            raise XtalforgeError("--cell needs --spacegroup")
-        sg, comp = resolve_space_group(spacegroup), {}
-    else:
-        cell, sg, _, comp = _structure_for(path, Path(structure) if structure else None)
-    refl, amp, sig_amp, notes = merged_amplitudes(path, tuple(cell), sg)
-    z = np.concatenate([np.full(max(1, round(n)), gemmi.Element(str(e)).atomic_number)
-                        for e, n in comp.items()]) if comp else None
-    known = refl.d >= task.d_low * (1 - 1e-9)
-    if not known.any():
-        raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
+    sg = resolve_space_group(spacegroup)
     shell = reflections(tuple(cell), task.d_high, spacegroup=sg)
-    measured = {tuple(h): i for i, h in enumerate(refl.hkl.tolist())}
-    todo = np.array([tuple(h) not in measured and d < task.d_low * (1 - 1e-9)
-                     for h, d in zip(shell.hkl.tolist(), shell.d, strict=True)], bool)
-    hkl = np.concatenate([refl.hkl[known], shell.hkl[todo]]).astype(np.int64)
-    amps = np.concatenate([amp[known], np.zeros(int(todo.sum()))])
+    todo = shell.d < task.d_low * (1 - 1e-9)
+    hkl = np.concatenate([np.asarray(hkl, np.int64), shell.hkl[todo].astype(np.int64)])
+    amps = np.concatenate([np.asarray(amplitudes, float), np.zeros(int(todo.sum()))])
     norm_task = task if task.normalization == "max" else \
         type(task)(task.d_low, task.d_high, "wilson")
     order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0]))
@@ -371,7 +351,44 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
         scale = np.full(len(hkl), float(amps[is_known].max()))
     else:
         scale = wilson_rms(amps, is_known, hkl, tuple(cell), sg.xhm(), z)
-    new_hkl, new_f = hkl[~is_known], (pred_norm * scale)[~is_known]
+    return hkl[~is_known], (pred_norm * scale)[~is_known]
+
+
+def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
+                structure: str | Path | None = None, cell: tuple[float, ...] | None = None,
+                spacegroup: str | None = None, predicted_sigma: float = 0.35) -> dict[str, Any]:
+    """Extend a measured reflection file to the model's d_high and write SHELX HKLF 4.
+
+    Cell and symmetry come from ``structure`` (CIF or .ins/.res), or ``cell`` (Å, degrees) +
+    ``spacegroup``. All measured reflections are written unchanged (batch number 1); the
+    reflections of the target shell (d_high ≤ d < d_low) that were not measured get the model's
+    amplitudes as I = F² with σ(I) = 2 F · ``predicted_sigma`` F (batch number 2).
+    """
+    import gemmi
+
+    from xtalforge.crystal.symmetry import resolve_space_group
+    from xtalforge.data.hkl_import import _structure_for, merged_amplitudes
+    from xtalforge.io.shelx import write_hkl
+
+    module = load_checkpoint(checkpoint)
+    task = module.task
+    path = Path(hkl_file)
+    if cell is not None:
+        if spacegroup is None:
+            raise XtalforgeError("--cell needs --spacegroup")
+        sg, comp = resolve_space_group(spacegroup), {}
+    else:
+        cell, sg, _, comp = _structure_for(path, Path(structure) if structure else None)
+    refl, amp, sig_amp, notes = merged_amplitudes(path, tuple(cell), sg)
+    known = refl.d >= task.d_low * (1 - 1e-9)
+    if not known.any():
+        raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
+    z = np.concatenate([np.full(max(1, round(n)), gemmi.Element(str(e)).atomic_number)
+                        for e, n in comp.items()]) if comp else None
+    new_hkl, new_f = extend_amplitudes(module, refl.hkl[known], amp[known], tuple(cell), sg, z)
+    measured = {tuple(h) for h in refl.hkl.tolist()}
+    fresh = np.array([tuple(h) not in measured for h in new_hkl.tolist()], bool)
+    new_hkl, new_f = new_hkl[fresh], new_f[fresh]
     out_i = np.concatenate([amp**2, new_f**2])
     sig_i = np.concatenate([2 * amp * np.maximum(sig_amp, 1e-6),
                             2 * new_f * predicted_sigma * new_f])

@@ -1,0 +1,167 @@
+"""The solve benchmark (the thesis's Table 3.5 design with open solvers).
+
+For each resolution d and solver: the truth's amplitudes cut at d. With an extension
+``d_low → d_high``: the truth at d_low, the target shell filled with Wilson-expected amplitudes
+⟨|F|⟩ (K and B fitted on the known reflections), free-lunch extrapolation to d_high (charge
+flipping only), the model's amplitudes (given a checkpoint), and the truth at d_high. Rows of the
+extension block are all scored on the measured reflections (d ≥ d_low) with the true amplitudes,
+so they answer the same question: are the phases of the data one has right?
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from xtalforge.diffraction.reflections import reflections
+from xtalforge.errors import XtalforgeError
+from xtalforge.phasing.solve import Solution, SolveData, score_solution, solve_batch
+
+__all__ = ["BenchmarkRow", "solve_benchmark", "wilson_filled"]
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """One (method, data, resolution) cell of the benchmark; medians over structures."""
+
+    method: str
+    data: str
+    d_min: float
+    n: int
+    solved_fraction: float
+    solved_fraction_p1: float
+    median_cc: float
+    median_cc_p1: float
+    median_phase_error: float
+    median_atom_recovery: float
+    seconds_per_structure: float
+    scored_to: float  # Å: the solution is scored on the reflections with d ≥ this
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _median(values: list[float]) -> float:
+    vals = [v for v in values if v == v]  # drop NaN
+    return float(statistics.median(vals)) if vals else float("nan")
+
+
+def wilson_filled(data: SolveData, d_low: float, d_high: float) -> SolveData:
+    """Known reflections (d ≥ d_low) as measured; the shell d_high ≤ d < d_low filled with
+    ⟨|F|⟩ from a Wilson fit on the known ones (√π/2 or √(2/π) × √(εKΣf²e^{−2Bs²}))."""
+    from xtalforge.data.torch_data import ACENTRIC_MEAN, CENTRIC_MEAN, wilson_rms
+
+    known = data.cut(d_low)
+    full = reflections(data.refl.cell, d_high, spacegroup=data.refl.spacegroup)
+    shell = full.subset(full.d < d_low * (1 - 1e-9))
+    hkl = np.concatenate([known.refl.hkl, shell.hkl]).astype(np.int64)
+    amp = np.concatenate([known.amplitudes, np.zeros(len(shell))])
+    is_known = np.r_[np.ones(len(known.refl), bool), np.zeros(len(shell), bool)]
+    refl = _refl_for(data, hkl)
+    rms = wilson_rms(amp, is_known, hkl, data.refl.cell, data.refl.spacegroup.xhm(), data.z, refl)
+    fill = np.where(refl.centric, CENTRIC_MEAN, ACENTRIC_MEAN) * rms
+    return data.with_amplitudes(refl, np.where(is_known, amp, fill))
+
+
+def _refl_for(data: SolveData, hkl: np.ndarray):
+    from xtalforge.diffraction.reflections import reflections_from_hkl
+
+    return reflections_from_hkl(hkl, data.refl.cell, data.refl.spacegroup)
+
+
+def model_extended(data: SolveData, module: Any) -> SolveData:
+    """Known reflections as measured, the target shell from the model (same scale)."""
+    from xtalforge.train.run import extend_amplitudes
+
+    task = module.task
+    known = data.cut(task.d_low)
+    new_hkl, new_f = extend_amplitudes(module, known.refl.hkl, known.amplitudes, data.refl.cell,
+                                       data.refl.spacegroup, data.z)
+    hkl = np.concatenate([known.refl.hkl, new_hkl]).astype(np.int64)
+    return data.with_amplitudes(_refl_for(data, hkl),
+                                np.concatenate([known.amplitudes, np.maximum(new_f, 0)]))
+
+
+def _score_on(truth: SolveData, solved_data: SolveData, sol: Solution) -> dict[str, Any]:
+    """Score a solution of ``solved_data`` on the reflections of ``truth`` (a subset)."""
+    index = {tuple(h): i for i, h in enumerate(solved_data.refl.hkl.tolist())}
+    try:
+        rows = np.array([index[tuple(h)] for h in truth.refl.hkl.tolist()], np.int64)
+    except KeyError as exc:
+        raise XtalforgeError(f"{truth.source}: reflection {exc} missing from the "
+                             "solution") from None
+    sub = Solution(sol.method, None if sol.phases is None else sol.phases[rows],
+                   sol.p1_phases[rows], sol.seconds, sol.figure_of_merit, sol.info)
+    return score_solution(truth, sub)
+
+
+def solve_benchmark(structures: list[SolveData], resolutions: list[float],
+                    methods: tuple[str, ...] = ("cf", "smtbx"),
+                    extend: tuple[float, float] | None = None, module: Any = None,
+                    starts: int = 4, smtbx_starts: int = 1, batch: int = 32, seed: int = 0,
+                    device: str = "cpu",
+                    progress: Callable[[str, int], None] | None = None) -> list[BenchmarkRow]:
+    """Run every row; ``progress(label, n_done)`` after each batch. ``structures`` need the
+    truth (phases) and reflections to the finest resolution asked for."""
+    if not structures:
+        raise XtalforgeError("the solve benchmark needs at least one structure")
+    if any(s.true_phases is None for s in structures):
+        raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
+    finest = min(resolutions + ([extend[1]] if extend else []))
+    for s in structures:
+        if s.refl.d_min > finest * 1.03:  # the finest reflection present lies a little above
+            raise XtalforgeError(f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark "
+                                 f"asks for {finest} Å")
+    # (label, d_min, method, inputs, truths to score on, their d_min, solver options)
+    plans: list[tuple[str, float, str, list[SolveData], list[SolveData], float, dict]] = []
+    for d in resolutions:
+        cut = [s.cut(d) for s in structures]
+        plans.extend(("truth", d, m, cut, cut, d, {}) for m in methods)
+    if extend is not None:
+        d_low, d_high = extend
+        if not d_low > d_high:
+            raise XtalforgeError(f"--extend needs d_low > d_high, got {d_low}:{d_high}")
+        low = [s.cut(d_low) for s in structures]
+        high = [s.cut(d_high) for s in structures]
+        wil = [wilson_filled(s, d_low, d_high) for s in structures]
+        ext = [model_extended(s, module) for s in structures] if module is not None else None
+        for m in methods:
+            plans.append(("truth", d_low, m, low, low, d_low, {}))
+            plans.append(("wilson", d_high, m, wil, low, d_low, {}))
+            if m == "cf":
+                plans.append(("free_lunch", d_high, m, low, low, d_low, {"d_ext": d_high}))
+            if ext is not None:
+                plans.append(("model", d_high, m, ext, low, d_low, {}))
+            plans.append(("truth", d_high, m, high, low, d_low, {}))
+    rows = []
+    solved: dict[tuple, tuple[list[Solution], float]] = {}  # a data set is solved once
+    seen: set[tuple] = set()
+    for label, d, m, inputs, truths, score_d, opts in plans:
+        if (label, d, m, score_d) in seen:
+            continue
+        seen.add((label, d, m, score_d))
+        if (label, d, m) not in solved:
+            sols: list[Solution | None] = [None] * len(inputs)
+            order = np.argsort([float(np.prod(s.refl.cell[:3])) for s in inputs], kind="stable")
+            for start in range(0, len(order), batch):  # similar cells share a batch grid
+                part = [int(i) for i in order[start:start + batch]]
+                for i, sol in zip(part, solve_batch(
+                        [inputs[i] for i in part], m, starts=starts if m == "cf" else
+                        smtbx_starts, seed=seed, device=device, **opts), strict=True):
+                    sols[i] = sol
+                if progress is not None:
+                    progress(f"{m} {label} {d:g} Å", len(part))
+            solved[(label, d, m)] = (sols, sum(s.seconds for s in sols))
+        sols, seconds = solved[(label, d, m)]
+        scores = [_score_on(t, x, s) for t, x, s in zip(truths, inputs, sols, strict=True)]
+        n = len(scores)
+        rows.append(BenchmarkRow(
+            m, label, d, n, sum(s["solved"] for s in scores) / n,
+            sum(s["solved_p1"] for s in scores) / n, _median([s["cc"] for s in scores]),
+            _median([s["cc_p1"] for s in scores]), _median([s["phase_error"] for s in scores]),
+            _median([s["atom_recovery"] for s in scores]), seconds / n, score_d))
+    return rows

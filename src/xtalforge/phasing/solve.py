@@ -1,0 +1,278 @@
+"""Solving a structure end to end: load amplitudes (measured hkl + cell/symmetry, a structure
+CIF, or a dataset entry), phase them (charge flipping here, or smtbx), score against the truth
+when it is known, and write the peaks as atoms (CIF) and the map (CCP4/MRC)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xtalforge.diffraction.maps import _shell_mean, density_map
+from xtalforge.diffraction.reflections import Reflections
+from xtalforge.errors import XtalforgeError
+from xtalforge.phasing.charge_flipping import charge_flip_batch
+from xtalforge.phasing.peaks import atom_recovery, find_peaks
+from xtalforge.phasing.score import Score, score_phases
+
+__all__ = [
+    "Solution",
+    "SolveData",
+    "aligned_phases",
+    "dataset_entries",
+    "load_solve_data",
+    "quasi_e",
+    "score_solution",
+    "solve_batch",
+    "write_map",
+    "write_peaks",
+]
+
+METHODS = ("cf", "smtbx")
+
+
+@dataclass
+class SolveData:
+    """Amplitudes |F| of unique reflections, and the truth when known: phases (radians) and
+    the ASU non-H atoms' fractional positions."""
+
+    refl: Reflections
+    amplitudes: np.ndarray
+    source: str
+    true_phases: np.ndarray | None = None
+    true_frac: np.ndarray | None = None
+    composition: dict[str, float] = field(default_factory=dict)
+    z: np.ndarray | None = None  # atomic numbers of the ASU atoms, when known (Wilson scale)
+
+    def subset(self, mask: np.ndarray) -> SolveData:
+        return SolveData(self.refl.subset(mask), self.amplitudes[mask], self.source,
+                         None if self.true_phases is None else self.true_phases[mask],
+                         self.true_frac, self.composition, self.z)
+
+    def with_amplitudes(self, refl: Reflections, amplitudes: np.ndarray) -> SolveData:
+        """The same structure with other reflections/amplitudes (the truth's phases dropped)."""
+        return SolveData(refl, np.asarray(amplitudes, float), self.source, None,
+                         self.true_frac, self.composition, self.z)
+
+    def cut(self, d_min: float) -> SolveData:
+        """The reflections with d ≥ ``d_min`` Å."""
+        return self.subset(self.refl.d >= d_min * (1 - 1e-9))
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A solver's answer: ASU phases (radians) after origin location and symmetry averaging,
+    the raw P1 map's phases of the same reflections, wall time (s), and the solver's own figure
+    of merit (symmetry agreement for ``cf``, correlation-peak height for ``smtbx``; no truth)."""
+
+    method: str
+    phases: np.ndarray | None
+    p1_phases: np.ndarray
+    seconds: float
+    figure_of_merit: float | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def quasi_e(amplitudes: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.ndarray:
+    """Quasi-normalised |E|: |F| / √(ε ⟨|F|²/ε⟩) with the mean over equal-count resolution
+    shells (no composition needed)."""
+    amp = np.abs(np.asarray(amplitudes, float))
+    mean = _shell_mean(amp**2 / refl.epsilon, refl, n_bins)
+    return amp / np.sqrt(refl.epsilon * np.where(mean > 0, mean, 1.0))
+
+
+def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed: int = 0,
+                d_ext: float | None = None, device: str = "cpu", **options: Any
+                ) -> list[Solution]:
+    """Phase every structure. ``cf``: one batched charge-flipping run on quasi-normalised E
+    (``d_ext``: free-lunch extrapolation to that resolution); ``smtbx``: cctbx's solver in a
+    subprocess on |F| with its own quasi-normalisation, best of ``starts`` random starts by its
+    correlation-peak height."""
+    if method not in METHODS:
+        raise XtalforgeError(f"unknown solver {method!r}; choose one of {', '.join(METHODS)}")
+    if not data:
+        return []
+    if method == "cf":
+        t0 = time.perf_counter()
+        res = charge_flip_batch([d.refl for d in data],
+                                [quasi_e(d.amplitudes, d.refl) for d in data], starts=starts,
+                                seed=seed, d_ext=d_ext, device=device, **options)
+        seconds = (time.perf_counter() - t0) / len(data)
+        return [Solution("cf", r.phases, r.p1_phases, seconds, r.symmetry_agreement,
+                         {"r_factor": r.r_factor, "converged_at": r.converged_at,
+                          "origin": r.origin, "extrapolated": r.extrapolated}) for r in res]
+    if d_ext is not None:
+        raise XtalforgeError("free-lunch extrapolation (d_ext) is a charge-flipping option")
+    from xtalforge.phasing.smtbx import smtbx_solve_batch
+
+    out = []
+    runs = smtbx_solve_batch([d.refl for d in data], [d.amplitudes for d in data],
+                             starts=starts, seed=seed, amplitude_type="quasi-E", **options)
+    for per in runs:
+        good = [r for r in per if r.phases is not None and not np.isnan(r.phases).any()]
+        best = max(good, key=lambda r: r.cc_peak_height) if good else per[0]
+        out.append(Solution("smtbx", best.phases if good else None,
+                            np.nan_to_num(best.p1_phases), sum(r.seconds for r in per),
+                            best.cc_peak_height, {"phase_transition": best.phase_transition,
+                                                 "error": best.error}))
+    return out
+
+
+def aligned_phases(refl: Reflections, phases: np.ndarray, score: Score) -> np.ndarray:
+    """``phases`` moved onto the truth's origin and hand, as found by the scorer."""
+    sol = -np.asarray(phases, float) if score.inverted else np.asarray(phases, float)
+    return sol + 2 * np.pi * (refl.hkl @ np.array(score.shift))
+
+
+def score_solution(data: SolveData, sol: Solution, n_peaks: int | None = None
+                   ) -> dict[str, Any]:
+    """CC, phase error (degrees) and solved for the final (symmetrised) and the raw P1 map,
+    and atom recovery (fraction of true atoms within 0.5 Å of one of the ``n_peaks`` highest
+    peaks; default as many peaks as true atoms) — NaN/None where not applicable."""
+    if data.true_phases is None:
+        raise XtalforgeError(f"{data.source}: the true phases are unknown; nothing to score")
+    amp, truth = data.amplitudes, data.true_phases
+    raw = score_phases(data.refl, amp, truth, sol.p1_phases, p1=True)
+    out: dict[str, Any] = {"cc_p1": raw.cc, "phase_error_p1": raw.phase_error,
+                           "solved_p1": raw.solved}
+    if sol.phases is None:
+        out.update(cc=float("nan"), phase_error=float("nan"), solved=False,
+                   atom_recovery=float("nan"))
+        return out
+    s = score_phases(data.refl, amp, truth, sol.phases)
+    out.update(cc=s.cc, phase_error=s.phase_error, solved=s.solved)
+    recovery = float("nan")
+    if data.true_frac is not None and len(data.true_frac):
+        n = n_peaks or len(data.true_frac)
+        f = amp * np.exp(1j * aligned_phases(data.refl, sol.phases, s))
+        peaks, _ = find_peaks(data.refl, f, n)
+        recovery = atom_recovery(data.true_frac, peaks, data.refl)
+    out["atom_recovery"] = recovery
+    return out
+
+
+def dataset_entries(root: str | Path, split: str | None = None, limit: int | None = None,
+                    entry: int | None = None, d_min: float | None = None) -> list[SolveData]:
+    """Structures of a dataset folder (``split``: train/val/test or all), with the truth."""
+    from xtalforge.data.torch_data import ShardDataset
+    from xtalforge.diffraction.reflections import reflections_from_hkl
+
+    root = Path(root)
+    ds = ShardDataset(root, split, mode="list", extra_columns=("phase", "frac"))
+    out: list[SolveData] = []
+    for i in range(len(ds)):
+        if limit is not None and len(out) >= limit:
+            break
+        row = ds.row(i)
+        if entry is not None and int(row["id"]) != entry:
+            continue
+        hkl = row["hkl"].reshape(-1, 3).astype(np.int64)
+        refl = reflections_from_hkl(hkl, tuple(row["cell"].tolist()), row["spacegroup"])
+        phase = row.get("phase")
+        frac, z = row.get("frac"), row.get("z")
+        true_frac = None
+        if frac is not None and z is not None:
+            true_frac = np.asarray(frac, float).reshape(-1, 3)[np.asarray(z) > 1]
+        data = SolveData(refl, np.asarray(row["F"], float), f"{root}#{int(row['id'])}",
+                         None if phase is None else np.asarray(phase, float), true_frac,
+                         z=None if z is None else np.asarray(z))
+        out.append(data.cut(d_min) if d_min else data)
+    if entry is not None and not out:
+        raise XtalforgeError(f"{root}: no dataset entry with id {entry}")
+    return out
+
+
+def load_solve_data(path: str | Path, structure: str | Path | None = None,
+                    cell: tuple[float, ...] | None = None, spacegroup: str | None = None,
+                    d_min: float | None = None, entry: int | None = None) -> SolveData:
+    """Amplitudes to solve from ``path``: a reflection file (SHELX .hkl, MTZ, CIF with
+    ``_refln``) with cell and symmetry from ``structure`` (.ins/.res/CIF) or ``cell`` +
+    ``spacegroup``; a structure CIF/PDB (calculated F to ``d_min``, default 0.8 Å, and the truth
+    kept for scoring); or a dataset folder (``entry``: sample id, default the first)."""
+    from xtalforge.crystal.model import Crystal
+    from xtalforge.diffraction import reflections, structure_factors
+
+    p = Path(path)
+    if not p.exists():
+        raise XtalforgeError(f"{p}: no such file or folder")
+    if p.is_dir():
+        found = dataset_entries(p, None, 1, entry, d_min)
+        if not found:
+            raise XtalforgeError(f"{p}: the dataset holds no structures")
+        return found[0]
+    suffix = p.suffix.lower()
+    if suffix in (".cif", ".pdb", ".ent") and structure is None and cell is None:
+        import gemmi
+
+        is_structure = suffix != ".cif"
+        if suffix == ".cif":
+            try:
+                doc = gemmi.cif.read(str(p))
+                is_structure = any(b.find_value("_atom_site_fract_x") is not None or
+                                   b.find_loop("_atom_site_fract_x") for b in doc)
+            except (RuntimeError, ValueError) as exc:
+                raise XtalforgeError(f"{p}: not a readable CIF ({exc})") from exc
+        if is_structure:
+            crystal = Crystal.from_pdb(p) if suffix != ".cif" else Crystal.from_cif(p)
+            refl = reflections(crystal, d_min or 0.8)
+            f = structure_factors(crystal, refl)
+            heavy = np.asarray(crystal.z) > 1
+            return SolveData(refl, np.abs(f), str(p), np.angle(f), crystal.frac[heavy],
+                             crystal.composition(), np.asarray(crystal.z))
+    from xtalforge.crystal.symmetry import resolve_space_group
+    from xtalforge.data.hkl_import import _structure_for, merged_amplitudes
+
+    if cell is not None:
+        if spacegroup is None:
+            raise XtalforgeError("--cell needs --spacegroup")
+        sg, comp = resolve_space_group(spacegroup), {}
+    else:
+        cell, sg, _, comp = _structure_for(p, Path(structure) if structure else None)
+    refl, amp, _, _ = merged_amplitudes(p, tuple(cell), sg)
+    data = SolveData(refl, amp, str(p), composition=dict(comp))
+    return data.cut(d_min) if d_min else data
+
+
+def default_peak_count(data: SolveData) -> int:
+    """Non-H atoms per asymmetric unit: from the composition when known, else ≈ V / 18 Å³."""
+    if data.true_frac is not None:
+        return len(data.true_frac)
+    n_ops = len(data.refl.symmetry.all_ops()[0])
+    if data.composition:
+        heavy = sum(v for k, v in data.composition.items() if str(k) not in ("H", "D", "1"))
+        if heavy > 0:
+            return max(1, round(heavy / n_ops)) if heavy > 2 * n_ops else max(1, round(heavy))
+    from xtalforge.crystal.model import cell_volume
+
+    return max(1, round(cell_volume(*data.refl.cell) / 18.0 / n_ops))
+
+
+def write_peaks(path: str | Path, data: SolveData, phases: np.ndarray, n_peaks: int) -> int:
+    """Write the ``n_peaks`` highest unique peaks of the solution as carbon atoms Q1… (CIF, in
+    the data's cell and space group). Returns the number written."""
+    from xtalforge.crystal.model import Crystal
+
+    f = data.amplitudes * np.exp(1j * np.asarray(phases, float))
+    peaks, _ = find_peaks(data.refl, f, n_peaks)
+    crystal = Crystal(data.refl.cell, data.refl.spacegroup, np.full(len(peaks), 6), peaks,
+                      u_iso=np.full(len(peaks), 0.03),
+                      labels=[f"Q{i + 1}" for i in range(len(peaks))])
+    crystal.to_cif(path, name="xtalforge_solution")
+    return len(peaks)
+
+
+def write_map(path: str | Path, data: SolveData, phases: np.ndarray,
+              sample_rate: float = 3.0) -> tuple[int, int, int]:
+    """Write the solution's density (|F| with the solved phases, whole cell) as CCP4/MRC."""
+    import gemmi
+
+    f = data.amplitudes * np.exp(1j * np.asarray(phases, float))
+    rho = density_map(data.refl, f, sample_rate=sample_rate).astype(np.float32)
+    ccp4 = gemmi.Ccp4Map()
+    ccp4.grid = gemmi.FloatGrid(rho, gemmi.UnitCell(*data.refl.cell), gemmi.SpaceGroup("P 1"))
+    ccp4.update_ccp4_header()
+    ccp4.write_ccp4_map(str(path))
+    return rho.shape
