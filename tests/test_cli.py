@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
@@ -52,9 +50,3 @@ def test_bad_input_gives_a_clear_message(tmp_path):
     assert result.exit_code == 2 and "no such file" in result.stdout
 
 
-def test_demo(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.stdout
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert abs(summary["mean_E2"] - 1) < 0.1
-    assert (tmp_path / "demo.png").stat().st_size > 1000

@@ -485,11 +485,39 @@ def inspect(dataset: Path = typer.Argument(..., help="Dataset folder."),
 
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
-         seed: int = typer.Option(0, help="Seed of the example structure.")) -> None:
-    """Run the main job on an embedded example (no data, no server)."""
+         seed: int = typer.Option(0, help="Seed of the dataset and training."),
+         n: int = typer.Option(2000, "-n", help="Structures to generate."),
+         train_seconds: int = typer.Option(240, help="Training time budget (s)."),
+         solve_n: int = typer.Option(8, help="Held-out structures in the solve benchmark."),
+         fresh: bool = typer.Option(False, help="Train again even if a finished run exists."),
+         ) -> None:
+    """The whole loop on an embedded default, no data and no server: generate, train the quick
+    resolution-extension model, evaluate it against the Wilson baseline, solve held-out
+    structures, write report.html."""
     from xtalforge.demo import run_demo
 
-    run_demo(out, seed=seed, console=console)
+    try:
+        run_demo(out, seed=seed, console=console, n=n, train_seconds=train_seconds,
+                 solve_n=solve_n, fresh=fresh)
+    except XtalforgeError as exc:
+        _fail(exc)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="Run folder of `xtalforge train`."),
+           out: Path = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
+           data: Path = typer.Option(None, "--data", help="Dataset to evaluate on (default: the "
+                                                         "run's own)."),
+           ) -> None:
+    """One self-contained HTML page for a run: config, dataset, curves, metrics beside the
+    Wilson baseline, reconstructions, interpretability maps, solve table."""
+    from xtalforge.analysis.report import build_report
+
+    try:
+        path = build_report(run_dir, out, data)
+    except XtalforgeError as exc:
+        _fail(exc)
+    console.print(f"report: {path.resolve()}")
 
 
 @app.command()

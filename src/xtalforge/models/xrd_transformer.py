@@ -11,6 +11,7 @@ GPU) and an MLP, a final LayerNorm and a linear head giving one amplitude per to
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 import torch
@@ -45,6 +46,18 @@ class Block(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, dim))
         return x + self.mlp(self.norm2(x))
+
+    def attention(self, x: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
+        """The block's attention weights (B, heads, N queries, N keys), rows summing to 1 —
+        computed explicitly (the forward pass uses the fused kernel, which does not return
+        them)."""
+        b, n, dim = x.shape
+        q, k, _ = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, dim // self.heads) \
+            .permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(dim // self.heads)
+        if attend is not None:
+            logits = logits.masked_fill(~attend[:, None, None, :], float("-inf"))
+        return logits.softmax(dim=-1)
 
 
 class XRDTransformer(nn.Module):
@@ -98,3 +111,17 @@ class XRDTransformer(nn.Module):
         for block in self.blocks:
             x = block(x, pad_mask)
         return self.head(self.norm(x))[..., 0]
+
+    def attention_maps(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
+                       d: torch.Tensor, pad_mask: torch.Tensor | None = None
+                       ) -> list[torch.Tensor]:
+        """Attention weights of every block, (B, heads, N, N) each, for the same inputs as
+        :meth:`forward`."""
+        s = 0.5 / d.clamp_min(1e-3)
+        x = (self.amplitude((value * known)[..., None]) + self.embed_hkl(hkl)
+             + self.known_embedding(known.long()) + self.resolution(s[..., None]))
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attention(x, pad_mask))
+            x = block(x, pad_mask)
+        return maps

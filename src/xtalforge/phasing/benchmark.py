@@ -99,6 +99,21 @@ def _score_on(truth: SolveData, solved_data: SolveData, sol: Solution) -> dict[s
     return score_solution(truth, sub)
 
 
+def _batches(inputs: list[SolveData], batch: int, starts: int,
+             max_points: float = 3e7) -> list[list[int]]:
+    """Structures sorted by cell volume (similar cells share a batch's grid), at most ``batch``
+    per batch and about ``max_points`` grid points (× starts) per batch."""
+    size = [float(np.prod([2.0 * e / s.refl.d_min for e in s.refl.cell[:3]])) for s in inputs]
+    out: list[list[int]] = []
+    for i in np.argsort(size, kind="stable"):
+        i = int(i)
+        if out and len(out[-1]) < batch and size[i] * starts * (len(out[-1]) + 1) <= max_points:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def solve_benchmark(structures: list[SolveData], resolutions: list[float],
                     methods: tuple[str, ...] = ("cf", "smtbx"),
                     extend: tuple[float, float] | None = None, module: Any = None,
@@ -146,9 +161,7 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         seen.add((label, d, m, score_d))
         if (label, d, m) not in solved:
             sols: list[Solution | None] = [None] * len(inputs)
-            order = np.argsort([float(np.prod(s.refl.cell[:3])) for s in inputs], kind="stable")
-            for start in range(0, len(order), batch):  # similar cells share a batch grid
-                part = [int(i) for i in order[start:start + batch]]
+            for part in _batches(inputs, batch, starts):
                 for i, sol in zip(part, solve_batch(
                         [inputs[i] for i in part], m, starts=starts if m == "cf" else
                         smtbx_starts, seed=seed, device=device, **opts), strict=True):
