@@ -131,16 +131,17 @@ def score_solution(data: SolveData, sol: Solution, n_peaks: int | None = None
                    ) -> dict[str, Any]:
     """CC, phase error (degrees) and solved for the final (symmetrised) and the raw P1 map,
     and atom recovery (fraction of true atoms within 0.5 Å of one of the ``n_peaks`` highest
-    peaks; default as many peaks as true atoms) — NaN/None where not applicable."""
+    peaks; default as many peaks as true atoms; NaN without true atoms). When the solver
+    returned no solution (smtbx gives up) the final map scores CC 0, 90° and no atoms, so
+    medians are over all structures."""
     if data.true_phases is None:
         raise XtalforgeError(f"{data.source}: the true phases are unknown; nothing to score")
     amp, truth = data.amplitudes, data.true_phases
     raw = score_phases(data.refl, amp, truth, sol.p1_phases, p1=True)
     out: dict[str, Any] = {"cc_p1": raw.cc, "phase_error_p1": raw.phase_error,
                            "solved_p1": raw.solved}
-    if sol.phases is None:
-        out.update(cc=float("nan"), phase_error=float("nan"), solved=False,
-                   atom_recovery=float("nan"))
+    if sol.phases is None:  # the solver gave up: scored as no information at all
+        out.update(cc=0.0, phase_error=90.0, solved=False, atom_recovery=0.0)
         return out
     s = score_phases(data.refl, amp, truth, sol.phases)
     out.update(cc=s.cc, phase_error=s.phase_error, solved=s.solved)
