@@ -28,7 +28,7 @@ from xtalforge.diffraction.wilson import normalize
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import read_reflections
 
-__all__ = ["import_hkl", "merged_amplitudes"]
+__all__ = ["import_hkl", "load_measured", "merged_amplitudes"]
 
 
 def _structure_for(path: Path, structure: Path | None) -> tuple[tuple, gemmi.SpaceGroup,
@@ -55,6 +55,24 @@ def _structure_for(path: Path, structure: Path | None) -> tuple[tuple, gemmi.Spa
         raise DatasetError(f"{path}: no cell/symmetry in the file and no structure given "
                            "(--structure CIF or .ins)")
     return data.cell, data.spacegroup, None, {}
+
+
+def load_measured(path: Path, structure: Path | None = None,
+                  cell: tuple[float, ...] | None = None, spacegroup: str | None = None
+                  ) -> tuple[Reflections, np.ndarray, np.ndarray, list[str], dict]:
+    """A reflection file merged to the ASU with cell and symmetry from ``structure`` (.ins/.res
+    or CIF; default: beside the file) or from ``cell`` (Å, degrees) + ``spacegroup``.
+    Returns (reflections, |F|, σ(|F|), notes, composition)."""
+    from xtalforge.crystal.symmetry import resolve_space_group
+
+    if cell is not None:
+        if spacegroup is None:
+            raise DatasetError("--cell needs --spacegroup")
+        sg, comp = resolve_space_group(spacegroup), {}
+    else:
+        cell, sg, _, comp = _structure_for(path, structure)
+    refl, amp, sig, notes = merged_amplitudes(path, tuple(cell), sg)
+    return refl, amp, sig, notes, dict(comp)
 
 
 def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup

@@ -75,9 +75,13 @@ def _solve(job: dict) -> list[dict]:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - t0
-        raw = flipping.f_calc
-        raw_p1 = miller.array(miller.set(p1_sym, raw.indices(), anomalous_flag=False), raw.data())
-        p1_phases = _lookup(raw_p1, hkl)
+        raw = getattr(flipping, "f_calc", None)  # absent when smtbx failed before flipping
+        if raw is None:
+            p1_phases = [float("nan")] * len(hkl)
+        else:
+            raw_p1 = miller.array(miller.set(p1_sym, raw.indices(), anomalous_flag=False),
+                                  raw.data())
+            p1_phases = _lookup(raw_p1, hkl)
         phases, height, shift = None, None, None
         if solving.f_calc_solutions:
             f_calc, shift, height = solving.f_calc_solutions[0]

@@ -223,17 +223,11 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
             heavy = np.asarray(crystal.z) > 1
             return SolveData(refl, np.abs(f), str(p), np.angle(f), crystal.frac[heavy],
                              crystal.composition(), np.asarray(crystal.z))
-    from xtalforge.crystal.symmetry import resolve_space_group
-    from xtalforge.data.hkl_import import _structure_for, merged_amplitudes
+    from xtalforge.data.hkl_import import load_measured
 
-    if cell is not None:
-        if spacegroup is None:
-            raise XtalforgeError("--cell needs --spacegroup")
-        sg, comp = resolve_space_group(spacegroup), {}
-    else:
-        cell, sg, _, comp = _structure_for(p, Path(structure) if structure else None)
-    refl, amp, _, _ = merged_amplitudes(p, tuple(cell), sg)
-    data = SolveData(refl, amp, str(p), composition=dict(comp))
+    refl, amp, _, _, comp = load_measured(p, Path(structure) if structure else None, cell,
+                                          spacegroup)
+    data = SolveData(refl, amp, str(p), composition=comp)
     return data.cut(d_min) if d_min else data
 
 

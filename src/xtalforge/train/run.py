@@ -366,20 +366,15 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     """
     import gemmi
 
-    from xtalforge.crystal.symmetry import resolve_space_group
-    from xtalforge.data.hkl_import import _structure_for, merged_amplitudes
+    from xtalforge.data.hkl_import import load_measured
     from xtalforge.io.shelx import write_hkl
 
     module = load_checkpoint(checkpoint)
     task = module.task
     path = Path(hkl_file)
-    if cell is not None:
-        if spacegroup is None:
-            raise XtalforgeError("--cell needs --spacegroup")
-        sg, comp = resolve_space_group(spacegroup), {}
-    else:
-        cell, sg, _, comp = _structure_for(path, Path(structure) if structure else None)
-    refl, amp, sig_amp, notes = merged_amplitudes(path, tuple(cell), sg)
+    refl, amp, sig_amp, notes, comp = load_measured(path, Path(structure) if structure else None,
+                                                    cell, spacegroup)
+    cell, sg = refl.cell, refl.spacegroup
     known = refl.d >= task.d_low * (1 - 1e-9)
     if not known.any():
         raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
