@@ -702,10 +702,10 @@ def _range(text: str, what: str) -> tuple[float, float]:
 
 def solve_table(rows: list) -> Table:
     """The solve benchmark as a rich table."""
-    table = Table(title="solve benchmark (medians over structures)")
-    for col in ("method", "data", "d (Å)", "scored to", "n", "solved", "solved P1",
-                "CC", "phase err (°)", "atoms", "s/structure"):
-        table.add_column(col, justify="left" if col in ("method", "data") else "right")
+    table = Table(title="solve benchmark (medians; d and 'to' in Å, err in °, s per structure)")
+    for col in ("method", "data", "d", "to", "n", "solved", "P1", "CC", "err", "atoms", "s"):
+        table.add_column(col, justify="left" if col in ("method", "data") else "right",
+                         no_wrap=True)
     for r in rows:
         table.add_row(r.method, r.data, f"{r.d_min:g}", f"{r.scored_to:g}", str(r.n),
                       f"{r.solved_fraction:.0%}", f"{r.solved_fraction_p1:.0%}",
