@@ -181,8 +181,10 @@ def test_smtbx_backend_solves_and_agrees_with_charge_flipping():
     theirs = solve_batch([data], "smtbx", starts=2)[0]
     assert score_solution(data, theirs)["solved"]
     assert score_solution(data, mine)["solved"]
-    # the two independent solutions describe the same structure (up to origin and hand)
-    assert score_phases(data.refl, data.amplitudes, mine.phases, theirs.phases).cc > 0.8
+    # the two independent solutions describe the same structure (up to origin and hand): two
+    # maps that each correlate c₁, c₂ with the truth correlate ≈ c₁·c₂ with each other (≈ 0.8
+    # here); unrelated phases give < 0.3
+    assert score_phases(data.refl, data.amplitudes, mine.phases, theirs.phases).cc > 0.6
 
 
 @pytest.mark.cctbx
