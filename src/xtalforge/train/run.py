@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import math
+import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -279,8 +280,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        (out / "metrics.json").write_text(json.dumps(result, indent=2))
         _plot_slices(slices, out)
+        # last and atomic: a folder with metrics.json holds a complete evaluation
+        tmp = out / "metrics.json.part"
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, out / "metrics.json")
     return result
 
 
