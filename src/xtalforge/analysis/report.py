@@ -183,13 +183,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
 
     ds = ShardDataset(data_root, "test", module.task, mode=module.input_mode,
                       grid=dataset_grid(data_root, module.task.d_high)
-                      if module.input_mode == "grid" else None)
+                      if module.input_mode == "grid" else None, extra_columns=("phase",))
     if len(ds):
-        row = ds.row(0)
-        cell, sg = tuple(row["cell"].tolist()), row["spacegroup"]
+        full = ds.row(0)
+        cell, sg = tuple(full["cell"].tolist()), full["spacegroup"]
         sections.append("<h2>Interpretability</h2>" + "".join(
             _interpretability(module, ds, cell, sg)))
-        full = ShardDataset(data_root, "test", mode="list", extra_columns=("phase",)).row(0)
         if "phase" in full:
             from xtalforge.diffraction.reflections import reflections_from_hkl
 

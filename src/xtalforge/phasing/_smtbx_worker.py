@@ -24,6 +24,8 @@ class _SolvingIterator(charge_flipping.solving_iterator):
     """smtbx's solver with its Python 3 bug worked around: after two failed attempts it
     multiplies ``max_solving_iterations`` by 1.5, a float that ``itertools.islice`` rejects."""
 
+    _max_solving_iterations = charge_flipping.solving_iterator.max_solving_iterations
+
     @property
     def max_solving_iterations(self) -> int:
         return int(self._max_solving_iterations)
@@ -31,9 +33,6 @@ class _SolvingIterator(charge_flipping.solving_iterator):
     @max_solving_iterations.setter
     def max_solving_iterations(self, value: float) -> None:
         self._max_solving_iterations = value
-
-
-_SolvingIterator._max_solving_iterations = charge_flipping.solving_iterator.max_solving_iterations
 
 
 def _lookup(arr: miller.array, hkl: list) -> list[float]:

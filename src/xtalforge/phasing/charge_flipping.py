@@ -207,10 +207,9 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         retire(conv, max_iter - 1, True)
         retire(torch.ones_like(st["stable"], dtype=torch.bool), max_iter - 1, False)
     results = []
-    for s, (refl, (_, _, _, outer_hkl), (rows, flat, _)) in enumerate(
+    for s, (refl, (full_hkl, full_amp, _, outer_hkl), (rows, flat, _)) in enumerate(
             zip(refls, p1, obs_lists, strict=True)):
         m = len(rows)
-        full_hkl, full_amp = refl.expand_to_p1(np.abs(np.asarray(amplitudes[s], float)))
         fidx = np.ravel_multi_index(tuple(full_hkl[:, i] % shape[i] for i in range(3)), shape)
         in_half = half.to_half(fidx)
         mate = half.to_half(np.ravel_multi_index(
