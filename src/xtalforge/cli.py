@@ -528,8 +528,9 @@ def train(config: str = typer.Argument(..., help="Run config YAML or preset from
           resume: Path = typer.Option(None, help="Run folder to continue from its last.ckpt."),
           progress: bool = typer.Option(True, help="Show progress bars."),
           ) -> None:
-    """Train a resolution-extension model; the run folder holds checkpoints, CSV + TensorBoard
-    logs and run.yaml (resolved config, seed, version, commit)."""
+    """Train a model for any task (resolution, patterson_sr, patterson_density, phase); the run
+    folder holds checkpoints, CSV + TensorBoard logs and run.yaml (resolved config, seed,
+    version, commit)."""
     from xtalforge.train.config import load_run_config
     from xtalforge.train.run import prepare_data
     from xtalforge.train.run import train as train_run
@@ -545,7 +546,30 @@ def train(config: str = typer.Argument(..., help="Run config YAML or preset from
     console.print(f"run folder: {run_dir}")
 
 
+def _task_table(result: dict) -> Table:
+    """Any task's evaluation: its metric beside the trivial baseline, then the other numbers."""
+    table = Table(title=f"{result['task']}: {result['model']} on {result['data']} "
+                        f"({result['n_structures']} structures)")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column(result["baseline_name"], justify="right")
+    m = result["metric"]
+    table.add_row(f"{m['name']} ({m['better']} is better)", f"{m['value']:.4g}",
+                  f"{result['baseline']:.4g}")
+    skip = {"checkpoint", "data", "split", "task", "model", "n_structures", "metric",
+            "baseline", "baseline_name", "units"}
+    for k, v in result.items():
+        if k not in skip and isinstance(v, float):
+            table.add_row(k, f"{v:.4g}", "")
+    for sh in result.get("phase_error_shells", []):
+        table.add_row(f"phase error {sh['d_upper']:.2f}–{sh['d_lower']:.2f} Å",
+                      f"{sh['phase_error']:.1f}°", "")
+    return table
+
+
 def _metrics_table(result: dict) -> Table:
+    if result.get("task", "resolution") != "resolution":
+        return _task_table(result)
     table = Table(title=f"{result['model']} on {result['data']} ({result['split']}, "
                         f"{result['n_structures']} structures)")
     table.add_column("metric")
@@ -565,14 +589,17 @@ def _metrics_table(result: dict) -> Table:
 
 @app.command()
 def evaluate(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
-             data: Path = typer.Option(..., "--data", help="Dataset folder."),
+             data: Path = typer.Option(None, "--data", help="Dataset folder; for the phase "
+                                       "and Patterson → density tasks a folder of CIFs; "
+                                       "omitted: the run's generated test structures."),
              split: str = typer.Option("test", help="Split to score (train, val, test, all)."),
              out: Path = typer.Option(None, "--out", help="Folder for per_structure.csv, "
                                                           "metrics.json and slice PNGs."),
              json_path: Path = typer.Option(None, "--json", help="Write the metrics JSON here."),
              limit: int = typer.Option(None, help="Score only the first N structures."),
              ) -> None:
-    """Score a checkpoint on a dataset split beside the Wilson-fill baseline."""
+    """Score a checkpoint (any task) beside its trivial baseline (the Wilson fill for
+    resolution extension); --json holds task, metric {name, value} and baseline."""
     import json
 
     from xtalforge.train.run import evaluate as evaluate_run
@@ -743,13 +770,17 @@ def benchmark_solve(
         meths = tuple(m.strip() for m in methods.split(",") if m.strip())
         module = None
         if model is not None:
+            from xtalforge.phasing.benchmark import model_label, model_range
             from xtalforge.train.run import load_checkpoint
 
             module = load_checkpoint(model)
-            ext = ext or (module.task.d_low, module.task.d_high)
-            if ext != (module.task.d_low, module.task.d_high):
-                raise XtalforgeError(f"--extend {ext} differs from the model's task "
-                                     f"{module.task.d_low}:{module.task.d_high}")
+            if model_label(module) in ("phai", "density"):
+                res = sorted(set(res) | {module.task["d_high"]})
+            else:
+                ext = ext or model_range(module)
+                if ext != model_range(module):
+                    raise XtalforgeError(f"--extend {ext} differs from the model's task "
+                                         f"{model_range(module)[0]}:{model_range(module)[1]}")
         finest = min(res + ([ext[1]] if ext else []))
         if (data / "manifest.json").is_file():
             structures = dataset_entries(data, None if split == "all" else split, n)

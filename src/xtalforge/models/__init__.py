@@ -1,7 +1,8 @@
 """Neural networks as plain ``nn.Module`` s, picked by name (no training code here).
 
 ``build_model(name, size="small" | "thesis", **overrides)``; ``MODELS[name].input_mode`` says
-whether a model reads hkl-grid tensors (``"grid"``) or reflection lists (``"list"``).
+whether a model reads hkl-grid tensors (``"grid"``), reflection lists (``"list"``), periodic
+maps (``"map"``: Patterson and density models) or hkl grids with a phase channel (``"phase"``).
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ from typing import Any
 from torch import nn
 
 from xtalforge.errors import XtalforgeError
+from xtalforge.models.density_unet import DensityUNet
 from xtalforge.models.fft_unet import FFTUNet
+from xtalforge.models.patterson_unet import PattersonUNet
+from xtalforge.models.phai import PhaseNet
 from xtalforge.models.unet3d import UNet3D
 from xtalforge.models.xrd_transformer import XRDTransformer
 
-__all__ = ["MODELS", "FFTUNet", "UNet3D", "XRDTransformer", "build_model"]
+__all__ = ["MODELS", "DensityUNet", "FFTUNet", "PattersonUNet", "PhaseNet", "UNet3D",
+           "XRDTransformer", "build_model"]
 
 MODELS: dict[str, type[nn.Module]] = {"unet3d": UNet3D, "fft_unet": FFTUNet,
-                                      "xrd_transformer": XRDTransformer}
+                                      "xrd_transformer": XRDTransformer,
+                                      "patterson_unet": PattersonUNet,
+                                      "density_unet": DensityUNet, "phai": PhaseNet}
 
 
 def build_model(name: str, size: str = "small", **overrides: Any) -> nn.Module:

@@ -73,17 +73,63 @@ def _refl_for(data: SolveData, hkl: np.ndarray):
     return reflections_from_hkl(hkl, data.refl.cell, data.refl.spacegroup)
 
 
+def model_range(module: Any) -> tuple[float, float]:
+    """(d_low, d_high) in Å of an amplitude-extension model (resolution or Patterson SR)."""
+    t = module.task
+    return (t["d_low"], t["d_high"]) if isinstance(t, dict) else (t.d_low, t.d_high)
+
+
+def model_label(module: Any) -> str:
+    """The benchmark's label of a model's rows: ``model``, ``patterson`` (amplitude extension),
+    ``phai`` or ``density`` (phases straight from the model)."""
+    name = module.task.get("name") if isinstance(module.task, dict) else "resolution"
+    return {"patterson_sr": "patterson", "phase": "phai",
+            "patterson_density": "density"}.get(name, "model")
+
+
 def model_extended(data: SolveData, module: Any) -> SolveData:
-    """Known reflections as measured, the target shell from the model (same scale)."""
+    """Known reflections as measured, the target shell from the model (same scale): a
+    resolution-extension model or a Patterson super-resolution model (its ``extend_amplitudes``
+    goes through the predicted map)."""
     from xtalforge.train.run import extend_amplitudes
 
-    task = module.task
-    known = data.cut(task.d_low)
-    new_hkl, new_f = extend_amplitudes(module, known.refl.hkl, known.amplitudes, data.refl.cell,
-                                       data.refl.spacegroup, data.z)
+    d_low, _ = model_range(module)
+    known = data.cut(d_low)
+    extend = getattr(module, "extend_amplitudes", None)
+    args = (known.refl.hkl, known.amplitudes, data.refl.cell, data.refl.spacegroup, data.z)
+    new_hkl, new_f = extend(*args) if extend is not None else extend_amplitudes(module, *args)
     hkl = np.concatenate([known.refl.hkl, new_hkl]).astype(np.int64)
     return data.with_amplitudes(_refl_for(data, hkl),
                                 np.concatenate([known.amplitudes, np.maximum(new_f, 0)]))
+
+
+def _row(method: str, label: str, d: float, scores: list[dict], seconds: float,
+         scored_to: float) -> BenchmarkRow:
+    n = len(scores)
+    return BenchmarkRow(
+        method, label, d, n, sum(s["solved"] for s in scores) / n,
+        sum(s["solved_p1"] for s in scores) / n, _median([s["cc"] for s in scores]),
+        _median([s["cc_p1"] for s in scores]), _median([s["phase_error"] for s in scores]),
+        _median([s["atom_recovery"] for s in scores]), seconds / n, scored_to)
+
+
+def phase_model_row(structures: list[SolveData], module: Any, seed: int = 0) -> BenchmarkRow:
+    """A phasing model's row (``phai``: signs of centrosymmetric structures; ``density``:
+    Patterson → density of P1 fragments): phases of the truth's amplitudes at the model's
+    d_high, scored like any solver's."""
+    from xtalforge.train.density import density_solution
+    from xtalforge.train.phase import phase_solution
+
+    label = model_label(module)
+    d = module.task["d_high"]
+    scores, seconds = [], 0.0
+    for k, s in enumerate(structures):
+        cut = s.cut(d)
+        sol = phase_solution(module, cut, seed + k) if label == "phai" else \
+            density_solution(module, cut)
+        seconds += sol.seconds
+        scores.append(score_solution(cut, sol))
+    return _row(label, "truth", d, scores, seconds, d)
 
 
 def _score_on(truth: SolveData, solved_data: SolveData, sol: Solution) -> dict[str, Any]:
@@ -144,15 +190,18 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         high = [s.cut(d_high) for s in structures]
         wil = [wilson_filled(s, d_low, d_high) for s in structures]
         ext = [model_extended(s, module) for s in structures] if module is not None else None
+        label = model_label(module) if module is not None else "model"
         for m in methods:
             plans.append(("truth", d_low, m, low, low, d_low, {}))
             plans.append(("wilson", d_high, m, wil, low, d_low, {}))
             if m == "cf":
                 plans.append(("free_lunch", d_high, m, low, low, d_low, {"d_ext": d_high}))
             if ext is not None:
-                plans.append(("model", d_high, m, ext, low, d_low, {}))
+                plans.append((label, d_high, m, ext, low, d_low, {}))
             plans.append(("truth", d_high, m, high, low, d_low, {}))
     rows = []
+    if module is not None and model_label(module) in ("phai", "density"):
+        rows.append(phase_model_row(structures, module, seed))
     solved: dict[tuple, tuple[list[Solution], float]] = {}  # a data set is solved once
     seen: set[tuple] = set()
     for label, d, m, inputs, truths, score_d, opts in plans:
@@ -171,10 +220,5 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
             solved[(label, d, m)] = (sols, sum(s.seconds for s in sols))
         sols, seconds = solved[(label, d, m)]
         scores = [_score_on(t, x, s) for t, x, s in zip(truths, inputs, sols, strict=True)]
-        n = len(scores)
-        rows.append(BenchmarkRow(
-            m, label, d, n, sum(s["solved"] for s in scores) / n,
-            sum(s["solved_p1"] for s in scores) / n, _median([s["cc"] for s in scores]),
-            _median([s["cc_p1"] for s in scores]), _median([s["phase_error"] for s in scores]),
-            _median([s["atom_recovery"] for s in scores]), seconds / n, score_d))
+        rows.append(_row(m, label, d, scores, seconds, score_d))
     return rows

@@ -1,8 +1,10 @@
 """Validated training configs (YAML; presets in ``configs/experiments``) and dotted overrides.
 
-A run config names its data (an existing dataset folder, or a dataset spec built once into a
-cache folder), the task (d_low → d_high in Å, normalisation), the model (registry name, size
-preset, overrides), the optimiser and scheduler, and the Lightning trainer settings.
+A run config names its data (an existing dataset folder, a dataset spec built once into a
+cache folder, or a generator whose structures are made on the fly), the task (its name —
+``resolution``, ``patterson_sr``, ``patterson_density`` or ``phase`` — and its resolutions in Å),
+the model (registry name, size preset, overrides), the optimiser and scheduler, and the Lightning
+trainer settings.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     path: str | None = None          # an existing dataset folder
     spec: str | dict | None = None   # or a dataset spec (preset, YAML, mapping) built into cache
+    generator: str | dict | None = None  # or structures generated on the fly (preset/YAML/map)
+    train_length: int = Field(4096, ge=1)  # on the fly: structures per training epoch
+    val_length: int = Field(256, ge=1)     # on the fly: fixed validation structures
+    test_length: int = Field(256, ge=1)    # on the fly: fixed test structures (evaluate)
     cache_dir: str = "datasets"      # where specs are built: <cache_dir>/<name>-<spec hash>
     workers: int = Field(1, ge=1)    # processes used to build the spec's dataset
     batch_size: int = Field(8, ge=1)
@@ -39,25 +45,54 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if (self.path is None) == (self.spec is None):
-            raise ValueError("give exactly one of data.path (a dataset folder) or data.spec")
+        if sum(v is not None for v in (self.path, self.spec, self.generator)) != 1:
+            raise ValueError("give exactly one of data.path (a dataset folder), data.spec (a "
+                             "dataset spec) or data.generator (structures made on the fly)")
         return self
 
 
+TaskName = Literal["resolution", "patterson_sr", "patterson_density", "phase"]
+Shape = tuple[int, int, int]
+
+#: The models each task can train.
+TASK_MODELS: dict[str, tuple[str, ...]] = {
+    "resolution": ("unet3d", "fft_unet", "xrd_transformer"),
+    "patterson_sr": ("patterson_unet",), "patterson_density": ("density_unet",),
+    "phase": ("phai",)}
+
+
 class TaskConfig(_Strict):
+    """``resolution``: amplitudes d_high ≤ d < d_low from those with d ≥ d_low.
+    ``patterson_sr``: the Patterson map to d_high on ``high_shape`` from the one to d_low on
+    ``low_shape`` (both [0, 1] scaled). ``patterson_density``: the density to d_high from the
+    Patterson map to d_high, both on ``high_shape``. ``phase``: signs of the centrosymmetric
+    structure factors to d_high from |E| (``recycles`` cycles in training,
+    ``inference_cycles`` × ``inference_starts`` at evaluation)."""
+
+    name: TaskName = "resolution"
     d_low: float = Field(1.2, gt=0)   # Å: known reflections have d ≥ d_low
     d_high: float = Field(0.8, gt=0)  # Å: targets have d_high ≤ d < d_low
     normalization: Literal["max", "e", "wilson"] = "max"
+    low_shape: Shape = (12, 12, 12)
+    high_shape: Shape = (24, 24, 24)
+    pearson_weight: float = Field(0.1, ge=0)  # patterson_density: loss MSE + w (1 − Pearson)
+    recycles: int = Field(3, ge=1)
+    inference_cycles: int = Field(10, ge=1)
+    inference_starts: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _order(self) -> TaskConfig:
-        if not self.d_low > self.d_high:
+        if self.name in ("resolution", "patterson_sr") and not self.d_low > self.d_high:
             raise ValueError(f"d_low ({self.d_low} Å) must exceed d_high ({self.d_high} Å)")
+        for shape in (self.low_shape, self.high_shape):
+            if min(shape) < 4 or max(shape) > 128:
+                raise ValueError(f"map shape {shape} must have 4–128 points per axis")
         return self
 
 
 class ModelConfig(_Strict):
-    name: Literal["unet3d", "fft_unet", "xrd_transformer"] = "unet3d"
+    name: Literal["unet3d", "fft_unet", "xrd_transformer", "patterson_unet", "density_unet",
+                  "phai"] = "unet3d"
     size: Literal["small", "thesis"] = "small"
     params: dict[str, Any] = {}
 
@@ -99,6 +134,19 @@ class RunConfig(_Strict):
     optim: OptimConfig = OptimConfig()
     trainer: TrainerConfig = TrainerConfig()
 
+    @model_validator(mode="after")
+    def _fits(self) -> RunConfig:
+        allowed = TASK_MODELS[self.task.name]
+        if self.model.name not in allowed:
+            raise ValueError(f"task {self.task.name} trains {' or '.join(allowed)}, not model "
+                             f"{self.model.name}")
+        if self.task.name in ("patterson_density", "phase") and self.data.generator is None:
+            raise ValueError(f"task {self.task.name} trains on structures made on the fly: "
+                             "give data.generator")
+        if self.task.name == "resolution" and self.data.generator is not None:
+            raise ValueError("task resolution reads a dataset: give data.path or data.spec")
+        return self
+
 
 def preset_path(name: str) -> Path:
     """Path of an experiment preset in ``configs/experiments``."""
@@ -133,7 +181,7 @@ def load_run_config(source: str | Path | dict, overrides: list[str] | None = Non
     data = apply_overrides(data, overrides or [])
     where = f"{path}: " if path else ""
     if path is not None and isinstance(data.get("data"), dict):
-        for key in ("path", "spec"):
+        for key in ("path", "spec", "generator"):
             value = data["data"].get(key)
             if isinstance(value, str) and not Path(value).is_absolute() and \
                     (path.parent / value).exists() and (key == "path" or value.endswith(".yaml")):

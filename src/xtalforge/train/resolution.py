@@ -18,6 +18,7 @@ import torch
 from xtalforge.data.torch_data import Task
 from xtalforge.models import build_model
 from xtalforge.train.metrics import mse, r_factor, r_factor_per_sample, shell_edges, ssim3d
+from xtalforge.train.optim import configure_optimizers
 
 __all__ = ["ResolutionExtension", "compose"]
 
@@ -58,7 +59,8 @@ class ResolutionExtension(L.LightningModule):
         params = dict(model.get("params", {}))
         self.net = build_model(model["name"], model.get("size", "small"), **params)
         self.input_mode: str = self.net.input_mode
-        self.task = Task(**task)
+        self.task = Task(**{k: task[k] for k in ('d_low', 'd_high', 'normalization')
+                            if k in task})
         self.edges = shell_edges(self.task.d_high, self.task.d_low, n_shells)
         self._sums: dict[str, torch.Tensor] = {}
 
@@ -157,26 +159,8 @@ class ResolutionExtension(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        o = self.hparams.optim
-        cls = torch.optim.AdamW if o.get("name", "adam") == "adamw" else torch.optim.Adam
-        opt = cls(self.parameters(), lr=o.get("lr", 1e-3), weight_decay=o.get("weight_decay", 0))
-        sched = o.get("scheduler", "plateau")
-        if sched == "plateau":
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="min", factor=o.get("factor", 0.1), patience=o.get("patience", 5),
-                min_lr=o.get("min_lr", 0.0))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau,
-                                                       "monitor": "val/loss"}}
-        if sched == "cosine":
-            epochs = max(1, self.hparams.max_epochs)
-            warm = min(o.get("warmup_epochs", 0), epochs - 1)
-            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-                opt, T_max=max(1, epochs - warm), eta_min=o.get("min_lr", 0.0))
-            if warm:
-                ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warm)
-                cosine = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], [warm])
-            return {"optimizer": opt, "lr_scheduler": cosine}
-        return opt
+        return configure_optimizers(self.parameters(), self.hparams.optim,
+                                    self.hparams.max_epochs)
 
 
 def per_structure(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

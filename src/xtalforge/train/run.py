@@ -30,11 +30,14 @@ from xtalforge.train.config import ConfigError, RunConfig
 __all__ = ["evaluate", "load_checkpoint", "predict_hkl", "prepare_data", "train"]
 
 
-def prepare_data(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> Path:
+def prepare_data(cfg: RunConfig, progress: Callable[[int, int], None] | None = None
+                 ) -> Path | None:
     """The dataset folder of a run: ``data.path``, or ``data.spec`` built (or resumed) once into
-    ``<cache_dir>/<name>-<spec hash>``."""
+    ``<cache_dir>/<name>-<spec hash>``; None when structures are generated on the fly."""
     from xtalforge.data.build import build_dataset
 
+    if cfg.data.generator is not None:
+        return None
     if cfg.data.path is not None:
         root = Path(cfg.data.path)
         read_manifest(root)
@@ -66,33 +69,45 @@ def _next_run_dir(cfg: RunConfig) -> Path:
     return base / f"version_{k}"
 
 
-def run_record(cfg: RunConfig, data_root: Path) -> dict[str, Any]:
+def run_record(cfg: RunConfig, data_root: Path | None) -> dict[str, Any]:
     """What a run saves beside its checkpoints to be reproduced."""
     import lightning
 
     from xtalforge import __version__
     from xtalforge.data.build import _git_commit
 
-    m = read_manifest(data_root)
+    if data_root is None:
+        from xtalforge.generate.config import load_config
+
+        dataset = {"generator": load_config(cfg.data.generator).model_dump(mode="json"),
+                   "train_length": cfg.data.train_length, "val_length": cfg.data.val_length,
+                   "test_length": cfg.data.test_length}
+    else:
+        m = read_manifest(data_root)
+        dataset = {"path": str(data_root), "spec_hash": m.get("spec_hash"),
+                   "name": m.get("name"), "git_commit": m.get("git_commit")}
     return {"config": cfg.model_dump(mode="json"), "seed": cfg.seed,
             "xtalforge_version": __version__, "git_commit": _git_commit(),
             "torch": str(torch.__version__), "lightning": str(lightning.__version__),
-            "python": platform.python_version(),
-            "dataset": {"path": str(data_root), "spec_hash": m.get("spec_hash"),
-                        "name": m.get("name"), "git_commit": m.get("git_commit")}}
+            "python": platform.python_version(), "dataset": dataset}
 
 
-def build_module(cfg: RunConfig, data_root: Path) -> Any:
-    """The LightningModule of a config (transformers get ``h_max`` from the dataset's grid)."""
+def build_module(cfg: RunConfig, data_root: Path | None) -> Any:
+    """The LightningModule of a config (transformers get ``h_max`` from the dataset's grid),
+    started from ``init_from``'s weights when given."""
     from xtalforge.models import MODELS
     from xtalforge.train.resolution import ResolutionExtension
+    from xtalforge.train.tasks import task_api
 
-    params = dict(cfg.model.params)
-    if MODELS[cfg.model.name].input_mode == "list" and "h_max" not in params:
-        params["h_max"] = _h_max(dataset_grid(data_root, cfg.task.d_high))
-    model = {**cfg.model.model_dump(), "params": params}
-    module = ResolutionExtension(model, cfg.task.model_dump(), cfg.optim.model_dump(),
-                                 cfg.loss_on_known, cfg.n_shells, cfg.trainer.max_epochs)
+    if cfg.task.name != "resolution":
+        module = task_api(cfg.task.name).make_module(cfg, data_root)
+    else:
+        params = dict(cfg.model.params)
+        if MODELS[cfg.model.name].input_mode == "list" and "h_max" not in params:
+            params["h_max"] = _h_max(dataset_grid(data_root, cfg.task.d_high))
+        model = {**cfg.model.model_dump(), "params": params}
+        module = ResolutionExtension(model, cfg.task.model_dump(), cfg.optim.model_dump(),
+                                     cfg.loss_on_known, cfg.n_shells, cfg.trainer.max_epochs)
     if cfg.init_from:
         state = load_checkpoint(cfg.init_from).state_dict()
         try:
@@ -103,17 +118,29 @@ def build_module(cfg: RunConfig, data_root: Path) -> Any:
     return module
 
 
-def load_checkpoint(path: str | Path) -> Any:
-    """A trained :class:`ResolutionExtension` from a checkpoint (CPU, eval mode)."""
-    from xtalforge.train.resolution import ResolutionExtension
-
+def checkpoint_task(path: str | Path) -> str:
+    """The task name a checkpoint was trained for (``resolution`` for older checkpoints)."""
     path = Path(path)
     if not path.is_file():
         raise XtalforgeError(f"{path}: no such checkpoint")
     try:
-        module = ResolutionExtension.load_from_checkpoint(path, map_location="cpu")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        task = ckpt["hyper_parameters"]["task"]
+    except Exception as exc:
+        raise XtalforgeError(f"{path}: not an xtalforge checkpoint ({exc})") from None
+    return str(task.get("name", "resolution"))
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """A trained model of any task (``ResolutionExtension``, ``PattersonSR``,
+    ``PattersonDensity``, ``PhaseSign``) from a checkpoint (CPU, eval mode)."""
+    from xtalforge.train.tasks import task_class
+
+    name = checkpoint_task(path)
+    try:
+        module = task_class(name).load_from_checkpoint(Path(path), map_location="cpu")
     except (KeyError, RuntimeError, TypeError) as exc:
-        raise XtalforgeError(f"{path}: not a resolution-extension checkpoint ({exc})") from None
+        raise XtalforgeError(f"{path}: not a {name} checkpoint ({exc})") from None
     return module.eval()
 
 
@@ -124,6 +151,7 @@ def _quiet_lightning() -> None:
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset. has .__len__. defined.*")
 
     class _NoTips(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -158,10 +186,19 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
         (run_dir / "run.yaml").write_text(yaml.safe_dump(run_record(cfg, data_root),
                                                          sort_keys=False))
     module = build_module(cfg, data_root)
-    dm = ShardDataModule(data_root, Task(**cfg.task.model_dump()), cfg.data.batch_size,
-                         cfg.data.num_workers, module.input_mode, cfg.seed)
+    if cfg.task.name == "resolution":
+        t = cfg.task
+        dm = ShardDataModule(data_root, Task(t.d_low, t.d_high, t.normalization),
+                             cfg.data.batch_size, cfg.data.num_workers, module.input_mode,
+                             cfg.seed)
+        monitor = "val/R_target"
+    else:
+        from xtalforge.train.tasks import task_api
+
+        dm = task_api(cfg.task.name).make_datamodule(cfg, data_root)
+        monitor = type(module).MONITOR
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                                 monitor="val/R_target", mode="min", save_last=True)
+                                 monitor=monitor, mode="min", save_last=True)
     callbacks: list[Any] = [checkpoint, LearningRateMonitor("epoch")]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -189,19 +226,53 @@ def _dense(grid: HKLGrid, hkl: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test",
+def _write_results(out: Path, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "per_structure.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    # last and atomic: a folder with metrics.json holds a complete evaluation
+    tmp = out / "metrics.json.part"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out / "metrics.json")
+
+
+def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None = "test",
              out: str | Path | None = None, batch_size: int = 8, n_slices: int = 3,
              limit: int | None = None) -> dict[str, Any]:
-    """Score a checkpoint on a dataset split: pooled R_target, R_all, R_wilson, MSE, SSIM, R per
-    shell, medians over structures; writes ``per_structure.csv``, ``metrics.json`` and slice
-    PNGs (true vs predicted, averaged over l) into ``out`` when given."""
+    """Score a checkpoint of any task. Every result holds ``task`` (its name), ``metric``
+    ({name, value, better}) and ``baseline`` (the trivial baseline's value of that metric on
+    the same structures, described by ``baseline_name``); writes ``per_structure.csv`` and
+    ``metrics.json`` into ``out`` when given.
+
+    Resolution extension (``data``: a dataset folder): pooled R_target, R_all, R_wilson, MSE,
+    SSIM, R per shell, medians over structures, slice PNGs (true vs predicted, averaged over l).
+    Other tasks: see their ``evaluate``; ``data`` None scores the run's generated test
+    structures, a dataset folder (``patterson_sr``) or a folder of CIFs (``patterson_density``,
+    ``phase``) scores those.
+    """
     from torch.utils.data import DataLoader, Subset
 
     from xtalforge.data.torch_data import ShardDataset, collate_reflections
     from xtalforge.train.metrics import ssim3d
-    from xtalforge.train.resolution import per_structure, truth
+    from xtalforge.train.resolution import ResolutionExtension, per_structure, truth
 
     module = load_checkpoint(checkpoint)
+    if not isinstance(module, ResolutionExtension):
+        from xtalforge.train.tasks import task_api
+
+        name = module.task["name"]
+        summary, rows = task_api(name).evaluate(module, None if data is None else Path(data),
+                                                split, limit)
+        result = {"checkpoint": str(checkpoint), "data": str(data) if data else "generated",
+                  "split": split if data else "test", "task": name,
+                  "model": module.hparams.model["name"], "n_structures": len(rows), **summary}
+        if out is not None:
+            _write_results(Path(out), rows, result)
+        return result
+    if data is None:
+        raise XtalforgeError("resolution extension is evaluated on a dataset folder: give data")
     root = Path(data)
     grid = dataset_grid(root, module.task.d_high)
     ds = ShardDataset(root, split, module.task, mode=module.input_mode,
@@ -255,15 +326,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
                                                             per.items()}, "ssim": ssim})
                 if len(slices) < n_slices:
                     slices.append((int(batch["id"][b]), inp, t[0, 0].numpy(), p[0, 0].numpy()))
+    r_target, r_wilson = sums["num"] / sums["den"], sums["num_w"] / sums["den"]
     result: dict[str, Any] = {
-        "checkpoint": str(checkpoint), "data": str(root), "split": split,
-        "task": {"d_low": module.task.d_low, "d_high": module.task.d_high,
-                 "normalization": module.task.normalization},
+        "checkpoint": str(checkpoint), "data": str(root), "split": split, "task": "resolution",
+        "resolution": {"d_low": module.task.d_low, "d_high": module.task.d_high,
+                       "normalization": module.task.normalization},
         "model": module.hparams.model["name"], "n_structures": len(rows),
+        "metric": {"name": "R_target", "value": r_target, "better": "lower"},
+        "baseline": r_wilson, "baseline_name": "Wilson fill",
         "units": "R on |F| scaled per structure so that its largest known |F| = 1; MSE in the "
                  "model's normalisation",
-        "R_target": sums["num"] / sums["den"], "R_all": sums["num_all"] / sums["den_all"],
-        "R_wilson": sums["num_w"] / sums["den"], "mse": sums["sq"] / max(sums["n_t"], 1),
+        "R_target": r_target, "R_all": sums["num_all"] / sums["den_all"],
+        "R_wilson": r_wilson, "mse": sums["sq"] / max(sums["n_t"], 1),
         "ssim": float(np.mean([r["ssim"] for r in rows])),
         "median_R_target": float(np.median([r["R_target"] for r in rows])),
         "median_R_wilson": float(np.median([r["R_wilson"] for r in rows])),
@@ -274,17 +348,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
                                                shell_num, shell_den, strict=True)],
     }
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "per_structure.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        _plot_slices(slices, out)
-        # last and atomic: a folder with metrics.json holds a complete evaluation
-        tmp = out / "metrics.json.part"
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, out / "metrics.json")
+        Path(out).mkdir(parents=True, exist_ok=True)
+        _plot_slices(slices, Path(out))
+        _write_results(Path(out), rows, result)
     return result
 
 
