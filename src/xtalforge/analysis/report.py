@@ -141,6 +141,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
     if not record_path.is_file():
         raise XtalforgeError(f"{run_dir}: no run.yaml (not a run folder of `xtalforge train`)")
     record = yaml.safe_load(record_path.read_text())
+    task_name = record["config"].get("task", {}).get("name", "resolution")
+    if task_name != "resolution":
+        raise XtalforgeError(f"{run_dir}: the report covers resolution-extension runs; this is "
+                             f"a {task_name} run — use `xtalforge evaluate` (--out, --json)")
     out = Path(out) if out else run_dir / "report.html"
     data_root = Path(data or record["dataset"]["path"])
     if not (data_root / "manifest.json").is_file():

@@ -21,7 +21,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 
@@ -29,8 +28,8 @@ from xtalforge.crystal.model import Crystal, orthogonalization_matrix
 from xtalforge.diffraction.maps import density_map, patterson_map
 from xtalforge.errors import XtalforgeError
 from xtalforge.models import build_model
+from xtalforge.train.base import TaskModule, headline
 from xtalforge.train.metrics import shell_edges
-from xtalforge.train.optim import configure_optimizers
 from xtalforge.train.patterson import check_grid, pearson
 
 __all__ = ["PattersonDensity", "centre_fragment", "map_pair", "other_hand"]
@@ -97,7 +96,7 @@ def hand_loss(pred: torch.Tensor, true: torch.Tensor, w: float
     return best, which.bool()
 
 
-class PattersonDensity(L.LightningModule):
+class PattersonDensity(TaskModule):
     """Patterson → density with the hand-invariant loss; validation logs the loss, the map CC
     and the trivial baseline's CC (the Patterson map itself moved to the box centre)."""
 
@@ -110,7 +109,6 @@ class PattersonDensity(L.LightningModule):
         self.net = build_model(model["name"], model.get("size", "small"),
                                **model.get("params", {}))
         self.task = task
-        self._sums: dict[str, torch.Tensor] = {}
 
     def forward(self, patterson: torch.Tensor) -> torch.Tensor:
         """Density from the Patterson map (B, 1, …); the network also sees the map moved by
@@ -135,22 +133,13 @@ class PattersonDensity(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         pred, true = self(batch["input"]), batch["target"]
-        sums = {"loss": hand_loss(pred, true, self.task["pearson_weight"])[0].sum(),
-                "cc": self._cc(pred, true).sum(),
-                "cc_baseline": self._cc(self.baseline(batch["input"]), true).sum(),
-                "n": torch.tensor(float(len(true)))}
-        for k, v in sums.items():
-            self._sums[k] = self._sums.get(k, 0) + v.detach().double().cpu()
+        self.add_sums({"loss": hand_loss(pred, true, self.task["pearson_weight"])[0].sum(),
+                       "cc": self._cc(pred, true).sum(),
+                       "cc_baseline": self._cc(self.baseline(batch["input"]), true).sum()},
+                      len(true))
 
     def on_validation_epoch_end(self) -> None:
-        s, self._sums = self._sums, {}
-        if s:
-            for k in ("loss", "cc", "cc_baseline"):
-                self.log(f"val/{k}", float(s[k] / s["n"]), prog_bar=k != "loss")
-
-    def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.hparams.optim,
-                                    self.hparams.max_epochs)
+        self.log_means("val", ("cc", "cc_baseline"))
 
 
 def map_phases(rho: np.ndarray, hkl: np.ndarray) -> np.ndarray:
@@ -173,15 +162,10 @@ def make_module(cfg: Any, data_root: Path | None) -> PattersonDensity:
 
 
 def make_datamodule(cfg: Any, data_root: Path | None) -> Any:
-    from xtalforge.train.task_data import TEST_OFFSET, VAL_OFFSET, GeneratedItems, TaskDataModule
+    from xtalforge.train.task_data import generated_datamodule
 
-    make = functools.partial(item_from_crystal, task=cfg.task.model_dump())
-    gen = cfg.data.generator
-    return TaskDataModule(GeneratedItems(gen, make, cfg.data.train_length, cfg.seed),
-                          GeneratedItems(gen, make, cfg.data.val_length, cfg.seed + VAL_OFFSET),
-                          GeneratedItems(gen, make, cfg.data.test_length, cfg.seed + TEST_OFFSET),
-                          batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-                          seed=cfg.seed)
+    return generated_datamodule(cfg, functools.partial(item_from_crystal,
+                                                       task=cfg.task.model_dump()))
 
 
 def test_crystals(info: dict[str, Any], data: Path | None, limit: int | None
@@ -250,10 +234,9 @@ def evaluate(module: PattersonDensity, data: Path | None, split: str | None = "t
     if not rows:
         raise XtalforgeError("no structures to evaluate")
     summary = {
-        "metric": {"name": "map_cc", "value": float(np.mean([r["cc"] for r in rows])),
-                   "better": "higher"},
-        "baseline": float(np.mean([r["cc_baseline"] for r in rows])),
-        "baseline_name": "Patterson map shifted by half a cell",
+        **headline("map_cc", np.mean([r["cc"] for r in rows]), "higher",
+                   np.mean([r["cc_baseline"] for r in rows]),
+                   "Patterson map shifted by half a cell"),
         "solved_fraction": float(np.mean([r["solved"] for r in rows])),
         "median_phase_error": float(np.median([r["phase_error"] for r in rows])),
         "phase_error_shells": [{"d_upper": float(u), "d_lower": float(lo),

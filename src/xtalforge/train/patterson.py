@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 
@@ -23,7 +22,7 @@ from xtalforge.diffraction.maps import patterson_map
 from xtalforge.diffraction.reflections import Reflections, reflections_from_hkl
 from xtalforge.errors import ReflectionError, XtalforgeError
 from xtalforge.models import build_model
-from xtalforge.train.optim import configure_optimizers
+from xtalforge.train.base import TaskModule, headline
 
 __all__ = ["PattersonSR", "amplitudes_from_patterson", "check_grid", "patterson_pair"]
 
@@ -100,7 +99,7 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
-class PattersonSR(L.LightningModule):
+class PattersonSR(TaskModule):
     """Patterson super-resolution; loss = MSE between predicted and true high-resolution maps.
     Every evaluation also scores the trivial baseline, the low-resolution map upsampled by
     periodic trilinear interpolation (what the network starts from)."""
@@ -114,7 +113,6 @@ class PattersonSR(L.LightningModule):
         params = {"out_shape": tuple(task["high_shape"]), **model.get("params", {})}
         self.net = build_model(model["name"], model.get("size", "small"), **params)
         self.task = task
-        self._sums: dict[str, torch.Tensor] = {}
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
         return self.net(low)
@@ -132,23 +130,14 @@ class PattersonSR(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         pred, true = self(batch["input"]), batch["target"]
         base = self.baseline(batch["input"])
-        sums = {"mse": ((pred - true) ** 2).flatten(1).mean(1).sum(),
-                "mse_baseline": ((base - true) ** 2).flatten(1).mean(1).sum(),
-                "cc": pearson(pred, true).sum(), "cc_baseline": pearson(base, true).sum(),
-                "n": torch.tensor(float(len(true)))}
-        for k, v in sums.items():
-            self._sums[k] = self._sums.get(k, 0) + v.detach().double().cpu()
+        mse = ((pred - true) ** 2).flatten(1).mean(1).sum()
+        self.add_sums({"loss": mse, "mse": mse,
+                       "mse_baseline": ((base - true) ** 2).flatten(1).mean(1).sum(),
+                       "cc": pearson(pred, true).sum(), "cc_baseline": pearson(base, true).sum()},
+                      len(true))
 
     def on_validation_epoch_end(self) -> None:
-        s, self._sums = self._sums, {}
-        if s:
-            for k in ("mse", "mse_baseline", "cc", "cc_baseline"):
-                self.log(f"val/{k}", float(s[k] / s["n"]), prog_bar=k.startswith("mse"))
-            self.log("val/loss", float(s["mse"] / s["n"]))
-
-    def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.hparams.optim,
-                                    self.hparams.max_epochs)
+        self.log_means("val", ("mse", "mse_baseline"))
 
     # -- the way back ----------------------------------------------------------------------
     def extend_amplitudes(self, hkl: np.ndarray, amplitudes: np.ndarray,
@@ -187,24 +176,13 @@ def make_module(cfg: Any, data_root: Path | None) -> PattersonSR:
 
 
 def make_datamodule(cfg: Any, data_root: Path | None) -> Any:
-    from xtalforge.train.task_data import (
-        TEST_OFFSET,
-        VAL_OFFSET,
-        GeneratedItems,
-        RowItems,
-        TaskDataModule,
-    )
+    from xtalforge.train.task_data import RowItems, TaskDataModule, generated_datamodule
 
     task = cfg.task.model_dump()
-    if data_root is not None:
-        make = functools.partial(item_from_row, task=task)
-        sets = [RowItems(data_root, s, make) for s in ("train", "val", "test")]
-    else:
-        make = functools.partial(item_from_crystal, task=task)
-        gen = cfg.data.generator
-        sets = [GeneratedItems(gen, make, cfg.data.train_length, cfg.seed),
-                GeneratedItems(gen, make, cfg.data.val_length, cfg.seed + VAL_OFFSET),
-                GeneratedItems(gen, make, cfg.data.test_length, cfg.seed + TEST_OFFSET)]
+    if data_root is None:
+        return generated_datamodule(cfg, functools.partial(item_from_crystal, task=task))
+    make = functools.partial(item_from_row, task=task)
+    sets = [RowItems(data_root, s, make) for s in ("train", "val", "test")]
     return TaskDataModule(*sets, batch_size=cfg.data.batch_size,
                           num_workers=cfg.data.num_workers, seed=cfg.seed)
 
@@ -275,9 +253,8 @@ def evaluate(module: PattersonSR, data: Path | None, split: str | None = "test",
     def mean(k: str) -> float:
         return float(np.mean([r[k] for r in rows]))
 
-    summary = {"metric": {"name": "map_mse", "value": mean("mse"), "better": "lower"},
-               "baseline": mean("mse_baseline"),
-               "baseline_name": "low-resolution map upsampled (periodic trilinear)",
+    summary = {**headline("map_mse", mean("mse"), "lower", mean("mse_baseline"),
+                          "low-resolution map upsampled (periodic trilinear)"),
                "map_cc": mean("cc"), "map_cc_baseline": mean("cc_baseline"),
                "R_target": sums["r_num"] / sums["r_den"],
                "R_wilson": sums["w_num"] / sums["r_den"],

@@ -22,7 +22,6 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.errors import XtalforgeError
 from xtalforge.models import build_model
-from xtalforge.train.optim import configure_optimizers
+from xtalforge.train.base import TaskModule, headline
 
 __all__ = ["PhaseSign", "origin_patterns", "predict_signs", "sign_item"]
 
@@ -121,7 +120,7 @@ def figure_of_merit(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tor
     return (conf * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-9)
 
 
-class PhaseSign(L.LightningModule):
+class PhaseSign(TaskModule):
     """Sign prediction with recycling and the origin-invariant loss; validation logs the loss
     and the sign accuracy after ``recycles`` cycles (a coin gives 0.5; the origin choice lifts
     chance slightly above)."""
@@ -137,7 +136,6 @@ class PhaseSign(L.LightningModule):
         self.net = build_model(model["name"], model.get("size", "small"),
                                **{"grid_shape": self.grid.shape, **model.get("params", {})})
         self.task = task
-        self._sums: dict[str, torch.Tensor] = {}
 
     def forward(self, batch: dict[str, torch.Tensor], estimate: torch.Tensor) -> torch.Tensor:
         x = torch.cat([batch["e"], estimate * batch["present"], batch["present"]], 1)
@@ -161,21 +159,12 @@ class PhaseSign(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self.cycles(batch, self.task["recycles"])
-        sums = {"loss": invariant_bce(logits, batch).sum(),
-                "accuracy": invariant_accuracy(torch.sign(logits), batch).sum(),
-                "n": torch.tensor(float(len(logits)))}
-        for k, v in sums.items():
-            self._sums[k] = self._sums.get(k, 0) + v.detach().double().cpu()
+        self.add_sums({"loss": invariant_bce(logits, batch).sum(),
+                       "accuracy": invariant_accuracy(torch.sign(logits), batch).sum()},
+                      len(logits))
 
     def on_validation_epoch_end(self) -> None:
-        s, self._sums = self._sums, {}
-        if s:
-            self.log("val/loss", float(s["loss"] / s["n"]))
-            self.log("val/accuracy", float(s["accuracy"] / s["n"]), prog_bar=True)
-
-    def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.hparams.optim,
-                                    self.hparams.max_epochs)
+        self.log_means("val", ("accuracy",))
 
 
 def predict_signs(module: PhaseSign, item: dict[str, torch.Tensor], cycles: int, starts: int,
@@ -223,16 +212,11 @@ def make_module(cfg: Any, data_root: Path | None) -> PhaseSign:
 
 
 def make_datamodule(cfg: Any, data_root: Path | None) -> Any:
-    from xtalforge.train.task_data import TEST_OFFSET, VAL_OFFSET, GeneratedItems, TaskDataModule
+    from xtalforge.train.task_data import generated_datamodule
 
     grid = task_grid(cfg.data.generator, cfg.task.d_high)
-    make = functools.partial(item_from_crystal, grid=grid, d_high=cfg.task.d_high)
-    gen = cfg.data.generator
-    return TaskDataModule(GeneratedItems(gen, make, cfg.data.train_length, cfg.seed),
-                          GeneratedItems(gen, make, cfg.data.val_length, cfg.seed + VAL_OFFSET),
-                          GeneratedItems(gen, make, cfg.data.test_length, cfg.seed + TEST_OFFSET),
-                          batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-                          seed=cfg.seed)
+    return generated_datamodule(cfg, functools.partial(item_from_crystal, grid=grid,
+                                                       d_high=cfg.task.d_high))
 
 
 def solve_signs(module: PhaseSign, crystal: Crystal, seed: int = 0) -> dict[str, Any]:
@@ -286,10 +270,8 @@ def evaluate(module: PhaseSign, data: Path | None, split: str | None = "test",
     if not rows:
         raise XtalforgeError("no structure fits the model (space group, cell and resolution)")
     summary = {
-        "metric": {"name": "solved_fraction", "value": float(np.mean([r["solved"] for r in rows])),
-                   "better": "higher"},
-        "baseline": float(np.mean([r["solved_random"] for r in rows])),
-        "baseline_name": "random signs",
+        **headline("solved_fraction", np.mean([r["solved"] for r in rows]), "higher",
+                   np.mean([r["solved_random"] for r in rows]), "random signs"),
         "median_cc": float(np.median([r["cc"] for r in rows])),
         "median_cc_random": float(np.median([r["cc_random"] for r in rows])),
         "sign_accuracy": float(np.mean([r["accuracy"] for r in rows])),

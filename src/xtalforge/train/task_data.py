@@ -106,3 +106,13 @@ class TaskDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test if self.test is not None else self.val)
+
+
+def generated_datamodule(cfg: Any, make: Maker) -> TaskDataModule:
+    """Train / val / test sets of ``cfg.data.generator`` (lengths from ``cfg.data``; val and
+    test fixed by their seed offsets) made into items by ``make``."""
+    gen, d = cfg.data.generator, cfg.data
+    return TaskDataModule(GeneratedItems(gen, make, d.train_length, cfg.seed),
+                          GeneratedItems(gen, make, d.val_length, cfg.seed + VAL_OFFSET),
+                          GeneratedItems(gen, make, d.test_length, cfg.seed + TEST_OFFSET),
+                          batch_size=d.batch_size, num_workers=d.num_workers, seed=cfg.seed)
