@@ -172,7 +172,13 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         raise XtalforgeError("the solve benchmark needs at least one structure")
     if any(s.true_phases is None for s in structures):
         raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
-    finest = min(resolutions + ([extend[1]] if extend else []))
+    direct = module is not None and model_label(module) in ("phai", "density")
+    asked = resolutions + ([extend[1]] if extend else []) + \
+        ([module.task["d_high"]] if direct else [])
+    if not asked:
+        raise XtalforgeError("the solve benchmark needs a resolution, an extension or a "
+                             "phasing model")
+    finest = min(asked)
     for s in structures:
         if s.refl.d_min > finest * 1.03:  # the finest reflection present lies a little above
             raise XtalforgeError(f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark "
@@ -200,7 +206,7 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
                 plans.append((label, d_high, m, ext, low, d_low, {}))
             plans.append(("truth", d_high, m, high, low, d_low, {}))
     rows = []
-    if module is not None and model_label(module) in ("phai", "density"):
+    if direct:
         rows.append(phase_model_row(structures, module, seed))
     solved: dict[tuple, tuple[list[Solution], float]] = {}  # a data set is solved once
     seen: set[tuple] = set()
