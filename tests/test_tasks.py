@@ -258,6 +258,18 @@ def test_map_task_runs_save_load_and_evaluate(tmp_path):
     r = evaluate(run / "checkpoints" / "last.ckpt", None)
     assert r["task"] == "patterson_sr" and r["metric"]["name"] == "map_mse"
     assert r["R_wilson"] > 0.2 and r["R_target"] > 0
+    # a folder of CIFs: the one that fits is scored, the corrupt and the too-large are skipped
+    from xtalforge.crystal.cif_io import write_cif
+
+    cifs = tmp_path / "cifs"
+    cifs.mkdir()
+    write_cif(Generator.from_config(P21).sample(9), cifs / "fits.cif")
+    big = Generator.from_config({**P21, "cell": {**P21["cell"], "a_min": 12.0, "a_max": 14.0},
+                                 "atoms": [20, 30]}).sample(1)
+    write_cif(big, cifs / "big.cif")
+    (cifs / "broken.cif").write_text("data_x\n_cell_length_a 5\n")
+    r = evaluate(run / "checkpoints" / "last.ckpt", cifs)
+    assert r["n_structures"] == 1
 
 
 def test_solve_benchmark_extra_rows(phase_run):

@@ -168,38 +168,12 @@ def make_datamodule(cfg: Any, data_root: Path | None) -> Any:
                                                        task=cfg.task.model_dump()))
 
 
-def test_crystals(info: dict[str, Any], data: Path | None, limit: int | None
-                  ) -> list[tuple[str, Crystal]]:
-    """(name, structure) of the evaluation set: the run's generated test structures, or the
-    CIFs of a folder (those that fail to load are reported on stderr and skipped)."""
-    from xtalforge.train.task_data import TEST_OFFSET, GeneratedItems
-
-    if data is None:
-        if not info:
-            raise XtalforgeError("this checkpoint records no generator: give --data")
-        gen = GeneratedItems(info["generator"], lambda c, i: None,
-                             limit or info["test_length"], info["seed"] + TEST_OFFSET)
-        return [(f"generated-{i}", gen.crystal(i)) for i in range(len(gen))]
-    import sys
-
-    from xtalforge.crystal.cif_io import cif_files, read_cif
-
-    out = []
-    for path in cif_files(data):
-        if limit is not None and len(out) >= limit:
-            break
-        try:
-            out.append((path.name, read_cif(path)))
-        except XtalforgeError as exc:
-            print(f"skipped {path.name}: {exc}", file=sys.stderr)
-    return out
-
-
 def evaluate(module: PattersonDensity, data: Path | None, split: str | None = "test",
              limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Map CC (better hand) beside the shifted-Patterson baseline, phase error per shell and
     the solved fraction on the run's test fragments (or P1 CIFs in ``data``)."""
     from xtalforge.phasing.score import score_phases
+    from xtalforge.train.task_data import evaluation_crystals
 
     t = module.task
     shape = tuple(t["high_shape"])
@@ -209,7 +183,7 @@ def evaluate(module: PattersonDensity, data: Path | None, split: str | None = "t
     rows: list[dict[str, Any]] = []
     err_num = np.zeros(len(edges) - 1)
     err_den = np.zeros(len(edges) - 1)
-    for name, crystal in test_crystals(module.hparams.data, data, limit):
+    for name, crystal in evaluation_crystals(module.hparams.data, data, limit):
         p, rho, refl, f = map_pair(crystal, d_high, shape)
         x = torch.from_numpy(p)[None, None]
         true = torch.from_numpy(rho)[None, None]

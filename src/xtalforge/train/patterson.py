@@ -188,30 +188,34 @@ def make_datamodule(cfg: Any, data_root: Path | None) -> Any:
 
 
 def _structures(module: PattersonSR, data: Path | None, split: str | None, limit: int | None):
-    """(id, Reflections to d_high, |F|, atomic numbers) of the structures to evaluate."""
-    from xtalforge.train.task_data import TEST_OFFSET, GeneratedItems, crystal_data
+    """(id, Reflections to d_high, |F|, atomic numbers) of the structures to evaluate: a dataset
+    folder's split, the run's generated test structures, or a folder of CIFs (calculated F;
+    structures whose reflections do not fit the map grid are reported and skipped)."""
+    import sys
+
+    from xtalforge.train.task_data import crystal_data, evaluation_crystals
 
     d_high = module.task["d_high"]
-    if data is None:
-        info = module.hparams.data
-        if not info:
-            raise XtalforgeError("this checkpoint was trained on a dataset folder: give --data")
-        gen = GeneratedItems(info["generator"], lambda c, i: None,
-                             limit or info["test_length"], info["seed"] + TEST_OFFSET)
-        for i in range(len(gen)):
-            c = gen.crystal(i)
-            refl, f = crystal_data(c, d_high)
-            yield i, refl, np.abs(f), c.z
-        return
-    from xtalforge.data.torch_data import ShardDataset
+    if data is not None and (Path(data) / "manifest.json").is_file():
+        from xtalforge.data.torch_data import ShardDataset
 
-    rows = ShardDataset(data, split, mode="list")
-    for i in range(len(rows) if limit is None else min(limit, len(rows))):
-        row = rows.row(i)
-        refl = reflections_from_hkl(row["hkl"].reshape(-1, 3).astype(np.int64),
-                                    tuple(row["cell"].tolist()), row["spacegroup"])
-        use = refl.d >= d_high * (1 - 1e-9)
-        yield int(row["id"]), refl.subset(use), np.asarray(row["F"], float)[use], row.get("z")
+        rows = ShardDataset(data, split, mode="list")
+        for i in range(len(rows) if limit is None else min(limit, len(rows))):
+            row = rows.row(i)
+            refl = reflections_from_hkl(row["hkl"].reshape(-1, 3).astype(np.int64),
+                                        tuple(row["cell"].tolist()), row["spacegroup"])
+            use = refl.d >= d_high * (1 - 1e-9)
+            yield int(row["id"]), refl.subset(use), np.asarray(row["F"], float)[use], \
+                row.get("z")
+        return
+    for name, crystal in evaluation_crystals(module.hparams.data, data, limit):
+        refl, f = crystal_data(crystal, d_high)
+        try:
+            check_grid(refl, tuple(module.task["high_shape"]), "high-resolution Patterson")
+        except ReflectionError as exc:
+            print(f"skipped {name}: {exc}", file=sys.stderr)
+            continue
+        yield name, refl, np.abs(f), crystal.z
 
 
 def evaluate(module: PattersonSR, data: Path | None, split: str | None = "test",

@@ -257,10 +257,10 @@ def evaluate(module: PhaseSign, data: Path | None, split: str | None = "test",
     skipped) beside random signs."""
     import sys
 
-    from xtalforge.train.density import test_crystals
+    from xtalforge.train.task_data import evaluation_crystals
 
     rows: list[dict[str, Any]] = []
-    for k, (name, crystal) in enumerate(test_crystals(module.hparams.data, data, limit)):
+    for k, (name, crystal) in enumerate(evaluation_crystals(module.hparams.data, data, limit)):
         try:
             row = solve_signs(module, crystal, seed=k)
         except XtalforgeError as exc:

@@ -18,8 +18,10 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from xtalforge.crystal.model import Crystal
 from xtalforge.data.spec import sample_seed
 from xtalforge.data.torch_data import BlockShuffleSampler, ShardDataset
+from xtalforge.errors import XtalforgeError
 
-__all__ = ["GeneratedItems", "RowItems", "TaskDataModule", "crystal_data"]
+__all__ = ["GeneratedItems", "RowItems", "TaskDataModule", "crystal_data",
+           "evaluation_crystals", "generated_datamodule"]
 
 Maker = Callable[[Crystal, int], dict[str, Any]]
 
@@ -116,3 +118,38 @@ def generated_datamodule(cfg: Any, make: Maker) -> TaskDataModule:
                           GeneratedItems(gen, make, d.val_length, cfg.seed + VAL_OFFSET),
                           GeneratedItems(gen, make, d.test_length, cfg.seed + TEST_OFFSET),
                           batch_size=d.batch_size, num_workers=d.num_workers, seed=cfg.seed)
+
+
+def evaluation_crystals(info: dict[str, Any], data: Path | None, limit: int | None
+                        ) -> list[tuple[str, Crystal]]:
+    """(name, structure) of the evaluation set: the run's generated test structures, the test
+    split of a dataset folder, or the CIFs of a folder (those that fail to load are reported
+    on stderr and skipped)."""
+    if data is None:
+        if not info:
+            raise XtalforgeError("this checkpoint records no generator: give --data")
+        gen = GeneratedItems(info["generator"], lambda c, i: None,
+                             limit or info["test_length"], info["seed"] + TEST_OFFSET)
+        return [(f"generated-{i}", gen.crystal(i)) for i in range(len(gen))]
+    import sys
+
+    from xtalforge.crystal.cif_io import cif_files, read_cif
+
+    if (Path(data) / "manifest.json").is_file():  # a dataset folder: its test split
+        from xtalforge.data.rows import crystal_from_row
+        from xtalforge.data.torch_data import ShardDataset
+
+        rows = ShardDataset(data, "test", mode="list",
+                            extra_columns=("frac", "u_iso", "occ", "metadata"))
+        n = len(rows) if limit is None else min(limit, len(rows))
+        return [(f"entry-{rows.row(i)['id']}", crystal_from_row(rows.row(i)))
+                for i in range(n)]
+    out = []
+    for path in cif_files(data):
+        if limit is not None and len(out) >= limit:
+            break
+        try:
+            out.append((path.name, read_cif(path)))
+        except XtalforgeError as exc:
+            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+    return out
