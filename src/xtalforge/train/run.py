@@ -272,7 +272,8 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
             _write_results(Path(out), rows, result)
         return result
     if data is None:
-        raise XtalforgeError("resolution extension is evaluated on a dataset folder: give data")
+        raise XtalforgeError("resolution extension is evaluated on a dataset folder: "
+                             "give --data DATASET")
     root = Path(data)
     grid = dataset_grid(root, module.task.d_high)
     ds = ShardDataset(root, split, module.task, mode=module.input_mode,
