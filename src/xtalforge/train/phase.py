@@ -84,10 +84,16 @@ def sign_item(crystal: Crystal, grid: HKLGrid, d_high: float, sample_id: int = -
               ) -> dict[str, Any]:
     """The training item of a structure: exact |E| (expectation from the model) and the true
     signs of its structure factors to ``d_high`` Å."""
-    from xtalforge.diffraction.wilson import normalize
     from xtalforge.train.task_data import crystal_data
 
     refl, f = crystal_data(crystal, d_high)
+    return _exact_item(crystal, refl, f, grid, sample_id)
+
+
+def _exact_item(crystal: Crystal, refl: Any, f: np.ndarray, grid: HKLGrid,
+                sample_id: int = -1) -> dict[str, Any]:
+    from xtalforge.diffraction.wilson import normalize
+
     e = normalize(np.abs(f), refl, crystal=crystal)
     return dense_item(refl, e, np.where(f.real >= 0, 1.0, -1.0), grid, sample_id)
 
@@ -229,10 +235,10 @@ def solve_signs(module: PhaseSign, crystal: Crystal, seed: int = 0) -> dict[str,
     if halls and crystal.spacegroup.hall not in halls:
         raise XtalforgeError(f"space group {crystal.spacegroup.xhm()} is not one the model was "
                              "trained on (its hkl grid holds another asymmetric unit)")
-    item = sign_item(crystal, module.grid, d_high)
+    refl, f = crystal_data(crystal, d_high)
+    item = _exact_item(crystal, refl, f, module.grid)
     signs, fom = predict_signs(module, item, module.task["inference_cycles"],
                                module.task["inference_starts"], seed)
-    refl, f = crystal_data(crystal, d_high)
     idx = module.grid.index(refl.hkl)
     pred = signs.numpy()[idx]
     amp, true_phi = np.abs(f), np.where(f.real >= 0, 0.0, np.pi)

@@ -118,27 +118,24 @@ def build_module(cfg: RunConfig, data_root: Path | None) -> Any:
     return module
 
 
-def checkpoint_task(path: str | Path) -> str:
-    """The task name a checkpoint was trained for (``resolution`` for older checkpoints)."""
+def load_checkpoint(path: str | Path) -> Any:
+    """A trained model of any task (``ResolutionExtension``, ``PattersonSR``,
+    ``PattersonDensity``, ``PhaseSign``; the task name is in the checkpoint's hyper-parameters,
+    ``resolution`` for older checkpoints) from a checkpoint (CPU, eval mode)."""
+    from xtalforge.train.tasks import task_class
+
     path = Path(path)
     if not path.is_file():
         raise XtalforgeError(f"{path}: no such checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        task = ckpt["hyper_parameters"]["task"]
-    except Exception as exc:
+        hparams = ckpt["hyper_parameters"]
+        name = str(hparams["task"].get("name", "resolution"))
+    except Exception as exc:  # any unreadable file is a bad checkpoint
         raise XtalforgeError(f"{path}: not an xtalforge checkpoint ({exc})") from None
-    return str(task.get("name", "resolution"))
-
-
-def load_checkpoint(path: str | Path) -> Any:
-    """A trained model of any task (``ResolutionExtension``, ``PattersonSR``,
-    ``PattersonDensity``, ``PhaseSign``) from a checkpoint (CPU, eval mode)."""
-    from xtalforge.train.tasks import task_class
-
-    name = checkpoint_task(path)
     try:
-        module = task_class(name).load_from_checkpoint(Path(path), map_location="cpu")
+        module = task_class(name)(**hparams)
+        module.load_state_dict(ckpt["state_dict"])
     except (KeyError, RuntimeError, TypeError) as exc:
         raise XtalforgeError(f"{path}: not a {name} checkpoint ({exc})") from None
     return module.eval()
