@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from xtalforge.crystal.elements import covalent_radius
 from xtalforge.crystal.model import orthogonalization_matrix
 from xtalforge.crystal.symmetry import SymmetryInfo
 
-__all__ = ["SiteSet", "special_operations"]
+__all__ = ["SiteSet", "place_uniform", "special_operations"]
 
 _OFFSETS = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)],
                     dtype=np.float64)
@@ -39,8 +40,24 @@ class SiteSet:
         self.nearest_exact = 0.5 / float(np.linalg.norm(self.frac_mat, axis=1).max())
         self.images = np.zeros((0, 3))  # fractional, wrapped to [0, 1)
         self.radius = np.zeros(0)  # covalent radius of the atom each image belongs to
+        self.radius_max = 0.0  # of self.radius (Å), 0 while empty
         self.frac: list[np.ndarray] = []
         self.z: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _site_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None or len(self._arrays[0]) != len(self.frac):
+            self._arrays = (np.array(self.frac),
+                            np.array([covalent_radius(z) for z in self.z]))
+        return self._arrays
+
+    def site_frac(self) -> np.ndarray:
+        """Fractional coordinates (N, 3) of the placed atoms, in [0, 1)."""
+        return self._site_arrays()[0]
+
+    def site_covalent_radii(self) -> np.ndarray:
+        """Covalent radii (N,) in Å of the placed atoms' elements."""
+        return self._site_arrays()[1]
 
     def images_of(self, x: np.ndarray) -> np.ndarray:
         """Symmetry images (n_ops, 3) of fractional x, wrapped to [0, 1)."""
@@ -50,10 +67,11 @@ class SiteSet:
         """Shortest lattice-image lengths (Å) of fractional differences d (…, 3), exact below
         ``cutoff`` (values at or above it may be overestimated, never below the cutoff)."""
         d = d - np.rint(d)
-        c = d @ self.orth.T
+        c = (d.reshape(-1, 3) @ self.orth.T).reshape(d.shape)  # one product, not a stack
         if cutoff <= self.nearest_exact:
             return np.sqrt((c * c).sum(-1))
-        sq = (c * c).sum(-1)[..., None] + 2 * (c @ self.off_cart.T) + self.off_sq  # (…, 27)
+        cross = (c.reshape(-1, 3) @ self.off_cart.T).reshape(*c.shape[:-1], 27)
+        sq = (c * c).sum(-1)[..., None] + 2 * cross + self.off_sq  # (…, 27)
         return np.sqrt(np.maximum(sq.min(axis=-1), 0.0))
 
     def candidate_distances(self, x: np.ndarray, cutoff: float = np.inf) -> np.ndarray:
@@ -74,6 +92,32 @@ class SiteSet:
         own_d[own_d < SAME_SITE] = np.inf
         return d
 
+    def pair_distances(self, x: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """Nearest-image distances (Å) between rows of x (…, 3) and pts (broadcast), exact
+        below ``nearest_exact`` (the caller checks its cutoff against it)."""
+        d = x - pts
+        d -= np.rint(d)
+        c = (d.reshape(-1, 3) @ self.orth.T).reshape(d.shape)  # one product, not a stack
+        return np.sqrt((c * c).sum(-1))
+
+    def own_image_distances(self, x: np.ndarray) -> np.ndarray:
+        """Distances (Å) from candidates x (T, 3) to their own symmetry images (T, S); images
+        that coincide with the candidate (special positions, the identity) are inf."""
+        own = (x @ self.rot_cat).reshape(len(x), len(self.trans), 3) + self.trans
+        d = self.pair_distances(x[:, None, :], own)
+        d[d < SAME_SITE] = np.inf
+        return d
+
+    def add_general(self, x: np.ndarray, z: np.ndarray, radius: np.ndarray) -> None:
+        """Accept atoms at fractional x (K, 3) on general positions (all images kept)."""
+        k, n_ops = len(x), len(self.trans)
+        imgs = ((x @ self.rot_cat).reshape(k, n_ops, 3) + self.trans) % 1.0
+        self.images = np.concatenate([self.images, imgs.reshape(-1, 3)])
+        self.radius = np.concatenate([self.radius, np.repeat(radius, n_ops)])
+        self.radius_max = max(self.radius_max, float(np.max(radius, initial=0.0)))
+        self.frac.extend(x % 1.0)
+        self.z.extend(int(v) for v in z)
+
     def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
         """Accept an atom at fractional x (its distinct images are stored; on a general
         position — all images ≥ the minimum distance apart — that is all of them)."""
@@ -85,6 +129,7 @@ class SiteSet:
             imgs = imgs[~np.tril(same, k=-1).any(axis=1)]
         self.images = np.concatenate([self.images, imgs])
         self.radius = np.concatenate([self.radius, np.full(len(imgs), radius)])
+        self.radius_max = max(self.radius_max, float(radius))
         self.frac.append(x % 1.0)
         self.z.append(int(z))
 
@@ -134,4 +179,56 @@ def project_special(x: np.ndarray, op: tuple[np.ndarray, np.ndarray, int]) -> np
 def random_unit_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
     """n directions uniform on the sphere."""
     v = rng.normal(size=(n, 3))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.sqrt((v * v).sum(axis=1))[:, None]
+
+
+def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -> np.ndarray:
+    """Place atoms one after another, each at the first of its candidates (A, T, 3) that lies
+    ≥ min_distance Å from every placed image and from its own images; which candidate each atom
+    took (A,), −1 where none was acceptable (the atom is skipped). The atoms are not added to
+    ``sites``; the caller adds them in order.
+
+    The result equals trying the atoms one by one, but the work is done in rounds of numpy
+    operations: every atom's first candidate that passes against the sites placed before the
+    round is taken speculatively, and the round accepts atoms in order up to the first whose
+    pick conflicts with an atom accepted earlier in the same round (that atom goes on in the
+    next round against the enlarged set). Needs min_distance ≤ ``sites.nearest_exact`` (the
+    range in which nearest-image distances are exact; tiny cells are placed atom by atom).
+    """
+    if min_distance > sites.nearest_exact:
+        raise ValueError(f"min_distance {min_distance} Å exceeds the exact nearest-image range "
+                         f"{sites.nearest_exact:.3f} Å of this cell: place atoms one by one")
+    n_atoms, n_tries = candidates.shape[:2]
+    flat = candidates.reshape(-1, 3)
+    ok = (sites.own_image_distances(flat) >= min_distance).all(axis=1)
+    if len(sites.images):
+        ok &= (sites.pair_distances(flat[:, None, :], sites.images) >= min_distance).all(axis=1)
+    ok = ok.reshape(n_atoms, n_tries)
+    n_ops = len(sites.trans)
+    chosen = np.full(n_atoms, -1)
+    start = 0
+    while start < n_atoms:
+        rest = np.arange(start, n_atoms)
+        has = ok[rest].any(axis=1)
+        atoms = rest[has]
+        if not len(atoms):
+            break
+        pick = ok[atoms].argmax(axis=1)
+        x = candidates[atoms, pick]
+        imgs = ((x @ sites.rot_cat).reshape(len(x), n_ops, 3) + sites.trans)
+        close = (sites.pair_distances(x[:, None, None, :], imgs[None]) < min_distance).any(-1)
+        clash = np.tril(close, -1).any(axis=1)
+        stop = int(clash.argmax()) if clash.any() else len(atoms)
+        chosen[atoms[:stop]] = pick[:stop]
+        if stop == len(atoms):
+            break
+        start = int(atoms[stop])
+        new = imgs[:stop].reshape(-1, 3)
+        todo = ok[start:].reshape(-1)
+        idx = np.nonzero(todo)[0]
+        if len(idx):
+            cand = candidates[start:].reshape(-1, 3)[idx]
+            far = (sites.pair_distances(cand[:, None, :], new) >= min_distance).all(axis=1)
+            todo[idx[~far]] = False
+            ok[start:] = todo.reshape(-1, n_tries)
+    return chosen
