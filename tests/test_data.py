@@ -128,6 +128,24 @@ def test_shards_readable_by_pandas_and_pyarrow_and_splits_disjoint(small_dataset
     assert '"status": "complete"' in m and '"git_commit"' in m and '"spec_hash"' in m
 
 
+def test_k_fold_splits_test_every_sample_once():
+    from xtalforge.data.spec import Folds
+
+    k, n = 5, 400
+    splits = [[split_of(3, i, {}, Folds(k=k, test=t)) for i in range(n)] for t in range(k)]
+    for i in range(n):
+        per_fold = [splits[t][i] for t in range(k)]
+        # each sample: test in exactly one fold dataset, validation in one, training in k - 2
+        assert per_fold.count("test") == 1 and per_fold.count("val") == 1
+    sizes = [s.count("test") for s in splits]
+    assert all(abs(m - n / k) < 4 * (n / k) ** 0.5 for m in sizes)  # folds of similar size
+    spec = load_spec({**SMALL, "folds": {"k": 5, "test": 2}})
+    assert spec.spec_hash() != load_spec(SMALL).spec_hash()
+    assert "folds" not in load_spec(SMALL).resolved()  # specs without folds keep their hash
+    with pytest.raises(DatasetError, match=r"folds\.test"):
+        load_spec({**SMALL, "folds": {"k": 5, "test": 5}})
+
+
 def test_rows_match_direct_structure_factors(small_dataset):
     gen = Generator.from_config("phai-p21c")
     row = pq.read_table(small_dataset / "shards" / "part-00001.parquet").slice(2, 1).to_pylist()[0]

@@ -70,7 +70,7 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
                 seeds.append(sample_seed(spec.seed, i))
                 sources.append(files[i].name)
         ids = kept
-    splits = [split_of(spec.seed, i, spec.splits) for i in ids]
+    splits = [split_of(spec.seed, i, spec.splits, spec.folds) for i in ids]
     table = compute_rows(crystals, ids, seeds, splits, spec,
                          sources=sources if spec.cif_dir is not None else None)
     summary = {

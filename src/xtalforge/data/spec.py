@@ -19,8 +19,8 @@ from xtalforge.generate.config import GeneratorConfig, load_config
 from xtalforge.powder.sampler import InstrumentSampler
 from xtalforge.yaml_config import find_preset, read_mapping, validation_message
 
-__all__ = ["ComputeSpec", "DatasetError", "DatasetSpec", "MapSpec", "PowderSpec", "load_spec",
-           "sample_seed", "split_of"]
+__all__ = ["ComputeSpec", "DatasetError", "DatasetSpec", "Folds", "MapSpec", "PowderSpec",
+           "load_spec", "sample_seed", "split_of"]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "datasets"
 SPLITS = ("train", "val", "test")
@@ -85,9 +85,25 @@ class ComputeSpec(_Strict):
         return self
 
 
+class Folds(_Strict):
+    """K-fold cross-validation: each sample falls in one of ``k`` folds (from its seed, as the
+    split fractions do); fold ``test`` is the test split, the next fold (mod k) validation,
+    the rest training. Build the dataset once per ``test`` = 0 … k−1: every sample is tested
+    exactly once over the k datasets."""
+
+    k: int = Field(ge=3, le=1000)
+    test: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Folds:
+        if self.test >= self.k:
+            raise ValueError(f"folds.test must be < folds.k = {self.k}, got {self.test}")
+        return self
+
+
 class DatasetSpec(_Strict):
     """A dataset: source (``generator`` or ``cif_dir``), what to compute, n, seed, shards and
-    splits."""
+    splits (fractions, or ``folds`` for k-fold cross-validation, which then replaces them)."""
 
     name: str = "dataset"
     generator: str | dict[str, Any] | None = None
@@ -99,6 +115,7 @@ class DatasetSpec(_Strict):
     compute: ComputeSpec = Field(default_factory=ComputeSpec)
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1,
                                                               "test": 0.1})
+    folds: Folds | None = None
 
     @field_validator("splits")
     @classmethod
@@ -133,6 +150,8 @@ class DatasetSpec(_Strict):
     def resolved(self) -> dict[str, Any]:
         """The spec as plain data with the generator config inlined (what the manifest stores)."""
         data = self.model_dump(mode="json")
+        if data["folds"] is None:  # absent, so that specs without folds keep their hash
+            del data["folds"]
         if self.generator is not None:
             data["generator"] = self.generator_config().model_dump(mode="json")
         return data
@@ -156,11 +175,18 @@ def sample_seed(dataset_seed: int, index: int) -> int:
     return int((int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1))
 
 
-def split_of(dataset_seed: int, index: int, fractions: dict[str, float]) -> str:
+def split_of(dataset_seed: int, index: int, fractions: dict[str, float],
+             folds: Folds | None = None) -> str:
     """Split of sample ``index``: a uniform number from (seed, index) against the cumulative
-    fractions; disjoint by construction and stable when n grows."""
+    fractions, or its fold under k-fold ``folds``; disjoint by construction and stable when n
+    grows."""
     u = np.random.SeedSequence([int(dataset_seed), int(index), 0x5B17]).generate_state(1)[0]
     x = float(u) / 2**32
+    if folds is not None:
+        fold = min(int(x * folds.k), folds.k - 1)
+        if fold == folds.test:
+            return "test"
+        return "val" if fold == (folds.test + 1) % folds.k else "train"
     acc = 0.0
     for name in SPLITS:
         acc += fractions.get(name, 0.0)
