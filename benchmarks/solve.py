@@ -51,14 +51,15 @@ def random_set(sg: str, n: int, atoms: int, d_min: float, seed: int) -> list[Sol
     return out
 
 
-def cod_monoclinic(d_min: float, limit: int | None, max_edge: float) -> list[SolveData]:
+def cod_monoclinic(d_min: float, limit: int | None, max_edge: float,
+                   min_edge: float = 0.0) -> list[SolveData]:
     if not (REAL / "index.csv").is_file():
         return []
     out = []
     with open(REAL / "index.csv") as fh:
         for row in csv.DictReader(fh):
-            if row["crystal_system"] != "monoclinic" or \
-                    max(float(row[k]) for k in "abc") > max_edge:
+            longest = max(float(row[k]) for k in "abc")
+            if row["crystal_system"] != "monoclinic" or not min_edge < longest <= max_edge:
                 continue
             try:
                 out.append(load_solve_data(REAL / row["file"], d_min=d_min))
@@ -77,6 +78,8 @@ def main() -> None:
     ap.add_argument("--extend", default="1.2:1.0")
     ap.add_argument("--cod-limit", type=int, default=None)
     ap.add_argument("--cod-max-edge", type=float, default=20.0, help="Å; larger cells skipped")
+    ap.add_argument("--cod-min-edge", type=float, default=0.0,
+                    help="Å; cells whose longest edge is not above this are skipped")
     ap.add_argument("--sets", default="P 1 21 1,P 1 21/c 1,cod")
     ap.add_argument("--starts", type=int, default=4)
     ap.add_argument("--smtbx-starts", type=int, default=1)
@@ -97,7 +100,8 @@ def main() -> None:
                "sets": {}}
     for name in [s.strip() for s in args.sets.split(",")]:
         t0 = time.perf_counter()
-        data = cod_monoclinic(finest, args.cod_limit, args.cod_max_edge) if name == "cod" else \
+        data = cod_monoclinic(finest, args.cod_limit, args.cod_max_edge,
+                              args.cod_min_edge) if name == "cod" else \
             random_set(name, args.n, args.atoms, finest, 1000)
         if not data:
             print(f"{name}: no structures (real-data folder absent?)", file=sys.stderr)
