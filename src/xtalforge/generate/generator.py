@@ -69,8 +69,7 @@ class Generator:
         self.config = config
         self._groups = list(config.spacegroups)
         weights = np.array(list(config.spacegroups.values()), dtype=np.float64)
-        self._group_p = weights / weights.sum()
-        cdf = self._group_p.cumsum()
+        cdf = (weights / weights.sum()).cumsum()
         self._group_cdf = (cdf / cdf[-1]).tolist()
         self._resolved = [resolve_space_group(g) for g in self._groups]
         self._elements = _Weights(config.composition.elements)

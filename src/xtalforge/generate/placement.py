@@ -59,6 +59,10 @@ class SiteSet:
         """Covalent radii (N,) in Å of the placed atoms' elements."""
         return self._site_arrays()[1]
 
+    def images_unwrapped(self, x: np.ndarray) -> np.ndarray:
+        """Symmetry images (T, n_ops, 3) of the fractional rows of x (T, 3), not wrapped."""
+        return (x @ self.rot_cat).reshape(len(x), len(self.trans), 3) + self.trans
+
     def images_of(self, x: np.ndarray) -> np.ndarray:
         """Symmetry images (n_ops, 3) of fractional x, wrapped to [0, 1)."""
         return (self.rots @ x + self.trans) % 1.0
@@ -79,7 +83,7 @@ class SiteSet:
         own images: (T, M + S), own images that coincide with the candidate set to inf; exact
         below ``cutoff`` Å (one fused evaluation)."""
         n_c, n_ops = len(x), len(self.trans)
-        own = (x @ self.rot_cat).reshape(n_c, n_ops, 3) + self.trans
+        own = self.images_unwrapped(x)
         m = len(self.images)
         if m:
             pts = np.empty((n_c, m + n_ops, 3))
@@ -95,25 +99,20 @@ class SiteSet:
     def pair_distances(self, x: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """Nearest-image distances (Å) between rows of x (…, 3) and pts (broadcast), exact
         below ``nearest_exact`` (the caller checks its cutoff against it)."""
-        d = x - pts
-        d -= np.rint(d)
-        c = (d.reshape(-1, 3) @ self.orth.T).reshape(d.shape)  # one product, not a stack
-        return np.sqrt((c * c).sum(-1))
+        return self._periodic(x - pts, self.nearest_exact)
 
     def own_image_distances(self, x: np.ndarray) -> np.ndarray:
         """Distances (Å) from candidates x (T, 3) to their own symmetry images (T, S); images
         that coincide with the candidate (special positions, the identity) are inf."""
-        own = (x @ self.rot_cat).reshape(len(x), len(self.trans), 3) + self.trans
-        d = self.pair_distances(x[:, None, :], own)
+        d = self.pair_distances(x[:, None, :], self.images_unwrapped(x))
         d[d < SAME_SITE] = np.inf
         return d
 
     def add_general(self, x: np.ndarray, z: np.ndarray, radius: np.ndarray) -> None:
         """Accept atoms at fractional x (K, 3) on general positions (all images kept)."""
-        k, n_ops = len(x), len(self.trans)
-        imgs = ((x @ self.rot_cat).reshape(k, n_ops, 3) + self.trans) % 1.0
+        imgs = self.images_unwrapped(x) % 1.0
         self.images = np.concatenate([self.images, imgs.reshape(-1, 3)])
-        self.radius = np.concatenate([self.radius, np.repeat(radius, n_ops)])
+        self.radius = np.concatenate([self.radius, np.repeat(radius, len(self.trans))])
         self.radius_max = max(self.radius_max, float(np.max(radius, initial=0.0)))
         self.frac.extend(x % 1.0)
         self.z.extend(int(v) for v in z)
@@ -204,7 +203,6 @@ def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -
     if len(sites.images):
         ok &= (sites.pair_distances(flat[:, None, :], sites.images) >= min_distance).all(axis=1)
     ok = ok.reshape(n_atoms, n_tries)
-    n_ops = len(sites.trans)
     chosen = np.full(n_atoms, -1)
     start = 0
     while start < n_atoms:
@@ -215,7 +213,7 @@ def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -
             break
         pick = ok[atoms].argmax(axis=1)
         x = candidates[atoms, pick]
-        imgs = ((x @ sites.rot_cat).reshape(len(x), n_ops, 3) + sites.trans)
+        imgs = sites.images_unwrapped(x)
         close = (sites.pair_distances(x[:, None, None, :], imgs[None]) < min_distance).any(-1)
         clash = np.tril(close, -1).any(axis=1)
         stop = int(clash.argmax()) if clash.any() else len(atoms)
@@ -223,12 +221,10 @@ def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -
         if stop == len(atoms):
             break
         start = int(atoms[stop])
-        new = imgs[:stop].reshape(-1, 3)
-        todo = ok[start:].reshape(-1)
-        idx = np.nonzero(todo)[0]
-        if len(idx):
-            cand = candidates[start:].reshape(-1, 3)[idx]
-            far = (sites.pair_distances(cand[:, None, :], new) >= min_distance).all(axis=1)
-            todo[idx[~far]] = False
-            ok[start:] = todo.reshape(-1, n_tries)
+        # the remaining candidates still open must also clear the round's accepted atoms
+        rows, cols = np.nonzero(ok[start:])
+        rows += start
+        near = (sites.pair_distances(candidates[rows, cols][:, None, :],
+                                     imgs[:stop].reshape(-1, 3)) < min_distance).any(axis=1)
+        ok[rows[near], cols[near]] = False
     return chosen
