@@ -118,6 +118,67 @@ def test_charge_flipping_is_deterministic_and_checks_input():
         charge_flip(data.refl, data.amplitudes, d_ext=1.5)
 
 
+@pytest.mark.parametrize("sg", ["P 1 21 1", "P 1 21/c 1", "C 1 2/c 1", "P 21 21 21"])
+def test_symmetry_check_is_one_for_the_truth_at_any_origin_and_low_for_random_phases(sg):
+    """The running agreement: exact structure factors moved to an arbitrary origin have the
+    group's symmetry about some origin (agreement 1); random phases do not (< 0.3); P1 has
+    nothing to check (NaN)."""
+    import torch
+
+    from xtalforge.phasing.symmetry_check import SymmetryCheck
+
+    shape = (40, 36, 44)
+    shift = np.array([12, 7, 25]) / shape  # an origin on the grid
+    rng = np.random.default_rng(0)
+    rows, structures = [], []
+    for i, group in enumerate([sg, "P 1"]):
+        r, f = structure(group, seed=3 + i)
+        hkl, fp1 = r.expand_to_p1(f)
+        keep = hkl.any(axis=1)
+        hkl, fp1 = hkl[keep], fp1[keep] * np.exp(-2j * np.pi * (hkl[keep] @ shift))
+        structures.append((r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations,
+                           hkl, np.abs(fp1)))
+        random = np.abs(fp1) * np.exp(1j * rng.uniform(-np.pi, np.pi, len(hkl)))
+        for values in (fp1, random):
+            grid = np.zeros(shape, complex)
+            grid[tuple((hkl % shape).T)] = values
+            rows.append(np.conj(grid[:, :, :shape[2] // 2 + 1]).reshape(-1))  # as rfftn stores
+    check = SymmetryCheck(shape, structures, torch.device("cpu"), torch.float64)
+    agree = check.agreement(torch.as_tensor(np.array(rows)), torch.tensor([0, 0, 1, 1]))
+    assert agree[0] == pytest.approx(1.0, abs=1e-9)
+    assert agree[1] < 0.3
+    assert torch.isnan(agree[2:]).all()
+
+
+def test_structures_share_a_grid_only_when_little_of_it_is_padding():
+    from xtalforge.phasing.charge_flipping import _grid_groups
+
+    own = [(24, 24, 24), (48, 20, 30), (24, 25, 24), (25, 24, 24), (100, 100, 100), (48, 20, 30)]
+    groups = _grid_groups(own)
+    assert sorted(i for g in groups for i in g) == list(range(len(own)))
+    for g in groups:
+        box = np.max([own[i] for i in g], axis=0)
+        assert np.prod(box) * len(g) <= 1.5 * sum(np.prod(own[i]) for i in g)
+    assert [4] in groups and any({0, 2, 3} <= set(g) for g in groups)
+
+
+def test_charge_flipping_stops_a_structure_once_a_start_shows_its_symmetry():
+    """With stop="first" a P2_1 structure leaves the batch soon after a start shows the
+    group's symmetry (far before max_iter), and its solution is as good as running every
+    start to the end."""
+    from xtalforge.phasing.charge_flipping import charge_flip
+    from xtalforge.phasing.solve import quasi_e
+
+    r, f = structure("P 1 21 1", 2, 0.8)
+    e = quasi_e(np.abs(f), r)
+    first = charge_flip(r, e, starts=4, seed=1, max_iter=500)
+    every = charge_flip(r, e, starts=4, seed=1, max_iter=500, stop="all")
+    assert first.cycles < 300 and every.cycles == 500
+    assert first.symmetry_agreement > 0.3
+    for res in (first, every):
+        assert score_phases(r, np.abs(f), np.angle(f), res.phases).solved
+
+
 def test_free_lunch_extrapolates_the_shell_beyond_the_data():
     """Solving at 1.0 Å with d_ext = 0.8 Å: the extrapolated |E| of the 1.0–0.8 Å shell (every
     reflection of it, none of the data) correlate with the true ones."""

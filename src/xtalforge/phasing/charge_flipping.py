@@ -9,9 +9,15 @@ Caliandro et al. 2005), reflections between the data's d_min and d_ext take G it
 takes G(000). δ = ``delta_k`` σ(ρ) every cycle (σ over the grid; starts spread δ over
 ``delta_spread``). Convergence: the R factor between |E_obs| and |G| (scaled) drops — a start is
 converged once its R has fallen ``r_drop`` below its running maximum and stays within ``r_tol`` for
-``patience`` cycles; every start runs at most ``max_iter`` cycles. The best start per structure
-(lowest final R) is kept, its origin located from the space-group symmetry of its phases, and its
-phases averaged over the group (see :func:`locate_origin`).
+``patience`` cycles; every start runs at most ``max_iter`` cycles. A start that has found the
+structure shows its space group's symmetry while the others do not (a low R alone also marks
+false "uranium atom" solutions), so every ten cycles the symmetry agreement of each start is
+measured in the batch (:mod:`xtalforge.phasing.symmetry_check`), and a structure leaves the
+batch once one of its starts has clearly shown it (``stop="first"``). The start kept per
+structure has the best symmetry agreement (P1: the lowest R); its origin is located from the
+space-group symmetry of its phases and its phases averaged over the group (see
+:func:`locate_origin`). Structures share a grid only with others of a similar size (padding
+costs FFT time), so a batch runs as a few groups.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from xtalforge.diffraction.maps import _good_size
 from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.errors import ReflectionError
+from xtalforge.phasing.symmetry_check import SymmetryCheck
 
 __all__ = ["FlipResult", "charge_flip", "charge_flip_batch", "locate_origin"]
 
@@ -33,7 +40,8 @@ __all__ = ["FlipResult", "charge_flip", "charge_flip_batch", "locate_origin"]
 class FlipResult:
     """One structure's solution: ASU phases (radians) after origin location and symmetry
     averaging, the raw P1 phases of the same reflections, the final R of the best start, the
-    cycle at which it converged (−1: never), and the free-lunch amplitudes when used."""
+    cycle at which it converged (−1: never), the free-lunch amplitudes when used, and the
+    number of cycles run."""
 
     phases: np.ndarray
     p1_phases: np.ndarray
@@ -42,6 +50,7 @@ class FlipResult:
     origin: tuple[float, float, float]
     symmetry_agreement: float
     extrapolated: tuple[np.ndarray, np.ndarray] | None = None  # (hkl, |F|) beyond the data
+    cycles: int = 0  # flipping cycles the structure ran (its longest start)
 
 
 def _grid_shape(hkl: np.ndarray, sample_rate: float, cell: tuple, d_min: float,
@@ -67,20 +76,36 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
                       delta_spread: float = 0.15, sample_rate: float = 2.0,
                       d_ext: float | None = None, seed: int = 0, device: str = "cpu",
                       r_drop: float = 0.06, r_tol: float = 0.01, patience: int = 30,
-                      double: bool = False) -> list[FlipResult]:
+                      stop: str = "first", agreement_min: float = 0.25,
+                      agreement_noise: float = 4.0, agreement_tol: float = 0.05,
+                      grace: int = 40, check_every: int = 10, double: bool = False
+                      ) -> list[FlipResult]:
     """Charge flipping of many structures at once, each with ``starts`` random starts.
 
     ``amplitudes``: |E| (recommended) or |F| per ASU reflection of each ``refls`` entry.
-    All starts of all structures share one padded grid (a finer grid than a structure needs
-    only samples its density more finely), so a batch is one tensor on ``device``; the
-    density is real, so only half of reciprocal space is stored (rfft). A start leaves the batch
-    once converged. ``double``: float64 instead of float32.
+    Structures of similar grid sizes run together, all their starts in one tensor on
+    ``device`` on one padded grid (a finer grid than a structure needs only samples its
+    density more finely; at most 1.5× the points they need); the density is real, so only
+    half of reciprocal space is stored (rfft). Each structure's random starting phases come
+    from (``seed``, its position in the list). A start whose R has
+    converged leaves the batch. ``stop``: ``"first"`` (default) — every ``check_every`` cycles
+    the symmetry agreement of each start's phases with its space group is measured
+    (:class:`~xtalforge.phasing.symmetry_check.SymmetryCheck`: 1 for symmetric phases, about
+    0.1–0.2 for random ones, higher at low resolution), and a structure leaves the batch as
+    soon as one start has shown its symmetry at two checks in a row — agreement at least
+    ``agreement_min`` and ``agreement_noise`` × the agreement of the structure's random starting
+    phases, changed by at most ``agreement_tol`` — and then ``grace`` cycles more (a phase
+    transition takes a while to settle); its other starts stop where they are and still
+    compete for the best solution. Structures in P1 have nothing to check and run as with
+    ``"all"``: every start runs until its R converges or ``max_iter``.
+    ``double``: float64 instead of float32.
     """
+    if stop not in ("first", "all"):
+        raise ReflectionError(f"stop must be 'first' or 'all', got {stop!r}")
     if len(refls) != len(amplitudes) or not refls:
         raise ReflectionError("charge_flip_batch needs one amplitude array per Reflections")
     if starts < 1 or max_iter < 1:
         raise ReflectionError("charge flipping needs starts ≥ 1 and max_iter ≥ 1")
-    gen = np.random.default_rng(seed)
     p1 = []
     for refl, amp in zip(refls, amplitudes, strict=True):
         amp = np.abs(np.asarray(amp, np.float64))
@@ -100,10 +125,68 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
             outer_hkl = outer.hkl
         p1.append((hkl[keep], vals[keep], ext, outer_hkl))
     d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
-    shape = np.max([_grid_shape(np.concatenate([h] + ([e] if e is not None else [])),
-                                sample_rate, r.cell, d_all, [1, 1, 1])
-                    for (h, _, e, _), r in zip(p1, refls, strict=True)], axis=0)
-    shape = tuple(_good_size(int(n)) for n in shape)
+    own = [tuple(_good_size(int(n)) for n in _grid_shape(
+        np.concatenate([h] + ([e] if e is not None else [])), sample_rate, r.cell, d_all,
+        [1, 1, 1])) for (h, _, e, _), r in zip(p1, refls, strict=True)]
+    opts = _Options(starts, max_iter, weak_fraction, delta_k, delta_spread, d_ext is not None,
+                    torch.device(device), torch.float64 if double else torch.float32, r_drop,
+                    r_tol, patience, stop, agreement_min, agreement_noise, agreement_tol, grace,
+                    check_every)
+    results: list[FlipResult | None] = [None] * len(refls)
+    for members in _grid_groups(own):
+        shape = tuple(int(n) for n in np.max([own[i] for i in members], axis=0))
+        gens = [np.random.default_rng([seed, i]) for i in members]
+        for i, res in zip(members, _flip_group([refls[i] for i in members],
+                                               [p1[i] for i in members], shape, gens, opts),
+                          strict=True):
+            results[i] = res
+    return results  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Options:
+    starts: int
+    max_iter: int
+    weak_fraction: float
+    delta_k: float
+    delta_spread: float
+    extrapolate: bool
+    device: torch.device
+    real: torch.dtype
+    r_drop: float
+    r_tol: float
+    patience: int
+    stop: str
+    agreement_min: float
+    agreement_noise: float
+    agreement_tol: float
+    grace: int
+    check_every: int
+
+
+def _grid_groups(own: list[tuple[int, int, int]], waste: float = 1.5) -> list[list[int]]:
+    """Structures grouped to share a grid (the largest of each axis): sorted by grid size, a
+    group grows while its padded grids hold at most ``waste`` × the points they need."""
+    size = [int(np.prod(s)) for s in own]
+    groups: list[list[int]] = []
+    need, box = 0, np.zeros(3, int)
+    for i in np.argsort(size, kind="stable"):
+        i = int(i)
+        grown = np.maximum(box, own[i])
+        if groups and np.prod(grown) * (len(groups[-1]) + 1) <= waste * (need + size[i]):
+            groups[-1].append(i)
+            need, box = need + size[i], grown
+        else:
+            groups.append([i])
+            need, box = size[i], np.array(own[i])
+    return groups
+
+
+def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int, int],
+                gens: list[np.random.Generator], o: _Options) -> list[FlipResult]:
+    """Charge flipping of structures sharing one grid ``shape`` (see :func:`charge_flip_batch`)."""
+    starts, max_iter, patience, check_every = o.starts, o.max_iter, o.patience, o.check_every
+    real, dev = o.real, o.device
     half = _HalfGrid(shape)
     n_struct = len(refls)
     obs_lists = [half.select(h) for h, _, _, _ in p1]  # (rows into the P1 list, flat, weight)
@@ -115,14 +198,14 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
     sign = np.zeros((n_struct, n_max))
     for s, ((hkl, vals, _, _), (rows, flat, w)) in enumerate(zip(p1, obs_lists, strict=True)):
         m = len(rows)
-        cut = np.quantile(vals, weak_fraction) if weak_fraction > 0 else -np.inf
+        cut = np.quantile(vals, o.weak_fraction) if o.weak_fraction > 0 else -np.inf
         # padding repeats the first reflection (a scatter then writes the same value twice)
         pad = np.r_[np.arange(m), np.zeros(n_max - m, np.int64)]
         idx[s], amp_t[s] = flat[pad], vals[rows][pad]
         wgt[s, :m] = w
         weak[s], sign[s] = (vals[rows] <= cut)[pad], _half_sign(hkl[rows])[pad]
     ext_idx = ext_w = None
-    if d_ext is not None:
+    if o.extrapolate:
         ext_lists = [half.select(e) for _, _, e, _ in p1]
         e_max = max(len(e[0]) for e in ext_lists)
         ext_idx = np.zeros((n_struct, e_max), np.int64)
@@ -130,10 +213,8 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         for s, (rows, flat, w) in enumerate(ext_lists):
             pad = np.r_[np.arange(len(rows)), np.zeros(e_max - len(rows), np.int64)]
             ext_idx[s], ext_w[s, :len(rows)] = flat[pad], w
-    ks = delta_k * (1 + delta_spread * np.linspace(-1, 1, starts)) if starts > 1 else \
-        np.array([delta_k])
-    real = torch.float64 if double else torch.float32
-    dev = torch.device(device)
+    ks = o.delta_k * (1 + o.delta_spread * np.linspace(-1, 1, starts)) if starts > 1 else \
+        np.array([o.delta_k])
     rep = np.repeat(np.arange(n_struct), starts)
 
     def put(a: np.ndarray, dtype: torch.dtype = real) -> torch.Tensor:
@@ -144,7 +225,9 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
           "sign": put(sign[rep]), "k": put(np.tile(ks, n_struct)[:, None])}
     if ext_idx is not None:
         st["ext_idx"], st["ext_w"] = put(ext_idx[rep], torch.int64), put(ext_w[rep])
-    phase0 = put(gen.uniform(-np.pi, np.pi, (n_struct * starts, n_max)))
+    phase0 = put(np.concatenate([np.pad(g.uniform(-np.pi, np.pi, (starts, len(o_[0]))),
+                                        ((0, 0), (0, n_max - len(o_[0]))))
+                                 for g, o_ in zip(gens, obs_lists, strict=True)]))
     n_half, n_grid = half.size, int(np.prod(shape))
     # the running state: conj G on the half grid, as rfftn gives it
     gc = torch.zeros(len(rep), n_half, dtype=real.to_complex(), device=dev)
@@ -155,18 +238,36 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
     st["stable"] = torch.zeros(len(rep), dtype=torch.int64, device=dev)
     final: dict[int, tuple] = {}
     half_pi = math.pi / 2
+    checker: SymmetryCheck | None = SymmetryCheck(shape, [
+        (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, h, v)
+        for r, (h, v, _, _) in zip(refls, p1, strict=True)], dev, real)
+    if not checker.active:
+        checker = None
+    watch = checker is not None and o.stop == "first"
+    if watch:  # the agreement of random phases: this structure's noise level
+        struct = st["row"] // starts
+        noise = checker.agreement(st["gc"], struct).view(n_struct, starts).mean(1)
+        st["thr"] = (o.agreement_noise * noise[struct]).clamp_min(o.agreement_min)
+        st["agree"] = torch.zeros(len(rep), dtype=real, device=dev)
+        st["due"] = torch.full((len(rep),), max_iter, dtype=torch.int64, device=dev)
+        st["seen"] = torch.full((len(rep),), -1, dtype=torch.int64, device=dev)  # found at
 
-    def retire(done: torch.Tensor, it: int, converged: bool) -> None:
-        """Store the retiring rows' observed-amplitude models and drop them from the batch."""
+    def retire(done: torch.Tensor, at: torch.Tensor, cycles: int) -> None:
+        """Store the retiring rows' observed-amplitude models (``at``: per row of the batch,
+        the cycle it converged at, −1 for never) and drop them from the batch."""
         rows = st["row"][done].tolist()
+        conv = at[done].tolist()
         ph = -torch.angle(torch.gather(st["gc"][done], 1, st["idx"][done])).cpu().numpy()
         ext = None
         if ext_idx is not None:
             ext = torch.gather(st["gc"][done], 1, st["ext_idx"][done]).abs().cpu().numpy()
         r = st["r_prev"][done].cpu().numpy()
+        agree = np.full(len(rows), np.nan)
+        if checker is not None:
+            agree = checker.agreement(st["gc"][done], st["row"][done] // starts).cpu().numpy()
         for j, row in enumerate(rows):
-            final[row] = (ph[j], None if ext is None else ext[j], float(r[j]),
-                          it - patience if converged else -1)
+            final[row] = (ph[j], None if ext is None else ext[j], float(r[j]), conv[j],
+                          float(agree[j]), cycles)
         for key in list(st):
             st[key] = st[key][~done]
 
@@ -196,16 +297,31 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         r = ((st["amp"] - scale[:, None] * g_abs).abs() * strong).sum(1) / \
             (st["amp"] * strong).sum(1).clamp_min(1e-30)
         st["peak"] = torch.maximum(st["peak"], r)
-        steady = ((st["r_prev"] - r).abs() < r_tol) & ((st["peak"] - r) > r_drop)
+        steady = ((st["r_prev"] - r).abs() < o.r_tol) & ((st["peak"] - r) > o.r_drop)
         st["stable"] = torch.where(steady, st["stable"] + 1, torch.zeros_like(st["stable"]))
         st["r_prev"] = r
-        done = st["stable"] >= patience
-        if it % 10 == 9 and bool(done.any()):
-            retire(done, it, True)
+        if it % check_every == check_every - 1:
+            at = torch.where(st["stable"] >= patience, it - patience, -1)
+            done = at >= 0
+            if watch:  # a structure with a start showing its symmetry is done
+                struct = st["row"] // starts
+                agree = checker.agreement(st["gc"], struct)
+                found = (agree >= st["thr"]) & (st["agree"] >= st["thr"]) & \
+                    ((agree - st["agree"]).abs() <= o.agreement_tol)
+                st["agree"] = agree
+                st["seen"] = torch.where(found & (st["seen"] < 0), it, st["seen"])
+                at = torch.where(at < 0, st["seen"], at)
+                # the structure runs ``grace`` more cycles (a transition takes a while to settle)
+                due = torch.isin(struct, struct[found]) & (st["due"] > it + o.grace)
+                st["due"] = torch.where(due, it + o.grace, st["due"])
+                done = done | (st["due"] <= it)
+            if bool(done.any()):
+                retire(done, at, it + 1)
     if len(st["row"]):
-        conv = st["stable"] >= patience
-        retire(conv, max_iter - 1, True)
-        retire(torch.ones_like(st["stable"], dtype=torch.bool), max_iter - 1, False)
+        last = torch.where(st["stable"] >= patience, max_iter - 1 - patience, -1)
+        if "seen" in st:
+            last = torch.where(last < 0, st["seen"], last)
+        retire(torch.ones_like(st["stable"], dtype=torch.bool), last, max_iter)
     results = []
     for s, (refl, (full_hkl, full_amp, _, outer_hkl), (rows, flat, _)) in enumerate(
             zip(refls, p1, obs_lists, strict=True)):
@@ -214,19 +330,19 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         in_half = half.to_half(fidx)
         mate = half.to_half(np.ravel_multi_index(
             tuple(-full_hkl[:, i] % shape[i] for i in range(3)), shape))
-        cands = []
-        for j in range(starts):
-            ph, ext, r, conv = final[s * starts + j]
-            # observed amplitudes with the start's phases on the full grid (mates by Friedel)
-            unit = np.zeros(half.size, complex)
-            unit[flat] = np.exp(1j * ph[:m])
-            phasor = np.where(in_half >= 0, unit[np.maximum(in_half, 0)],
-                              np.conj(unit[np.maximum(mate, 0)]))
-            grid = np.zeros(shape, complex)
-            grid.reshape(-1)[fidx] = full_amp * phasor
-            phases, origin, agreement = locate_origin(grid, refl)
-            cands.append((agreement, -r, j, phases, origin, grid, ext, conv))
-        agreement, neg_r, j, phases, origin, grid, ext, conv = max(cands, key=lambda c: c[:3])
+        # the start kept: the best symmetry agreement (P1: the lowest R)
+        ph, ext, r, conv, _, _ = max((final[s * starts + j] for j in range(starts)),
+                                     key=lambda c: (-math.inf if math.isnan(c[4]) else c[4],
+                                                    -c[2]))
+        cycles = max(final[s * starts + j][5] for j in range(starts))
+        # observed amplitudes with its phases on the full grid (mates by Friedel)
+        unit = np.zeros(half.size, complex)
+        unit[flat] = np.exp(1j * ph[:m])
+        phasor = np.where(in_half >= 0, unit[np.maximum(in_half, 0)],
+                          np.conj(unit[np.maximum(mate, 0)]))
+        grid = np.zeros(shape, complex)
+        grid.reshape(-1)[fidx] = full_amp * phasor
+        phases, origin, agreement = locate_origin(grid, refl)
         extrap = None
         if outer_hkl is not None:
             _, ext_flat, _ = half.select(p1[s][2])
@@ -239,8 +355,8 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
             amps = np.where(o_idx >= 0, lookup[np.maximum(o_idx, 0)],
                             lookup[np.maximum(o_mate, 0)])
             extrap = (outer_hkl, amps)
-        results.append(FlipResult(phases, _asu_phases(grid, refl.hkl, shape), float(-neg_r),
-                                  int(conv), origin, agreement, extrap))
+        results.append(FlipResult(phases, _asu_phases(grid, refl.hkl, shape), float(r),
+                                  int(conv), origin, agreement, extrap, cycles))
     return results
 
 

@@ -103,7 +103,8 @@ def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed
         seconds = (time.perf_counter() - t0) / len(data)
         return [Solution("cf", r.phases, r.p1_phases, seconds, r.symmetry_agreement,
                          {"r_factor": r.r_factor, "converged_at": r.converged_at,
-                          "origin": r.origin, "extrapolated": r.extrapolated}) for r in res]
+                          "cycles": r.cycles, "origin": r.origin,
+                          "extrapolated": r.extrapolated}) for r in res]
     if d_ext is not None:
         raise XtalforgeError("free-lunch extrapolation (d_ext) is a charge-flipping option")
     from xtalforge.phasing.smtbx import smtbx_solve_batch
