@@ -264,7 +264,8 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         r = st["r_prev"][done].cpu().numpy()
         agree = np.full(len(rows), np.nan)
         if checker is not None:
-            agree = checker.agreement(st["gc"][done], st["row"][done] // starts).cpu().numpy()
+            agree = checker.agreement(st["gc"][done], st["row"][done] // starts,
+                                      every_op=True).cpu().numpy()
         for j, row in enumerate(rows):
             final[row] = (ph[j], None if ext is None else ext[j], float(r[j]), conv[j],
                           float(agree[j]), cycles)
@@ -330,7 +331,7 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         in_half = half.to_half(fidx)
         mate = half.to_half(np.ravel_multi_index(
             tuple(-full_hkl[:, i] % shape[i] for i in range(3)), shape))
-        # the start kept: the best symmetry agreement (P1: the lowest R)
+        # the start kept: the best agreement with every operation (P1: the lowest R)
         ph, ext, r, conv, _, _ = max((final[s * starts + j] for j in range(starts)),
                                      key=lambda c: (-math.inf if math.isnan(c[4]) else c[4],
                                                     -c[2]))

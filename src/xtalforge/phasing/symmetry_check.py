@@ -6,10 +6,12 @@ solution with a low R) does not. For the current phases φ(h) of a start and the
 amplitudes |E(h)| over the full sphere, F'(h) = |E(h)| e^{iφ(h)}, one operation (R, t) of the
 point group gives S(s) = Re Σ_h F'(hR) F'(h)* e^{2πi h·t} e^{−2πi h·s} (one real FFT), and the
 agreement is max over origins x0 of S((I − R) x0) / Σ_h |F'(h)|²: 1 for phases with the
-group's symmetry, about 0.1–0.2 for random ones (more at low resolution). The operation
-checked is the one that fixes the origin most — the inversion when the group has it, else the
-first with the largest rank of I − R; :func:`xtalforge.phasing.charge_flipping.locate_origin`
-computes the same figure over every operation once, for the solution kept.
+group's symmetry, about 0.1–0.2 for random ones (more at low resolution). While flipping, the
+operation checked is the one that pins the origin most — the inversion when the group has it,
+else one with the largest rank of I − R; to choose the start kept, every operation with one
+shared origin (Σ_g S_g((I − R_g) x0) / n_g Σ|F'|², the figure
+:func:`xtalforge.phasing.charge_flipping.locate_origin` maximises, where the centring
+translations count too and only add a constant).
 """
 
 from __future__ import annotations
@@ -24,28 +26,27 @@ __all__ = ["SymmetryCheck"]
 
 @dataclass
 class _Group:
-    """Structures of one space group in the batch (they share the operation)."""
+    """Structures of one space group in the batch (they share the operations; the first
+    pins the origin most)."""
 
     members: torch.Tensor  # structure ids, sorted
     src: torch.Tensor  # (g, m) half-grid flat index holding h (or −h)
     mate: torch.Tensor  # (g, m) True where F'(h) is the conjugate of the stored value
     amp: torch.Tensor  # (g, m) |E(h)|, 0 for padding
     norm: torch.Tensor  # (g,) Σ |E|²
-    pos: torch.Tensor  # (g, m) position of hR in the list
-    shift: torch.Tensor  # (g, m) e^{2πi h·t}
+    pos: list[torch.Tensor]  # per operation: (g, m) position of hR in the list
+    shift: list[torch.Tensor]  # per operation: (g, m) e^{2πi h·t}
     at_h: torch.Tensor  # (g, m) half-grid index of h (the dump slot when not stored)
     at_minus_h: torch.Tensor  # (g, m) half-grid index of −h (the dump slot when not stored)
-    origin: torch.Tensor  # (N,) grid index of (I − R) x0 for every grid point x0
+    origin: list[torch.Tensor]  # per operation: (N,) grid index of (I − R) x0 per x0
 
 
-def _checked_op(rots: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The operation that pins the origin most (largest rank of I − R; the inversion first)."""
-    best = None
-    for r, t in zip(rots, trans, strict=True):
-        rank = np.linalg.matrix_rank(np.eye(3) - r)
-        if rank and (best is None or rank > best[0]):
-            best = (rank, np.rint(r).astype(np.int64), np.asarray(t, float))
-    return None if best is None else best[1:]
+def _checked_ops(rots: np.ndarray, trans: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The point group's non-identity operations, the one that pins the origin most (largest
+    rank of I − R, so the inversion when there is one) first."""
+    ops = [(int(np.linalg.matrix_rank(np.eye(3) - r)), i) for i, r in enumerate(rots)]
+    return [(np.rint(rots[i]).astype(np.int64), np.asarray(trans[i], float))
+            for rank, i in sorted(ops, key=lambda x: -x[0]) if rank]
 
 
 class SymmetryCheck:
@@ -67,7 +68,7 @@ class SymmetryCheck:
         n_half = int(np.prod(self.half_shape))
         by_group: dict[str, list[int]] = {}
         for s, (hall, rots, trans, *_rest) in enumerate(structures):
-            if _checked_op(rots, trans) is not None:
+            if _checked_ops(rots, trans):
                 by_group.setdefault(hall, []).append(s)
         jgrid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"),
                          -1).reshape(-1, 3)
@@ -75,14 +76,16 @@ class SymmetryCheck:
         cplx = real.to_complex()
         self.groups: list[_Group] = []
         for members in by_group.values():
-            rot, t = _checked_op(*structures[members[0]][1:3])
+            ops = _checked_ops(*structures[members[0]][1:3])
             m_max = max(len(structures[s][3]) for s in members)
             g = len(members)
-            src, pos = np.zeros((g, m_max), np.int64), np.zeros((g, m_max), np.int64)
+            src = np.zeros((g, m_max), np.int64)
+            pos = [np.zeros((g, m_max), np.int64) for _ in ops]
+            shift = [np.zeros((g, m_max), complex) for _ in ops]
             at_h = np.full((g, m_max), n_half, np.int64)
             at_minus_h = np.full((g, m_max), n_half, np.int64)
             mate = np.zeros((g, m_max), bool)
-            amp, shift = np.zeros((g, m_max)), np.zeros((g, m_max), complex)
+            amp = np.zeros((g, m_max))
             for i, s in enumerate(members):
                 hkl, e = structures[s][3].astype(np.int64), structures[s][4]
                 m = len(hkl)
@@ -94,19 +97,23 @@ class SymmetryCheck:
                 at_h[i, :m] = self._half_index(plus, n_half)
                 at_minus_h[i, :m] = self._half_index(minus, n_half)
                 amp[i, :m] = e
-                pos[i, :m] = _find_rows(hkl, hkl @ rot)
-                shift[i, :m] = np.exp(2j * np.pi * (hkl @ t))
-            idx = ((jgrid / dims) @ (np.eye(3) - rot).T) * dims
-            idx = np.rint(idx).astype(np.int64) % dims
+                for k, (rot, t) in enumerate(ops):
+                    pos[k][i, :m] = _find_rows(hkl, hkl @ rot)
+                    shift[k][i, :m] = np.exp(2j * np.pi * (hkl @ t))
+            origin = []
+            for rot, _ in ops:
+                idx = ((jgrid / dims) @ (np.eye(3) - rot).T) * dims
+                idx = np.rint(idx).astype(np.int64) % dims
+                origin.append(np.ravel_multi_index(tuple(idx.T), shape))
 
             def put(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
                 return torch.as_tensor(a, device=device, dtype=dtype)
 
             self.groups.append(_Group(
                 members=put(members), src=put(src), mate=put(mate), amp=put(amp, real),
-                norm=put((amp**2).sum(1), real), pos=put(pos), shift=put(shift, cplx),
-                at_h=put(at_h), at_minus_h=put(at_minus_h),
-                origin=put(np.ravel_multi_index(tuple(idx.T), shape))))
+                norm=put((amp**2).sum(1), real), pos=[put(x) for x in pos],
+                shift=[put(x, cplx) for x in shift], at_h=put(at_h), at_minus_h=put(at_minus_h),
+                origin=[put(x) for x in origin]))
 
     def _half_index(self, wrapped: np.ndarray, dump: int) -> np.ndarray:
         """Flat half-grid index of grid indices (n, 3), ``dump`` where not stored."""
@@ -120,9 +127,12 @@ class SymmetryCheck:
         """Whether any structure of the batch has a symmetry operation to check."""
         return bool(self.groups)
 
-    def agreement(self, gc: torch.Tensor, struct: torch.Tensor) -> torch.Tensor:
+    def agreement(self, gc: torch.Tensor, struct: torch.Tensor, every_op: bool = False
+                  ) -> torch.Tensor:
         """Agreement (0–1) of each row's phases; ``gc``: (B, half-grid) conj G as rfftn gives
-        it; ``struct``: (B,) structure id of each row. NaN for structures in P1."""
+        it; ``struct``: (B,) structure id of each row. NaN for structures in P1. The operation
+        that pins the origin most, or with ``every_op`` all of them (one origin for all: the
+        figure :func:`~xtalforge.phasing.charge_flipping.locate_origin` maximises)."""
         out = torch.full((len(struct),), float("nan"), dtype=self.real, device=self.device)
         n_grid = int(np.prod(self.shape))
         n_half = int(np.prod(self.half_shape))
@@ -136,14 +146,19 @@ class SymmetryCheck:
             # G(h) = conj(gc[h]) in the stored half, G(h) = gc[−h] for its mates
             unit = torch.where(grp.mate[local], unit, unit.conj())
             f = grp.amp[local] * unit
-            a = torch.gather(f, 1, grp.pos[local]) * f.conj() * grp.shift[local]
-            # Re Σ_h A(h) e^{−2πi h·s} = N · irfftn(X) with X(h) = (A(−h) + A(h)*) / 2
-            x = torch.zeros(len(rows), n_half + 1, dtype=a.dtype, device=self.device)
-            x.scatter_add_(1, grp.at_h[local], a.conj() / 2)
-            x.scatter_add_(1, grp.at_minus_h[local], a / 2)
-            s_g = torch.fft.irfftn(x[:, :n_half].reshape(-1, *self.half_shape), s=self.shape,
-                                   dim=(1, 2, 3)).reshape(len(rows), n_grid)
-            best = s_g[:, grp.origin].max(1).values * n_grid
+            n_ops = len(grp.pos) if every_op else 1
+            total = torch.zeros(len(rows), n_grid, dtype=self.real, device=self.device)
+            for pos, shift, origin in zip(grp.pos[:n_ops], grp.shift[:n_ops],
+                                          grp.origin[:n_ops], strict=True):
+                a = torch.gather(f, 1, pos[local]) * f.conj() * shift[local]
+                # Re Σ_h A(h) e^{−2πi h·s} = N · irfftn(X) with X(h) = (A(−h) + A(h)*) / 2
+                x = torch.zeros(len(rows), n_half + 1, dtype=a.dtype, device=self.device)
+                x.scatter_add_(1, grp.at_h[local], a.conj() / 2)
+                x.scatter_add_(1, grp.at_minus_h[local], a / 2)
+                s_g = torch.fft.irfftn(x[:, :n_half].reshape(-1, *self.half_shape),
+                                       s=self.shape, dim=(1, 2, 3)).reshape(len(rows), n_grid)
+                total += s_g[:, origin]
+            best = total.max(1).values * n_grid / n_ops
             out[rows] = best / grp.norm[local].clamp_min(1e-30)
         return out
 
