@@ -78,7 +78,7 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
                       r_drop: float = 0.06, r_tol: float = 0.01, patience: int = 30,
                       stop: str = "first", agreement_min: float = 0.25,
                       agreement_noise: float = 4.0, agreement_tol: float = 0.05,
-                      grace: int = 40, check_every: int = 10, double: bool = False
+                      grace: int | None = None, check_every: int = 10, double: bool = False
                       ) -> list[FlipResult]:
     """Charge flipping of many structures at once, each with ``starts`` random starts.
 
@@ -95,7 +95,8 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
     soon as one start has shown its symmetry at two checks in a row — agreement at least
     ``agreement_min`` and ``agreement_noise`` × the agreement of the structure's random starting
     phases, changed by at most ``agreement_tol`` — and then ``grace`` cycles more (a phase
-    transition takes a while to settle); its other starts stop where they are and still
+    transition takes a while to settle; default 40, and 100 with ``d_ext``, whose extrapolated
+    amplitudes keep improving after the transition); its other starts stop where they are and still
     compete for the best solution. Structures in P1 have nothing to check and run as with
     ``"all"``: every start runs until its R converges or ``max_iter``.
     ``double``: float64 instead of float32.
@@ -130,8 +131,8 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         [1, 1, 1])) for (h, _, e, _), r in zip(p1, refls, strict=True)]
     opts = _Options(starts, max_iter, weak_fraction, delta_k, delta_spread, d_ext is not None,
                     torch.device(device), torch.float64 if double else torch.float32, r_drop,
-                    r_tol, patience, stop, agreement_min, agreement_noise, agreement_tol, grace,
-                    check_every)
+                    r_tol, patience, stop, agreement_min, agreement_noise, agreement_tol,
+                    (40 if d_ext is None else 100) if grace is None else grace, check_every)
     results: list[FlipResult | None] = [None] * len(refls)
     for members in _grid_groups(own):
         shape = tuple(int(n) for n in np.max([own[i] for i in members], axis=0))
@@ -222,7 +223,8 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
 
     st = {"row": put(np.arange(n_struct * starts), torch.int64), "idx": put(idx[rep], torch.int64),
           "amp": put(amp_t[rep]), "w": put(wgt[rep]), "weak": put(weak[rep], torch.bool),
-          "sign": put(sign[rep]), "k": put(np.tile(ks, n_struct)[:, None])}
+          "turn": put(-1j * sign[rep], real.to_complex()),
+          "k": put(np.tile(ks, n_struct)[:, None])}
     if ext_idx is not None:
         st["ext_idx"], st["ext_w"] = put(ext_idx[rep], torch.int64), put(ext_w[rep])
     phase0 = put(np.concatenate([np.pad(g.uniform(-np.pi, np.pi, (starts, len(o_[0]))),
@@ -237,7 +239,6 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     st["r_prev"] = torch.full((len(rep),), math.inf, dtype=real, device=dev)
     st["stable"] = torch.zeros(len(rep), dtype=torch.int64, device=dev)
     final: dict[int, tuple] = {}
-    half_pi = math.pi / 2
     checker: SymmetryCheck | None = SymmetryCheck(shape, [
         (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, h, v)
         for r, (h, v, _, _) in zip(refls, p1, strict=True)], dev, real)
@@ -275,17 +276,20 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     for it in range(max_iter):
         if not len(st["row"]):
             break
-        g_obs = torch.conj(torch.gather(st["gc"], 1, st["idx"]))
-        ph = torch.angle(g_obs) + torch.where(st["weak"], half_pi * st["sign"], 0.0)
-        mag = torch.where(st["weak"], g_obs.abs(), st["amp"])
+        # stored conj G of the observed reflections: strong ones take |E| with G's phase, weak
+        # ones keep |G| with the phase shifted by sign·π/2 (conj G · e^{−i sign π/2})
+        g_obs = torch.gather(st["gc"], 1, st["idx"])
+        g_abs = g_obs.abs()
+        mag = torch.where(st["weak"], g_abs, st["amp"])
         var = (st["w"] * mag**2).sum(1, keepdim=True)
+        g_obs = g_obs * torch.where(st["weak"], st["turn"], st["amp"] / g_abs.clamp_min(1e-30))
         fc = torch.zeros_like(st["gc"])
         fc[:, 0] = st["gc"][:, 0]
         if ext_idx is not None:
             g_ext = torch.gather(st["gc"], 1, st["ext_idx"])
             fc.scatter_(1, st["ext_idx"], g_ext)
             var = var + (st["ext_w"] * g_ext.abs() ** 2).sum(1, keepdim=True)
-        fc.scatter_(1, st["idx"], torch.polar(mag, -ph))
+        fc.scatter_(1, st["idx"], g_obs)
         # ρ/N = irfftn(conj F); σ(ρ) = √(Σ_{h≠0} |F|²) by Parseval
         rho = torch.fft.irfftn(fc.view(-1, *half.shape), s=shape, dim=(1, 2, 3))
         delta = (st["k"] * var.sqrt() / n_grid).view(-1, 1, 1, 1)
