@@ -73,7 +73,7 @@ def charge_flip(refl: Reflections, amplitudes: np.ndarray, **kwargs) -> FlipResu
 
 def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], starts: int = 4,
                       max_iter: int = 500, weak_fraction: float = 0.2, delta_k: float = 1.1,
-                      delta_spread: float = 0.15, sample_rate: float = 2.0,
+                      delta_spread: float = 0.15, sample_rate: float = 2.5,
                       d_ext: float | None = None, seed: int = 0, device: str = "cpu",
                       r_drop: float = 0.06, r_tol: float = 0.01, patience: int = 30,
                       stop: str = "first", agreement_min: float = 0.25,
