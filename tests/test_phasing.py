@@ -125,6 +125,7 @@ def test_symmetry_check_is_one_for_the_truth_at_any_origin_and_low_for_random_ph
     nothing to check (NaN)."""
     import torch
 
+    from xtalforge.phasing.half_grid import HalfGrid
     from xtalforge.phasing.symmetry_check import SymmetryCheck
 
     shape = (40, 36, 44)
@@ -143,7 +144,7 @@ def test_symmetry_check_is_one_for_the_truth_at_any_origin_and_low_for_random_ph
             grid = np.zeros(shape, complex)
             grid[tuple((hkl % shape).T)] = values
             rows.append(np.conj(grid[:, :, :shape[2] // 2 + 1]).reshape(-1))  # as rfftn stores
-    check = SymmetryCheck(shape, structures, torch.device("cpu"), torch.float64)
+    check = SymmetryCheck(HalfGrid(shape), structures, torch.device("cpu"), torch.float64)
     agree = check.agreement(torch.as_tensor(np.array(rows)), torch.tensor([0, 0, 1, 1]))
     assert agree[0] == pytest.approx(1.0, abs=1e-9)
     assert agree[1] < 0.3

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ import torch
 from xtalforge.diffraction.maps import _good_size
 from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.errors import ReflectionError
+from xtalforge.phasing.half_grid import HalfGrid
 from xtalforge.phasing.symmetry_check import SymmetryCheck
 
 __all__ = ["FlipResult", "charge_flip", "charge_flip_batch", "locate_origin"]
@@ -165,6 +167,17 @@ class _Options:
     check_every: int
 
 
+class _Start(NamedTuple):
+    """One start's state when it left the batch."""
+
+    phases: np.ndarray  # of the observed reflections stored in the half grid (radians)
+    extrapolated: np.ndarray | None  # free-lunch |G| of the extension shell
+    r_factor: float
+    converged_at: int  # −1: never
+    agreement: float  # with every operation of the group; NaN in P1
+    cycles: int
+
+
 def _grid_groups(own: list[tuple[int, int, int]], waste: float = 1.5) -> list[list[int]]:
     """Structures grouped to share a grid (the largest of each axis): sorted by grid size, a
     group grows while its padded grids hold at most ``waste`` × the points they need."""
@@ -188,7 +201,7 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     """Charge flipping of structures sharing one grid ``shape`` (see :func:`charge_flip_batch`)."""
     starts, max_iter, patience, check_every = o.starts, o.max_iter, o.patience, o.check_every
     real, dev = o.real, o.device
-    half = _HalfGrid(shape)
+    half = HalfGrid(shape)
     n_struct = len(refls)
     obs_lists = [half.select(h) for h, _, _, _ in p1]  # (rows into the P1 list, flat, weight)
     n_max = max(len(o[0]) for o in obs_lists)
@@ -221,7 +234,8 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     def put(a: np.ndarray, dtype: torch.dtype = real) -> torch.Tensor:
         return torch.as_tensor(a, device=dev).to(dtype)
 
-    st = {"row": put(np.arange(n_struct * starts), torch.int64), "idx": put(idx[rep], torch.int64),
+    st = {"row": put(np.arange(n_struct * starts), torch.int64), "struct": put(rep, torch.int64),
+          "idx": put(idx[rep], torch.int64),
           "amp": put(amp_t[rep]), "w": put(wgt[rep]), "weak": put(weak[rep], torch.bool),
           "turn": put(-1j * sign[rep], real.to_complex()),
           "k": put(np.tile(ks, n_struct)[:, None])}
@@ -238,17 +252,16 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     st["peak"] = torch.zeros(len(rep), dtype=real, device=dev)
     st["r_prev"] = torch.full((len(rep),), math.inf, dtype=real, device=dev)
     st["stable"] = torch.zeros(len(rep), dtype=torch.int64, device=dev)
-    final: dict[int, tuple] = {}
-    checker: SymmetryCheck | None = SymmetryCheck(shape, [
+    final: dict[int, _Start] = {}
+    checker: SymmetryCheck | None = SymmetryCheck(half, [
         (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, h, v)
         for r, (h, v, _, _) in zip(refls, p1, strict=True)], dev, real)
     if not checker.active:
         checker = None
     watch = checker is not None and o.stop == "first"
     if watch:  # the agreement of random phases: this structure's noise level
-        struct = st["row"] // starts
-        noise = checker.agreement(st["gc"], struct).view(n_struct, starts).mean(1)
-        st["thr"] = (o.agreement_noise * noise[struct]).clamp_min(o.agreement_min)
+        noise = checker.agreement(st["gc"], st["struct"]).view(n_struct, starts).mean(1)
+        st["thr"] = (o.agreement_noise * noise[st["struct"]]).clamp_min(o.agreement_min)
         st["agree"] = torch.zeros(len(rep), dtype=real, device=dev)
         st["due"] = torch.full((len(rep),), max_iter, dtype=torch.int64, device=dev)
         st["seen"] = torch.full((len(rep),), -1, dtype=torch.int64, device=dev)  # found at
@@ -265,11 +278,11 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         r = st["r_prev"][done].cpu().numpy()
         agree = np.full(len(rows), np.nan)
         if checker is not None:
-            agree = checker.agreement(st["gc"][done], st["row"][done] // starts,
+            agree = checker.agreement(st["gc"][done], st["struct"][done],
                                       every_op=True).cpu().numpy()
         for j, row in enumerate(rows):
-            final[row] = (ph[j], None if ext is None else ext[j], float(r[j]), conv[j],
-                          float(agree[j]), cycles)
+            final[row] = _Start(ph[j], None if ext is None else ext[j], float(r[j]), conv[j],
+                                float(agree[j]), cycles)
         for key in list(st):
             st[key] = st[key][~done]
 
@@ -309,7 +322,7 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
             at = torch.where(st["stable"] >= patience, it - patience, -1)
             done = at >= 0
             if watch:  # a structure with a start showing its symmetry is done
-                struct = st["row"] // starts
+                struct = st["struct"]
                 agree = checker.agreement(st["gc"], struct)
                 found = (agree >= st["thr"]) & (st["agree"] >= st["thr"]) & \
                     ((agree - st["agree"]).abs() <= o.agreement_tol)
@@ -331,64 +344,26 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     for s, (refl, (full_hkl, full_amp, _, outer_hkl), (rows, flat, _)) in enumerate(
             zip(refls, p1, obs_lists, strict=True)):
         m = len(rows)
-        fidx = np.ravel_multi_index(tuple(full_hkl[:, i] % shape[i] for i in range(3)), shape)
-        in_half = half.to_half(fidx)
-        mate = half.to_half(np.ravel_multi_index(
-            tuple(-full_hkl[:, i] % shape[i] for i in range(3)), shape))
+        own = [final[s * starts + j] for j in range(starts)]
         # the start kept: the best agreement with every operation (P1: the lowest R)
-        ph, ext, r, conv, _, _ = max((final[s * starts + j] for j in range(starts)),
-                                     key=lambda c: (-math.inf if math.isnan(c[4]) else c[4],
-                                                    -c[2]))
-        cycles = max(final[s * starts + j][5] for j in range(starts))
+        best = max(own, key=lambda c: (-math.inf if math.isnan(c.agreement) else c.agreement,
+                                       -c.r_factor))
         # observed amplitudes with its phases on the full grid (mates by Friedel)
         unit = np.zeros(half.size, complex)
-        unit[flat] = np.exp(1j * ph[:m])
-        phasor = np.where(in_half >= 0, unit[np.maximum(in_half, 0)],
-                          np.conj(unit[np.maximum(mate, 0)]))
+        unit[flat] = np.exp(1j * best.phases[:m])
         grid = np.zeros(shape, complex)
-        grid.reshape(-1)[fidx] = full_amp * phasor
+        grid.reshape(-1)[half.flat(full_hkl)] = full_amp * half.values_at(unit, full_hkl)
         phases, origin, agreement = locate_origin(grid, refl)
         extrap = None
         if outer_hkl is not None:
             _, ext_flat, _ = half.select(p1[s][2])
             lookup = np.zeros(half.size)
-            lookup[ext_flat] = ext[:len(ext_flat)]
-            o_idx = half.to_half(np.ravel_multi_index(
-                tuple(outer_hkl[:, i] % shape[i] for i in range(3)), shape))
-            o_mate = half.to_half(np.ravel_multi_index(
-                tuple(-outer_hkl[:, i] % shape[i] for i in range(3)), shape))
-            amps = np.where(o_idx >= 0, lookup[np.maximum(o_idx, 0)],
-                            lookup[np.maximum(o_mate, 0)])
-            extrap = (outer_hkl, amps)
-        results.append(FlipResult(phases, _asu_phases(grid, refl.hkl, shape), float(r),
-                                  int(conv), origin, agreement, extrap, cycles))
+            lookup[ext_flat] = best.extrapolated[:len(ext_flat)]
+            extrap = (outer_hkl, half.values_at(lookup, outer_hkl))
+        results.append(FlipResult(phases, _asu_phases(grid, refl.hkl, shape), best.r_factor,
+                                  int(best.converged_at), origin, agreement, extrap,
+                                  max(c.cycles for c in own)))
     return results
-
-
-class _HalfGrid:
-    """Index bookkeeping for the rfft half of a (n0, n1, n2) grid: (n0, n1, n2 // 2 + 1)."""
-
-    def __init__(self, shape: tuple[int, int, int]) -> None:
-        self.full = shape
-        self.shape = (shape[0], shape[1], shape[2] // 2 + 1)
-        self.size = int(np.prod(self.shape))
-
-    def to_half(self, flat_full: np.ndarray) -> np.ndarray:
-        """Flat full-grid indices → flat half-grid indices (−1 outside the stored half)."""
-        i, j, k = np.unravel_index(flat_full, self.full)
-        out = np.ravel_multi_index((i, j, np.minimum(k, self.shape[2] - 1)), self.shape)
-        return np.where(k < self.shape[2], out, -1)
-
-    def select(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of a full-sphere hkl list stored in the half grid, their flat half-grid
-        indices, and their weight in Σ over the sphere (2, or 1 on the self-mated planes)."""
-        n2 = self.full[2]
-        l_idx = hkl[:, 2] % n2
-        rows = np.nonzero(l_idx < self.shape[2])[0]
-        flat = np.ravel_multi_index(tuple(hkl[rows, i] % self.shape[i] for i in range(3)),
-                                    self.shape)
-        self_mated = (l_idx[rows] == 0) | ((n2 % 2 == 0) & (l_idx[rows] == n2 // 2))
-        return rows, flat, np.where(self_mated, 1.0, 2.0)
 
 
 def _asu_phases(grid: np.ndarray, hkl: np.ndarray, shape: tuple) -> np.ndarray:

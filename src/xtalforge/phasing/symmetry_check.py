@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xtalforge.phasing.half_grid import HalfGrid
+
 __all__ = ["SymmetryCheck"]
 
 
@@ -58,14 +60,12 @@ class SymmetryCheck:
     Structures in P1 (no operation to check) get NaN.
     """
 
-    def __init__(self, shape: tuple[int, int, int], structures: list[tuple],
-                 device: torch.device, real: torch.dtype) -> None:
-        self.shape = shape
+    def __init__(self, half: HalfGrid, structures: list[tuple], device: torch.device,
+                 real: torch.dtype) -> None:
+        self.half = half
         self.device = device
         self.real = real
-        n2h = shape[2] // 2 + 1
-        self.half_shape = (shape[0], shape[1], n2h)
-        n_half = int(np.prod(self.half_shape))
+        shape, n_half = half.full, half.size
         by_group: dict[str, list[int]] = {}
         for s, (hall, rots, trans, *_rest) in enumerate(structures):
             if _checked_ops(rots, trans):
@@ -89,13 +89,11 @@ class SymmetryCheck:
             for i, s in enumerate(members):
                 hkl, e = structures[s][3].astype(np.int64), structures[s][4]
                 m = len(hkl)
-                plus, minus = hkl % dims, -hkl % dims
-                direct = plus[:, 2] < n2h
-                stored = np.where(direct[:, None], plus, minus)
-                src[i, :m] = np.ravel_multi_index(tuple(stored.T), self.half_shape)
-                mate[i, :m] = ~direct
-                at_h[i, :m] = self._half_index(plus, n_half)
-                at_minus_h[i, :m] = self._half_index(minus, n_half)
+                plus, minus = half.to_half(half.flat(hkl)), half.to_half(half.flat(-hkl))
+                src[i, :m] = np.where(plus >= 0, plus, minus)
+                mate[i, :m] = plus < 0
+                at_h[i, :m] = np.where(plus >= 0, plus, n_half)  # n_half: the dump slot
+                at_minus_h[i, :m] = np.where(minus >= 0, minus, n_half)
                 amp[i, :m] = e
                 for k, (rot, t) in enumerate(ops):
                     pos[k][i, :m] = _find_rows(hkl, hkl @ rot)
@@ -115,13 +113,6 @@ class SymmetryCheck:
                 shift=[put(x, cplx) for x in shift], at_h=put(at_h), at_minus_h=put(at_minus_h),
                 origin=[put(x) for x in origin]))
 
-    def _half_index(self, wrapped: np.ndarray, dump: int) -> np.ndarray:
-        """Flat half-grid index of grid indices (n, 3), ``dump`` where not stored."""
-        n2h = self.half_shape[2]
-        flat = np.ravel_multi_index((wrapped[:, 0], wrapped[:, 1],
-                                     np.minimum(wrapped[:, 2], n2h - 1)), self.half_shape)
-        return np.where(wrapped[:, 2] < n2h, flat, dump)
-
     @property
     def active(self) -> bool:
         """Whether any structure of the batch has a symmetry operation to check."""
@@ -134,8 +125,7 @@ class SymmetryCheck:
         that pins the origin most, or with ``every_op`` all of them (one origin for all: the
         figure :func:`~xtalforge.phasing.charge_flipping.locate_origin` maximises)."""
         out = torch.full((len(struct),), float("nan"), dtype=self.real, device=self.device)
-        n_grid = int(np.prod(self.shape))
-        n_half = int(np.prod(self.half_shape))
+        n_grid, n_half = int(np.prod(self.half.full)), self.half.size
         for grp in self.groups:
             rows = torch.isin(struct, grp.members).nonzero().flatten()
             if not len(rows):
@@ -155,8 +145,8 @@ class SymmetryCheck:
                 x = torch.zeros(len(rows), n_half + 1, dtype=a.dtype, device=self.device)
                 x.scatter_add_(1, grp.at_h[local], a.conj() / 2)
                 x.scatter_add_(1, grp.at_minus_h[local], a / 2)
-                s_g = torch.fft.irfftn(x[:, :n_half].reshape(-1, *self.half_shape),
-                                       s=self.shape, dim=(1, 2, 3)).reshape(len(rows), n_grid)
+                s_g = torch.fft.irfftn(x[:, :n_half].reshape(-1, *self.half.shape),
+                                       s=self.half.full, dim=(1, 2, 3)).reshape(len(rows), n_grid)
                 total += s_g[:, origin]
             best = total.max(1).values * n_grid / n_ops
             out[rows] = best / grp.norm[local].clamp_min(1e-30)
