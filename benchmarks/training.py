@@ -85,9 +85,12 @@ def main() -> None:
             results.append({"what": f"DataLoader ({mode}, {workers} workers)",
                              "samples_per_s": rate})
             print(f"{results[-1]['what']:<40} {rate:8.1f} samples/s")
-    for name in ("unet3d", "fft_unet", "xrd_transformer"):
+    # the transformer also with the positional options of the quick preset
+    models = [("unet3d", {}), ("fft_unet", {}), ("xrd_transformer", {}),
+              ("xrd_transformer", {"neighbourhood": 1, "rope": True})]
+    for name, options in models:
         for size in args.sizes.split(","):
-            params = {"h_max": _h_max(grid)} if name == "xrd_transformer" else {}
+            params = {"h_max": _h_max(grid), **options} if name == "xrd_transformer" else {}
             module = ResolutionExtension({"name": name, "size": size, "params": params},
                                          task.__dict__, {"name": "adam", "lr": 1e-4})
             module.to(args.device).train()
@@ -105,9 +108,10 @@ def main() -> None:
 
             sec = median_seconds(steps, len(data) * args.batch, args.repeats)
             n_par = sum(p.numel() for p in module.parameters())
-            results.append({"what": f"{name} ({size}, {n_par / 1e6:.2f} M params)",
+            label = f"{name}{' + ' + ', '.join(options) if options else ''}"
+            results.append({"what": f"{label} ({size}, {n_par / 1e6:.2f} M params)",
                             "samples_per_s": 1 / sec})
-            print(f"{results[-1]['what']:<40} {1 / sec:8.1f} samples/s")
+            print(f"{results[-1]['what']:<58} {1 / sec:8.1f} samples/s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
