@@ -38,10 +38,15 @@ TASK = Task(1.2, 1.0, "wilson")  # O(1) values: a batch is memorised in a few hu
 TINY = {**GEN, "atoms": [3, 5], "cell": {**GEN["cell"], "a_max": 6.0}}
 SMALL_PARAMS = {"unet3d": {"channels": (16, 32, 32)}, "fft_unet": {"channels": (16, 32, 32)},
                 "xrd_transformer": {"embed_dim": 48, "heads": 4, "depth": 3, "h_max": 10}}
+# variants tested like the models: name → (model, params)
+VARIANTS = {**{name: (name, params) for name, params in SMALL_PARAMS.items()},
+            "xrd_transformer+options": ("xrd_transformer", {**SMALL_PARAMS["xrd_transformer"],
+                                                            "neighbourhood": 1, "rope": True})}
 
 
-def module_for(name: str, lr: float = 3e-3) -> ResolutionExtension:
-    return ResolutionExtension({"name": name, "size": "small", "params": SMALL_PARAMS[name]},
+def module_for(variant: str, lr: float = 3e-3) -> ResolutionExtension:
+    name, params = VARIANTS[variant]
+    return ResolutionExtension({"name": name, "size": "small", "params": params},
                                {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson"},
                                {"name": "adam", "lr": lr, "scheduler": "none"})
 
@@ -70,7 +75,8 @@ def batch_of(module: ResolutionExtension, items: tuple[list[dict], list[dict]]) 
             else torch.tensor([it[k] for it in grid_items]) for k in grid_items[0]}
 
 
-@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer"])
+@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer",
+                                  "xrd_transformer+options"])
 def test_model_overfits_a_batch_of_four(name, four_items):
     torch.manual_seed(0)
     module = module_for(name)
@@ -79,7 +85,7 @@ def test_model_overfits_a_batch_of_four(name, four_items):
     target = batch["target_mask"] & batch.get("pad_mask", torch.ones_like(batch["known"]))
     truth = batch["target"] if "target" in batch else batch["value"]
     module.train()
-    for _ in range(400 if name == "xrd_transformer" else 250):
+    for _ in range(400 if name.startswith("xrd_transformer") else 250):
         opt.zero_grad()
         loss = module._loss(module.raw(batch), batch)
         loss.backward()
@@ -93,7 +99,8 @@ def test_model_overfits_a_batch_of_four(name, four_items):
     assert r_wilson > 0.2  # the fill is far from the truth, so the fit is the model's
 
 
-@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer"])
+@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer",
+                                  "xrd_transformer+options"])
 def test_known_kept_and_absent_zero(name, four_items):
     torch.manual_seed(1)
     module = module_for(name).eval()

@@ -1,7 +1,8 @@
 """The reflection transformer's positional options against brute force and closed forms: the
 neighbourhood patch is a dictionary lookup of the known amplitudes around each reflection (with
 Friedel mates), and the rotary hkl embedding makes attention scores depend on h − h' only, as
-cos 2π (h − h')·x for one channel pair."""
+cos 2π (h − h')·x for one channel pair. Overfitting, kept known amplitudes and padding are
+tested with the other models in test_train.py (variant ``xrd_transformer+options``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,8 @@ import torch
 from xtalforge.data.torch_data import collate_reflections
 from xtalforge.models import build_model
 from xtalforge.models.xrd_transformer import Block
-from xtalforge.train.metrics import r_factor
-from xtalforge.train.resolution import ResolutionExtension
 
 from .test_train import four_items  # noqa: F401  (fixture)
-
-OPTIONS = {"embed_dim": 48, "heads": 4, "depth": 3, "h_max": 10, "neighbourhood": 1,
-           "rope": True}
 
 
 def brute_patch(hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor, j: int,
@@ -84,41 +80,3 @@ def test_rope_attention_depends_only_on_index_differences():
     assert not torch.allclose(a, block.attention(x, None, hkl2), atol=1e-3)
     with pytest.raises(ValueError, match="even head dimension"):
         Block(dim=12, heads=4, mlp_ratio=1.0, dropout=0.0, rope=True)
-
-
-def options_module() -> ResolutionExtension:
-    return ResolutionExtension({"name": "xrd_transformer", "size": "small", "params": OPTIONS},
-                               {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson"},
-                               {"name": "adam", "lr": 3e-3, "scheduler": "none"})
-
-
-def test_options_keep_known_and_ignore_padding(four_items):  # noqa: F811
-    torch.manual_seed(2)
-    module = options_module().eval()
-    batch = collate_reflections(four_items[1])
-    with torch.no_grad():
-        out = module(batch)
-        alone = module(collate_reflections([four_items[1][1]]))[0]
-    known = batch["known"]
-    assert torch.equal(out[known], batch["value"][known])
-    assert (out[~batch["pad_mask"]] == 0).all()
-    n = int(batch["pad_mask"][1].sum())
-    assert torch.allclose(alone[:n], out[1, :n], atol=1e-5)
-
-
-def test_options_overfit_a_batch_of_four(four_items):  # noqa: F811
-    torch.manual_seed(0)
-    module = options_module()
-    batch = collate_reflections(four_items[1])
-    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
-    target = batch["target_mask"] & batch["pad_mask"]
-    module.train()
-    for _ in range(400):
-        opt.zero_grad()
-        module._loss(module.raw(batch), batch).backward()
-        opt.step()
-    module.eval()
-    with torch.no_grad():
-        sc = batch["scale"]
-        r = float(r_factor(module(batch) * sc, batch["value"] * sc, target))
-    assert r < 0.05, r

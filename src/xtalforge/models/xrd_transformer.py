@@ -120,7 +120,7 @@ class XRDTransformer(nn.Module):
             raise ValueError(f"embed_dim {embed_dim} must be divisible by 3 for the per-axis "
                              "one-hot hkl embedding")
         self.h_max, self.hkl_embedding = h_max, hkl_embedding
-        self.neighbourhood, self.use_rope = neighbourhood, rope
+        self.neighbourhood = neighbourhood
         self.amplitude = nn.Linear(1, embed_dim)
         if neighbourhood:
             self.patch = nn.Linear(2 * (2 * neighbourhood + 1) ** 3, embed_dim)
@@ -164,10 +164,10 @@ class XRDTransformer(nn.Module):
             return (h[..., 0] * size + h[..., 1]) * size + h[..., 2]
 
         grid = value.new_zeros(b, 2, dummy + 1)
-        amp = (value * real).to(grid.dtype)
-        ones = real.to(grid.dtype)
+        amp, ones = value * real, real.to(value.dtype)
+        dump = torch.full(real.shape, dummy, dtype=torch.int64, device=hkl.device)
         for sign in (1, -1):                   # the reflection and its Friedel mate
-            where = torch.where(real, flat(sign * hkl), torch.full_like(flat(hkl), dummy))
+            where = torch.where(real, flat(sign * hkl), dump)
             grid[:, 0].scatter_(1, where, amp)
             grid[:, 1].scatter_(1, where, ones)
         grid[:, :, dummy] = 0
@@ -190,9 +190,8 @@ class XRDTransformer(nn.Module):
     def forward(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
                 d: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embed(hkl, value, known, d, pad_mask)
-        rope_hkl = hkl if self.use_rope else None
-        for block in self.blocks:
-            x = block(x, pad_mask, rope_hkl)
+        for block in self.blocks:  # hkl rotates q and k only in blocks built with rope
+            x = block(x, pad_mask, hkl)
         return self.head(self.norm(x))[..., 0]
 
     def attention_maps(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
@@ -201,9 +200,8 @@ class XRDTransformer(nn.Module):
         """Attention weights of every block, (B, heads, N, N) each, for the same inputs as
         :meth:`forward`."""
         x = self.embed(hkl, value, known, d, pad_mask)
-        rope_hkl = hkl if self.use_rope else None
         maps = []
         for block in self.blocks:
-            maps.append(block.attention(x, pad_mask, rope_hkl))
-            x = block(x, pad_mask, rope_hkl)
+            maps.append(block.attention(x, pad_mask, hkl))
+            x = block(x, pad_mask, hkl)
         return maps
