@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ from xtalforge.data import (
 from xtalforge.data.audit import audit_cif
 from xtalforge.data.rows import crystal_from_row
 from xtalforge.data.torch_data import (
+    BlockShuffleSampler,
+    LengthGroupedBatchSampler,
     OnTheFlyDataset,
     ShardDataset,
     Task,
@@ -288,6 +291,52 @@ def test_shard_data_module_batches(small_dataset):
                    for f in sorted((small_dataset / "shards").glob("*.parquet")))
     assert sorted(ids) == sorted(df.loc[df["split"] == "train", "id"])  # each once per epoch
     assert ids != sorted(ids)  # shuffled
+
+
+def test_length_grouped_batches(small_dataset):
+    """Each item once per epoch; a pool's batches are the block-shuffled order's items, cut
+    into length intervals that do not overlap; seeded per epoch; less padding than random."""
+    ds = ShardDataset(small_dataset, "train", Task(1.3, 0.9), mode="list")
+    lengths = ds.lengths()
+    assert lengths.tolist() == [ds.row(i)["hkl"].size // 3 for i in range(len(ds))]
+    batch, pool_batches = 3, 2
+    sampler = LengthGroupedBatchSampler(ds, batch, pool_batches, seed=5)
+    sampler.set_epoch(2)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) and all(1 <= len(b) <= batch for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(len(ds)))
+    shuffled = BlockShuffleSampler(ds, seed=5)
+    shuffled.set_epoch(2)
+    order, pool = list(shuffled), batch * pool_batches
+    for p in range(0, len(batches), pool_batches):
+        mine = batches[p:p + pool_batches]
+        assert sorted(i for b in mine for i in b) == sorted(order[p * batch:p * batch + pool])
+        spans = sorted((lengths[b].min(), lengths[b].max()) for b in mine)
+        assert all(hi <= lo for (_, hi), (lo, _) in itertools.pairwise(spans))
+    again = LengthGroupedBatchSampler(ds, batch, pool_batches, seed=5)
+    again.set_epoch(2)
+    assert list(again) == batches
+    again.set_epoch(3)
+    assert list(again) != batches
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    random = sum(len(order[i:i + batch]) * lengths[order[i:i + batch]].max()
+                 for i in range(0, len(order), batch))
+    assert padded < random
+    with pytest.raises(ValueError, match="pool_batches"):
+        LengthGroupedBatchSampler(ds, 4, 0)
+
+
+def test_shard_data_module_length_grouping(small_dataset):
+    from xtalforge.data.modules import ShardDataModule
+
+    dm = ShardDataModule(small_dataset, Task(1.3, 0.9), batch_size=4, mode="list",
+                         length_grouping=2, seed=1)
+    dm.setup("fit")
+    ids = [int(i) for b in dm.train_dataloader() for i in b["id"]]
+    assert sorted(ids) == sorted(int(dm.datasets["train"][i]["id"])
+                                 for i in range(len(dm.datasets["train"])))
+    with pytest.raises(ValueError, match="list-mode"):
+        ShardDataModule(small_dataset, Task(1.3, 0.9), mode="grid", length_grouping=2)
 
 
 # --------------------------------------------------------------------------- imports

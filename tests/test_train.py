@@ -19,6 +19,7 @@ from xtalforge.data import build_dataset, load_spec
 from xtalforge.data.torch_data import Task, collate_reflections, make_item
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
 from xtalforge.io.shelx import read_hkl, write_hkl, write_ins
 from xtalforge.train import load_run_config
@@ -214,6 +215,59 @@ def test_deterministic_training(run_dir):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_continues_to_the_same_weights(run_dir, tmp_path):
+    """A run stopped after 2 epochs and resumed to 3 ends bit-identical to 3 epochs in one go."""
+    import shutil
+
+    import yaml
+
+    raw = yaml.safe_load((run_dir / "run.yaml").read_text())["config"]
+    raw["trainer"]["max_epochs"] = 3
+    raw["output_dir"] = str(tmp_path / "fresh")
+    whole = train(load_run_config(raw), progress=False)
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run_dir, stopped)  # the fixture's run: the same config, 2 epochs
+    resumed = train(load_run_config(raw), progress=False, resume=stopped)
+    a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_last_checkpoint_is_the_latest_epoch(tmp_path):
+    """last.ckpt follows every epoch even when the monitored metric gets worse (what --resume
+    continues from); best.ckpt keeps the best epoch."""
+    import lightning as L
+
+    from xtalforge.train.run import checkpoint_callbacks
+
+    class Worsening(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, _):
+            return ((self.w - batch[0]) ** 2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val/R_target", float(self.current_epoch))  # worse every epoch
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)),
+                                       batch_size=2)
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu",
+                        callbacks=checkpoint_callbacks(tmp_path, "val/R_target"))
+    trainer.fit(Worsening(), data, data)
+    last = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    best = torch.load(tmp_path / "best.ckpt", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, 6)
+    assert (best["epoch"], best["global_step"]) == (0, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 def test_checkpoint_round_trip_and_evaluate(run_dir, tmp_path):
     import yaml
 
@@ -272,6 +326,18 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
                                    "--out", str(tmp_path / "ext2.hkl")])
     assert res.exit_code == 0, res.output
     assert read_hkl(tmp_path / "ext2.hkl").values == pytest.approx(data.values)
+
+
+def test_length_grouping_needs_a_reflection_model(run_dir, tmp_path):
+    """Grouping by length is refused, before any run folder is made, for grid models."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["config"]
+    cfg["data"]["length_grouping"] = 4
+    cfg["output_dir"] = str(tmp_path)
+    with pytest.raises(XtalforgeError, match="length_grouping applies"):
+        train(load_run_config(cfg), progress=False)
+    assert not any(tmp_path.iterdir())
 
 
 def test_config_errors_name_the_field(tmp_path):

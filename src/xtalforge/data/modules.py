@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from xtalforge.data.torch_data import (
     BlockShuffleSampler,
+    LengthGroupedBatchSampler,
     OnTheFlyDataset,
     ShardDataset,
     Task,
@@ -28,14 +29,22 @@ def _loader(ds: Any, batch_size: int, num_workers: int, mode: str, sampler: Any 
 
 class ShardDataModule(L.LightningDataModule):
     """Train/val/test loaders over a dataset folder (splits from the manifest); training order
-    shuffles row groups and rows within them (seeded, per epoch)."""
+    shuffles row groups and rows within them (seeded, per epoch).
+
+    ``length_grouping`` > 0 (list mode only): training batches hold items of similar length,
+    sorted within pools of that many batches (:class:`LengthGroupedBatchSampler`).
+    """
 
     def __init__(self, root: str | Path, task: Task | None = None, batch_size: int = 16,
-                 num_workers: int = 0, mode: Literal["grid", "list"] = "grid", seed: int = 0
-                 ) -> None:
+                 num_workers: int = 0, mode: Literal["grid", "list"] = "grid", seed: int = 0,
+                 length_grouping: int = 0) -> None:
         super().__init__()
+        if length_grouping and mode != "list":
+            raise ValueError("length_grouping applies to list-mode models (reflection "
+                             "tokens); grid items all have the grid's shape")
         self.root, self.task, self.batch_size = Path(root), task or Task(), batch_size
         self.num_workers, self.mode, self.seed = num_workers, mode, seed
+        self.length_grouping = length_grouping
         self.datasets: dict[str, ShardDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -45,6 +54,12 @@ class ShardDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]
+        if self.length_grouping:
+            sampler = LengthGroupedBatchSampler(ds, self.batch_size, self.length_grouping,
+                                                self.seed)
+            return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers,
+                              collate_fn=collate_reflections,
+                              persistent_workers=self.num_workers > 0)
         return _loader(ds, self.batch_size, self.num_workers, self.mode,
                        BlockShuffleSampler(ds, self.seed))
 

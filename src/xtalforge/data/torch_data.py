@@ -32,8 +32,8 @@ from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.diffraction.reflections import reciprocal_metric, reflections_from_hkl
 from xtalforge.diffraction.wilson import normalize, sum_f2, wilson_fit
 
-__all__ = ["BlockShuffleSampler", "OnTheFlyDataset", "ShardDataset", "Task",
-           "collate_reflections", "make_item", "wilson_rms"]
+__all__ = ["BlockShuffleSampler", "LengthGroupedBatchSampler", "OnTheFlyDataset", "ShardDataset",
+           "Task", "collate_reflections", "make_item", "wilson_rms"]
 
 Normalization = Literal["max", "e", "wilson"]
 
@@ -232,6 +232,20 @@ class ShardDataset(Dataset):
                          tuple(row["cell"].tolist()), row["spacegroup"], self.task, self.grid,
                          e=row.get("E"), z=row.get("z"), sample_id=int(row["id"]))
 
+    def lengths(self) -> np.ndarray:
+        """Stored reflections per item (int64, from the ``hkl`` column only): proportional to
+        the tokens a list-mode item has for any task (both scale as cell volume / |G|)."""
+        out = np.zeros(len(self._index), np.int64)
+        by_group: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for i, (f, rg, r) in enumerate(self._index):
+            by_group.setdefault((f, rg), []).append((i, r))
+        for (f, rg), rows in by_group.items():
+            col = pq.ParquetFile(self._files[f]).read_row_group(rg, columns=["hkl"]).column(0)
+            per_row = np.diff(col.combine_chunks().offsets.to_numpy()) // 3
+            for i, r in rows:
+                out[i] = per_row[r]
+        return out
+
     def blocks(self) -> list[range]:
         """Item ranges that share a row group (for :class:`BlockShuffleSampler`)."""
         starts = sorted(set([*self._block_starts, len(self._index)]))
@@ -256,6 +270,44 @@ class BlockShuffleSampler(Sampler[int]):
         rng = np.random.default_rng([self.seed, self.epoch])
         for b in rng.permutation(len(self.blocks)):
             yield from (int(i) for i in rng.permutation(np.array(self.blocks[b])))
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of items of similar length, for list-mode (transformer) training.
+
+    The items come in :class:`BlockShuffleSampler` order; each pool of ``pool_batches`` ×
+    ``batch_size`` consecutive items is sorted by length, cut into batches, and the pool's batches
+    are shuffled. Batches then pad to their own longest item instead of a random one's (2.4×
+    the samples/s of random batches on ``monoclinic-20``: BENCHMARKS.md), while the order stays
+    random and seeded per epoch. ``sampler`` is the underlying :class:`BlockShuffleSampler`
+    (Lightning sets its epoch, which this sampler follows).
+    """
+
+    def __init__(self, dataset: ShardDataset, batch_size: int, pool_batches: int = 32,
+                 seed: int = 0) -> None:
+        if batch_size < 1 or pool_batches < 1:
+            raise ValueError(f"batch_size and pool_batches must be ≥ 1, got {batch_size}, "
+                             f"{pool_batches}")
+        self.sampler = BlockShuffleSampler(dataset, seed)
+        self.lengths = dataset.lengths()
+        self.batch_size, self.pool = batch_size, pool_batches * batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        n, pool, b = len(self.sampler), self.pool, self.batch_size
+        return (n // pool) * (-(-pool // b)) + -(-(n % pool) // b)
+
+    def __iter__(self):
+        order = np.fromiter(self.sampler, np.int64, len(self.sampler))
+        rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, 1])
+        for start in range(0, len(order), self.pool):
+            pool = order[start:start + self.pool]
+            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+            batches = [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            for j in rng.permutation(len(batches)):
+                yield batches[j].tolist()
 
 
 class OnTheFlyDataset(IterableDataset):

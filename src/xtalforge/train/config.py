@@ -42,6 +42,9 @@ class DataConfig(_Strict):
     workers: int = Field(1, ge=1)    # processes used to build the spec's dataset
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(0, ge=0)
+    # list-mode models on a dataset folder: training batches of similar length, sorted within
+    # pools of this many batches (0: random batches, padded to their longest item)
+    length_grouping: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:

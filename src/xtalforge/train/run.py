@@ -158,17 +158,33 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).addFilter(_NoTips())
 
 
+def checkpoint_callbacks(folder: Path, monitor: str) -> list[Any]:
+    """``best.ckpt`` (lowest ``monitor``) and ``last.ckpt``, rewritten after every validation
+    whether or not it improved, so ``--resume`` continues from the latest epoch. (Lightning ≥ 2.6
+    writes ``save_last`` only when a monitored checkpoint is saved.)"""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return [ModelCheckpoint(dirpath=folder, filename="best", monitor=monitor, mode="min"),
+            ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1,
+                            enable_version_counter=False)]
+
+
 def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None,
           data_progress: Callable[[int, int], None] | None = None) -> Path:
     """Train a model; returns the run folder. ``resume``: a run folder whose ``last.ckpt``
     continues (same config)."""
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from xtalforge.data.modules import ShardDataModule
     from xtalforge.data.torch_data import Task
+    from xtalforge.models import MODELS
 
+    if cfg.data.length_grouping and (cfg.task.name != "resolution" or getattr(
+            MODELS.get(cfg.model.name), "input_mode", "grid") != "list"):
+        raise XtalforgeError(f"data.length_grouping applies to models whose tokens are "
+                             f"reflections (xrd_transformer), not {cfg.model.name}")
     data_root = prepare_data(cfg, data_progress)
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -187,16 +203,15 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
         t = cfg.task
         dm = ShardDataModule(data_root, Task(t.d_low, t.d_high, t.normalization),
                              cfg.data.batch_size, cfg.data.num_workers, module.input_mode,
-                             cfg.seed)
+                             cfg.seed, cfg.data.length_grouping)
         monitor = "val/R_target"
     else:
         from xtalforge.train.tasks import task_api
 
         dm = task_api(cfg.task.name).make_datamodule(cfg, data_root)
         monitor = type(module).MONITOR
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                                 monitor=monitor, mode="min", save_last=True)
-    callbacks: list[Any] = [checkpoint, LearningRateMonitor("epoch")]
+    callbacks: list[Any] = [*checkpoint_callbacks(run_dir / "checkpoints", monitor),
+                             LearningRateMonitor("epoch")]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
