@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -25,8 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_seconds
-from xtalforge.data import build_dataset, load_spec
+from _timing import dataset_or_build, training_seconds
 from xtalforge.data.torch_data import (
     BlockShuffleSampler,
     LengthGroupedBatchSampler,
@@ -48,10 +46,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    root = args.data
-    if root is None:
-        root = Path(tempfile.mkdtemp()) / "monoclinic-20"
-        build_dataset(load_spec("monoclinic-20", n=2000), root, workers=2)
+    root = dataset_or_build(args.data, "monoclinic-20", 2000)
     task = Task(1.2, 1.0, "wilson")
     ds = ShardDataset(root, "train", task, mode="list")
     grouped = list(LengthGroupedBatchSampler(ds, args.batch, args.pool, seed=0))
@@ -76,17 +71,7 @@ def main() -> None:
             {"name": "xrd_transformer", "size": "small",
              "params": {"h_max": h_max, "neighbourhood": 1, "rope": True}},
             task.__dict__, {"name": "adam", "lr": 1e-4}).to(args.device).train()
-        opt = torch.optim.Adam(module.parameters(), lr=1e-4)
-
-        def steps(data=data, module=module, opt=opt) -> None:
-            for b in data:
-                opt.zero_grad()
-                module._loss(module.raw(b), b).backward()
-                opt.step()
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-
-        sec = median_seconds(steps, len(chosen), args.repeats)
+        sec = training_seconds(module, data, len(chosen), args.repeats, args.device)
         results.append({"what": label, "samples_per_s": 1 / sec,
                         "padded_tokens_per_item": padded,
                         "tokens_per_item": float(np.mean([len(items[i]["value"])

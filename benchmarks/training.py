@@ -16,7 +16,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_seconds
-from xtalforge.data import build_dataset, load_spec
+from _timing import dataset_or_build, training_seconds
 from xtalforge.data.torch_data import ShardDataset, Task, collate_reflections
 from xtalforge.train.resolution import ResolutionExtension
 from xtalforge.train.run import _h_max, dataset_grid
@@ -69,10 +67,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="small,thesis")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    root = args.data
-    if root is None:
-        root = Path(tempfile.mkdtemp()) / "quick-p21"
-        build_dataset(load_spec("quick-p21", n=1000), root, workers=2)
+    root = dataset_or_build(args.data, "quick-p21", 1000)
     task = Task(1.2, 1.0, "wilson")
     grid = dataset_grid(root, task.d_high)
     print(f"dataset {root}, hkl grid {grid.shape}, batch {args.batch}, device {args.device}, "
@@ -96,17 +91,8 @@ def main() -> None:
             module.to(args.device).train()
             data = [{k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()}
                     for b in batches(root, task, module.input_mode, args.batch, args.steps)]
-            opt = torch.optim.Adam(module.parameters(), lr=1e-4)
-
-            def steps(data=data, module=module, opt=opt) -> None:
-                for b in data:
-                    opt.zero_grad()
-                    module._loss(module.raw(b), b).backward()
-                    opt.step()
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-
-            sec = median_seconds(steps, len(data) * args.batch, args.repeats)
+            sec = training_seconds(module, data, len(data) * args.batch, args.repeats,
+                                   args.device)
             n_par = sum(p.numel() for p in module.parameters())
             label = f"{name}{' + ' + ', '.join(options) if options else ''}"
             results.append({"what": f"{label} ({size}, {n_par / 1e6:.2f} M params)",
