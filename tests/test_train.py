@@ -328,6 +328,22 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
     assert read_hkl(tmp_path / "ext2.hkl").values == pytest.approx(data.values)
 
 
+def test_transformer_trains_deterministically_on_length_grouped_batches(run_dir, tmp_path):
+    """The transformer through `train` with data.length_grouping: same config, same weights."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["config"]
+    cfg["model"] = {"name": "xrd_transformer", "params": SMALL_PARAMS["xrd_transformer"]}
+    cfg["data"]["length_grouping"] = 2
+    cfg["trainer"] = {"max_epochs": 2, "limit_train_batches": 2}
+    cfg["output_dir"] = str(tmp_path)
+    a, b = (train(load_run_config(cfg), progress=False) for _ in range(2))
+    wa = torch.load(a / "checkpoints" / "last.ckpt", weights_only=False)
+    wb = torch.load(b / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a != b and wa["global_step"] == 4
+    assert all(torch.equal(wa["state_dict"][k], wb["state_dict"][k]) for k in wa["state_dict"])
+
+
 def test_length_grouping_needs_a_reflection_model(run_dir, tmp_path):
     """Grouping by length is refused, before any run folder is made, for grid models."""
     import yaml

@@ -277,10 +277,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     The items come in :class:`BlockShuffleSampler` order; each pool of ``pool_batches`` ×
     ``batch_size`` consecutive items is sorted by length, cut into batches, and the pool's batches
-    are shuffled. Batches then pad to their own longest item instead of a random one's (2.4×
-    the samples/s of random batches on ``monoclinic-20``: BENCHMARKS.md), while the order stays
-    random and seeded per epoch. ``sampler`` is the underlying :class:`BlockShuffleSampler`
-    (Lightning sets its epoch, which this sampler follows).
+    are shuffled. Batches then pad to their own longest item instead of a random one's (1.9×
+    the transformer's samples/s of random batches on ``monoclinic-20``: BENCHMARKS.md), while
+    the order stays random and seeded per epoch. Single device (no distributed sharding).
+    ``sampler`` is the underlying :class:`BlockShuffleSampler` (Lightning sets its epoch, which
+    this sampler follows).
     """
 
     def __init__(self, dataset: ShardDataset, batch_size: int, pool_batches: int = 32,

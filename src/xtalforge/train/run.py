@@ -226,6 +226,10 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
         logger=[CSVLogger(run_dir, name="csv", version=""),
                 TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False)],
         enable_progress_bar=progress, enable_model_summary=progress)
+    if cfg.data.length_grouping and trainer.world_size > 1:
+        raise XtalforgeError(f"data.length_grouping batches on one device; this run has "
+                             f"{trainer.world_size} (trainer.devices={t.devices!r}): set "
+                             f"data.length_grouping=0 or trainer.devices=1")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
     return run_dir
 
