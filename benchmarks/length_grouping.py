@@ -58,6 +58,7 @@ def main() -> None:
             "length-grouped": grouped[:args.batches]}
     items = {i: ds[i] for i in chosen}
     h_max = _h_max(dataset_grid(root, task.d_high))
+    tokens = float(np.mean([len(items[i]["value"]) for i in chosen]))
     print(f"dataset {root}, {len(chosen)} items, batch {args.batch}, pool {args.pool} batches, "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
     results = []
@@ -73,11 +74,9 @@ def main() -> None:
             task.__dict__, {"name": "adam", "lr": 1e-4}).to(args.device).train()
         sec = training_seconds(module, data, len(chosen), args.repeats, args.device)
         results.append({"what": label, "samples_per_s": 1 / sec,
-                        "padded_tokens_per_item": padded,
-                        "tokens_per_item": float(np.mean([len(items[i]["value"])
-                                                          for i in chosen]))})
+                        "padded_tokens_per_item": padded, "tokens_per_item": tokens})
         print(f"{label:<16} {1 / sec:7.2f} samples/s   padded length {padded:7.1f} "
-              f"(mean tokens {results[-1]['tokens_per_item']:.1f})")
+              f"(mean tokens {tokens:.1f})")
     ratio = results[1]["samples_per_s"] / results[0]["samples_per_s"]
     print(f"ratio grouped / random: {ratio:.2f}")
     if args.json:

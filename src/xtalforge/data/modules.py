@@ -21,8 +21,10 @@ __all__ = ["OnTheFlyDataModule", "ShardDataModule"]
 
 
 def _loader(ds: Any, batch_size: int, num_workers: int, mode: str, sampler: Any = None,
-            persistent: bool = True) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+            persistent: bool = True, batch_sampler: Any = None) -> DataLoader:
+    batching = {"batch_sampler": batch_sampler} if batch_sampler is not None else \
+        {"batch_size": batch_size, "sampler": sampler}
+    return DataLoader(ds, **batching, num_workers=num_workers,
                       collate_fn=collate_reflections if mode == "list" else None,
                       persistent_workers=persistent and num_workers > 0, pin_memory=False)
 
@@ -55,11 +57,9 @@ class ShardDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]
         if self.length_grouping:
-            sampler = LengthGroupedBatchSampler(ds, self.batch_size, self.length_grouping,
-                                                self.seed)
-            return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers,
-                              collate_fn=collate_reflections,
-                              persistent_workers=self.num_workers > 0)
+            return _loader(ds, self.batch_size, self.num_workers, self.mode, batch_sampler=
+                           LengthGroupedBatchSampler(ds, self.batch_size, self.length_grouping,
+                                                     self.seed))
         return _loader(ds, self.batch_size, self.num_workers, self.mode,
                        BlockShuffleSampler(ds, self.seed))
 

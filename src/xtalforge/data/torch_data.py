@@ -235,16 +235,13 @@ class ShardDataset(Dataset):
     def lengths(self) -> np.ndarray:
         """Stored reflections per item (int64, from the ``hkl`` column only): proportional to
         the tokens a list-mode item has for any task (both scale as cell volume / |G|)."""
-        out = np.zeros(len(self._index), np.int64)
-        by_group: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        for i, (f, rg, r) in enumerate(self._index):
-            by_group.setdefault((f, rg), []).append((i, r))
-        for (f, rg), rows in by_group.items():
+        out: list[np.ndarray] = []
+        # the index lists each row group's rows together, in order
+        for (f, rg), rows in itertools.groupby(self._index, key=lambda t: t[:2]):
             col = pq.ParquetFile(self._files[f]).read_row_group(rg, columns=["hkl"]).column(0)
             per_row = np.diff(col.combine_chunks().offsets.to_numpy()) // 3
-            for i, r in rows:
-                out[i] = per_row[r]
-        return out
+            out.append(per_row[[r for _, _, r in rows]])
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
     def blocks(self) -> list[range]:
         """Item ranges that share a row group (for :class:`BlockShuffleSampler`)."""
@@ -291,14 +288,15 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
                              f"{pool_batches}")
         self.sampler = BlockShuffleSampler(dataset, seed)
         self.lengths = dataset.lengths()
-        self.batch_size, self.pool = batch_size, pool_batches * batch_size
+        self.batch_size, self.pool_batches = batch_size, pool_batches
+        self.pool = pool_batches * batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        n, pool, b = len(self.sampler), self.pool, self.batch_size
-        return (n // pool) * (-(-pool // b)) + -(-(n % pool) // b)
+        full, rest = divmod(len(self.sampler), self.pool)
+        return full * self.pool_batches + -(-rest // self.batch_size)
 
     def __iter__(self):
         order = np.fromiter(self.sampler, np.int64, len(self.sampler))
