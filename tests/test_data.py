@@ -87,6 +87,12 @@ def test_presets_load():
     assert load_spec("thesis-d3").compute.patterson[0].shape == (12, 12, 12)
     spec = load_spec("real-import", cif_dir="/tmp")
     assert spec.splits["test"] == 1.0
+    # the D1 presets are their base sets' structures (same generator, seed, splits) to 0.8 Å
+    for name in ("quick-p21", "monoclinic-20"):
+        base, d1 = load_spec(name), load_spec(f"{name}-d1")
+        assert (d1.generator, d1.seed, d1.n, d1.splits) == (base.generator, base.seed, base.n,
+                                                            base.splits)
+        assert (d1.compute.d_high, d1.compute.d_low) == (0.8, 1.5)
 
 
 def test_seeds_and_splits_depend_only_on_seed_and_id():

@@ -293,6 +293,24 @@ def test_solve_benchmark_extra_rows(phase_run):
                       "low_shape": (12, 12, 12), "high_shape": (16, 16, 16)}, OPTIM).eval()
     rows = solve_benchmark(structures, [], ("cf",), extend=(1.5, 1.0), module=sr)
     assert "patterson" in {r.data for r in rows}
+    # a shallower extension cuts the model's predictions (d from gemmi); a deeper one, or one
+    # from another d_low, is refused
+    import gemmi
+
+    from xtalforge.phasing.benchmark import model_extended
+
+    full, part = model_extended(structures[0], sr), model_extended(structures[0], sr, 1.2)
+    cell = gemmi.UnitCell(*structures[0].refl.cell)
+    d_full = np.array([cell.calculate_d(list(map(int, h))) for h in full.refl.hkl])
+    d_part = np.array([cell.calculate_d(list(map(int, h))) for h in part.refl.hkl])
+    assert d_full.min() < 1.1 and d_part.min() >= 1.2 - 1e-9
+    assert len(part.refl) == (d_full >= 1.2 - 1e-9).sum()
+    lookup = {tuple(h): a for h, a in zip(full.refl.hkl.tolist(), full.amplitudes, strict=True)}
+    assert all(lookup[tuple(h)] == a for h, a in zip(part.refl.hkl.tolist(), part.amplitudes,
+                                                     strict=True))
+    for bad in [(1.5, 0.9), (1.4, 1.0)]:
+        with pytest.raises(XtalforgeError, match="cannot use the model's task"):
+            solve_benchmark(structures, [], ("cf",), extend=bad, module=sr)
     frag = Generator.from_config(FRAG).sample(4)
     refl = reflections(frag, 1.5)
     f = structure_factors(frag, refl)

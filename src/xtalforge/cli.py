@@ -749,7 +749,9 @@ def benchmark_solve(
         methods: str = typer.Option("cf,smtbx", help="Solvers: cf, smtbx."),
         model: Path = typer.Option(None, "--model", help="Checkpoint for the model row."),
         extend: str = typer.Option(None, "--extend", help="D_LOW:D_HIGH rows (truth, Wilson, "
-                                   "free lunch, model, truth at D_HIGH)."),
+                                   "free lunch, model, truth at D_HIGH); with --model, default "
+                                   "its task, and a D_HIGH above the model's cuts its "
+                                   "predictions there."),
         split: str = typer.Option("test", help="Dataset split (train, val, test, all)."),
         n: int = typer.Option(50, "-n", help="Structures."),
         starts: int = typer.Option(4, help="Random starts per structure (cf)."),
@@ -770,7 +772,7 @@ def benchmark_solve(
         meths = tuple(m.strip() for m in methods.split(",") if m.strip())
         module = None
         if model is not None:
-            from xtalforge.phasing.benchmark import model_label, model_range
+            from xtalforge.phasing.benchmark import check_extension, model_label, model_range
             from xtalforge.train.run import load_checkpoint
 
             module = load_checkpoint(model)
@@ -778,9 +780,7 @@ def benchmark_solve(
                 res = sorted(set(res) | {module.task["d_high"]})
             else:
                 ext = ext or model_range(module)
-                if ext != model_range(module):
-                    raise XtalforgeError(f"--extend {ext} differs from the model's task "
-                                         f"{model_range(module)[0]}:{model_range(module)[1]}")
+                check_extension(ext, module)
         finest = min(res + ([ext[1]] if ext else []))
         if (data / "manifest.json").is_file():
             structures = dataset_entries(data, None if split == "all" else split, n)

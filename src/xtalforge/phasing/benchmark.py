@@ -10,6 +10,7 @@ so they answer the same question: are the phases of the data one has right?
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -87,17 +88,35 @@ def model_label(module: Any) -> str:
             "patterson_density": "density"}.get(name, "model")
 
 
-def model_extended(data: SolveData, module: Any) -> SolveData:
+def check_extension(extend: tuple[float, float], module: Any) -> None:
+    """Raise unless ``extend`` = (d_low, d_high) in Å can be served by the model: the same d_low
+    (its input) and a d_high no finer than the model's (its predictions are then cut there,
+    e.g. a 1.5 → 0.8 Å model used for 1.5 → 1.0 Å)."""
+    m_low, m_high = model_range(module)
+    if not (math.isclose(extend[0], m_low, rel_tol=1e-6)
+            and extend[1] >= m_high * (1 - 1e-6) and extend[1] < extend[0]):
+        raise XtalforgeError(f"--extend {extend[0]:g}:{extend[1]:g} cannot use the model's task "
+                             f"{m_low:g}:{m_high:g}: the extension must start at its d_low "
+                             f"({m_low:g} Å) and end at or above its d_high ({m_high:g} Å)")
+
+
+def model_extended(data: SolveData, module: Any, d_high: float | None = None) -> SolveData:
     """Known reflections as measured, the target shell from the model (same scale): a
     resolution-extension model or a Patterson super-resolution model (its ``extend_amplitudes``
-    goes through the predicted map)."""
+    goes through the predicted map). ``d_high`` (Å, default the model's): keep only the
+    predictions with d ≥ d_high (see :func:`check_extension`)."""
     from xtalforge.train.run import extend_amplitudes
 
-    d_low, _ = model_range(module)
+    d_low, m_high = model_range(module)
+    if d_high is not None:
+        check_extension((d_low, d_high), module)
     known = data.cut(d_low)
     extend = getattr(module, "extend_amplitudes", None)
     args = (known.refl.hkl, known.amplitudes, data.refl.cell, data.refl.spacegroup, data.z)
     new_hkl, new_f = extend(*args) if extend is not None else extend_amplitudes(module, *args)
+    if d_high is not None and d_high > m_high:
+        keep = _refl_for(data, np.asarray(new_hkl, np.int64)).d >= d_high * (1 - 1e-9)
+        new_hkl, new_f = new_hkl[keep], new_f[keep]
     hkl = np.concatenate([known.refl.hkl, new_hkl]).astype(np.int64)
     return data.with_amplitudes(_refl_for(data, hkl),
                                 np.concatenate([known.amplitudes, np.maximum(new_f, 0)]))
@@ -173,6 +192,8 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
     if any(s.true_phases is None for s in structures):
         raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
     direct = module is not None and model_label(module) in ("phai", "density")
+    if extend is not None and module is not None and not direct:
+        check_extension(extend, module)
     asked = resolutions + ([extend[1]] if extend else []) + \
         ([module.task["d_high"]] if direct else [])
     if not asked:
@@ -195,7 +216,9 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         low = [s.cut(d_low) for s in structures]
         high = [s.cut(d_high) for s in structures]
         wil = [wilson_filled(s, d_low, d_high) for s in structures]
-        ext = [model_extended(s, module) for s in structures] if module is not None else None
+        ext = None
+        if module is not None and not direct:
+            ext = [model_extended(s, module, d_high) for s in structures]
         label = model_label(module) if module is not None else "model"
         for m in methods:
             plans.append(("truth", d_low, m, low, low, d_low, {}))
