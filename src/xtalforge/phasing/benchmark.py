@@ -107,19 +107,17 @@ def model_extended(data: SolveData, module: Any, d_high: float | None = None) ->
     predictions with d ≥ d_high (see :func:`check_extension`)."""
     from xtalforge.train.run import extend_amplitudes
 
-    d_low, m_high = model_range(module)
+    d_low, _ = model_range(module)
     if d_high is not None:
         check_extension((d_low, d_high), module)
     known = data.cut(d_low)
     extend = getattr(module, "extend_amplitudes", None)
     args = (known.refl.hkl, known.amplitudes, data.refl.cell, data.refl.spacegroup, data.z)
     new_hkl, new_f = extend(*args) if extend is not None else extend_amplitudes(module, *args)
-    if d_high is not None and d_high > m_high:
-        keep = _refl_for(data, np.asarray(new_hkl, np.int64)).d >= d_high * (1 - 1e-9)
-        new_hkl, new_f = new_hkl[keep], new_f[keep]
     hkl = np.concatenate([known.refl.hkl, new_hkl]).astype(np.int64)
-    return data.with_amplitudes(_refl_for(data, hkl),
-                                np.concatenate([known.amplitudes, np.maximum(new_f, 0)]))
+    out = data.with_amplitudes(_refl_for(data, hkl),
+                               np.concatenate([known.amplitudes, np.maximum(new_f, 0)]))
+    return out if d_high is None else out.cut(d_high)
 
 
 def _row(method: str, label: str, d: float, scores: list[dict], seconds: float,
@@ -192,8 +190,9 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
     if any(s.true_phases is None for s in structures):
         raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
     direct = module is not None and model_label(module) in ("phai", "density")
-    if extend is not None and module is not None and not direct:
-        check_extension(extend, module)
+    extender = module if module is not None and not direct else None  # amplitudes for a shell
+    if extend is not None and extender is not None:
+        check_extension(extend, extender)
     asked = resolutions + ([extend[1]] if extend else []) + \
         ([module.task["d_high"]] if direct else [])
     if not asked:
@@ -216,9 +215,8 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         low = [s.cut(d_low) for s in structures]
         high = [s.cut(d_high) for s in structures]
         wil = [wilson_filled(s, d_low, d_high) for s in structures]
-        ext = None
-        if module is not None and not direct:
-            ext = [model_extended(s, module, d_high) for s in structures]
+        ext = None if extender is None else \
+            [model_extended(s, extender, d_high) for s in structures]
         label = model_label(module) if module is not None else "model"
         for m in methods:
             plans.append(("truth", d_low, m, low, low, d_low, {}))
