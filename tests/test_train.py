@@ -23,7 +23,7 @@ from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
 from xtalforge.io.shelx import read_hkl, write_hkl, write_ins
 from xtalforge.train import load_run_config
-from xtalforge.train.metrics import r_factor, r_per_shell, shell_edges, ssim3d
+from xtalforge.train.metrics import r_factor, r_per_shell, relative_mse, shell_edges, ssim3d
 from xtalforge.train.resolution import ResolutionExtension
 from xtalforge.train.run import evaluate, load_checkpoint, predict_hkl, train
 
@@ -138,6 +138,31 @@ def test_metrics_against_closed_forms():
     shells = r_per_shell(pred, true, torch.ones_like(mask), d, [1.2, 1.1, 1.0])
     assert shells[0][2] == pytest.approx(0.5 / 3)  # d 1.19 and 1.1: 1.1 ≤ d < 1.2
     assert shells[1][2] == pytest.approx((1 + 4) / 7)  # d 1.0 and 1.05
+
+
+def test_relative_mse_weighs_structures_equally(four_items):
+    """Σ(p − t)² / Σt² per structure, averaged over structures; a structure with no masked
+    reflection is left out. The module's loss switches to it with ``task.loss``."""
+    true = torch.tensor([[1.0, 2.0, 0.0], [10.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    pred = torch.tensor([[2.0, 2.0, 9.0], [7.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, False, False], [False, False, False]])
+    expected = ((1.0 / 5.0) + (9.0 / 100.0)) / 2
+    assert float(relative_mse(pred, true, mask)) == pytest.approx(expected)
+    module = ResolutionExtension({"name": "unet3d", "size": "small",
+                                  "params": SMALL_PARAMS["unet3d"]},
+                                 {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson",
+                                  "loss": "relative_mse"}, {"name": "adam", "lr": 1e-3})
+    batch = batch_of(module, four_items)
+    with torch.no_grad():
+        raw = module.raw(batch)
+        loss = float(module._loss(raw, batch))
+    t, r = batch["target"].numpy(), raw.numpy()
+    m = batch["target_mask"].numpy()
+    by_hand = np.mean([((r[i] - t[i])[m[i]] ** 2).sum() / (t[i][m[i]] ** 2).sum()
+                       for i in range(len(t))])
+    assert loss == pytest.approx(by_hand, rel=1e-5)
+    pooled = ((r - t)[m] ** 2).mean()
+    assert abs(loss - pooled) > 1e-3  # the option changes the loss
 
 
 def test_wilson_fill_r_matches_wilson_statistics():

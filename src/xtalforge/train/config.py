@@ -79,6 +79,10 @@ class TaskConfig(_Strict):
     low_shape: Shape = (12, 12, 12)
     high_shape: Shape = (24, 24, 24)
     pearson_weight: float = Field(0.1, ge=0)  # patterson_density: loss MSE + w (1 − Pearson)
+    # resolution: "mse" pools the squared error over the batch; "relative_mse" divides each
+    # structure's by its Σ truth² first, so structures whose high-resolution intensity is far
+    # from the Wilson extrapolation (bonded molecules, real cells) do not dominate the gradient
+    loss: Literal["mse", "relative_mse"] = "mse"
     recycles: int = Field(3, ge=1)
     inference_cycles: int = Field(10, ge=1)
     inference_starts: int = Field(4, ge=1)

@@ -19,7 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mse", "r_factor", "r_factor_per_sample", "r_per_shell", "shell_edges", "ssim3d"]
+__all__ = ["mse", "r_factor", "r_factor_per_sample", "r_per_shell", "relative_mse", "relative_se",
+           "shell_edges", "ssim3d"]
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -43,6 +44,24 @@ def mse(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     """Mean squared error over ``mask``."""
     m = mask.to(pred.dtype)
     return ((pred - true) ** 2 * m).sum() / m.sum().clamp_min(1)
+
+
+def relative_mse(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over structures (the first axis) of Σ(pred − true)² / Σ true² over ``mask``;
+    structures with no masked value, or only zeros there, are left out (0 when none is left)."""
+    ratio, ok = relative_se(pred, true, mask)
+    return ratio.sum() / ok.sum().clamp_min(1)
+
+
+def relative_se(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per structure: Σ(pred − true)² / Σ true² over ``mask`` (0 where Σ true² = 0) and
+    whether Σ true² > 0 there, both (B,)."""
+    m, t = _flat(mask.to(pred.dtype)), _flat(true)
+    num = ((_flat(pred) - t) ** 2 * m).sum(1)
+    den = (t**2 * m).sum(1)
+    ok = den > 0
+    return torch.where(ok, num / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0), ok
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> torch.Tensor:

@@ -4,7 +4,9 @@ amplitudes of the missing high-resolution reflections from the known low-resolut
 The output always keeps the known amplitudes and is zero at absent voxels (outside the sphere,
 systematically absent, outside the ASU, padding); predictions are clipped at 0. The loss is the
 MSE of the raw network output on the ``target`` reflections (optionally also on the known ones,
-as the thesis did). Every evaluation step also scores the Wilson fill on the same reflections.
+as the thesis did), pooled over the batch or (``task.loss: relative_mse``) relative to each
+structure's Σ truth² and then averaged over structures. Every evaluation step also scores the
+Wilson fill on the same reflections.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import torch
 
 from xtalforge.data.torch_data import Task
 from xtalforge.models import build_model
-from xtalforge.train.metrics import mse, r_factor, r_factor_per_sample, shell_edges, ssim3d
+from xtalforge.train.metrics import (
+    mse,
+    r_factor,
+    r_factor_per_sample,
+    relative_mse,
+    relative_se,
+    shell_edges,
+    ssim3d,
+)
 from xtalforge.train.optim import configure_optimizers
 
 __all__ = ["ResolutionExtension", "compose"]
@@ -62,6 +72,7 @@ class ResolutionExtension(L.LightningModule):
         self.task = Task(**{k: task[k] for k in ('d_low', 'd_high', 'normalization')
                             if k in task})
         self.edges = shell_edges(self.task.d_high, self.task.d_low, n_shells)
+        self.loss_name: str = task.get("loss", "mse")
         self._sums: dict[str, torch.Tensor] = {}
 
     # -- prediction -------------------------------------------------------------------------
@@ -82,9 +93,13 @@ class ResolutionExtension(L.LightningModule):
             target, known = target & batch["pad_mask"], known & batch["pad_mask"]
         return target, known
 
-    def _loss(self, raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _loss_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target, known = self._masks(batch)
-        return mse(raw, truth(batch), target | known if self.hparams.loss_on_known else target)
+        return target | known if self.hparams.loss_on_known else target
+
+    def _loss(self, raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = relative_mse if self.loss_name == "relative_mse" else mse
+        return loss(raw, truth(batch), self._loss_mask(batch))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         raw = self.raw(batch)
@@ -108,10 +123,14 @@ class ResolutionExtension(L.LightningModule):
         # R, SSIM and shells on amplitudes with the largest known one = 1, whatever the
         # normalisation the model sees; MSE and loss in the model's units
         pred, true = pred_n * batch["scale"], true_n * batch["scale"]
+        lm = self._loss_mask(batch)
+        if self.loss_name == "relative_mse":
+            ratio, ok = relative_se(raw, true_n, lm)
+            loss_num, loss_den = ratio.sum(), ok.sum()
+        else:
+            loss_num, loss_den = ((raw - true_n) ** 2 * lm).sum(), lm.sum()
         sums = {
-            "loss_num": ((raw - true_n) ** 2 * ((tf + kf) if self.hparams.loss_on_known else tf)
-                         ).sum(),
-            "loss_den": (tf + kf).sum() if self.hparams.loss_on_known else tf.sum(),
+            "loss_num": loss_num, "loss_den": loss_den,
             "mse_num": ((pred_n - true_n) ** 2 * tf).sum(), "mse_den": tf.sum(),
             "R_num": ((pred - true).abs() * tf).sum(), "R_den": (true.abs() * tf).sum(),
             "Rall_num": ((pred - true).abs() * (tf + kf)).sum(),
