@@ -388,6 +388,10 @@ def test_config_errors_name_the_field(tmp_path):
         load_run_config({"name": "x", "data": {}})
     with pytest.raises(ConfigError, match="d_low"):
         load_run_config({"data": {"path": "."}, "task": {"d_low": 1.0, "d_high": 1.2}})
+    with pytest.raises(ConfigError, match="loss"):
+        load_run_config({"data": {"path": "."}, "task": {"loss": "relative_mae"}})
+    with pytest.raises(ConfigError, match="loss 'relative_mse' is for the resolution task"):
+        load_run_config("quick-phai", ["task.loss=relative_mse"])
     with pytest.raises(ConfigError, match="no experiment preset"):
         load_run_config("nope")
     cfg = load_run_config("quick-unet3d", ["trainer.max_epochs=3", "optim.lr=0.01"])

@@ -91,6 +91,9 @@ class TaskConfig(_Strict):
     def _order(self) -> TaskConfig:
         if self.name in ("resolution", "patterson_sr") and not self.d_low > self.d_high:
             raise ValueError(f"d_low ({self.d_low} Å) must exceed d_high ({self.d_high} Å)")
+        if self.loss != "mse" and self.name != "resolution":
+            raise ValueError(f"loss {self.loss!r} is for the resolution task; task "
+                             f"{self.name} has its own loss")
         for shape in (self.low_shape, self.high_shape):
             if min(shape) < 4 or max(shape) > 128:
                 raise ValueError(f"map shape {shape} must have 4–128 points per axis")
