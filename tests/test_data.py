@@ -93,6 +93,13 @@ def test_presets_load():
         assert (d1.generator, d1.seed, d1.n, d1.splits) == (base.generator, base.seed, base.n,
                                                             base.splits)
         assert (d1.compute.d_high, d1.compute.d_low) == (0.8, 1.5)
+    # the bonded-molecule D1 preset differs from monoclinic-20-d1 only in placement (and names)
+    uniform, mol = load_spec("monoclinic-20-d1"), load_spec("monoclinic-20-d1-mol")
+    gu, gm = uniform.generator, mol.generator  # generator configs as mappings
+    assert gm["placement"]["method"] == "molecule" != gu["placement"]["method"]
+    assert {k for k in gu if gu[k] != gm[k]} == {"name", "placement"}
+    assert (mol.seed, mol.n, mol.splits, mol.compute) == (uniform.seed, uniform.n,
+                                                           uniform.splits, uniform.compute)
 
 
 def test_seeds_and_splits_depend_only_on_seed_and_id():
