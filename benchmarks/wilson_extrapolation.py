@@ -54,11 +54,10 @@ def extrapolation_errors(root: Path, split: str | None, task: Task
 def model_scale(checkpoint: Path, root: Path, split: str) -> dict:
     """A model's predicted fall-off and R (raw and rescaled per shell to the fill) on a
     dataset split, beside the fill's."""
-    import itertools
-
     import torch
     from torch.utils.data import DataLoader
 
+    from xtalforge.train.metrics import shell_masks
     from xtalforge.train.resolution import truth
     from xtalforge.train.run import dataset_grid, load_checkpoint
 
@@ -78,8 +77,7 @@ def model_scale(checkpoint: Path, root: Path, split: str) -> dict:
                 log_ratio.append(float(torch.log((p**2).sum() / (t**2).sum())))
                 fill_ratio.append(float(torch.log((fill[i][tm[i]] ** 2).sum() / (t**2).sum())))
                 q = pred[i].clone()
-                for upper, lower in itertools.pairwise(module.edges):
-                    shell = tm[i] & (d[i] >= lower * (1 - 1e-6)) & (d[i] < upper * (1 - 1e-6))
+                for _, _, shell in shell_masks(tm[i], d[i], module.edges):
                     if shell.any():
                         q[shell] *= torch.sqrt((fill[i][shell] ** 2).sum()
                                                / (pred[i][shell] ** 2).sum().clamp_min(1e-12))

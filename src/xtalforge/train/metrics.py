@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 __all__ = ["mse", "r_factor", "r_factor_per_sample", "r_per_shell", "relative_mse", "relative_se",
-           "shell_edges", "ssim3d"]
+           "shell_edges", "shell_masks", "ssim3d"]
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -104,12 +105,17 @@ def shell_edges(d_high: float, d_low: float, n_shells: int) -> list[float]:
     return [1 / math.cbrt(lo + (hi - lo) * i / n_shells) for i in range(n_shells + 1)]
 
 
+def shell_masks(mask: torch.Tensor, d: torch.Tensor, edges: list[float]
+                ) -> Iterator[tuple[float, float, torch.Tensor]]:
+    """(d_upper, d_lower, ``mask`` restricted to d_lower ≤ d < d_upper) for the shells between
+    consecutive ``edges`` (Å, descending), edges compared with a relative tolerance of 1e-6."""
+    for upper, lower in itertools.pairwise(edges):
+        yield upper, lower, mask & (d >= lower * (1 - 1e-6)) & (d < upper * (1 - 1e-6))
+
+
 def r_per_shell(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor, d: torch.Tensor,
                 edges: list[float]) -> list[tuple[float, float, float]]:
     """[(d_upper, d_lower, R)] for shells d_lower ≤ d < d_upper (Å) between consecutive
     ``edges`` (descending), over ``mask``."""
-    out = []
-    for upper, lower in itertools.pairwise(edges):
-        shell = mask & (d >= lower * (1 - 1e-6)) & (d < upper * (1 - 1e-6))
-        out.append((upper, lower, float(r_factor(pred, true, shell))))
-    return out
+    return [(upper, lower, float(r_factor(pred, true, shell)))
+            for upper, lower, shell in shell_masks(mask, d, edges)]

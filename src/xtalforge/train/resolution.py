@@ -20,12 +20,11 @@ import torch
 from xtalforge.data.torch_data import Task
 from xtalforge.models import build_model
 from xtalforge.train.metrics import (
-    mse,
     r_factor,
     r_factor_per_sample,
-    relative_mse,
     relative_se,
     shell_edges,
+    shell_masks,
     ssim3d,
 )
 from xtalforge.train.optim import configure_optimizers
@@ -97,9 +96,21 @@ class ResolutionExtension(L.LightningModule):
         target, known = self._masks(batch)
         return target | known if self.hparams.loss_on_known else target
 
+    def _loss_sums(self, raw: torch.Tensor, batch: dict[str, torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(numerator, denominator) of the loss: squared errors over reflections (``mse``) or
+        relative squared errors over structures (``relative_mse``), so that epoch sums pool
+        batches the way the loss pools reflections."""
+        mask, true = self._loss_mask(batch), truth(batch)
+        if self.loss_name == "relative_mse":
+            ratio, ok = relative_se(raw, true, mask)
+            return ratio.sum(), ok.sum()
+        m = mask.to(raw.dtype)
+        return ((raw - true) ** 2 * m).sum(), m.sum()
+
     def _loss(self, raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        loss = relative_mse if self.loss_name == "relative_mse" else mse
-        return loss(raw, truth(batch), self._loss_mask(batch))
+        num, den = self._loss_sums(raw, batch)
+        return num / den.clamp_min(1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         raw = self.raw(batch)
@@ -123,12 +134,7 @@ class ResolutionExtension(L.LightningModule):
         # R, SSIM and shells on amplitudes with the largest known one = 1, whatever the
         # normalisation the model sees; MSE and loss in the model's units
         pred, true = pred_n * batch["scale"], true_n * batch["scale"]
-        lm = self._loss_mask(batch)
-        if self.loss_name == "relative_mse":
-            ratio, ok = relative_se(raw, true_n, lm)
-            loss_num, loss_den = ratio.sum(), ok.sum()
-        else:
-            loss_num, loss_den = ((raw - true_n) ** 2 * lm).sum(), lm.sum()
+        loss_num, loss_den = self._loss_sums(raw, batch)
         sums = {
             "loss_num": loss_num, "loss_den": loss_den,
             "mse_num": ((pred_n - true_n) ** 2 * tf).sum(), "mse_den": tf.sum(),
@@ -140,8 +146,8 @@ class ResolutionExtension(L.LightningModule):
         }
         if self.input_mode == "grid":
             sums["ssim"] = ssim3d(pred, true).sum()
-        for i, (upper, lower) in enumerate(itertools.pairwise(self.edges)):
-            shell = tf * ((batch["d"] >= lower * (1 - 1e-6)) & (batch["d"] < upper * (1 - 1e-6)))
+        for i, (_, _, shell) in enumerate(shell_masks(target, batch["d"], self.edges)):
+            shell = shell.to(true.dtype)
             sums[f"shell{i}_num"] = ((pred - true).abs() * shell).sum()
             sums[f"shell{i}_den"] = (true.abs() * shell).sum()
         for k, v in sums.items():

@@ -271,7 +271,7 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
     from torch.utils.data import DataLoader, Subset
 
     from xtalforge.data.torch_data import ShardDataset, collate_reflections
-    from xtalforge.train.metrics import ssim3d
+    from xtalforge.train.metrics import shell_masks, ssim3d
     from xtalforge.train.resolution import ResolutionExtension, per_structure, truth
 
     module = load_checkpoint(checkpoint)
@@ -334,8 +334,7 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
                 sums["num_w"] += float(((w - tb).abs() * tm).sum())
                 sums["sq"] += float(((pred_n[b] - true_n[b]) ** 2 * tm).sum())
                 sums["n_t"] += float(tm.sum())
-                for i, (upper, lower) in enumerate(itertools.pairwise(module.edges)):
-                    shell = tm & (d >= lower * (1 - 1e-6)) & (d < upper * (1 - 1e-6))
+                for i, (_, _, shell) in enumerate(shell_masks(tm, d, module.edges)):
                     shell_num[i] += float(((pb - tb).abs() * shell).sum())
                     shell_den[i] += float((tb.abs() * shell).sum())
                 ssim = float(ssim3d(p, t)[0])
