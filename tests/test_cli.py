@@ -40,6 +40,20 @@ def test_info_and_sf(tmp_path):
     assert result.exit_code == 0 and str(len(refl)) in result.stdout
 
 
+
+def test_warnings_are_one_line_on_stderr(tmp_path):
+    c = random_crystal("P 1 21 1", 4, seed=2)
+    cif = tmp_path / "q.cif"
+    c.to_cif(cif)
+    text, last_label = cif.read_text(), Crystal.from_cif(cif).labels[-1]
+    last_atom = text.index("\n", text.index(f"{last_label} "))
+    cif.write_text(text[:last_atom] + "\nQ1 Q 0.5 0.5 0.5 0.05 Uiso 1" + text[last_atom:])
+    result = runner.invoke(app, ["info", str(cif)])
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.stderr and "skipped 1 dummy site(s)" in result.stderr
+    assert "UserWarning" not in result.output and "cif_io.py" not in result.output
+    assert f"{c.n_atoms}" in result.stdout
+
 def test_bad_input_gives_a_clear_message(tmp_path):
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\nloop_\n_a\n_b\n1\n")

@@ -136,7 +136,7 @@ def test_cif_missing_u_is_filled_with_a_warning(tmp_path):
     (CIF_OPS_ONLY.replace("_cell_length_b 8.0\n", ""), "_cell_length_b"),
     (CIF_OPS_ONLY.replace("loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-x+1/2,y+1/2,-z+1/2\n"
                           "-x,-y,-z\nx-1/2,-y-1/2,z-1/2\n", ""), "missing symmetry"),
-    (CIF_OPS_ONLY.replace("Cl1 Cl- ", "Q1 Q "), "unknown element"),
+    (CIF_OPS_ONLY.replace("Cl1 Cl- ", "Xx1 Xx "), "unknown element"),
 ])
 def test_bad_cif_names_the_file(tmp_path, text, message):
     path = tmp_path / "bad.cif"
@@ -144,6 +144,66 @@ def test_bad_cif_names_the_file(tmp_path, text, message):
     with pytest.raises(CrystalError, match=message) as err:
         Crystal.from_cif(path)
     assert "bad.cif" in str(err.value)
+
+
+def _dotted(text: str) -> str:
+    """The same CIF with DDLm/CIF2 names (``_cell.length_a``, ``_atom_site.fract_x``)."""
+    out = []
+    for line in text.splitlines():
+        for cat in ("_atom_site_aniso_", "_atom_site_", "_cell_", "_symmetry_equiv_"):
+            if line.startswith(cat):
+                line = cat[:-1] + "." + line[len(cat):]
+                break
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_ddlm_dotted_names_read_like_ddl1(tmp_path):
+    plain, dotted = tmp_path / "plain.cif", tmp_path / "dotted.cif"
+    plain.write_text(CIF_OPS_ONLY)
+    dotted.write_text(_dotted(CIF_OPS_ONLY))
+    assert "_atom_site.fract_x" in dotted.read_text()
+    assert len(gemmi.make_small_structure_from_block(gemmi.cif.read(str(dotted))[0]).sites) == 0
+    a, b = Crystal.from_cif(plain), Crystal.from_cif(dotted)
+    assert b.spacegroup.hall == a.spacegroup.hall == gemmi.SpaceGroup("P 1 21/n 1").hall
+    np.testing.assert_array_equal(b.cell, (7.0, 8.0, 9.0, 90.0, 100.0, 90.0))
+    np.testing.assert_array_equal(b.frac, a.frac)
+    np.testing.assert_array_equal(b.u_iso, a.u_iso)  # U_eq from the aniso loop in both
+    assert b.elements == ["Cl", "O", "H"]
+
+
+def test_residual_peaks_and_dummy_sites_are_skipped_with_a_warning(tmp_path):
+    text = CIF_OPS_ONLY.replace("H1 H 0.2 0.4 0.1 0.05 1\n",
+                                "H1 H 0.2 0.4 0.1 0.05 1\nQ1 Q 0.6 0.6 0.6 0.05 1\n"
+                                "Q12 Q 0.7 0.6 0.6 0.05 1\n")
+    path = tmp_path / "q.cif"
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=r"skipped 2 dummy site\(s\).*Q1, Q12"):
+        c = Crystal.from_cif(path)
+    assert c.labels == ["Cl1", "O1", "H1"]
+    flagged = CIF_OPS_ONLY.replace("_atom_site_occupancy\n", "_atom_site_occupancy\n"
+                                   "_atom_site_calc_flag\n")
+    flagged = flagged.replace(" 1\nO1", " 1 d\nO1").replace(" 0.5\nH1", " 0.5 .\nH1")
+    flagged = flagged.replace("0.05 1\n", "0.05 1 dum\n")
+    path.write_text(flagged)
+    with pytest.warns(UserWarning, match="H1"):
+        assert Crystal.from_cif(path).labels == ["Cl1", "O1"]
+
+
+def test_operators_contradicting_the_symbol_warn(tmp_path):
+    path = tmp_path / "c.cif"
+    path.write_text(CIF_OPS_ONLY.replace("loop_\n_symmetry", "_symmetry_space_group_name_H-M "
+                                         "'C 2/c'\nloop_\n_symmetry", 1))
+    with pytest.warns(UserWarning, match=r"generate P 1 21/n 1 \(No. 14\).*No. 15"):
+        c = Crystal.from_cif(path)
+    assert c.spacegroup.number == 14
+    # another setting of the same type is not a conflict
+    path.write_text(CIF_OPS_ONLY.replace("loop_\n_symmetry", "_symmetry_space_group_name_H-M "
+                                         "'P 21/c'\nloop_\n_symmetry", 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=".*no displacement")
+        assert Crystal.from_cif(path).spacegroup.xhm() == "P 1 21/n 1"
 
 
 def test_missing_file():

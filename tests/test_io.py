@@ -112,6 +112,30 @@ def test_mtz_written_by_gemmi(tmp_path):
         read_mtz(path, column="I")
 
 
+def test_mtz_with_only_anomalous_pairs_gives_friedel_means(tmp_path):
+    mtz = gemmi.Mtz(with_base=True)
+    mtz.spacegroup = gemmi.SpaceGroup("P 1 21 1")
+    mtz.set_cell_for_all(gemmi.UnitCell(7, 8, 9, 90, 100, 90))
+    mtz.add_dataset("x")
+    for label, kind in (("I(+)", "K"), ("SIGI(+)", "M"), ("I(-)", "K"), ("SIGI(-)", "M")):
+        mtz.add_column(label, kind)
+    nan = np.nan
+    rows = np.array([[1, 0, 1, 10.0, 3.0, 14.0, 4.0],   # both mates
+                     [0, 1, 1, 7.0, 1.0, nan, nan],     # only I(+)
+                     [1, 1, 1, nan, nan, 5.0, 0.5],     # only I(-)
+                     [2, 1, 1, nan, nan, nan, nan]],    # neither
+                    dtype=np.float32)
+    mtz.set_data(rows)
+    path = tmp_path / "anom.mtz"
+    mtz.write_to_file(str(path))
+    data = read_reflections(path)
+    assert data.kind == "intensity"
+    np.testing.assert_array_equal(data.hkl, [[1, 0, 1], [0, 1, 1], [1, 1, 1]])
+    np.testing.assert_allclose(data.values, [12.0, 7.0, 5.0])
+    np.testing.assert_allclose(data.sigmas, [2.5, 1.0, 0.5])  # sqrt(3² + 4²) / 2
+    assert any("I(+)/I(-)" in n for n in data.notes) and any("dropped 1" in n for n in data.notes)
+
+
 def test_real_reflection_files():
     hkl = real_data("hkl")
     d = read_reflections(hkl / "COD_1501469.hkl")

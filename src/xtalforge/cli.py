@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xtalforge.errors import XtalforgeError
@@ -16,6 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Synthetic crystals, diffraction data and deep learning for the phase "
                        "problem.")
 console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 STRUCTURE_SUFFIXES = {".cif", ".pdb", ".ent", ".mmcif"}
 REFLECTION_SUFFIXES = {".hkl", ".mtz", ".fcf"}
 
@@ -28,10 +31,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a user-facing warning as one ``warning: …`` line (no source path or code line)."""
+    if issubclass(category, (UserWarning, RuntimeWarning)):
+        err_console.print("[yellow]warning:[/] " + escape(str(message)), highlight=False)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     """xtalforge command line."""
+    warnings.showwarning = _show_warning
 
 
 def _fail(exc: Exception) -> None:
@@ -48,8 +63,7 @@ def load_structure(path: Path):
         return Crystal.from_pdb(path)
     if suffix in (".cif", ".mmcif"):
         text = path.read_text(errors="replace")[:200000] if path.is_file() else ""
-        mmcif = "_atom_site.Cartn_x" in text
-        if mmcif or ("_atom_site.fract_x" in text and "_atom_site_fract_x" not in text):
+        if "_atom_site.Cartn_x" in text:  # mmCIF model (Cartesian coordinates)
             return Crystal.from_pdb(path)
     return Crystal.from_cif(path)
 
@@ -99,8 +113,6 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or r
     table.add_row("atoms (ASU)", str(crystal.n_atoms))
     comp = crystal.composition()
     table.add_row("cell content", " ".join(f"{k}{v:g}" for k, v in sorted(comp.items())))
-    for w in crystal.metadata.get("warnings", []):
-        table.add_row("warning", w)
     console.print(table)
     counts = Table(title="unique reflections")
     counts.add_column("d_min (Å)")

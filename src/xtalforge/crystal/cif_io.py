@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ __all__ = ["cif_files", "from_small_structure", "read_cif", "write_cif"]
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
+_DUMMY = re.compile(r"^[Qq]\d*$")  # residual density peaks (SHELXL "Q1", "Q12")
 
 
 def cif_files(folder: str | Path) -> list[Path]:
@@ -52,9 +54,30 @@ def _pick_block(doc: gemmi.cif.Document, block: str | int | None, path: Path) ->
             raise CrystalError(f"{path}: no data block named {block!r}")
         return found
     for b in doc:
-        if b.find_value("_atom_site_fract_x") is not None or b.find_loop("_atom_site_fract_x"):
+        if any(b.find_value(t) is not None or b.find_loop(t)
+               for t in ("_atom_site_fract_x", "_atom_site.fract_x")):
             return b
     raise CrystalError(f"{path}: no data block with atom sites (_atom_site_fract_x)")
+
+
+def _undotted(block: gemmi.cif.Block) -> gemmi.cif.Block:
+    """A copy of a block written with DDLm/CIF2 names (``_cell.length_a``,
+    ``_atom_site.fract_x``) under their DDL1 aliases (``_cell_length_a``), which gemmi's
+    small-structure reader expects. Blocks already in DDL1 form are returned unchanged."""
+    if block.find_value("_atom_site_fract_x") is not None or block.find_loop("_atom_site_fract_x"):
+        return block
+    out = gemmi.cif.Document().add_new_block(block.name)
+    for item in block:
+        if item.pair is not None:
+            tag, value = item.pair
+            out.set_pair(tag.replace(".", "_", 1), value)
+        elif item.loop is not None:
+            loop = item.loop
+            new = out.init_loop("", [t.replace(".", "_", 1) for t in loop.tags])
+            values, width = list(loop.values), loop.width()
+            for start in range(0, len(values), width):
+                new.add_row(values[start:start + width])
+    return out
 
 
 def _missing_u(block: gemmi.cif.Block, n: int) -> np.ndarray:
@@ -67,19 +90,47 @@ def _missing_u(block: gemmi.cif.Block, n: int) -> np.ndarray:
     return missing
 
 
-def _space_group(small: gemmi.SmallStructure, where: str) -> gemmi.SpaceGroup:
+def _space_group(small: gemmi.SmallStructure, where: str) -> tuple[gemmi.SpaceGroup, str | None]:
+    """The space group and, when the operators contradict the stated symbol, a note saying so."""
     try:
         if small.symops:
-            return space_group_from_ops(list(small.symops))
+            sg = space_group_from_ops(list(small.symops))
+            return sg, _symbol_conflict(small, sg, where)
         for value in (small.spacegroup_hall, small.spacegroup_hm):
             if value and value not in ("?", "."):
-                return resolve_space_group(value)
+                return resolve_space_group(value), None
         if small.spacegroup_number:
-            return resolve_space_group(int(small.spacegroup_number))
+            return resolve_space_group(int(small.spacegroup_number)), None
     except CrystalError as exc:
         raise CrystalError(f"{where}{exc}") from None
     raise CrystalError(f"{where}missing symmetry: no symmetry operators, Hall or H-M symbol, or "
                        "space-group number")
+
+
+def _symbol_conflict(small: gemmi.SmallStructure, sg: gemmi.SpaceGroup, where: str) -> str | None:
+    """A note when the H-M symbol or IT number names another space-group type than the operators
+    (settings of the same type, e.g. P 21/c for P 1 21/n 1 operators, are not a conflict)."""
+    stated = small.spacegroup_number or None
+    if small.spacegroup_hm and small.spacegroup_hm not in ("?", "."):
+        try:
+            stated = resolve_space_group(small.spacegroup_hm).number
+        except CrystalError:
+            pass
+    if stated is None or stated == sg.number:
+        return None
+    return (f"{where}the symmetry operators generate {sg.xhm()} (No. {sg.number}) but the file "
+            f"states No. {stated} ({small.spacegroup_hm or 'no symbol'}); used the operators")
+
+
+def _dummy_sites(block: gemmi.cif.Block | None, sites: list) -> np.ndarray:
+    """Mask of sites that are not atoms: SHELXL residual peaks (type or, without a type, label
+    ``Q<n>``) and rows flagged ``_atom_site_calc_flag dum``."""
+    dummy = np.array([bool(_DUMMY.match(s.type_symbol or s.label)) for s in sites], dtype=bool)
+    if block is not None:
+        flags = block.find_values("_atom_site_calc_flag")
+        if len(flags) == len(sites):
+            dummy |= np.array([v.lower() == "dum" for v in flags], dtype=bool)
+    return dummy
 
 
 def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
@@ -90,16 +141,28 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
     Sites with zero occupancy are dropped; both are recorded in ``metadata["warnings"]``.
     """
     where = f"{source}: " if source else ""
-    sg = _space_group(small, where)
+    sg, conflict = _space_group(small, where)
     cell = small.cell
     sites = list(small.sites)
     if not sites:
         raise CrystalError(f"{where}no atom sites")
     notes: list[str] = []
+    if conflict:
+        notes.append(conflict)
+        warnings.warn(conflict, stacklevel=3)
     z, frac, u, occ, labels = [], [], [], [], []
     missing = _missing_u(block, len(sites)) if block is not None else np.zeros(len(sites), bool)
+    dummy = _dummy_sites(block, sites)
+    if dummy.any():
+        names = [s.label for s, d in zip(sites, dummy) if d]
+        msg = (f"{where}skipped {len(names)} dummy site(s) (residual peaks or calc_flag dum: "
+               f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''})")
+        notes.append(msg)
+        warnings.warn(msg, stacklevel=3)
     filled = []
-    for site, no_u in zip(sites, missing):
+    for site, no_u, skip in zip(sites, missing, dummy):
+        if skip:
+            continue
         if site.element.atomic_number == 0:
             raise CrystalError(f"{where}atom {site.label}: unknown element {site.type_symbol!r}")
         if not 0 < site.occ:
@@ -143,13 +206,15 @@ def read_cif(path: str | Path, block: str | int | None = None,
     """Read a small-molecule CIF into a :class:`Crystal`.
 
     Symmetry comes from the symmetry operators when given (any setting gemmi tabulates, e.g.
-    P 1 21/n 1), else from the Hall symbol, the H-M symbol or the IT number. U_iso (or B_iso,
-    converted) is taken as given; sites with only U_aniso get U_eq; sites with neither get
-    ``default_u_iso`` Å² with a warning. Raises :class:`CrystalError` naming the file.
+    P 1 21/n 1; a warning when they contradict the stated symbol), else from the Hall symbol,
+    the H-M symbol or the IT number. DDLm/CIF2 names (``_cell.length_a``) are read as their DDL1
+    aliases. Residual peaks (``Q1``…) and ``calc_flag dum`` sites are skipped with a warning.
+    U_iso (or B_iso, converted) is taken as given; sites with only U_aniso get U_eq; sites with
+    neither get ``default_u_iso`` Å² with a warning. Raises :class:`CrystalError` naming the file.
     """
     path = Path(path)
     doc = _read_document(path)
-    blk = _pick_block(doc, block, path)
+    blk = _undotted(_pick_block(doc, block, path))
     for tag in ("_cell_length_a", "_cell_length_b", "_cell_length_c"):
         value = blk.find_value(tag) or blk.find_value(tag.replace("_cell_", "_cell."))
         if value is None or value in ("?", "."):
