@@ -379,6 +379,9 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
                     [[0.0, 0.3, 0.25], [0.2, 0.1, 0.1]], [0.02, 0.03], [0.5, 1.0])
     _write(shelx, src / "g_shelx_occ.cif")
     (src / "h_corrupt.cif").write_text("data_bad\n_cell_length_a 5\nloop_\n_atom_site_label\n")
+    text, last = (src / "a_good.cif").read_text(), Crystal.from_cif(src / "a_good.cif").labels[-1]
+    end = text.index("\n", text.index(f"{last} "))
+    (src / "i_qpeak.cif").write_text(text[:end] + "\nQ1 Q 0.5 0.5 0.5 0.05 Uiso 1" + text[end:])
     out = tmp_path / "ds"
     res = CliRunner().invoke(app, ["import-cif", str(src), "--out", str(out)])
     assert res.exit_code == 0, res.stdout
@@ -391,12 +394,14 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
     assert "merged" in report.loc["f_duplicate.cif", "fixes"]
     assert "SHELX" in report.loc["g_shelx_occ.cif", "fixes"]
     assert report.loc["h_corrupt.cif", "status"] == "skipped"
+    assert report.loc["i_qpeak.cif", "status"] == "fixed"
+    assert "dummy site" in report.loc["i_qpeak.cif", "fixes"]
     rows = pd.concat(pd.read_parquet(f) for f in sorted((out / "shards").glob("*.parquet")))
     assert set(rows["source"]) == {"a_good.cif", "b_u_times_1e4.cif", "c_b_as_u.cif",
-                                   "f_duplicate.cif", "g_shelx_occ.cif"}
+                                   "f_duplicate.cif", "g_shelx_occ.cif", "i_qpeak.cif"}
     # the fixed structures give the original's structure factors
     ref = np.abs(structure_factors(Crystal.from_cif(src / "a_good.cif"), 0.8))
-    for name in ("a_good.cif", "b_u_times_1e4.cif", "f_duplicate.cif"):
+    for name in ("a_good.cif", "b_u_times_1e4.cif", "f_duplicate.cif", "i_qpeak.cif"):
         f = np.asarray(rows.loc[rows["source"] == name, "F"].iloc[0])
         np.testing.assert_allclose(f, ref, rtol=1e-3, atol=1e-3 * ref.max())
     assert verify_dataset(out) == []

@@ -14,7 +14,7 @@ from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
 from xtalforge.errors import CrystalError
 
-__all__ = ["cif_files", "from_small_structure", "read_cif", "write_cif"]
+__all__ = ["cif_files", "ddl1_block", "from_small_structure", "read_cif", "write_cif"]
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
@@ -60,7 +60,7 @@ def _pick_block(doc: gemmi.cif.Document, block: str | int | None, path: Path) ->
     raise CrystalError(f"{path}: no data block with atom sites (_atom_site_fract_x)")
 
 
-def _undotted(block: gemmi.cif.Block) -> gemmi.cif.Block:
+def ddl1_block(block: gemmi.cif.Block) -> gemmi.cif.Block:
     """A copy of a block written with DDLm/CIF2 names (``_cell.length_a``,
     ``_atom_site.fract_x``) under their DDL1 aliases (``_cell_length_a``), which gemmi's
     small-structure reader expects. Blocks already in DDL1 form are returned unchanged."""
@@ -214,7 +214,7 @@ def read_cif(path: str | Path, block: str | int | None = None,
     """
     path = Path(path)
     doc = _read_document(path)
-    blk = _undotted(_pick_block(doc, block, path))
+    blk = ddl1_block(_pick_block(doc, block, path))
     for tag in ("_cell_length_a", "_cell_length_b", "_cell_length_c"):
         value = blk.find_value(tag) or blk.find_value(tag.replace("_cell_", "_cell."))
         if value is None or value in ("?", "."):

@@ -17,6 +17,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
+from xtalforge.crystal.cif_io import ddl1_block
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
 
@@ -116,13 +117,13 @@ def audit_cif(path: str | Path, allow_partial: bool = False) -> AuditResult:
         return _skip(name, f"parse error: {type(exc).__name__}: {exc}")
     fixes: list[str] = []
     for w in c.metadata.get("warnings", []):
-        if "no displacement parameter" in w:
+        if any(k in w for k in ("no displacement parameter", "dummy site", "operators generate")):
             fixes.append(w.split(": ", 1)[-1])
         elif w.startswith("dropped"):
             fixes.append(w)
     try:
         doc = gemmi.cif.read(str(path))
-        block = doc.find_block(c.metadata.get("block", "")) or doc[0]
+        block = ddl1_block(doc.find_block(c.metadata.get("block", "")) or doc[0])
     except (RuntimeError, ValueError, IndexError):
         block = None
     if block is not None and _disorder_flagged(block):
