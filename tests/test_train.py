@@ -337,6 +337,7 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
     shell = reflections(c, 1.0)
     new = shell.hkl[shell.d < 1.2 * (1 - 1e-9)]
     assert info["measured"] == len(measured) and info["predicted"] == len(new)
+    assert info["warnings"] == []  # complete to d_low
     got = {tuple(h): (v, b) for h, v, b in zip(data.hkl.tolist(), data.values, data.batch,
                                                 strict=True)}
     for h, a in zip(measured.hkl.tolist(), amp, strict=True):  # measured: unchanged
@@ -351,6 +352,16 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
                                    "--out", str(tmp_path / "ext2.hkl")])
     assert res.exit_code == 0, res.output
     assert read_hkl(tmp_path / "ext2.hkl").values == pytest.approx(data.values)
+    # data that stop short of the model's d_low: a warning that says so
+    short = measured.d >= 1.5
+    write_hkl(tmp_path / "short.hkl", measured.hkl[short], amp[short] ** 2)
+    with pytest.warns(UserWarning, match=r"data end at 1\.5\d* Å"):
+        info = predict_hkl(run_dir / "checkpoints" / "last.ckpt", tmp_path / "short.hkl",
+                           tmp_path / "ext3.hkl", structure=tmp_path / "x.ins")
+    assert len(info["warnings"]) == 1
+    with pytest.raises(XtalforgeError, match=r"nope\.ins: no such file"):  # never a silent fallback
+        predict_hkl(run_dir / "checkpoints" / "last.ckpt", tmp_path / "x.hkl",
+                    tmp_path / "ext4.hkl", structure=tmp_path / "nope.ins")
 
 
 def test_transformer_trains_deterministically_on_length_grouped_batches(run_dir, tmp_path):

@@ -644,6 +644,8 @@ def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
                            spacegroup=spacegroup)
     except XtalforgeError as exc:
         _fail(exc)
+    for note in info["notes"]:
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"{info['measured']} measured + {info['predicted']} predicted reflections "
                   f"({info['d_low']} → {info['d_high']} Å) written to {out}")
 

@@ -34,6 +34,8 @@ __all__ = ["import_hkl", "load_measured", "merged_amplitudes"]
 def _structure_for(path: Path, structure: Path | None) -> tuple[tuple, gemmi.SpaceGroup,
                                                                 Crystal | None, dict]:
     """(cell, space group, crystal or None, composition) from the structure file."""
+    if structure is not None and not Path(structure).is_file():
+        raise DatasetError(f"{structure}: no such file (the cell and symmetry for {path.name})")
     candidates = [structure] if structure else [path.with_suffix(s) for s in
                                                  (".cif", ".ins", ".res")]
     for cand in candidates:

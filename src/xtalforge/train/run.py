@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,6 @@ def load_checkpoint(path: str | Path) -> Any:
 def _quiet_lightning() -> None:
     """Hide Lightning's advertising tip and a deprecation warning from its own internals."""
     import logging
-    import warnings
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -440,6 +440,24 @@ def extend_amplitudes(module: Any, hkl: np.ndarray, amplitudes: np.ndarray,
     return hkl[~is_known], (pred_norm * scale)[~is_known]
 
 
+def _completeness_note(path: Path, d_known: np.ndarray, cell: tuple[float, ...], sg: Any,
+                       d_low: float) -> str | None:
+    """A note when the measured data do not fill the sphere the model reads (d ≥ ``d_low`` Å):
+    the model sees unmeasured reflections as zeros, so its predictions degrade."""
+    from xtalforge.diffraction.reflections import reflections
+
+    expected = reflections(cell, d_low, spacegroup=sg)
+    outer = expected.d < 1.25 * d_low
+    complete = len(d_known) / max(1, len(expected))
+    outer_complete = (d_known < 1.25 * d_low).sum() / max(1, outer.sum())
+    if complete >= 0.8 and outer_complete >= 0.8:
+        return None
+    return (f"{path}: the measured data fill {complete:.0%} of the unique reflections with "
+            f"d ≥ {d_low} Å ({outer_complete:.0%} between {d_low} and {1.25 * d_low:.3g} Å; "
+            f"data end at {d_known.min():.3g} Å); the model was trained on complete data to "
+            f"{d_low} Å, so expect poorer predictions")
+
+
 def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
                 structure: str | Path | None = None, cell: tuple[float, ...] | None = None,
                 spacegroup: str | None = None, predicted_sigma: float = 0.35) -> dict[str, Any]:
@@ -448,7 +466,8 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     Cell and symmetry come from ``structure`` (CIF or .ins/.res), or ``cell`` (Å, degrees) +
     ``spacegroup``. All measured reflections are written unchanged (batch number 1); the
     reflections of the target shell (d_high ≤ d < d_low) that were not measured get the model's
-    amplitudes as I = F² with σ(I) = 2 F · ``predicted_sigma`` F (batch number 2).
+    amplitudes as I = F² with σ(I) = 2 F · ``predicted_sigma`` F (batch number 2). Warns (and
+    lists in ``"warnings"``) when the data are under 80 % complete to d_low.
     """
     import gemmi
 
@@ -464,6 +483,9 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     known = refl.d >= task.d_low * (1 - 1e-9)
     if not known.any():
         raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
+    gap = _completeness_note(path, refl.d[known], tuple(cell), sg, task.d_low)
+    if gap:
+        warnings.warn(gap, stacklevel=2)
     z = np.concatenate([np.full(max(1, round(n)), gemmi.Element(str(e)).atomic_number)
                         for e, n in comp.items()]) if comp else None
     new_hkl, new_f = extend_amplitudes(module, refl.hkl[known], amp[known], tuple(cell), sg, z)
@@ -477,4 +499,5 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     scale_applied = write_hkl(out, np.concatenate([refl.hkl, new_hkl]), out_i, sig_i, hklf=4,
                               batch=batch_no)
     return {"measured": len(refl), "predicted": len(new_hkl), "d_low": task.d_low,
-            "d_high": task.d_high, "scale": scale_applied, "notes": notes}
+            "d_high": task.d_high, "scale": scale_applied, "notes": notes,
+            "warnings": [gap] if gap else []}
