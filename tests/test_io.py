@@ -165,3 +165,82 @@ def test_cif_refln_round_trip_through_gemmi(tmp_path):
     d = read_reflections(path)
     assert d.kind == "intensity" and len(d) == 1 and d.values[0] == 100.5
     assert d.spacegroup.number == 19 and d.cell == (7, 8, 9, 90, 90, 90)
+
+
+# --------------------------------------------------------------------------- HKLF instruction
+# h(cell) = R h(file): the P2_1/c → P2_1/n change of basis of the SHELXL/PLATON example
+HKLF_MATRIX = np.array([[1, 0, 1], [0, 1, 0], [-1, 0, 0]])
+
+
+def _transformed_data(tmp_path, hklf_line: str, kind: int = 4):
+    """A structure's calculated data written with file indices R⁻¹ h, and its .ins with
+    ``hklf_line``; returns (crystal, |F| per cell index, hkl path, ins path)."""
+    c = random_crystal("P 1 21/c 1", 6, seed=4)
+    refl = reflections(c, 1.0)
+    amp = np.abs(structure_factors(c, refl))
+    file_hkl = np.rint(refl.hkl @ np.linalg.inv(HKLF_MATRIX).T).astype(int)
+    hkl_path, ins_path = tmp_path / "x.hkl", tmp_path / "x.ins"
+    scale = write_hkl(hkl_path, file_hkl, amp**2 if kind == 4 else amp, hklf=kind)
+    text = write_ins(ins_path, c, hklf=kind).replace(f"HKLF {kind}", hklf_line)
+    ins_path.write_text(text)
+    truth = {tuple(h): a * (scale if kind == 3 else np.sqrt(scale))
+             for h, a in zip(refl.hkl.tolist(), amp)}
+    return c, truth, hkl_path, ins_path
+
+
+def _r_against(truth, refl, amp):
+    expected = np.array([truth[tuple(h)] for h in refl.hkl.tolist()])
+    return np.abs(amp - expected).sum() / expected.sum()
+
+
+def test_hklf_matrix_of_the_ins_transforms_the_indices(tmp_path):
+    from xtalforge.data.hkl_import import load_measured
+
+    matrix = " ".join(str(v) for v in HKLF_MATRIX.ravel())
+    _, truth, hkl_path, ins_path = _transformed_data(tmp_path, f"HKLF 4 1 {matrix}")
+    assert np.array_equal(read_ins(ins_path).hklf.matrix, HKLF_MATRIX)
+    refl, amp, _, notes, _ = load_measured(hkl_path, ins_path)
+    assert len(refl) == len(truth)
+    assert _r_against(truth, refl, amp) < 2e-3  # F8.2 rounding only
+    assert any("HKLF matrix" in n for n in notes)
+    # the same files read without the matrix are another data set: the test can fail
+    ins_path.write_text(ins_path.read_text().replace(f"HKLF 4 1 {matrix}", "HKLF 4"))
+    refl, amp, _, _, _ = load_measured(hkl_path, ins_path)
+    common = np.array([tuple(h) in truth for h in refl.hkl.tolist()])
+    expected = np.array([truth[tuple(h)] for h in refl.hkl[common].tolist()])
+    assert np.abs(amp[common] - expected).sum() / expected.sum() > 0.3
+
+
+def test_hklf_3_scale_and_bad_instructions(tmp_path):
+    from xtalforge.data.hkl_import import load_measured
+
+    c, truth, hkl_path, ins_path = _transformed_data(
+        tmp_path, "HKLF 3 0.5 " + " ".join(str(v) for v in HKLF_MATRIX.ravel()), kind=3)
+    refl, amp, _, notes, _ = load_measured(hkl_path, ins_path)
+    assert _r_against(truth, refl, amp * 2) < 2e-3  # amplitudes, halved by s = 0.5
+    assert any("HKLF scale 0.5" in n for n in notes)
+    for line, message in (("HKLF 4 1 -1 0 0 0 1 0 0 0 1", "determinant"),
+                          ("HKLF 4 1 1 0 0 0 1", "nine numbers")):
+        ins_path.write_text(write_ins(ins_path, c).replace("HKLF 4", line))
+        with pytest.raises(ReflectionFileError, match=rf"x\.ins:\d+: cannot read HKLF.*{message}"):
+            read_ins(ins_path)
+    ins_path.write_text(write_ins(ins_path, c).replace("HKLF 4", "HKLF 4 1 0.5 0 0 0 1 0 0 0 2"))
+    with pytest.raises(ReflectionFileError, match="non-integer indices"):
+        load_measured(hkl_path, ins_path)
+    ins_path.write_text(write_ins(ins_path, c).replace("HKLF 4", "HKLF 5"))
+    with pytest.raises(ReflectionFileError, match="HKLF 5"):
+        load_measured(hkl_path, ins_path)
+
+
+def test_hkl_embedded_in_a_cif_follows_its_res_file(tmp_path):
+    matrix = " ".join(str(v) for v in HKLF_MATRIX.ravel())
+    _, truth, hkl_path, ins_path = _transformed_data(tmp_path, f"HKLF 4 1 {matrix}")
+    doc = gemmi.cif.Document()
+    block = doc.add_new_block("x")
+    block.set_pair("_shelx_res_file", gemmi.cif.quote(ins_path.read_text()))
+    block.set_pair("_shelx_hkl_file", gemmi.cif.quote(hkl_path.read_text()))
+    cif = tmp_path / "wrapped.hkl"
+    doc.write_file(str(cif))
+    data = read_reflections(cif)
+    assert {tuple(h) for h in data.hkl.tolist()} == set(truth)
+    assert any("HKLF matrix" in n for n in data.notes)

@@ -10,6 +10,7 @@ reflection file itself (MTZ, CIF wrapper); a CIF with atoms also stores them (fo
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,13 +28,17 @@ from xtalforge.diffraction.reflections import Reflections, reflections_from_hkl
 from xtalforge.diffraction.wilson import normalize
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import read_reflections
+from xtalforge.io.reflection_data import embedded_hklf
+from xtalforge.io.shelx import HklfInstruction, read_ins
 
 __all__ = ["import_hkl", "load_measured", "merged_amplitudes"]
 
 
-def _structure_for(path: Path, structure: Path | None) -> tuple[tuple, gemmi.SpaceGroup,
-                                                                Crystal | None, dict]:
-    """(cell, space group, crystal or None, composition) from the structure file."""
+def _structure_for(path: Path, structure: Path | None
+                   ) -> tuple[tuple, gemmi.SpaceGroup, Crystal | None, dict,
+                              HklfInstruction | None]:
+    """(cell, space group, crystal or None, composition, HKLF instruction or None) from the
+    structure file (.ins/.res, or a CIF whose ``_shelx_res_file`` has the HKLF line)."""
     if structure is not None and not Path(structure).is_file():
         raise DatasetError(f"{structure}: no such file (the cell and symmetry for {path.name})")
     candidates = [structure] if structure else [path.with_suffix(s) for s in
@@ -42,21 +47,19 @@ def _structure_for(path: Path, structure: Path | None) -> tuple[tuple, gemmi.Spa
         if cand is None or not cand.is_file() or cand == path:
             continue
         if cand.suffix.lower() in (".ins", ".res"):
-            from xtalforge.io.shelx import read_ins
-
             ins = read_ins(cand)
-            return ins.cell, ins.spacegroup, None, ins.composition()
-        import warnings
-
+            return ins.cell, ins.spacegroup, None, ins.composition(), ins.hklf
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             c = Crystal.from_cif(cand)
-        return c.cell, c.spacegroup, c, c.composition()
+            block = gemmi.cif.read(str(cand)).find_block(c.metadata.get("block", ""))
+        hklf = embedded_hklf(block, cand) if block is not None else None
+        return c.cell, c.spacegroup, c, c.composition(), hklf
     data = read_reflections(path)
     if data.cell is None or data.spacegroup is None:
         raise DatasetError(f"{path}: no cell/symmetry in the file and no structure given "
                            "(--structure CIF or .ins)")
-    return data.cell, data.spacegroup, None, {}
+    return data.cell, data.spacegroup, None, {}, None
 
 
 def load_measured(path: Path, structure: Path | None = None,
@@ -67,20 +70,23 @@ def load_measured(path: Path, structure: Path | None = None,
     Returns (reflections, |F|, σ(|F|), notes, composition)."""
     from xtalforge.crystal.symmetry import resolve_space_group
 
+    hklf = None
     if cell is not None:
         if spacegroup is None:
             raise DatasetError("--cell needs --spacegroup")
         sg, comp = resolve_space_group(spacegroup), {}
     else:
-        cell, sg, _, comp = _structure_for(path, structure)
-    refl, amp, sig, notes = merged_amplitudes(path, tuple(cell), sg)
+        cell, sg, _, comp, hklf = _structure_for(path, structure)
+    refl, amp, sig, notes = merged_amplitudes(path, tuple(cell), sg, hklf)
     return refl, amp, sig, notes, dict(comp)
 
 
-def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup
+def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
+                      hklf: HklfInstruction | None = None
                       ) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
-    """Reflections (ASU), |F| and σ(|F|) of a reflection file, merged; notes on what was done."""
-    data = read_reflections(path)
+    """Reflections (ASU), |F| and σ(|F|) of a reflection file, merged; notes on what was done.
+    ``hklf``: the structure's HKLF instruction, for SHELX hkl data (see ``read_reflections``)."""
+    data = read_reflections(path, hklf=hklf or 4)
     notes = list(data.notes)
     if len(data) == 0:
         raise DatasetError(f"{path}: no reflections")
@@ -131,8 +137,9 @@ def import_hkl(files: Sequence[str | Path], out: str | Path, structure: str | Pa
     report = []
     for path in map(Path, files):
         try:
-            cell, sg, crystal, comp = _structure_for(path, Path(structure) if structure else None)
-            refl, amp, sig, notes = merged_amplitudes(path, cell, sg)
+            cell, sg, crystal, comp, hklf = _structure_for(path,
+                                                           Path(structure) if structure else None)
+            refl, amp, sig, notes = merged_amplitudes(path, cell, sg, hklf)
             e = normalize(amp, refl, composition=comp or None)
         except XtalforgeError as exc:
             report.append({"file": path.name, "status": "skipped", "problems": [str(exc)]})

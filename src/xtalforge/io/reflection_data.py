@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gemmi
 import numpy as np
 
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
-from xtalforge.errors import CrystalError, ReflectionFileError
+from xtalforge.errors import CrystalError, ReflectionFileError, XtalforgeError
 
-__all__ = ["ReflectionData", "read_cif_refln", "read_mtz", "read_reflections"]
+if TYPE_CHECKING:
+    from xtalforge.io.shelx import HklfInstruction
+
+__all__ = ["ReflectionData", "embedded_hklf", "read_cif_refln", "read_mtz",
+           "read_reflections"]
 
 
 @dataclass(eq=False)
@@ -137,10 +143,13 @@ def _cif_values(block: gemmi.cif.Block, prefix: str, tag: str) -> list[str] | No
     return list(col) if len(col) else None
 
 
-def read_cif_refln(path: str | Path, block: str | None = None) -> ReflectionData:
+def read_cif_refln(path: str | Path, block: str | None = None,
+                   instruction: HklfInstruction | None = None) -> ReflectionData:
     """Read a CIF ``_refln`` loop (small-molecule ``_refln_*`` or mmCIF ``_refln.*``) or a
-    SHELX HKLF file embedded as ``_shelx_hkl_file``. Cell and symmetry come along when present."""
-    from xtalforge.io.shelx import parse_hkl_text
+    SHELX HKLF file embedded as ``_shelx_hkl_file``, read as ``instruction`` says or else as the
+    HKLF line of the block's ``_shelx_res_file`` (format, scale, index matrix). Cell and
+    symmetry come along when present."""
+    from xtalforge.io.shelx import HklfInstruction, parse_hkl_text
 
     path = Path(path)
     if not path.is_file():
@@ -178,11 +187,29 @@ def read_cif_refln(path: str | Path, block: str | None = None) -> ReflectionData
                 return ReflectionData(hkl[keep], vals[keep], None if sig is None else sig[keep],
                                       kind, None, cell, sg, str(path), notes)
         if embedded:
-            data = parse_hkl_text(gemmi.cif.as_string(embedded), str(path))
+            how = instruction or embedded_hklf(blk, path) or HklfInstruction()
+            raw = parse_hkl_text(gemmi.cif.as_string(embedded), str(path),
+                                 how.n if how.n in (3, 4) else 4)
+            data = how.apply(raw)
             data.cell, data.spacegroup = cell, sg
             return data
     raise ReflectionFileError(f"{path}: no _refln loop with measured values or embedded "
                               "_shelx_hkl_file")
+
+
+def embedded_hklf(block: gemmi.cif.Block, path: Path | str) -> HklfInstruction | None:
+    """The HKLF instruction of a CIF block's ``_shelx_res_file``, or None when there is none
+    (or it cannot be read: a warning says so)."""
+    from xtalforge.io.shelx import parse_ins_text
+
+    res = block.find_value("_shelx_res_file")
+    if res is None or res in ("?", "."):
+        return None
+    try:
+        return parse_ins_text(gemmi.cif.as_string(res), f"{path} [_shelx_res_file]").hklf
+    except XtalforgeError as exc:
+        warnings.warn(f"{exc}; its HKLF instruction is ignored", stacklevel=2)
+        return None
 
 
 def _cif_cell_symmetry(blk: gemmi.cif.Block, path: Path
@@ -213,10 +240,16 @@ def _cif_cell_symmetry(blk: gemmi.cif.Block, path: Path
     return cell, sg  # type: ignore[return-value]
 
 
-def read_reflections(path: str | Path, hklf: int = 4) -> ReflectionData:
-    """Read reflections from an MTZ, a CIF (``_refln`` loop or embedded hkl) or a SHELX .hkl file
-    (``hklf`` 4: I, σ(I); 3: F, σ(F)); the format is recognised from the content."""
-    from xtalforge.io.shelx import read_hkl
+def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> ReflectionData:
+    """Read reflections from an MTZ, a CIF (``_refln`` loop or embedded hkl) or a SHELX .hkl file;
+    the format is recognised from the content.
+
+    ``hklf`` says how to read SHELX hkl data: 4 (I, σ(I)) or 3 (F, σ(F)), or the
+    :class:`~xtalforge.io.shelx.HklfInstruction` of the structure's .ins/.res (format, scale and
+    index matrix, applied). Hkl data embedded in a CIF follow the ``HKLF`` line of the CIF's own
+    ``_shelx_res_file`` unless an instruction is given.
+    """
+    from xtalforge.io.shelx import HklfInstruction, read_hkl
 
     path = Path(path)
     if not path.is_file():
@@ -226,6 +259,11 @@ def read_reflections(path: str | Path, hklf: int = 4) -> ReflectionData:
     if head[:4] == b"MTZ ":
         return read_mtz(path)
     text = head.decode("latin-1").lstrip()
+    instruction = hklf if isinstance(hklf, HklfInstruction) else None
     if text.startswith(("data_", "#", "loop_", "global_")):
-        return read_cif_refln(path)
-    return read_hkl(path, hklf=hklf)
+        return read_cif_refln(path, instruction=instruction)
+    if instruction is None:
+        return read_hkl(path, hklf=int(hklf))
+    if instruction.n not in (3, 4):
+        return instruction.apply(read_hkl(path))  # raises: unsupported format
+    return instruction.apply(read_hkl(path, hklf=instruction.n))

@@ -1,13 +1,17 @@
 """SHELX reflection files (HKLF 4: I, σ(I); HKLF 3: F, σ(F)) and minimal .ins instruction files.
 
 HKLF lines are fixed-format ``(3I4, 2F8.2, I4)``: h, k, l, value, sigma and an optional batch
-number; a line with h = k = l = 0 terminates the data.
+number; a line with h = k = l = 0 terminates the data. The ``HKLF n s r11 … r33`` instruction of
+an .ins/.res file says how to read the .hkl beside it: format n, a scale s of the values and
+sigmas, and a matrix that turns the file's indices into those of the cell in the .ins
+(h' = r11 h + r12 k + r13 l, …). :class:`HklfInstruction` carries it and applies it.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gemmi
@@ -20,7 +24,8 @@ from xtalforge.diffraction.structure_factors import half_ops
 from xtalforge.errors import CrystalError, ReflectionFileError
 from xtalforge.io.reflection_data import ReflectionData
 
-__all__ = ["InsFile", "parse_hkl_text", "read_hkl", "read_ins", "write_hkl", "write_ins"]
+__all__ = ["HklfInstruction", "InsFile", "parse_hkl_text", "parse_ins_text", "read_hkl",
+           "read_ins", "write_hkl", "write_ins"]
 
 _LATT = {"P": 1, "I": 2, "R": 3, "F": 4, "A": 5, "B": 6, "C": 7}
 _CENTRING = {1: [], 2: ["x+1/2,y+1/2,z+1/2"], 3: ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"],
@@ -163,16 +168,73 @@ def write_ins(path: str | Path, crystal: Crystal, wavelength: float = 0.71073,
     return text
 
 
+@dataclass(frozen=True)
+class HklfInstruction:
+    """The ``HKLF n s r11 … r33`` instruction: format ``n`` (4: I, σ(I); 3: F, σ(F)), scale
+    ``s`` of values and sigmas, and the (3, 3) index matrix (h' = matrix @ h)."""
+
+    n: int = 4
+    scale: float = 1.0
+    matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
+    source: str = ""
+
+    @property
+    def is_identity(self) -> bool:
+        """No index transformation and no scale."""
+        return self.scale == 1.0 and bool(np.array_equal(self.matrix, np.eye(3)))
+
+    def apply(self, data: ReflectionData) -> ReflectionData:
+        """``data`` (read from a SHELX hkl in format ``n``) with transformed indices and scaled
+        values; raises :class:`ReflectionFileError` for unsupported formats or a matrix that
+        does not give integer indices."""
+        where = self.source or "HKLF"
+        if self.n not in (3, 4):
+            raise ReflectionFileError(f"{where}: HKLF {self.n} data are not supported (3 or 4; "
+                                      "HKLF 5 twinned data need detwinning first)")
+        if self.is_identity:
+            return data
+        hkl = data.hkl.astype(np.float64) @ self.matrix.T
+        rounded = np.rint(hkl)
+        if np.abs(hkl - rounded).max(initial=0.0) > 1e-3:
+            raise ReflectionFileError(f"{where}: the HKLF matrix gives non-integer indices")
+        notes = list(data.notes)
+        if not np.array_equal(self.matrix, np.eye(3)):
+            rows = " / ".join(" ".join(f"{v:g}" for v in r) for r in self.matrix)
+            notes.append(f"indices transformed by the HKLF matrix ({rows}) of {where}")
+        if self.scale != 1.0:
+            notes.append(f"values and sigmas multiplied by the HKLF scale {self.scale:g}")
+        return replace(data, hkl=rounded.astype(data.hkl.dtype), values=data.values * self.scale,
+                       sigmas=None if data.sigmas is None else data.sigmas * self.scale,
+                       notes=notes)
+
+
+def _parse_hklf(parts: list[str], where: str) -> HklfInstruction:
+    """``HKLF n [s [r11 … r33 [wt [m]]]]`` (SHELXL defaults: s = 1, identity)."""
+    n = int(parts[1]) if len(parts) > 1 else 0
+    scale = float(parts[2]) if len(parts) > 2 else 1.0
+    matrix = np.eye(3)
+    if len(parts) > 3:
+        values = [float(v) for v in parts[3:12]]
+        if len(values) != 9:
+            raise ValueError(f"the matrix needs nine numbers, got {len(values)}")
+        matrix = np.array(values).reshape(3, 3)
+        if np.linalg.det(matrix) <= 1e-6:
+            raise ValueError("the matrix determinant must be positive (SHELXL refuses others)")
+    return HklfInstruction(abs(n), scale, matrix, where)
+
+
 class InsFile:
-    """Cell, space group and composition read from a SHELX .ins/.res file."""
+    """Cell, space group, composition and HKLF instruction read from a SHELX .ins/.res file."""
 
     def __init__(self, cell: tuple[float, ...], spacegroup: gemmi.SpaceGroup,
-                 sfac: list[str], unit: list[float], wavelength: float) -> None:
+                 sfac: list[str], unit: list[float], wavelength: float,
+                 hklf: HklfInstruction | None = None) -> None:
         self.cell = cell
         self.spacegroup = spacegroup
         self.sfac = sfac
         self.unit = unit
         self.wavelength = wavelength
+        self.hklf = hklf or HklfInstruction()
 
     def composition(self) -> dict[str, float]:
         """Unit-cell content {element: count} from SFAC/UNIT."""
@@ -180,12 +242,19 @@ class InsFile:
 
 
 def read_ins(path: str | Path) -> InsFile:
-    """Read CELL, LATT, SYMM, SFAC and UNIT from a SHELX .ins or .res file."""
+    """Read CELL, LATT, SYMM, SFAC, UNIT and HKLF from a SHELX .ins or .res file."""
     path = Path(path)
     if not path.is_file():
         raise ReflectionFileError(f"{path}: no such file")
+    return parse_ins_text(path.read_text(encoding="latin-1"), str(path))
+
+
+def parse_ins_text(text: str, source: str = "<string>") -> InsFile:
+    """Parse the text of a SHELX .ins/.res file (e.g. a CIF's ``_shelx_res_file``); errors name
+    ``source`` and the line number."""
     cell, latt, symm, sfac, unit, wl = None, 1, [], [], [], 0.71073
-    lines = path.read_text(encoding="latin-1").splitlines()
+    hklf = None
+    lines = text.splitlines()
     joined: list[tuple[int, str]] = []
     for no, raw in enumerate(lines, start=1):
         line = raw.split("!")[0].rstrip()
@@ -215,14 +284,17 @@ def read_ins(path: str | Path) -> InsFile:
                     sfac.extend(parts[1:])
             elif key == "UNIT":
                 unit = [float(x) for x in parts[1:]]
-            elif key in ("HKLF", "END"):
+            elif key == "HKLF":
+                hklf = _parse_hklf(parts, f"{source}:{no}")
+                break
+            elif key == "END":
                 break
         except (ValueError, IndexError) as exc:
-            raise ReflectionFileError(f"{path}:{no}: cannot read {key}: {exc}") from None
+            raise ReflectionFileError(f"{source}:{no}: cannot read {key}: {exc}") from None
     if cell is None:
-        raise ReflectionFileError(f"{path}: no CELL instruction")
+        raise ReflectionFileError(f"{source}: no CELL instruction")
     if abs(latt) not in _CENTRING:
-        raise ReflectionFileError(f"{path}: LATT {latt} is not one of ±1..7")
+        raise ReflectionFileError(f"{source}: LATT {latt} is not one of ±1..7")
     ops = ["x,y,z", *symm]
     ops += _CENTRING[abs(latt)]
     if latt > 0:
@@ -232,8 +304,8 @@ def read_ins(path: str | Path) -> InsFile:
         for el in sfac:
             symbol(atomic_number(el))
     except CrystalError as exc:
-        raise ReflectionFileError(f"{path}: {exc}") from None
-    return InsFile(cell, sg, sfac, unit, wl)
+        raise ReflectionFileError(f"{source}: {exc}") from None
+    return InsFile(cell, sg, sfac, unit, wl, hklf)
 
 
 def _is_number(text: str) -> bool:
