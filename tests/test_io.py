@@ -244,3 +244,7 @@ def test_hkl_embedded_in_a_cif_follows_its_res_file(tmp_path):
     data = read_reflections(cif)
     assert {tuple(h) for h in data.hkl.tolist()} == set(truth)
     assert any("HKLF matrix" in n for n in data.notes)
+    # older IUCr CIFs keep the .res text under _iucr_refine_instructions_details
+    text = cif.read_text().replace("_shelx_res_file", "_iucr_refine_instructions_details")
+    cif.write_text(text)
+    assert {tuple(h) for h in read_reflections(cif).hkl.tolist()} == set(truth)

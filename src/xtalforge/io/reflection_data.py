@@ -197,16 +197,24 @@ def read_cif_refln(path: str | Path, block: str | None = None,
                               "_shelx_hkl_file")
 
 
+#: Where CIFs embed the SHELXL .res file (current tag, then the older IUCr one).
+_RES_TAGS = ("_shelx_res_file", "_iucr_refine_instructions_details")
+
+
 def embedded_hklf(block: gemmi.cif.Block, path: Path | str) -> HklfInstruction | None:
-    """The HKLF instruction of a CIF block's ``_shelx_res_file``, or None when there is none
-    (or it cannot be read: a warning says so)."""
+    """The HKLF instruction of a CIF block's embedded .res file (``_shelx_res_file``, or the older
+    ``_iucr_refine_instructions_details``), or None when there is none (or it cannot be read: a
+    warning says so)."""
     from xtalforge.io.shelx import parse_ins_text
 
-    res = block.find_value("_shelx_res_file")
-    if res is None or res in ("?", "."):
+    for tag in _RES_TAGS:
+        res = block.find_value(tag)
+        if res is not None and res not in ("?", "."):
+            break
+    else:
         return None
     try:
-        return parse_ins_text(gemmi.cif.as_string(res), f"{path} [_shelx_res_file]").hklf
+        return parse_ins_text(gemmi.cif.as_string(res), f"{path} [{tag}]").hklf
     except XtalforgeError as exc:
         warnings.warn(f"{exc}; its HKLF instruction is ignored", stacklevel=2)
         return None
