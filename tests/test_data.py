@@ -407,6 +407,29 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
     assert verify_dataset(out) == []
 
 
+def test_import_cif_takes_every_structure_of_a_multi_block_file(tmp_path):
+    src = tmp_path / "cifs"
+    src.mkdir()
+    gen = Generator.from_config("phai-p21c")
+    first, second = gen.sample(11), gen.sample(12)
+    texts = [first.to_cif(name="compound_1"), second.to_cif(name="compound_2")]
+    (src / "paper.cif").write_text("data_global\n_journal_name_full 'J. Test'\n\n"
+                                   + "\n".join(texts))
+    _write(gen.sample(13), src / "single.cif")
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(app, ["import-cif", str(src), "--out", str(out)])
+    assert res.exit_code == 0, res.stdout
+    report = pd.read_csv(out / "import-report.csv").set_index("file")
+    assert list(report.index) == ["paper.cif [compound_1]", "paper.cif [compound_2]",
+                                  "single.cif"]
+    rows = pd.concat(pd.read_parquet(f) for f in sorted((out / "shards").glob("*.parquet")))
+    rows = rows.set_index("source")
+    for name, crystal in (("paper.cif [compound_1]", first), ("paper.cif [compound_2]", second)):
+        ref = np.abs(structure_factors(crystal, 0.8))  # each block is its own structure
+        np.testing.assert_allclose(np.asarray(rows.loc[name, "F"], float), ref, rtol=1e-4,
+                                   atol=1e-4 * ref.max())
+
+
 def test_audit_on_the_cod_folder_never_raises():
     cod = real_data("cod")
     results = [audit_cif(p) for p in sorted(cod.glob("*.cif"))]

@@ -14,7 +14,8 @@ from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
 from xtalforge.errors import CrystalError
 
-__all__ = ["cif_files", "ddl1_block", "from_small_structure", "read_cif", "write_cif"]
+__all__ = ["cif_entries", "cif_files", "ddl1_block", "entry_name", "from_small_structure",
+           "read_cif", "write_cif"]
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
@@ -31,6 +32,33 @@ def cif_files(folder: str | Path) -> list[Path]:
     if not files:
         raise CrystalError(f"{folder}: no *.cif files")
     return files
+
+
+def cif_entries(folder: str | Path) -> list[tuple[Path, str | None]]:
+    """One (file, block) per structure in a folder of CIFs: ``(path, None)`` for a file with one
+    data block (or one that cannot be parsed: its reader reports why), and one entry per block
+    with atom sites for a file that holds several structures (journal supplements often do)."""
+    out: list[tuple[Path, str | None]] = []
+    for path in cif_files(folder):
+        with open(path, "rb") as fh:
+            n_blocks = sum(line[:5].lower() == b"data_" for line in fh)
+        if n_blocks <= 1:
+            out.append((path, None))
+            continue
+        try:
+            doc = gemmi.cif.read(str(path))
+        except (RuntimeError, ValueError):
+            out.append((path, None))
+            continue
+        names = [b.name for b in doc if any(b.find_value(t) is not None or b.find_loop(t)
+                                            for t in ("_atom_site_fract_x", "_atom_site.fract_x"))]
+        out.extend([(path, name) for name in names] if len(names) > 1 else [(path, None)])
+    return out
+
+
+def entry_name(path: Path, block: str | None) -> str:
+    """How reports name a structure: the file name, with ``[block]`` when a file holds several."""
+    return path.name if block is None else f"{path.name} [{block}]"
 
 
 def _read_document(path: Path) -> gemmi.cif.Document:

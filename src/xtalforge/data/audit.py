@@ -17,7 +17,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from xtalforge.crystal.cif_io import ddl1_block
+from xtalforge.crystal.cif_io import ddl1_block, entry_name
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
 
@@ -95,7 +95,8 @@ def _overlaps(c: Crystal) -> list[tuple[int, int, float]]:
     return out
 
 
-def audit_cif(path: str | Path, allow_partial: bool = False) -> AuditResult:
+def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None = None
+              ) -> AuditResult:
     """Read and check one CIF; never raises for a bad file (the result says why it was skipped).
 
     Fixes: SHELX special-position occupancies (occ × site-symmetry order = 1) → 1; exact
@@ -103,14 +104,15 @@ def audit_cif(path: str | Path, allow_partial: bool = False) -> AuditResult:
     0.8–20 Å²) → divided by 8π²; U multiplied by 10⁴ (all above 20) → divided by 10⁴;
     non-positive-definite U_aniso → U_eq kept as U_iso when positive; no U given → 0.025 Å².
     Skips: parse errors, flagged disorder, remaining partial occupancy (unless
-    ``allow_partial``), overlapping distinct atoms, ambiguous or non-positive U.
+    ``allow_partial``), overlapping distinct atoms, ambiguous or non-positive U. ``block``: the
+    data block to read (default: the first with atom sites).
     """
     path = Path(path)
-    name = path.name
+    name = entry_name(path, block)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            c = Crystal.from_cif(path)
+            c = Crystal.from_cif(path, block=block)
     except XtalforgeError as exc:
         return _skip(name, f"parse error: {exc}")
     except Exception as exc:

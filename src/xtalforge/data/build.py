@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from xtalforge.crystal.cif_io import cif_files
+from xtalforge.crystal.cif_io import cif_entries, entry_name
 from xtalforge.data.shards import read_manifest, shard_done, write_manifest, write_shard
 from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
 
@@ -59,16 +59,16 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
     else:
         from xtalforge.data.audit import audit_cif
 
-        files = cif_files(spec.cif_dir)
+        entries = cif_entries(spec.cif_dir)
         crystals, kept, seeds = [], [], []
         for i in ids:
-            res = audit_cif(files[i])
+            res = audit_cif(entries[i][0], block=entries[i][1])
             report.append(res.as_dict())
             if res.crystal is not None:
                 crystals.append(res.crystal)
                 kept.append(i)
                 seeds.append(sample_seed(spec.seed, i))
-                sources.append(files[i].name)
+                sources.append(entry_name(*entries[i]))
         ids = kept
     splits = [split_of(spec.seed, i, spec.splits, spec.folds) for i in ids]
     table = compute_rows(crystals, ids, seeds, splits, spec,
@@ -141,7 +141,7 @@ def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor
     """
     root = Path(out)
     if spec.cif_dir is not None:
-        spec = spec.model_copy(update={"n": len(cif_files(spec.cif_dir))})
+        spec = spec.model_copy(update={"n": len(cif_entries(spec.cif_dir))})
     resolved = spec.resolved()
     spec_hash = spec.spec_hash()
     if (root / "manifest.json").is_file():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xtalforge.crystal.cif_io import cif_files
+from xtalforge.crystal.cif_io import cif_entries, entry_name
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
 
@@ -68,20 +68,20 @@ def interatomic_distances(crystal: Crystal, r_max: float = 4.0, hydrogens: bool 
 
 def read_cif_folder(folder: str | Path, limit: int | None = None
                     ) -> tuple[list[Crystal], list[tuple[str, str]]]:
-    """All readable structures in ``folder`` (``*.cif``, sorted by name) and, for each file that
-    could not be read, (file name, reason). Raises when the folder has no CIF at all."""
-    files = cif_files(folder)
+    """All readable structures in ``folder`` (``*.cif``, sorted by name; every structure block of
+    a multi-block file) and, for each that could not be read, (name, reason). Raises when the
+    folder has no CIF at all."""
     crystals, failed = [], []
-    for path in files[:limit]:
+    for path, block in cif_entries(folder)[:limit]:
         try:
             with warnings.catch_warnings():  # kept in c.metadata["warnings"]
                 warnings.simplefilter("ignore")
-                c = Crystal.from_cif(path)
+                c = Crystal.from_cif(path, block=block)
         except XtalforgeError as exc:
-            failed.append((path.name, str(exc)))
+            failed.append((entry_name(path, block), str(exc)))
             continue
         if c.n_atoms == 0:
-            failed.append((path.name, "no atoms"))
+            failed.append((entry_name(path, block), "no atoms"))
             continue
         crystals.append(c)
     return crystals, failed

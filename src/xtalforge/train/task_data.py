@@ -133,7 +133,7 @@ def evaluation_crystals(info: dict[str, Any], data: Path | None, limit: int | No
         return [(f"generated-{i}", gen.crystal(i)) for i in range(len(gen))]
     import sys
 
-    from xtalforge.crystal.cif_io import cif_files, read_cif
+    from xtalforge.crystal.cif_io import cif_entries, entry_name, read_cif
 
     if (Path(data) / "manifest.json").is_file():  # a dataset folder: its test split
         from xtalforge.data.rows import crystal_from_row
@@ -145,11 +145,11 @@ def evaluation_crystals(info: dict[str, Any], data: Path | None, limit: int | No
         return [(f"entry-{rows.row(i)['id']}", crystal_from_row(rows.row(i)))
                 for i in range(n)]
     out = []
-    for path in cif_files(data):
+    for path, block in cif_entries(data):
         if limit is not None and len(out) >= limit:
             break
         try:
-            out.append((path.name, read_cif(path)))
+            out.append((entry_name(path, block), read_cif(path, block=block)))
         except XtalforgeError as exc:
-            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+            print(f"skipped {entry_name(path, block)}: {exc}", file=sys.stderr)
     return out
