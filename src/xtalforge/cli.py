@@ -234,7 +234,7 @@ def _instrument(fields: dict, source: Path | None):
 @app.command()
 def sample(config: str = typer.Argument(..., help="Generator YAML file or preset name "
                                                   "(thesis-monoclinic, powder, phai-p21c)."),
-           n: int = typer.Option(5, "--n", help="Number of structures."),
+           n: int = typer.Option(5, "--n", "-n", help="Number of structures."),
            out: Path = typer.Option(..., "--out", "-o", help="Output folder for the CIFs."),
            seed: int = typer.Option(0, help="Seed of the first structure (then seed+1, …)."),
            ) -> None:
@@ -296,7 +296,7 @@ def stats(cif_dir: Path = typer.Argument(..., help="Folder of real small-molecul
 @app.command()
 def compare(config: str = typer.Argument(..., help="Generator YAML file or preset name."),
             cif_dir: Path = typer.Argument(..., help="Folder of real small-molecule CIFs."),
-            n: int = typer.Option(500, "--n", help="Structures to generate."),
+            n: int = typer.Option(500, "--n", "-n", help="Structures to generate."),
             seed: int = typer.Option(0, help="Seed of the first generated structure."),
             out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="PNG to write."),
             hydrogens: bool = typer.Option(False, help="Include H in the distance histogram."),
@@ -403,7 +403,7 @@ def generate(spec: str = typer.Argument(..., help="Dataset spec YAML or preset (
              out: Path = typer.Option(..., "--out", "-o", help="Dataset folder."),
              workers: int = typer.Option(1, help="Worker processes."),
              executor: str = _EXECUTOR, scheduler: str = _SCHEDULER,
-             n: int = typer.Option(None, "--n", help="Override the spec's n."),
+             n: int = typer.Option(None, "--n", "-n", help="Override the spec's n."),
              seed: int = typer.Option(None, help="Override the spec's seed."),
              overwrite: bool = typer.Option(False, help="Replace a folder of another spec."),
              ) -> None:
@@ -498,7 +498,7 @@ def inspect(dataset: Path = typer.Argument(..., help="Dataset folder."),
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
          seed: int = typer.Option(0, help="Seed of the dataset and training."),
-         n: int = typer.Option(2000, "-n", help="Structures to generate."),
+         n: int = typer.Option(2000, "-n", "--n", help="Structures to generate."),
          train_seconds: int = typer.Option(240, help="Training time budget (s)."),
          solve_n: int = typer.Option(8, help="Held-out structures in the solve benchmark."),
          fresh: bool = typer.Option(False, help="Train again even if a finished run exists."),
@@ -767,7 +767,7 @@ def benchmark_solve(
                                    "its task, and a D_HIGH above the model's cuts its "
                                    "predictions there."),
         split: str = typer.Option("test", help="Dataset split (train, val, test, all)."),
-        n: int = typer.Option(50, "-n", help="Structures."),
+        n: int = typer.Option(50, "-n", "--n", help="Structures."),
         starts: int = typer.Option(4, help="Random starts per structure (cf)."),
         smtbx_starts: int = typer.Option(1, help="Random starts per structure (smtbx)."),
         json_path: Path = typer.Option(None, "--json", help="Write the rows here (JSON list)."),
