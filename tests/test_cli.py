@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from xtalforge import Crystal, __version__, reflections, structure_factors
@@ -38,6 +39,47 @@ def test_info_and_sf(tmp_path):
     assert len(read_hkl(hkl)) == len(refl)
     result = runner.invoke(app, ["info", str(hkl)])
     assert result.exit_code == 0 and str(len(refl)) in result.stdout
+
+
+def test_sf_writes_mtz_and_cif_that_gemmi_reads(tmp_path):
+    import gemmi
+
+    from tests.test_structure_factors import gemmi_sf
+
+    cif = tmp_path / "s.cif"
+    random_crystal("P 1 21/c 1", 6, seed=5).to_cif(cif)
+    c = Crystal.from_cif(cif)
+    refl = reflections(c, 1.2)
+    oracle = gemmi_sf(c, refl.hkl)  # gemmi's own structure factors
+    strong = np.abs(oracle) > 0.05 * np.abs(oracle).max()
+
+    def check(hkl, amp, phase_deg):
+        np.testing.assert_array_equal(hkl, refl.hkl)
+        np.testing.assert_allclose(amp, np.abs(oracle), rtol=1e-4, atol=1e-4)
+        dphi = np.angle(np.exp(1j * np.radians(phase_deg)) / np.exp(1j * np.angle(oracle)))
+        assert np.abs(np.degrees(dphi[strong])).max() < 0.05
+
+    mtz_path = tmp_path / "f.mtz"
+    res = runner.invoke(app, ["sf", str(cif), "--d-min", "1.2", "-o", str(mtz_path)])
+    assert res.exit_code == 0, res.output
+    mtz = gemmi.read_mtz_file(str(mtz_path))
+    assert [col.label for col in mtz.columns] == ["H", "K", "L", "FC", "PHIC", "E"]
+    assert mtz.spacegroup.hall == c.spacegroup.hall
+    np.testing.assert_allclose(mtz.cell.parameters, c.cell, atol=1e-4)
+    check(np.array(mtz.make_miller_array()), np.array(mtz.column_with_label("FC")),
+          np.array(mtz.column_with_label("PHIC")))
+    e = np.array(mtz.column_with_label("E"))
+    assert np.mean(e**2) == pytest.approx(1.0, abs=0.15)  # ⟨|E|²⟩ ≈ 1
+
+    cif_path = tmp_path / "f_calc.cif"
+    res = runner.invoke(app, ["sf", str(cif), "--d-min", "1.2", "-o", str(cif_path)])
+    assert res.exit_code == 0, res.output
+    block = gemmi.cif.read(str(cif_path)).sole_block()
+    table = block.find("_refln_", ["index_h", "index_k", "index_l", "F_calc", "phase_calc"])
+    values = np.array([[float(v) for v in row] for row in table])
+    check(values[:, :3].astype(int), values[:, 3], values[:, 4])
+    ops = [gemmi.Op(v.strip("'")) for v in block.find_values("_space_group_symop_operation_xyz")]
+    assert gemmi.find_spacegroup_by_ops(gemmi.GroupOps(ops)).hall == c.spacegroup.hall
 
 
 

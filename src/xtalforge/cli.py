@@ -127,14 +127,16 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or r
 @app.command()
 def sf(file: Path = typer.Argument(..., help="Structure: CIF, PDB or mmCIF."),
        d_min: float = typer.Option(0.8, "--d-min", help="Resolution limit in Å."),
-       out: Path = typer.Option(..., "--out", "-o", help="Output: .hkl (HKLF 4 intensities), "
-                                                        ".csv or .parquet."),
+       out: Path = typer.Option(..., "--out", "-o", help="Output: .mtz (FC, PHIC, E), .cif "
+                                                        "(_refln F_calc, phase_calc), .hkl "
+                                                        "(HKLF 4 intensities), .csv or "
+                                                        ".parquet."),
        ) -> None:
     """Compute structure factors F, |E| and write them."""
     import numpy as np
 
     from xtalforge.diffraction import normalize, reflections, structure_factors
-    from xtalforge.io import write_hkl
+    from xtalforge.io import write_calculated_cif, write_calculated_mtz, write_hkl
 
     try:
         crystal = load_structure(file)
@@ -146,6 +148,10 @@ def sf(file: Path = typer.Argument(..., help="Structure: CIF, PDB or mmCIF."),
             scale = write_hkl(out, refl.hkl, np.abs(f) ** 2, hklf=4)
             if scale != 1.0:
                 console.print(f"intensities scaled by {scale:g} to fit the HKLF columns")
+        elif suffix == ".mtz":
+            write_calculated_mtz(out, refl, f, e)
+        elif suffix == ".cif":
+            write_calculated_cif(out, refl, f, name=file.stem)
         elif suffix in (".csv", ".parquet"):
             import pyarrow as pa
 
@@ -161,7 +167,8 @@ def sf(file: Path = typer.Argument(..., help="Structure: CIF, PDB or mmCIF."),
 
                 pq.write_table(table, out)
         else:
-            raise XtalforgeError(f"{out}: unknown output format (use .hkl, .csv or .parquet)")
+            raise XtalforgeError(f"{out}: unknown output format (use .mtz, .cif, .hkl, .csv or "
+                                 ".parquet)")
     except XtalforgeError as exc:
         _fail(exc)
     console.print(f"wrote {len(refl)} reflections (d ≥ {d_min} Å) to {out}")

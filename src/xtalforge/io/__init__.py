@@ -1,5 +1,6 @@
 """Reflection-file input and output: SHELX .hkl/.ins, MTZ and CIF ``_refln`` (via gemmi)."""
 
+from xtalforge.io.calculated import write_calculated_cif, write_calculated_mtz
 from xtalforge.io.reflection_data import ReflectionData, read_cif_refln, read_mtz, read_reflections
 from xtalforge.io.shelx import InsFile, parse_hkl_text, read_hkl, read_ins, write_hkl, write_ins
 
@@ -12,6 +13,8 @@ __all__ = [
     "read_ins",
     "read_mtz",
     "read_reflections",
+    "write_calculated_cif",
+    "write_calculated_mtz",
     "write_hkl",
     "write_ins",
 ]

@@ -1,0 +1,70 @@
+"""Calculated structure factors written for other programs: MTZ (CCP4, Phenix, Coot) and CIF
+``_refln`` loops (small-molecule programs), both through gemmi."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from xtalforge.diffraction.reflections import Reflections
+from xtalforge.errors import ReflectionFileError
+
+__all__ = ["write_calculated_cif", "write_calculated_mtz"]
+
+
+def _check(refl: Reflections, f: np.ndarray, e: np.ndarray | None, path: Path) -> None:
+    if len(f) != len(refl) or (e is not None and len(e) != len(refl)):
+        raise ReflectionFileError(f"{path}: {len(refl)} reflections but {len(f)} structure "
+                                  f"factors{'' if e is None else f' and {len(e)} E values'}")
+    if not np.isfinite(f).all():
+        raise ReflectionFileError(f"{path}: non-finite structure factors")
+
+
+def write_calculated_mtz(path: str | Path, refl: Reflections, f: np.ndarray,
+                         e: np.ndarray | None = None) -> None:
+    """Write columns FC (|F|), PHIC (phase, degrees) and, when given, E (|E|) with the cell and
+    space group of ``refl``."""
+    path = Path(path)
+    _check(refl, f, e, path)
+    mtz = gemmi.Mtz(with_base=True)
+    mtz.spacegroup = refl.spacegroup
+    mtz.set_cell_for_all(gemmi.UnitCell(*refl.cell))
+    mtz.add_dataset("xtalforge")
+    mtz.add_column("FC", "F")
+    mtz.add_column("PHIC", "P")
+    columns = [refl.hkl.astype(np.float32), np.abs(f)[:, None], np.degrees(np.angle(f))[:, None]]
+    if e is not None:
+        mtz.add_column("E", "E")
+        columns.append(np.asarray(e)[:, None])
+    mtz.set_data(np.hstack(columns).astype(np.float32))
+    mtz.write_to_file(str(path))
+
+
+def write_calculated_cif(path: str | Path, refl: Reflections, f: np.ndarray,
+                         name: str = "xtalforge") -> None:
+    """Write a small-molecule CIF block: cell, space group (H-M, Hall, operators) and a
+    ``_refln`` loop of h, k, l, d (Å), F_calc and phase_calc (degrees), core-dictionary names
+    only."""
+    path = Path(path)
+    _check(refl, f, None, path)
+    doc = gemmi.cif.Document()
+    block = doc.add_new_block(name)
+    for key, value in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta",
+                           "angle_gamma"), refl.cell):
+        block.set_pair(f"_cell_{key}", f"{value:.5f}")
+    sg = refl.spacegroup
+    block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(sg.xhm()))
+    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(sg.hall))
+    block.set_pair("_space_group_IT_number", str(sg.number))
+    loop = block.init_loop("_space_group_symop_", ["operation_xyz"])
+    for op in sg.operations():
+        loop.add_row([gemmi.cif.quote(op.triplet())])
+    loop = block.init_loop("_refln_", ["index_h", "index_k", "index_l", "d_spacing", "F_calc",
+                                       "phase_calc"])
+    amp, phase = np.abs(f), np.degrees(np.angle(f))
+    for i, (h, k, l) in enumerate(refl.hkl.tolist()):  # noqa: E741
+        loop.add_row([str(h), str(k), str(l), f"{refl.d[i]:.5f}", f"{amp[i]:.5f}",
+                      f"{phase[i]:.3f}"])
+    doc.write_file(str(path))
