@@ -15,7 +15,7 @@ from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
 from xtalforge.errors import CrystalError
 
 __all__ = ["cif_entries", "cif_files", "ddl1_block", "entry_name", "from_small_structure",
-           "read_cif", "write_cif"]
+           "read_cif", "set_cell_and_symmetry", "write_cif"]
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
@@ -257,6 +257,20 @@ def read_cif(path: str | Path, block: str | int | None = None,
     return crystal
 
 
+def set_cell_and_symmetry(block: gemmi.cif.Block, cell: tuple[float, ...],
+                          sg: gemmi.SpaceGroup) -> None:
+    """Write the cell (Å, degrees), H-M and Hall symbols, IT number and symmetry operators."""
+    for key, value in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta",
+                           "angle_gamma"), cell):
+        block.set_pair(f"_cell_{key}", f"{value:.6f}")
+    block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(sg.xhm()))
+    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(sg.hall))
+    block.set_pair("_space_group_IT_number", str(sg.number))
+    loop = block.init_loop("_space_group_symop_", ["operation_xyz"])
+    for op in sg.operations():
+        loop.add_row([gemmi.cif.quote(op.triplet())])
+
+
 def write_cif(crystal: Crystal, path: str | Path | None = None, name: str | None = None) -> str:
     """Write ``crystal`` as a small-molecule CIF (cell, symmetry operators, U_iso, occupancy).
 
@@ -264,17 +278,7 @@ def write_cif(crystal: Crystal, path: str | Path | None = None, name: str | None
     """
     doc = gemmi.cif.Document()
     block = doc.add_new_block(name or crystal.metadata.get("name", "xtalforge"))
-    for key, value in zip(("a", "b", "c"), crystal.cell[:3]):
-        block.set_pair(f"_cell_length_{key}", f"{value:.6f}")
-    for key, value in zip(("alpha", "beta", "gamma"), crystal.cell[3:]):
-        block.set_pair(f"_cell_angle_{key}", f"{value:.6f}")
-    sg = crystal.spacegroup
-    block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(sg.xhm()))
-    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(sg.hall))
-    block.set_pair("_space_group_IT_number", str(sg.number))
-    loop = block.init_loop("_space_group_symop_", ["operation_xyz"])
-    for op in sg.operations():
-        loop.add_row([gemmi.cif.quote(op.triplet())])
+    set_cell_and_symmetry(block, crystal.cell, crystal.spacegroup)
     labels = crystal.labels or [f"{el}{i + 1}" for i, el in enumerate(crystal.elements)]
     loop = block.init_loop("_atom_site_", ["label", "type_symbol", "fract_x", "fract_y", "fract_z",
                                            "U_iso_or_equiv", "adp_type", "occupancy"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
+from xtalforge.crystal.cif_io import set_cell_and_symmetry
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import ReflectionFileError
 
@@ -51,16 +52,7 @@ def write_calculated_cif(path: str | Path, refl: Reflections, f: np.ndarray,
     _check(refl, f, None, path)
     doc = gemmi.cif.Document()
     block = doc.add_new_block(name)
-    for key, value in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta",
-                           "angle_gamma"), refl.cell):
-        block.set_pair(f"_cell_{key}", f"{value:.5f}")
-    sg = refl.spacegroup
-    block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(sg.xhm()))
-    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(sg.hall))
-    block.set_pair("_space_group_IT_number", str(sg.number))
-    loop = block.init_loop("_space_group_symop_", ["operation_xyz"])
-    for op in sg.operations():
-        loop.add_row([gemmi.cif.quote(op.triplet())])
+    set_cell_and_symmetry(block, refl.cell, refl.spacegroup)
     loop = block.init_loop("_refln_", ["index_h", "index_k", "index_l", "d_spacing", "F_calc",
                                        "phase_calc"])
     amp, phase = np.abs(f), np.degrees(np.angle(f))
