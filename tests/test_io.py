@@ -248,3 +248,7 @@ def test_hkl_embedded_in_a_cif_follows_its_res_file(tmp_path):
     text = cif.read_text().replace("_shelx_res_file", "_iucr_refine_instructions_details")
     cif.write_text(text)
     assert {tuple(h) for h in read_reflections(cif).hkl.tolist()} == set(truth)
+    # only the HKLF line matters: a .res without CELL still gives its matrix
+    block.set_pair("_shelx_res_file", gemmi.cif.quote(f"TITL x\nHKLF 4 1 {matrix}\nEND\n"))
+    doc.write_file(str(cif))
+    assert {tuple(h) for h in read_reflections(cif).hkl.tolist()} == set(truth)

@@ -203,9 +203,9 @@ _RES_TAGS = ("_shelx_res_file", "_iucr_refine_instructions_details")
 
 def embedded_hklf(block: gemmi.cif.Block, path: Path | str) -> HklfInstruction | None:
     """The HKLF instruction of a CIF block's embedded .res file (``_shelx_res_file``, or the older
-    ``_iucr_refine_instructions_details``), or None when there is none (or it cannot be read: a
-    warning says so)."""
-    from xtalforge.io.shelx import parse_ins_text
+    ``_iucr_refine_instructions_details``), or None when there is none (or its HKLF line cannot
+    be read: a warning says so)."""
+    from xtalforge.io.shelx import hklf_from_ins_text
 
     for tag in _RES_TAGS:
         res = block.find_value(tag)
@@ -214,7 +214,7 @@ def embedded_hklf(block: gemmi.cif.Block, path: Path | str) -> HklfInstruction |
     else:
         return None
     try:
-        return parse_ins_text(gemmi.cif.as_string(res), f"{path} [{tag}]").hklf
+        return hklf_from_ins_text(gemmi.cif.as_string(res), f"{path} [{tag}]")
     except XtalforgeError as exc:
         warnings.warn(f"{exc}; its HKLF instruction is ignored", stacklevel=2)
         return None

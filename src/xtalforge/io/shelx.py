@@ -24,8 +24,8 @@ from xtalforge.diffraction.structure_factors import half_ops
 from xtalforge.errors import CrystalError, ReflectionFileError
 from xtalforge.io.reflection_data import ReflectionData
 
-__all__ = ["HklfInstruction", "InsFile", "parse_hkl_text", "parse_ins_text", "read_hkl",
-           "read_ins", "write_hkl", "write_ins"]
+__all__ = ["HklfInstruction", "InsFile", "hklf_from_ins_text", "parse_hkl_text",
+           "parse_ins_text", "read_hkl", "read_ins", "write_hkl", "write_ins"]
 
 _LATT = {"P": 1, "I": 2, "R": 3, "F": 4, "A": 5, "B": 6, "C": 7}
 _CENTRING = {1: [], 2: ["x+1/2,y+1/2,z+1/2"], 3: ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"],
@@ -249,20 +249,37 @@ def read_ins(path: str | Path) -> InsFile:
     return parse_ins_text(path.read_text(encoding="latin-1"), str(path))
 
 
-def parse_ins_text(text: str, source: str = "<string>") -> InsFile:
-    """Parse the text of a SHELX .ins/.res file (e.g. a CIF's ``_shelx_res_file``); errors name
-    ``source`` and the line number."""
-    cell, latt, symm, sfac, unit, wl = None, 1, [], [], [], 0.71073
-    hklf = None
-    lines = text.splitlines()
+def _instruction_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, instruction) with ``!`` comments cut and ``=`` continuation lines joined."""
     joined: list[tuple[int, str]] = []
-    for no, raw in enumerate(lines, start=1):
+    for no, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("!")[0].rstrip()
         if joined and joined[-1][1].endswith("="):
             joined[-1] = (joined[-1][0], joined[-1][1][:-1] + " " + line.strip())
         else:
             joined.append((no, line))
-    for no, line in joined:
+    return joined
+
+
+def hklf_from_ins_text(text: str, source: str = "<string>") -> HklfInstruction | None:
+    """Only the HKLF instruction of an .ins/.res text (None when it has none), whatever the rest
+    of the file holds; raises :class:`ReflectionFileError` for a malformed HKLF line."""
+    for no, line in _instruction_lines(text):
+        parts = line.split()
+        if parts and parts[0].upper() == "HKLF":
+            try:
+                return _parse_hklf(parts, f"{source}:{no}")
+            except (ValueError, IndexError) as exc:
+                raise ReflectionFileError(f"{source}:{no}: cannot read HKLF: {exc}") from None
+    return None
+
+
+def parse_ins_text(text: str, source: str = "<string>") -> InsFile:
+    """Parse the text of a SHELX .ins/.res file (e.g. a CIF's ``_shelx_res_file``); errors name
+    ``source`` and the line number."""
+    cell, latt, symm, sfac, unit, wl = None, 1, [], [], [], 0.71073
+    hklf = None
+    for no, line in _instruction_lines(text):
         parts = line.split()
         if not parts:
             continue
