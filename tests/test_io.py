@@ -252,3 +252,32 @@ def test_hkl_embedded_in_a_cif_follows_its_res_file(tmp_path):
     block.set_pair("_shelx_res_file", gemmi.cif.quote(f"TITL x\nHKLF 4 1 {matrix}\nEND\n"))
     doc.write_file(str(cif))
     assert {tuple(h) for h in read_reflections(cif).hkl.tolist()} == set(truth)
+
+
+PDB_TEXT = """\
+CRYST1   10.000   11.000   12.000  90.00 100.00  90.00 P 1 21 1      2
+ATOM      1  C   ALA A   1       1.000   2.000   3.000  1.00 10.00           C
+ATOM      2  O   ALA A   1       3.000   2.500   4.000  1.00 12.00           O
+ATOM      3  N   ALA A   1       2.200   4.100   1.500  1.00 11.00           N
+END
+"""
+
+
+def test_measured_data_with_a_pdb_model_for_cell_and_symmetry(tmp_path):
+    from xtalforge.crystal import read_structure
+    from xtalforge.data.hkl_import import load_measured
+
+    pdb = tmp_path / "model.pdb"
+    pdb.write_text(PDB_TEXT)
+    c = read_structure(pdb)
+    assert c.spacegroup.xhm() == "P 1 21 1" and c.elements == ["C", "O", "N"]
+    np.testing.assert_allclose(c.u_iso, np.array([10.0, 12.0, 11.0]) / (8 * np.pi**2))
+    refl = reflections(c, 1.5)
+    amp = np.abs(structure_factors(c, refl))
+    scale = write_hkl(tmp_path / "x.hkl", refl.hkl, amp**2)
+    got, f, _, _, _ = load_measured(tmp_path / "x.hkl", pdb)  # was parsed as a CIF: an error
+    np.testing.assert_array_equal(got.hkl, refl.hkl)
+    np.testing.assert_allclose(f**2, amp**2 * scale, rtol=1e-3, atol=0.006)  # F8.2 of I
+    # a PDB file without the .pdb suffix is recognised by its content
+    (tmp_path / "model.txt").write_text(PDB_TEXT)
+    assert read_structure(tmp_path / "model.txt").spacegroup.number == 4

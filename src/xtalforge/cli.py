@@ -56,16 +56,9 @@ def _fail(exc: Exception) -> None:
 
 def load_structure(path: Path):
     """Read a small-molecule CIF, or a PDB/mmCIF model (recognised by content)."""
-    from xtalforge.crystal import Crystal
+    from xtalforge.crystal import read_structure
 
-    suffix = path.suffix.lower()
-    if suffix in (".pdb", ".ent"):
-        return Crystal.from_pdb(path)
-    if suffix in (".cif", ".mmcif"):
-        text = path.read_text(errors="replace")[:200000] if path.is_file() else ""
-        if "_atom_site.Cartn_x" in text:  # mmCIF model (Cartesian coordinates)
-            return Crystal.from_pdb(path)
-    return Crystal.from_cif(path)
+    return read_structure(path)
 
 
 @app.command()
@@ -464,8 +457,13 @@ def import_hkl_cmd(files: list[Path] = typer.Argument(..., help="Reflection file
     except XtalforgeError as exc:
         _fail(exc)
     console.print(_manifest_table(m))
+    report = Table(title="per file", show_lines=False)
+    for column in ("file", "status", "notes"):
+        report.add_column(column)
     for row in m.get("import_report", {}).get("files", []):
-        console.print(f"  {row}")
+        report.add_row(row["file"], row["status"],
+                       "\n".join(row.get("notes", []) + row.get("problems", [])))
+    console.print(report)
     console.print(f"wrote {out}")
 
 

@@ -54,7 +54,7 @@ def read_pdb(path: str | Path) -> Crystal:
     if not path.is_file():
         raise CrystalError(f"{path}: no such file")
     try:
-        st = gemmi.read_structure(str(path))
+        st = gemmi.read_structure(str(path), format=gemmi.CoorFormat.Detect)  # by content
     except (RuntimeError, ValueError) as exc:
         raise CrystalError(f"{path}: cannot read model: {exc}") from None
     st.setup_entities()

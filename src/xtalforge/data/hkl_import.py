@@ -20,7 +20,7 @@ import gemmi
 import numpy as np
 import pyarrow as pa
 
-from xtalforge.crystal.model import Crystal
+from xtalforge.crystal import Crystal, read_structure
 from xtalforge.data.rows import _flat_list
 from xtalforge.data.shards import write_manifest, write_shard
 from xtalforge.data.spec import DatasetError
@@ -51,8 +51,10 @@ def _structure_for(path: Path, structure: Path | None
             return ins.cell, ins.spacegroup, None, ins.composition(), ins.hklf
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            c = Crystal.from_cif(cand)
-            block = gemmi.cif.read(str(cand)).find_block(c.metadata.get("block", ""))
+            c = read_structure(cand)  # CIF, PDB or mmCIF
+            block = None
+            if "block" in c.metadata:  # a small-molecule CIF: its embedded .res may have HKLF
+                block = gemmi.cif.read(str(cand)).find_block(c.metadata["block"])
         hklf = embedded_hklf(block, cand) if block is not None else None
         return c.cell, c.spacegroup, c, c.composition(), hklf
     data = read_reflections(path)
@@ -161,7 +163,8 @@ def import_hkl(files: Sequence[str | Path], out: str | Path, structure: str | Pa
         rows["metadata"].append(json.dumps({"notes": notes, "composition": comp},
                                            sort_keys=True))
     if not rows["F"]:
-        raise DatasetError(f"no reflection file could be imported: {report}")
+        why = "; ".join(f"{r['file']}: {p}" for r in report for p in r["problems"])
+        raise DatasetError(f"no reflection file could be imported ({why})")
     n = len(rows["F"])
     table = pa.table({
         "id": pa.array(np.arange(n, dtype=np.int64)),
