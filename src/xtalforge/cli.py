@@ -445,8 +445,9 @@ def import_cif(cif_dir: Path = typer.Argument(..., help="Folder of CIF files."),
 def import_hkl_cmd(files: list[Path] = typer.Argument(..., help="Reflection files (.hkl, .mtz, "
                                                                  "CIF with _refln)."),
                    structure: Path = typer.Option(None, "--structure", "-s",
-                                                  help="CIF or .ins/.res with cell and symmetry "
-                                                       "(default: beside each file, same stem)."),
+                                                  help=".ins/.res, CIF or PDB with cell and "
+                                                       "symmetry (default: beside each file, same "
+                                                       "stem)."),
                    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder."),
                    ) -> None:
     """Import measured data (amplitudes merged to the ASU, no phases) in the dataset format."""
@@ -637,7 +638,8 @@ def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
             hkl: Path = typer.Option(..., "--hkl", help="Measured reflections (.hkl, .mtz, "
                                                         "CIF)."),
             out: Path = typer.Option(..., "--out", help="Extended SHELX HKLF 4 file."),
-            ins: Path = typer.Option(None, "--ins", help="Cell and symmetry: .ins/.res or CIF."),
+            ins: Path = typer.Option(None, "--ins", help="Cell, symmetry (HKLF): .ins/.res, CIF "
+                                                         "or PDB."),
             cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
             spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
             ) -> None:
@@ -678,7 +680,8 @@ def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
                                    "the map is written beside it as .ccp4."),
           method: str = typer.Option("cf", help="cf (charge flipping, this package) or smtbx "
                                                 "(cctbx, needs the cctbx extra)."),
-          ins: Path = typer.Option(None, "--ins", help="Cell and symmetry: .ins/.res or CIF."),
+          ins: Path = typer.Option(None, "--ins", help="Cell, symmetry (HKLF): .ins/.res, CIF "
+                                                       "or PDB."),
           cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
           spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
           d_min: float = typer.Option(None, "--d-min", help="Use reflections with d ≥ this (Å); "
