@@ -281,3 +281,37 @@ def test_measured_data_with_a_pdb_model_for_cell_and_symmetry(tmp_path):
     # a PDB file without the .pdb suffix is recognised by its content
     (tmp_path / "model.txt").write_text(PDB_TEXT)
     assert read_structure(tmp_path / "model.txt").spacegroup.number == 4
+
+
+def _xds_ascii(cell, number: int, hkl: np.ndarray, i: np.ndarray, sig: np.ndarray) -> str:
+    """An unmerged XDS_ASCII file (the 12 items XDS writes)."""
+    items = ["H", "K", "L", "IOBS", "SIGMA(IOBS)", "XD", "YD", "ZD", "RLP", "PEAK", "CORR", "MAXC"]
+    head = ["!FORMAT=XDS_ASCII    MERGE=FALSE    FRIEDEL'S_LAW=TRUE",
+            f"!SPACE_GROUP_NUMBER={number:5d}",
+            "!UNIT_CELL_CONSTANTS=" + "".join(f"{v:10.3f}" for v in cell),
+            f"!NUMBER_OF_ITEMS_IN_EACH_DATA_RECORD={len(items)}",
+            *(f"!ITEM_{name}={k + 1}" for k, name in enumerate(items)), "!END_OF_HEADER"]
+    rows = [f"{h:6d}{k:6d}{l:6d} {v:.4E} {s:.3E}  100.0  200.0   30.0 1.0 100 90 1000"
+            for (h, k, l), v, s in zip(hkl.tolist(), i, sig)]  # noqa: E741
+    return "\n".join(head + rows + ["!END_OF_DATA", ""])
+
+
+def test_xds_ascii_unmerged_data_merge_to_the_calculated_amplitudes(tmp_path):
+    from xtalforge.data.hkl_import import load_measured
+
+    c = random_crystal("P 1 21 1", 6, seed=8)
+    refl = reflections(c, 1.2)
+    i_calc = np.abs(structure_factors(c, refl)) ** 2
+    # every reflection twice: as itself and as its symmetry mate (h, -k, l) ...
+    hkl = np.concatenate([refl.hkl, refl.hkl * np.array([1, -1, 1])])
+    i_obs, sig = np.r_[i_calc, i_calc], np.r_[np.ones(len(refl)), np.ones(len(refl))]
+    sig[0] = -1.0  # ... and one XDS misfit, which must not count
+    i_obs[0] = 1e6
+    path = tmp_path / "XDS_ASCII.HKL"
+    path.write_text(_xds_ascii(c.cell, 4, hkl, i_obs, sig))
+    data = read_reflections(path)
+    assert data.spacegroup.number == 4 and data.cell == pytest.approx(c.cell, abs=1e-3)
+    assert len(data) == 2 * len(refl) - 1 and "σ < 0" in data.notes[0]
+    got, amp, _, _, _ = load_measured(path)  # cell and symmetry from the header
+    np.testing.assert_array_equal(got.hkl, refl.hkl)
+    np.testing.assert_allclose(amp**2, i_calc, rtol=1e-3, atol=1e-3)

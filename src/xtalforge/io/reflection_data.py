@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from xtalforge.io.shelx import HklfInstruction
 
 __all__ = ["ReflectionData", "embedded_hklf", "read_cif_refln", "read_mtz",
-           "read_reflections"]
+           "read_reflections", "read_xds_ascii"]
 
 
 @dataclass(eq=False)
@@ -126,6 +126,27 @@ def _friedel_mean(mtz: gemmi.Mtz, path: Path, kind: str, sig_kind: str) -> Refle
     return ReflectionData(hkl[keep], mean[keep], None if sig is None else sig[keep],
                           "intensity" if kind == "K" else "amplitude", None,
                           tuple(mtz.cell.parameters), mtz.spacegroup, str(path), notes)
+
+
+def read_xds_ascii(path: str | Path) -> ReflectionData:
+    """Read an XDS_ASCII file (XDS, XSCALE, DIALS ``export format=xds_ascii``; merged or not)
+    through gemmi. Reflections with a negative σ (XDS marks rejected misfits so) are dropped and
+    counted in ``notes``; cell and space group come from the header."""
+    path = Path(path)
+    try:
+        xds = gemmi.read_xds_ascii(str(path))
+    except (RuntimeError, ValueError) as exc:
+        raise ReflectionFileError(f"{path}: cannot read XDS_ASCII: {exc}") from None
+    hkl = np.array(xds.miller_array, dtype=np.int32).reshape(-1, 3)
+    values = np.array(xds.iobs_array, dtype=np.float64)
+    sigmas = np.array(xds.sigma_array, dtype=np.float64)
+    keep = (sigmas >= 0) & np.isfinite(values)
+    notes = [] if keep.all() else [f"dropped {(~keep).sum()} reflections with σ < 0 (rejected "
+                                   "by XDS)"]
+    cell = tuple(float(v) for v in xds.cell_constants)
+    sg = gemmi.find_spacegroup_by_number(xds.spacegroup_number) if xds.spacegroup_number else None
+    return ReflectionData(hkl[keep], values[keep], sigmas[keep], "intensity", None,
+                          cell if all(cell) else None, sg, str(path), notes)
 
 
 _CIF_COLUMNS = [  # (value tag, sigma tag, kind), in order of preference
@@ -249,8 +270,8 @@ def _cif_cell_symmetry(blk: gemmi.cif.Block, path: Path
 
 
 def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> ReflectionData:
-    """Read reflections from an MTZ, a CIF (``_refln`` loop or embedded hkl) or a SHELX .hkl file;
-    the format is recognised from the content.
+    """Read reflections from an MTZ, a CIF (``_refln`` loop or embedded hkl), an XDS_ASCII or a
+    SHELX .hkl file; the format is recognised from the content.
 
     ``hklf`` says how to read SHELX hkl data: 4 (I, σ(I)) or 3 (F, σ(F)), or the
     :class:`~xtalforge.io.shelx.HklfInstruction` of the structure's .ins/.res (format, scale and
@@ -267,6 +288,8 @@ def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> Refle
     if head[:4] == b"MTZ ":
         return read_mtz(path)
     text = head.decode("latin-1").lstrip()
+    if text.startswith("!FORMAT=XDS_ASCII"):
+        return read_xds_ascii(path)
     instruction = hklf if isinstance(hklf, HklfInstruction) else None
     if text.startswith(("data_", "#", "loop_", "global_")):
         return read_cif_refln(path, instruction=instruction)
