@@ -190,6 +190,17 @@ def test_residual_peaks_and_dummy_sites_are_skipped_with_a_warning(tmp_path):
         assert Crystal.from_cif(path).labels == ["Cl1", "O1"]
 
 
+def test_refined_occupancy_slightly_above_one_is_taken_as_one(tmp_path):
+    path, h1 = tmp_path / "o.cif", "H1 H 0.2 0.4 0.1 0.05 "
+    path.write_text(CIF_OPS_ONLY.replace(h1 + "1\n", h1 + "1.03\n"))
+    with pytest.warns(UserWarning, match=r"occupancy above 1.*taken as 1.*\(H1\)"):
+        c = Crystal.from_cif(path)
+    assert c.occ.tolist() == [1.0, 0.5, 1.0]
+    path.write_text(CIF_OPS_ONLY.replace(h1 + "1\n", h1 + "1.2\n"))
+    with pytest.raises(CrystalError, match=r"o\.cif: atom H1: occupancy 1\.2"):
+        Crystal.from_cif(path)
+
+
 def test_operators_contradicting_the_symbol_warn(tmp_path):
     path = tmp_path / "c.cif"
     path.write_text(CIF_OPS_ONLY.replace("loop_\n_symmetry", "_symmetry_space_group_name_H-M "

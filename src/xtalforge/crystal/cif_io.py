@@ -19,6 +19,8 @@ __all__ = ["cif_entries", "cif_files", "ddl1_block", "entry_name", "from_small_s
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
+#: Refined occupancies up to this are read as 1 (with a warning); larger ones are an error.
+MAX_REFINED_OCC = 1.05
 _DUMMY = re.compile(r"^[Qq]\d*$")  # residual density peaks (SHELXL "Q1", "Q12")
 
 
@@ -187,7 +189,8 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
                f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''})")
         notes.append(msg)
         warnings.warn(msg, stacklevel=3)
-    filled = []
+    filled: list[str] = []
+    capped: list[str] = []
     for site, no_u, skip in zip(sites, missing, dummy):
         if skip:
             continue
@@ -196,8 +199,13 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
         if not 0 < site.occ:
             notes.append(f"dropped {site.label}: occupancy {site.occ}")
             continue
-        if site.occ > 1 + 1e-6:
-            raise CrystalError(f"{where}atom {site.label}: occupancy {site.occ} > 1")
+        site_occ = site.occ
+        if site_occ > 1 + 1e-6:
+            if site_occ > MAX_REFINED_OCC:
+                raise CrystalError(f"{where}atom {site.label}: occupancy {site_occ} > 1 (refined "
+                                   f"values up to {MAX_REFINED_OCC} are taken as 1)")
+            capped.append(site.label)
+            site_occ = 1.0
         uiso = site.u_iso
         if site.aniso.nonzero():
             ueq = cell.calculate_u_eq(site.aniso)
@@ -209,8 +217,13 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
         z.append(site.element.atomic_number)
         frac.append(site.fract.tolist())
         u.append(uiso)
-        occ.append(site.occ)
+        occ.append(site_occ)
         labels.append(site.label)
+    if capped:
+        msg = (f"{where}occupancy above 1 (at most {MAX_REFINED_OCC}) taken as 1 for "
+               f"{len(capped)} atom(s) ({', '.join(capped[:5])}{' …' if len(capped) > 5 else ''})")
+        notes.append(msg)
+        warnings.warn(msg, stacklevel=3)
     if filled:
         msg = (f"{where}no displacement parameter for {len(filled)} atom(s) "
                f"({', '.join(filled[:5])}{' …' if len(filled) > 5 else ''}); "

@@ -119,7 +119,8 @@ def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None =
         return _skip(name, f"parse error: {type(exc).__name__}: {exc}")
     fixes: list[str] = []
     for w in c.metadata.get("warnings", []):
-        if any(k in w for k in ("no displacement parameter", "dummy site", "operators generate")):
+        if any(k in w for k in ("no displacement parameter", "dummy site", "operators generate",
+                                "taken as 1")):
             fixes.append(w.split(": ", 1)[-1])
         elif w.startswith("dropped"):
             fixes.append(w)
