@@ -315,3 +315,21 @@ def test_xds_ascii_unmerged_data_merge_to_the_calculated_amplitudes(tmp_path):
     got, amp, _, _, _ = load_measured(path)  # cell and symmetry from the header
     np.testing.assert_array_equal(got.hkl, refl.hkl)
     np.testing.assert_allclose(amp**2, i_calc, rtol=1e-3, atol=1e-3)
+
+
+def test_observed_absences_warn_that_the_space_group_is_wrong(tmp_path):
+    import warnings
+
+    from xtalforge.data.hkl_import import load_measured
+
+    c = random_crystal("P 1 21 1", 8, seed=3)  # no c glide: its h0l, l odd are not absent
+    p1 = reflections(c.expand_p1(), 1.0)
+    i = np.abs(structure_factors(c.expand_p1(), p1)) ** 2
+    write_hkl(tmp_path / "x.hkl", p1.hkl, i, np.sqrt(i) + 1.0)
+    with pytest.warns(UserWarning, match=r"P 1 21/c 1 makes absent are observed"):
+        load_measured(tmp_path / "x.hkl", cell=tuple(c.cell), spacegroup="P 1 21/c 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        *_, notes, _ = load_measured(tmp_path / "x.hkl", cell=tuple(c.cell),
+                                     spacegroup="P 1 21 1")
+    assert not any("observed" in n for n in notes)

@@ -83,6 +83,29 @@ def load_measured(path: Path, structure: Path | None = None,
     return refl, amp, sig, notes, dict(comp)
 
 
+#: Mean I/σ(I) (or F/σ(F)) of the merged reflections the space group makes absent above which
+#: the data are said to contradict the space group (measured absences scatter around 0–1).
+ABSENCE_SIGNAL = 3.0
+
+
+def _absence_violation(it: gemmi.Intensities, sg: gemmi.SpaceGroup, path: Path,
+                       kind: str) -> str | None:
+    """A note when the reflections ``sg`` makes systematically absent are clearly observed
+    (at least 5 of them, mean value/σ above :data:`ABSENCE_SIGNAL`): a wrong space group or
+    setting, or a wrong HKLF matrix."""
+    hkl = np.array(it.miller_array, dtype=np.int32)
+    absent = np.asarray(sg.operations().systematic_absences(hkl), dtype=bool)
+    if absent.sum() < 5:
+        return None
+    ratio = np.array(it.value_array)[absent] / np.array(it.sigma_array)[absent]
+    if np.mean(ratio) <= ABSENCE_SIGNAL:
+        return None
+    what = "I/σ(I)" if kind == "intensity" else "F/σ(F)"
+    return (f"{path}: the {absent.sum()} reflections that {sg.xhm()} makes absent are observed "
+            f"(mean {what} {np.mean(ratio):.1f}): check the space group, its setting and any "
+            "HKLF matrix")
+
+
 def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
                       hklf: HklfInstruction | None = None
                       ) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
@@ -103,6 +126,10 @@ def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
     it.set_data(gemmi.UnitCell(*cell), sg, data.hkl.astype(np.int32), values, sig)
     it.type = gemmi.DataType.Unmerged
     it.merge_in_place(gemmi.DataType.Mean)
+    violated = _absence_violation(it, sg, path, data.kind)
+    if violated:
+        notes.append(violated)
+        warnings.warn(violated, stacklevel=2)
     n_before = len(it.miller_array)
     it.remove_systematic_absences()
     if len(it.miller_array) < n_before:
