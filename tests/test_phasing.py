@@ -318,3 +318,33 @@ def test_cli_benchmark_solve_and_export_shelx(tmp_path):
     ins = read_ins(tmp_path / "s0.ins")
     assert ins.spacegroup.xhm() == "P 1 21 1"
     assert len(read_hkl(tmp_path / "s0.hkl")) > 100
+    # UNIT is the cell content: R-3 (18 operations, hexagonal axes) with Na on the -3 site at
+    # the origin (site-symmetry order 6: 3 per cell) and C in a general position (18 per cell)
+    from xtalforge.crystal import Crystal
+
+    Crystal((10.0, 10.0, 14.0, 90, 90, 120), "R -3 :H", ["C", "Na"],
+            [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]]).to_cif(tmp_path / "r.cif")
+    res = CliRunner().invoke(app, ["export-shelx", str(tmp_path / "r.cif"), "--out",
+                                   str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert read_ins(tmp_path / "r.ins").composition() == {"C": 18.0, "Na": 3.0}
+
+
+def test_load_solve_data_takes_an_mmcif_model(tmp_path):
+    import gemmi
+
+    from tests.test_io import PDB_TEXT
+    from xtalforge.crystal import read_structure
+    from xtalforge.phasing.solve import load_solve_data
+
+    st = gemmi.read_pdb_string(PDB_TEXT)
+    st.setup_entities()
+    path = tmp_path / "model.cif"
+    st.make_mmcif_document().write_file(str(path))
+    data = load_solve_data(path, d_min=1.5)  # was taken for a reflection file: an error
+    pdb = tmp_path / "model.pdb"
+    pdb.write_text(PDB_TEXT)
+    truth = read_structure(pdb)
+    assert data.true_phases is not None and len(data.refl) == len(reflections(truth, 1.5))
+    np.testing.assert_allclose(data.amplitudes, np.abs(structure_factors(truth, data.refl)),
+                               rtol=1e-4)

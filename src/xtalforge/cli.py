@@ -848,15 +848,14 @@ def export_shelx(data: Path = typer.Argument(..., help=_DATA_HELP),
 
     from xtalforge.crystal.model import Crystal
     from xtalforge.io.shelx import write_hkl, write_ins
-    from xtalforge.phasing.solve import load_solve_data
+    from xtalforge.phasing.solve import cell_content, load_solve_data
 
     try:
         sd = load_solve_data(data, ins, None, None, d_min, entry)
-        z = sd.z if sd.z is not None else np.array(
-            [e for e, k in sd.composition.items() for _ in range(max(1, round(k)))] or [6])
-        crystal = Crystal(sd.refl.cell, sd.refl.spacegroup, z, np.zeros((len(z), 3)))
+        cell_atoms = Crystal(sd.refl.cell, sd.refl.spacegroup, [6], [[0.1, 0.2, 0.3]])
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_ins(out.with_suffix(".ins"), crystal, title=Path(sd.source).name)
+        write_ins(out.with_suffix(".ins"), cell_atoms, title=Path(sd.source).name,
+                  composition=cell_content(sd))
         write_hkl(out.with_suffix(".hkl"), sd.refl.hkl, sd.amplitudes**2,
                   np.maximum(0.02 * sd.amplitudes**2, 1e-3), hklf=4)
     except XtalforgeError as exc:

@@ -136,9 +136,12 @@ def write_hkl(path: str | Path, hkl: np.ndarray, values: np.ndarray,
 
 
 def write_ins(path: str | Path, crystal: Crystal, wavelength: float = 0.71073,
-              title: str | None = None, hklf: int = 4) -> str:
+              title: str | None = None, hklf: int = 4,
+              composition: dict[str, float] | None = None) -> str:
     """Write a minimal SHELX .ins (TITL, CELL, ZERR, LATT, SYMM, SFAC, UNIT, HKLF, END) for the
-    crystal's cell, space group and unit-cell composition — enough for SHELXT/SHELXS."""
+    crystal's cell, space group and unit-cell composition — enough for SHELXT/SHELXS.
+    ``composition``: the unit-cell content {element: count} for SFAC/UNIT, when it is known
+    otherwise than from the crystal's atoms (default: ``crystal.composition()``)."""
     sg = crystal.spacegroup
     sym = symmetry_info(sg)
     centring = sg.centring_type()
@@ -158,7 +161,7 @@ def write_ins(path: str | Path, crystal: Crystal, wavelength: float = 0.71073,
         if op.rot == gemmi.Op().rot and not any(op.tran):
             continue
         lines.append("SYMM " + op.triplet().upper())
-    comp = crystal.composition()
+    comp = composition if composition else crystal.composition()
     els = sorted(comp, key=lambda e: (e != "C", e != "H", atomic_number(e)))
     lines.append("SFAC " + " ".join(els))
     lines.append("UNIT " + " ".join(str(max(1, round(comp[e]))) for e in els))

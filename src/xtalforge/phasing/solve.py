@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gemmi
 import numpy as np
 
 from xtalforge.diffraction.maps import _shell_mean, density_map
@@ -187,6 +188,41 @@ def dataset_entries(root: str | Path, split: str | None = None, limit: int | Non
     return out
 
 
+_MODEL_TAGS = ("_atom_site_fract_x", "_atom_site.fract_x", "_atom_site.Cartn_x")
+
+
+def _holds_a_model(path: Path) -> bool:
+    """A structure file (PDB, or a CIF/mmCIF with atom sites), not reflections."""
+    suffix = path.suffix.lower()
+    if suffix in (".pdb", ".ent"):
+        return True
+    if suffix not in (".cif", ".mmcif"):
+        return False
+    try:
+        doc = gemmi.cif.read(str(path))
+    except (RuntimeError, ValueError) as exc:
+        raise XtalforgeError(f"{path}: not a readable CIF ({exc})") from None
+    return any(b.find_value(t) is not None or b.find_loop(t) for b in doc for t in _MODEL_TAGS)
+
+
+def cell_content(data: SolveData) -> dict[str, float]:
+    """The unit-cell content {element: count} of a data set: as given (structure, .ins UNIT),
+    else its ASU atoms times the symmetry operations, else carbon at 18 Å³ per atom (the usual
+    guess for organic crystals)."""
+    from collections import Counter
+
+    from xtalforge.crystal.elements import symbol
+    from xtalforge.crystal.model import cell_volume
+    from xtalforge.crystal.symmetry import symmetry_info
+
+    if data.composition:
+        return dict(data.composition)
+    if data.z is not None and len(data.z):
+        n_ops = symmetry_info(data.refl.spacegroup).n_ops
+        return {symbol(int(z)): float(k * n_ops) for z, k in Counter(data.z.tolist()).items()}
+    return {"C": float(max(1, round(cell_volume(*data.refl.cell) / 18.0)))}
+
+
 def load_solve_data(path: str | Path, structure: str | Path | None = None,
                     cell: tuple[float, ...] | None = None, spacegroup: str | None = None,
                     d_min: float | None = None, entry: int | None = None) -> SolveData:
@@ -194,7 +230,7 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
     ``_refln``) with cell and symmetry from ``structure`` (.ins/.res/CIF) or ``cell`` +
     ``spacegroup``; a structure CIF/PDB (calculated F to ``d_min``, default 0.8 Å, and the truth
     kept for scoring); or a dataset folder (``entry``: sample id, default the first)."""
-    from xtalforge.crystal.model import Crystal
+    from xtalforge.crystal import read_structure
     from xtalforge.diffraction import reflections, structure_factors
 
     p = Path(path)
@@ -205,25 +241,13 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
         if not found:
             raise XtalforgeError(f"{p}: the dataset holds no structures")
         return found[0]
-    suffix = p.suffix.lower()
-    if suffix in (".cif", ".pdb", ".ent") and structure is None and cell is None:
-        import gemmi
-
-        is_structure = suffix != ".cif"
-        if suffix == ".cif":
-            try:
-                doc = gemmi.cif.read(str(p))
-                is_structure = any(b.find_value("_atom_site_fract_x") is not None or
-                                   b.find_loop("_atom_site_fract_x") for b in doc)
-            except (RuntimeError, ValueError) as exc:
-                raise XtalforgeError(f"{p}: not a readable CIF ({exc})") from exc
-        if is_structure:
-            crystal = Crystal.from_pdb(p) if suffix != ".cif" else Crystal.from_cif(p)
-            refl = reflections(crystal, d_min or 0.8)
-            f = structure_factors(crystal, refl)
-            heavy = np.asarray(crystal.z) > 1
-            return SolveData(refl, np.abs(f), str(p), np.angle(f), crystal.frac[heavy],
-                             crystal.composition(), np.asarray(crystal.z))
+    if structure is None and cell is None and _holds_a_model(p):
+        crystal = read_structure(p)
+        refl = reflections(crystal, d_min or 0.8)
+        f = structure_factors(crystal, refl)
+        heavy = np.asarray(crystal.z) > 1
+        return SolveData(refl, np.abs(f), str(p), np.angle(f), crystal.frac[heavy],
+                         crystal.composition(), np.asarray(crystal.z))
     from xtalforge.data.hkl_import import load_measured
 
     refl, amp, _, _, comp = load_measured(p, Path(structure) if structure else None, cell,
