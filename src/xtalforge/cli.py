@@ -786,7 +786,7 @@ def benchmark_solve(
     import json
 
     from xtalforge.phasing.benchmark import solve_benchmark
-    from xtalforge.phasing.solve import dataset_entries, load_solve_data
+    from xtalforge.phasing.solve import calculated_solve_data, dataset_entries
 
     try:
         res = [float(v) for v in resolutions.split(",") if v.strip()]
@@ -807,16 +807,18 @@ def benchmark_solve(
         if (data / "manifest.json").is_file():
             structures = dataset_entries(data, None if split == "all" else split, n)
         else:
-            from xtalforge.crystal.cif_io import cif_files
+            from xtalforge.crystal.cif_io import cif_entries, entry_name, read_cif
 
             structures = []
-            for path in cif_files(data):
+            for path, block in cif_entries(data):
                 if len(structures) >= n:
                     break
                 try:
-                    structures.append(load_solve_data(path, d_min=finest))
+                    crystal = read_cif(path, block=block)
+                    structures.append(calculated_solve_data(crystal, finest,
+                                                            entry_name(path, block)))
                 except XtalforgeError as exc:
-                    console.print(f"[yellow]skipped[/] {path.name}: {exc}")
+                    console.print(f"[yellow]skipped[/] {entry_name(path, block)}: {exc}")
         total = sum(len(res) for _ in meths) * len(structures) + \
             (len(structures) * 4 * len(meths) if ext else 0)
         with _progress_bar() as bar:

@@ -12,6 +12,7 @@ from typing import Any
 import gemmi
 import numpy as np
 
+from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.maps import _shell_mean, density_map
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import XtalforgeError
@@ -188,6 +189,18 @@ def dataset_entries(root: str | Path, split: str | None = None, limit: int | Non
     return out
 
 
+def calculated_solve_data(crystal: Crystal, d_min: float, source: str) -> SolveData:
+    """Calculated |F| of ``crystal`` to ``d_min`` Å, with the truth kept for scoring (phases in
+    radians, non-H ASU positions)."""
+    from xtalforge.diffraction import reflections, structure_factors
+
+    refl = reflections(crystal, d_min)
+    f = structure_factors(crystal, refl)
+    heavy = np.asarray(crystal.z) > 1
+    return SolveData(refl, np.abs(f), source, np.angle(f), crystal.frac[heavy],
+                     crystal.composition(), np.asarray(crystal.z))
+
+
 _MODEL_TAGS = ("_atom_site_fract_x", "_atom_site.fract_x", "_atom_site.Cartn_x")
 
 
@@ -231,7 +244,6 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
     ``spacegroup``; a structure CIF/PDB (calculated F to ``d_min``, default 0.8 Å, and the truth
     kept for scoring); or a dataset folder (``entry``: sample id, default the first)."""
     from xtalforge.crystal import read_structure
-    from xtalforge.diffraction import reflections, structure_factors
 
     p = Path(path)
     if not p.exists():
@@ -242,12 +254,7 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
             raise XtalforgeError(f"{p}: the dataset holds no structures")
         return found[0]
     if structure is None and cell is None and _holds_a_model(p):
-        crystal = read_structure(p)
-        refl = reflections(crystal, d_min or 0.8)
-        f = structure_factors(crystal, refl)
-        heavy = np.asarray(crystal.z) > 1
-        return SolveData(refl, np.abs(f), str(p), np.angle(f), crystal.frac[heavy],
-                         crystal.composition(), np.asarray(crystal.z))
+        return calculated_solve_data(read_structure(p), d_min or 0.8, str(p))
     from xtalforge.data.hkl_import import load_measured
 
     refl, amp, _, _, comp = load_measured(p, Path(structure) if structure else None, cell,
