@@ -12,7 +12,7 @@ from typing import Any
 import gemmi
 import numpy as np
 
-from xtalforge.crystal.model import Crystal
+from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.diffraction.maps import _shell_mean, density_map
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import XtalforgeError
@@ -225,7 +225,6 @@ def cell_content(data: SolveData) -> dict[str, float]:
     from collections import Counter
 
     from xtalforge.crystal.elements import symbol
-    from xtalforge.crystal.model import cell_volume
     from xtalforge.crystal.symmetry import symmetry_info
 
     if data.composition:
