@@ -316,6 +316,15 @@ def test_xds_ascii_unmerged_data_merge_to_the_calculated_amplitudes(tmp_path):
     got, amp, _, _, _ = load_measured(path)  # cell and symmetry from the header
     np.testing.assert_array_equal(got.hkl, refl.hkl)
     np.testing.assert_allclose(amp**2, i_calc, rtol=1e-3, atol=1e-3)
+    # recognised by content whatever its name, also by `xtalforge info`
+    from typer.testing import CliRunner
+
+    from xtalforge.cli import app
+
+    other = tmp_path / "data.xds"
+    other.write_text(path.read_text())
+    res = CliRunner().invoke(app, ["info", str(other)])
+    assert res.exit_code == 0 and str(2 * len(refl) - 1) in res.stdout, res.output
 
 
 def test_observed_absences_warn_that_the_space_group_is_wrong(tmp_path):

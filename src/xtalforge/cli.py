@@ -70,6 +70,10 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or r
 
     try:
         is_refl = file.suffix.lower() in REFLECTION_SUFFIXES
+        if not is_refl and file.is_file():
+            with open(file, "rb") as fh:
+                start = fh.read(32)
+            is_refl = start[:4] == b"MTZ " or start.startswith(b"!FORMAT=XDS_ASCII")
         if not is_refl and file.suffix.lower() == ".cif" and file.is_file():
             head = file.read_text(errors="replace")
             is_refl = "_atom_site_fract_x" not in head and "_atom_site.fract_x" not in head \
