@@ -83,6 +83,19 @@ def test_sf_writes_mtz_and_cif_that_gemmi_reads(tmp_path):
 
 
 
+def test_info_on_an_ins_file_and_a_folder(tmp_path):
+    from xtalforge.io import write_ins
+
+    c = random_crystal("P 1 21/c 1", 4, seed=1)
+    ins = tmp_path / "x.ins"
+    ins.write_text(write_ins(ins, c).replace("HKLF 4", "HKLF 4 1 1 0 1 0 1 0 -1 0 0"))
+    res = runner.invoke(app, ["info", str(ins)])
+    assert res.exit_code == 0, res.output
+    assert "P 1 21/c 1" in res.stdout and "matrix 1 0 1 / 0 1 0 / -1 0 0" in res.stdout
+    res = runner.invoke(app, ["info", str(tmp_path)])
+    assert res.exit_code == 2 and "xtalforge inspect" in res.stdout
+
+
 def test_warnings_are_one_line_on_stderr(tmp_path):
     c = random_crystal("P 1 21 1", 4, seed=2)
     cif = tmp_path / "q.cif"

@@ -62,13 +62,19 @@ def load_structure(path: Path):
 
 
 @app.command()
-def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or reflections "
-                                                "(.hkl, .mtz, CIF with _refln).")) -> None:
+def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF), SHELX .ins/.res "
+                                                "or reflections (.hkl, .mtz, XDS_ASCII, CIF "
+                                                "with _refln).")) -> None:
     """Cell, space group, composition and reflection counts of a file."""
     from xtalforge.diffraction import reflections
     from xtalforge.io import read_reflections
 
     try:
+        if file.is_dir():
+            raise XtalforgeError(f"{file}: a folder (for a dataset: xtalforge inspect {file})")
+        if file.suffix.lower() in (".ins", ".res"):
+            _ins_info(file)
+            return
         is_refl = file.suffix.lower() in REFLECTION_SUFFIXES
         if not is_refl and file.is_file():
             with open(file, "rb") as fh:
@@ -119,6 +125,25 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF) or r
         r = reflections(crystal, d_min)
         counts.add_row(f"{d_min}", str(len(r)), str(int(r.centric.sum())))
     console.print(counts)
+
+
+def _ins_info(path: Path) -> None:
+    """Print what a SHELX .ins/.res says: cell, space group, SFAC/UNIT and the HKLF line."""
+    from xtalforge.io import read_ins
+
+    ins = read_ins(path)
+    sg = ins.spacegroup
+    table = Table(title=str(path), show_header=False)
+    table.add_row("space group", f"{sg.xhm()} (No. {sg.number}, Hall {sg.hall})")
+    table.add_row("cell", "a={:.4f} b={:.4f} c={:.4f} Å  α={:.3f} β={:.3f} γ={:.3f}°".format(
+        *ins.cell))
+    table.add_row("wavelength", f"{ins.wavelength:g} Å")
+    table.add_row("cell content", " ".join(f"{k}{v:g}" for k, v in ins.composition().items()))
+    h = ins.hklf
+    line = f"HKLF {h.n}" + ("" if h.is_identity else f", scale {h.scale:g}, matrix " + " / ".join(
+        " ".join(f"{v:g}" for v in row) for row in h.matrix))
+    table.add_row("reflections", line)
+    console.print(table)
 
 
 @app.command()
