@@ -66,6 +66,7 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF), SHE
                                                 "or reflections (.hkl, .mtz, XDS_ASCII, CIF "
                                                 "with _refln).")) -> None:
     """Cell, space group, composition and reflection counts of a file."""
+    from xtalforge.crystal.structure_file import MODEL_TAGS
     from xtalforge.diffraction import reflections
     from xtalforge.io import read_reflections
 
@@ -82,8 +83,7 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF), SHE
             is_refl = start[:4] == b"MTZ " or start.startswith(b"!FORMAT=XDS_ASCII")
         if not is_refl and file.suffix.lower() == ".cif" and file.is_file():
             head = file.read_text(errors="replace")
-            is_refl = "_atom_site_fract_x" not in head and "_atom_site.fract_x" not in head \
-                and "_atom_site.Cartn_x" not in head and "_refln" in head
+            is_refl = "_refln" in head and not any(tag in head for tag in MODEL_TAGS)
         if is_refl:
             data = read_reflections(file)
             table = Table(title=str(file), show_header=False)

@@ -152,6 +152,17 @@ def _symbol_conflict(small: gemmi.SmallStructure, sg: gemmi.SpaceGroup, where: s
             f"states No. {stated} ({small.spacegroup_hm or 'no symbol'}); used the operators")
 
 
+def _some(labels: list[str]) -> str:
+    """The first five labels, with an ellipsis when there are more."""
+    return ", ".join(labels[:5]) + (" …" if len(labels) > 5 else "")
+
+
+def _warn(notes: list[str], message: str) -> None:
+    """Keep ``message`` for ``metadata["warnings"]`` and warn the caller of the reader."""
+    notes.append(message)
+    warnings.warn(message, stacklevel=4)
+
+
 def _dummy_sites(block: gemmi.cif.Block | None, sites: list) -> np.ndarray:
     """Mask of sites that are not atoms: SHELXL residual peaks (type or, without a type, label
     ``Q<n>``) and rows flagged ``_atom_site_calc_flag dum``."""
@@ -178,17 +189,14 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
         raise CrystalError(f"{where}no atom sites")
     notes: list[str] = []
     if conflict:
-        notes.append(conflict)
-        warnings.warn(conflict, stacklevel=3)
+        _warn(notes, conflict)
     z, frac, u, occ, labels = [], [], [], [], []
     missing = _missing_u(block, len(sites)) if block is not None else np.zeros(len(sites), bool)
     dummy = _dummy_sites(block, sites)
     if dummy.any():
         names = [s.label for s, d in zip(sites, dummy) if d]
-        msg = (f"{where}skipped {len(names)} dummy site(s) (residual peaks or calc_flag dum: "
-               f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''})")
-        notes.append(msg)
-        warnings.warn(msg, stacklevel=3)
+        _warn(notes, f"{where}skipped {len(names)} dummy site(s) (residual peaks or calc_flag "
+                     f"dum: {_some(names)})")
     filled: list[str] = []
     capped: list[str] = []
     for site, no_u, skip in zip(sites, missing, dummy):
@@ -220,16 +228,11 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
         occ.append(site_occ)
         labels.append(site.label)
     if capped:
-        msg = (f"{where}occupancy above 1 (at most {MAX_REFINED_OCC}) taken as 1 for "
-               f"{len(capped)} atom(s) ({', '.join(capped[:5])}{' …' if len(capped) > 5 else ''})")
-        notes.append(msg)
-        warnings.warn(msg, stacklevel=3)
+        _warn(notes, f"{where}occupancy above 1 (at most {MAX_REFINED_OCC}) taken as 1 for "
+                     f"{len(capped)} atom(s) ({_some(capped)})")
     if filled:
-        msg = (f"{where}no displacement parameter for {len(filled)} atom(s) "
-               f"({', '.join(filled[:5])}{' …' if len(filled) > 5 else ''}); "
-               f"used U_iso = {default_u_iso} Å²")
-        notes.append(msg)
-        warnings.warn(msg, stacklevel=3)
+        _warn(notes, f"{where}no displacement parameter for {len(filled)} atom(s) "
+                     f"({_some(filled)}); used U_iso = {default_u_iso} Å²")
     if not z:
         raise CrystalError(f"{where}no atom with non-zero occupancy")
     meta = {"source": source} if source else {}

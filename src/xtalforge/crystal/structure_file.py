@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xtalforge.crystal.model import Crystal
+import gemmi
 
-__all__ = ["read_structure"]
+from xtalforge.crystal.model import Crystal
+from xtalforge.errors import CrystalError
+
+__all__ = ["MODEL_TAGS", "holds_a_model", "read_structure"]
+
+#: CIF tags that only a structure model has (small-molecule DDL1 and DDLm, mmCIF).
+MODEL_TAGS = ("_atom_site_fract_x", "_atom_site.fract_x", "_atom_site.Cartn_x")
+
+
+def holds_a_model(path: Path) -> bool:
+    """A structure file (PDB, or a CIF/mmCIF with atom sites), not reflections."""
+    suffix = path.suffix.lower()
+    if suffix in (".pdb", ".ent"):
+        return True
+    if suffix not in (".cif", ".mmcif"):
+        return False
+    try:
+        doc = gemmi.cif.read(str(path))
+    except (RuntimeError, ValueError) as exc:
+        raise CrystalError(f"{path}: not a readable CIF ({exc})") from None
+    return any(b.find_value(t) is not None or b.find_loop(t) for b in doc for t in MODEL_TAGS)
 
 
 def read_structure(path: str | Path) -> Crystal:
@@ -17,7 +37,7 @@ def read_structure(path: str | Path) -> Crystal:
     suffix = path.suffix.lower()
     if suffix in (".pdb", ".ent"):
         return Crystal.from_pdb(path)
-    if path.is_file() and suffix != ".ins":
+    if path.is_file():
         with open(path, "rb") as fh:
             head = fh.read(200_000).decode("latin-1")
         if "_atom_site.Cartn_x" in head:  # mmCIF model (Cartesian coordinates)

@@ -209,9 +209,8 @@ def read_cif_refln(path: str | Path, block: str | None = None,
                                       kind, None, cell, sg, str(path), notes)
         if embedded:
             how = instruction or embedded_hklf(blk, path) or HklfInstruction()
-            raw = parse_hkl_text(gemmi.cif.as_string(embedded), str(path),
-                                 how.n if how.n in (3, 4) else 4)
-            data = how.apply(raw)
+            data = how.apply(parse_hkl_text(gemmi.cif.as_string(embedded), str(path),
+                                            how.hkl_format()))
             data.cell, data.spacegroup = cell, sg
             return data
     raise ReflectionFileError(f"{path}: no _refln loop with measured values or embedded "
@@ -295,6 +294,4 @@ def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> Refle
         return read_cif_refln(path, instruction=instruction)
     if instruction is None:
         return read_hkl(path, hklf=int(hklf))
-    if instruction.n not in (3, 4):
-        return instruction.apply(read_hkl(path))  # raises: unsupported format
-    return instruction.apply(read_hkl(path, hklf=instruction.n))
+    return instruction.apply(read_hkl(path, hklf=instruction.hkl_format()))

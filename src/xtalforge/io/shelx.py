@@ -186,14 +186,21 @@ class HklfInstruction:
         """No index transformation and no scale."""
         return self.scale == 1.0 and bool(np.array_equal(self.matrix, np.eye(3)))
 
+    def hkl_format(self) -> int:
+        """``n`` for the hkl reader (4: I, σ(I); 3: F, σ(F)); raises
+        :class:`ReflectionFileError` for the formats this package does not read."""
+        if self.n not in (3, 4):
+            raise ReflectionFileError(f"{self.source or 'HKLF'}: HKLF {self.n} data are not "
+                                      "supported (3 or 4; HKLF 5 twinned data need detwinning "
+                                      "first)")
+        return self.n
+
     def apply(self, data: ReflectionData) -> ReflectionData:
         """``data`` (read from a SHELX hkl in format ``n``) with transformed indices and scaled
         values; raises :class:`ReflectionFileError` for unsupported formats or a matrix that
         does not give integer indices."""
         where = self.source or "HKLF"
-        if self.n not in (3, 4):
-            raise ReflectionFileError(f"{where}: HKLF {self.n} data are not supported (3 or 4; "
-                                      "HKLF 5 twinned data need detwinning first)")
+        self.hkl_format()
         if self.is_identity:
             return data
         hkl = data.hkl.astype(np.float64) @ self.matrix.T

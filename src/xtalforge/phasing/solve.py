@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gemmi
 import numpy as np
 
 from xtalforge.crystal.model import Crystal, cell_volume
@@ -201,23 +200,6 @@ def calculated_solve_data(crystal: Crystal, d_min: float, source: str) -> SolveD
                      crystal.composition(), np.asarray(crystal.z))
 
 
-_MODEL_TAGS = ("_atom_site_fract_x", "_atom_site.fract_x", "_atom_site.Cartn_x")
-
-
-def _holds_a_model(path: Path) -> bool:
-    """A structure file (PDB, or a CIF/mmCIF with atom sites), not reflections."""
-    suffix = path.suffix.lower()
-    if suffix in (".pdb", ".ent"):
-        return True
-    if suffix not in (".cif", ".mmcif"):
-        return False
-    try:
-        doc = gemmi.cif.read(str(path))
-    except (RuntimeError, ValueError) as exc:
-        raise XtalforgeError(f"{path}: not a readable CIF ({exc})") from None
-    return any(b.find_value(t) is not None or b.find_loop(t) for b in doc for t in _MODEL_TAGS)
-
-
 def cell_content(data: SolveData) -> dict[str, float]:
     """The unit-cell content {element: count} of a data set: as given (structure, .ins UNIT),
     else its ASU atoms times the symmetry operations, else carbon at 18 Å³ per atom (the usual
@@ -242,7 +224,7 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
     ``_refln``) with cell and symmetry from ``structure`` (.ins/.res/CIF) or ``cell`` +
     ``spacegroup``; a structure CIF/PDB (calculated F to ``d_min``, default 0.8 Å, and the truth
     kept for scoring); or a dataset folder (``entry``: sample id, default the first)."""
-    from xtalforge.crystal import read_structure
+    from xtalforge.crystal import holds_a_model, read_structure
 
     p = Path(path)
     if not p.exists():
@@ -252,7 +234,7 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
         if not found:
             raise XtalforgeError(f"{p}: the dataset holds no structures")
         return found[0]
-    if structure is None and cell is None and _holds_a_model(p):
+    if structure is None and cell is None and holds_a_model(p):
         return calculated_solve_data(read_structure(p), d_min or 0.8, str(p))
     from xtalforge.data.hkl_import import load_measured
 
