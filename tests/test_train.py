@@ -364,6 +364,92 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
                     tmp_path / "ext4.hkl", structure=tmp_path / "nope.ins")
 
 
+def test_checkpoint_records_its_training_domain_and_predict_warns_outside_it(run_dir,
+                                                                             tmp_path):
+    """The checkpoint says what it was trained on (the generator's one group, edges ≤ a_max);
+    data in a group it never saw, or with a longer edge, get a warning naming it; a P2_1 cell
+    inside the domain gets none (the round-trip test above)."""
+    from xtalforge.crystal import Crystal
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    domain = load_checkpoint(ckpt).hparams["training_domain"]
+    assert domain["spacegroups"] == ["P 1 21 1"]
+    assert 4.0 <= domain["max_edge"] <= GEN["cell"]["a_max"]
+    res = CliRunner().invoke(app, ["info", str(ckpt)])
+    assert res.exit_code == 0, res.output
+    assert "P 1 21 1" in res.output and "unet3d" in res.output and "1.2 → 1.0" in res.output
+
+    p1bar = Crystal((6.1, 6.6, 7.2, 95.0, 101.0, 97.0), "P -1", ["C", "N", "O"],
+                    [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25], [0.2, 0.4, 0.1]], u_iso=[0.02] * 3)
+    long = Crystal((6.0, 7.0, 3 * GEN["cell"]["a_max"], 90.0, 100.0, 90.0), "P 1 21 1",
+                   ["C", "O"], [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25]], u_iso=[0.02] * 2)
+    for c, expect in ((p1bar, r"space group P -1 is outside the model's training set "
+                              r"\(P 1 21 1\)"),
+                      (long, rf"cell edge of {3 * GEN['cell']['a_max']:.1f} Å is longer")):
+        r = reflections(c, 1.2)
+        write_hkl(tmp_path / "o.hkl", r.hkl, np.abs(structure_factors(c, r)) ** 2)
+        write_ins(tmp_path / "o.ins", c)
+        with pytest.warns(UserWarning, match=expect):
+            info = predict_hkl(ckpt, tmp_path / "o.hkl", tmp_path / "o-ext.hkl",
+                               structure=tmp_path / "o.ins")
+        assert len(info["warnings"]) == 1 and info["predicted"] > 0
+    # data already past d_low: the measured shell reflections are kept, and a note says so
+    c = Generator.from_config(GEN).sample(5)
+    r = reflections(c, 1.1)
+    write_hkl(tmp_path / "deep.hkl", r.hkl, np.abs(structure_factors(c, r)) ** 2)
+    write_ins(tmp_path / "deep.ins", c)
+    info = predict_hkl(ckpt, tmp_path / "deep.hkl", tmp_path / "deep-ext.hkl",
+                       structure=tmp_path / "deep.ins")
+    in_shell = int((r.d < 1.2).sum())
+    assert any(f"{in_shell} measured reflections lie in the model's target shell" in n
+               for n in info["notes"])
+    full = reflections(c, 1.0)
+    assert info["predicted"] == int((full.d < 1.1 * (1 - 1e-9)).sum())
+
+
+def test_init_from_starts_from_the_checkpoint_and_merges_domains(run_dir, tmp_path):
+    """Fine-tuning (``init_from``) starts from the base weights exactly; its domain is the union
+    of the base's and the new data's; weights of another architecture are refused by name."""
+    import yaml
+
+    from xtalforge.train.config import ConfigError
+    from xtalforge.train.run import build_module
+
+    base_ckpt = run_dir / "checkpoints" / "last.ckpt"
+    spec = {**SPEC, "name": "ft-p1bar", "n": 16,
+            "generator": {**GEN, "spacegroups": ["P -1"]}}
+    build_dataset(load_spec(spec), tmp_path / "p1bar")
+    cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["config"]
+    cfg["data"]["path"] = str(tmp_path / "p1bar")
+    cfg["init_from"] = str(base_ckpt)
+    module = build_module(load_run_config(cfg), tmp_path / "p1bar")
+    base = torch.load(base_ckpt, weights_only=False)["state_dict"]
+    assert all(torch.equal(module.state_dict()[k], base[k]) for k in base)
+    assert module.hparams["training_domain"]["spacegroups"] == ["P -1", "P 1 21 1"]
+    cfg["model"]["params"] = {"channels": [8, 16, 32]}
+    with pytest.raises(ConfigError, match="weights do not fit model unet3d"):
+        build_module(load_run_config(cfg), tmp_path / "p1bar")
+
+
+def test_domain_warnings_compare_groups_not_settings():
+    """Another setting of a trained group is inside the domain; a merged domain is the union;
+    an unknown domain (an older checkpoint) never warns."""
+    from xtalforge.train.domain import domain_warnings, merge_domains
+
+    mono = {"spacegroups": ["P 1 21/c 1"], "max_edge": 20.0, "source": "a"}
+    assert domain_warnings(mono, ["P 1 21/n 1", "P 21/a"], 20.5, "x") == []
+    (note,) = domain_warnings(mono, ["P 1 21/n 1", "C 1 2/c 1"], 20.0, "x")
+    assert note.startswith("x: space group C 1 2/c 1 is outside")
+    (note,) = domain_warnings(mono, ["P -1", "P 21 21 21"], 10.0, "x")
+    assert "space groups P -1, P 21 21 21 are outside" in note
+    assert len(domain_warnings(mono, ["P -1"], 30.0, "x")) == 2
+    both = merge_domains(mono, {"spacegroups": ["P -1"], "max_edge": 25.0, "source": "b"})
+    assert both["spacegroups"] == ["P -1", "P 1 21/c 1"] and both["max_edge"] == 25.0
+    assert domain_warnings(both, ["P -1", "P 1 21/n 1"], 24.0, "x") == []
+    assert merge_domains(None, mono) is None
+    assert domain_warnings(None, ["P -1"], 99.0, "x") == []
+
+
 def test_transformer_trains_deterministically_on_length_grouped_batches(run_dir, tmp_path):
     """The transformer through `train` with data.length_grouping: same config, same weights."""
     import yaml

@@ -62,10 +62,10 @@ def load_structure(path: Path):
 
 
 @app.command()
-def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF), SHELX .ins/.res "
-                                                "or reflections (.hkl, .mtz, XDS_ASCII, CIF "
-                                                "with _refln).")) -> None:
-    """Cell, space group, composition and reflection counts of a file."""
+def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF), SHELX .ins/.res, "
+                                                "reflections (.hkl, .mtz, XDS_ASCII, CIF "
+                                                "with _refln) or a checkpoint (.ckpt).")) -> None:
+    """Cell, space group, composition and reflection counts of a file; what a checkpoint is."""
     from xtalforge.crystal.structure_file import MODEL_TAGS
     from xtalforge.diffraction import reflections
     from xtalforge.io import read_reflections
@@ -75,6 +75,9 @@ def info(file: Path = typer.Argument(..., help="Structure (CIF, PDB, mmCIF), SHE
             raise XtalforgeError(f"{file}: a folder (for a dataset: xtalforge inspect {file})")
         if file.suffix.lower() in (".ins", ".res"):
             _ins_info(file)
+            return
+        if file.suffix.lower() == ".ckpt":
+            _checkpoint_info(file)
             return
         is_refl = file.suffix.lower() in REFLECTION_SUFFIXES
         if not is_refl and file.is_file():
@@ -143,6 +146,40 @@ def _ins_info(path: Path) -> None:
     line = f"HKLF {h.n}" + ("" if h.is_identity else f", scale {h.scale:g}, matrix " + " / ".join(
         " ".join(f"{v:g}" for v in row) for row in h.matrix))
     table.add_row("reflections", line)
+    console.print(table)
+
+
+def _checkpoint_info(path: Path) -> None:
+    """Print what a trained model is: task, model, resolution, training domain, progress."""
+    import torch
+
+    from xtalforge.train.run import load_checkpoint
+
+    module = load_checkpoint(path)
+    hp = module.hparams
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    table = Table(title=str(path), show_header=False)
+    model = hp.get("model", {})
+    n_params = sum(p.numel() for p in module.parameters())
+    table.add_row("task", str(hp.get("task", {}).get("name", "resolution")))
+    table.add_row("model", f"{model.get('name')} ({model.get('size', 'small')}, "
+                           f"{n_params / 1e6:.2f} M parameters)")
+    task = dict(hp.get("task", {}))
+    if task.get("name", "resolution") != "resolution":
+        table.add_row("task settings", ", ".join(f"{k}={v}" for k, v in task.items()
+                                                 if k != "name"))
+    else:
+        table.add_row("resolution", f"{task['d_low']} → {task['d_high']} Å "
+                                    f"({task.get('normalization', 'wilson')} normalisation)")
+        domain = hp.get("training_domain")
+        if domain:
+            table.add_row("trained on", f"{domain.get('source')}: "
+                                        f"{', '.join(domain.get('spacegroups', []))}")
+            if domain.get("max_edge"):
+                table.add_row("longest cell edge", f"{domain['max_edge']:.1f} Å")
+        else:
+            table.add_row("trained on", "not recorded (an older checkpoint)")
+    table.add_row("epoch, step", f"{ckpt.get('epoch')}, {ckpt.get('global_step')}")
     console.print(table)
 
 
@@ -667,8 +704,8 @@ def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
             hkl: Path = typer.Option(..., "--hkl", help="Measured reflections (.hkl, .mtz, "
                                                         "CIF)."),
             out: Path = typer.Option(..., "--out", help="Extended SHELX HKLF 4 file."),
-            ins: Path = typer.Option(None, "--ins", help="Cell, symmetry (HKLF): .ins/.res, CIF "
-                                                         "or PDB."),
+            ins: Path = typer.Option(None, "--ins", "--structure", help="Cell, symmetry (HKLF): "
+                                     ".ins/.res, CIF or PDB."),
             cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
             spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
             ) -> None:
@@ -709,8 +746,8 @@ def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
                                    "the map is written beside it as .ccp4."),
           method: str = typer.Option("cf", help="cf (charge flipping, this package) or smtbx "
                                                 "(cctbx, needs the cctbx extra)."),
-          ins: Path = typer.Option(None, "--ins", help="Cell, symmetry (HKLF): .ins/.res, CIF "
-                                                       "or PDB."),
+          ins: Path = typer.Option(None, "--ins", "--structure", help="Cell, symmetry (HKLF): "
+                                     ".ins/.res, CIF or PDB."),
           cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
           spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
           d_min: float = typer.Option(None, "--d-min", help="Use reflections with d ≥ this (Å); "

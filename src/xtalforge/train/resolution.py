@@ -58,11 +58,14 @@ class ResolutionExtension(L.LightningModule):
 
     Parameters are plain mappings (saved as hyper-parameters, so ``load_from_checkpoint``
     rebuilds the model): ``model`` {name, size, params}, ``task`` {d_low, d_high,
-    normalization}, ``optim`` (see :class:`xtalforge.train.config.OptimConfig`).
+    normalization}, ``optim`` (see :class:`xtalforge.train.config.OptimConfig`);
+    ``training_domain`` (see :mod:`xtalforge.train.domain`) records what the training data
+    held, so that ``predict`` and ``evaluate`` can warn about data outside it.
     """
 
     def __init__(self, model: dict[str, Any], task: dict[str, Any], optim: dict[str, Any],
-                 loss_on_known: bool = False, n_shells: int = 5, max_epochs: int = 10) -> None:
+                 loss_on_known: bool = False, n_shells: int = 5, max_epochs: int = 10,
+                 training_domain: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         params = dict(model.get("params", {}))

@@ -27,6 +27,7 @@ from xtalforge.data.spec import DatasetError, load_spec
 from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.errors import XtalforgeError
 from xtalforge.train.config import ConfigError, RunConfig
+from xtalforge.train.domain import domain_warnings, merge_domains, training_domain
 
 __all__ = ["evaluate", "load_checkpoint", "predict_hkl", "prepare_data", "train"]
 
@@ -95,11 +96,13 @@ def run_record(cfg: RunConfig, data_root: Path | None) -> dict[str, Any]:
 
 def build_module(cfg: RunConfig, data_root: Path | None) -> Any:
     """The LightningModule of a config (transformers get ``h_max`` from the dataset's grid),
-    started from ``init_from``'s weights when given."""
+    started from ``init_from``'s weights when given. A resolution-extension module records its
+    training domain (the data's space groups and longest edge, merged with ``init_from``'s)."""
     from xtalforge.models import MODELS
     from xtalforge.train.resolution import ResolutionExtension
     from xtalforge.train.tasks import task_api
 
+    base = load_checkpoint(cfg.init_from) if cfg.init_from else None
     if cfg.task.name != "resolution":
         module = task_api(cfg.task.name).make_module(cfg, data_root)
     else:
@@ -107,12 +110,15 @@ def build_module(cfg: RunConfig, data_root: Path | None) -> Any:
         if MODELS[cfg.model.name].input_mode == "list" and "h_max" not in params:
             params["h_max"] = _h_max(dataset_grid(data_root, cfg.task.d_high))
         model = {**cfg.model.model_dump(), "params": params}
+        domain = training_domain(cfg, data_root)
+        if base is not None:
+            domain = merge_domains(base.hparams.get("training_domain"), domain)
         module = ResolutionExtension(model, cfg.task.model_dump(), cfg.optim.model_dump(),
-                                     cfg.loss_on_known, cfg.n_shells, cfg.trainer.max_epochs)
-    if cfg.init_from:
-        state = load_checkpoint(cfg.init_from).state_dict()
+                                     cfg.loss_on_known, cfg.n_shells, cfg.trainer.max_epochs,
+                                     domain)
+    if base is not None:
         try:
-            module.load_state_dict(state)
+            module.load_state_dict(base.state_dict())
         except RuntimeError as exc:
             raise ConfigError(f"init_from {cfg.init_from}: weights do not fit model "
                               f"{cfg.model.name} ({cfg.model.size}): {str(exc)[:300]}") from None
@@ -292,6 +298,12 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
                              "give --data DATASET")
     root = Path(data)
     grid = dataset_grid(root, module.task.d_high)
+    manifest = read_manifest(root)
+    outside = domain_warnings(module.hparams.get("training_domain"),
+                              manifest.get("spacegroups") or {},
+                              max(manifest.get("max_edges") or [0.0]), str(root))
+    for message in outside:
+        warnings.warn(message, stacklevel=2)
     ds = ShardDataset(root, split, module.task, mode=module.input_mode,
                       grid=grid if module.input_mode == "grid" else None)
     if len(ds) == 0:
@@ -362,6 +374,7 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
         "R_shells": [{"d_upper": u, "d_lower": lo, "R": n / dn if dn else math.nan}
                      for (u, lo), n, dn in zip(itertools.pairwise(module.edges),
                                                shell_num, shell_den, strict=True)],
+        "training_domain": module.hparams.get("training_domain"), "warnings": outside,
     }
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -467,7 +480,8 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     ``spacegroup``. All measured reflections are written unchanged (batch number 1); the
     reflections of the target shell (d_high ≤ d < d_low) that were not measured get the model's
     amplitudes as I = F² with σ(I) = 2 F · ``predicted_sigma`` F (batch number 2). Warns (and
-    lists in ``"warnings"``) when the data are under 80 % complete to d_low.
+    lists in ``"warnings"``) when the data are under 80 % complete to d_low, or lie outside the
+    model's training domain (space group, cell edge); notes when the data already reach d_high.
     """
     import gemmi
 
@@ -484,14 +498,20 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     if not known.any():
         raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
     gap = _completeness_note(path, refl.d[known], tuple(cell), sg, task.d_low)
-    if gap:
-        warnings.warn(gap, stacklevel=2)
+    found = ([gap] if gap else []) + domain_warnings(module.hparams.get("training_domain"),
+                                                     [sg], max(cell[:3]), str(path))
+    for message in found:
+        warnings.warn(message, stacklevel=2)
     z = np.concatenate([np.full(max(1, round(n)), gemmi.Element(str(e)).atomic_number)
                         for e, n in comp.items()]) if comp else None
     new_hkl, new_f = extend_amplitudes(module, refl.hkl[known], amp[known], tuple(cell), sg, z)
     measured = {tuple(h) for h in refl.hkl.tolist()}
     fresh = np.array([tuple(h) not in measured for h in new_hkl.tolist()], bool)
     new_hkl, new_f = new_hkl[fresh], new_f[fresh]
+    if (~known).any():
+        notes = [*notes, f"{(~known).sum()} measured reflections lie in the model's target shell "
+                         f"(d < {task.d_low} Å; data end at {refl.d.min():.3g} Å): kept as "
+                         f"measured, only the {len(new_hkl)} unmeasured ones are predicted"]
     out_i = np.concatenate([amp**2, new_f**2])
     sig_i = np.concatenate([2 * amp * np.maximum(sig_amp, 1e-6),
                             2 * new_f * predicted_sigma * new_f])
@@ -499,5 +519,4 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
     scale_applied = write_hkl(out, np.concatenate([refl.hkl, new_hkl]), out_i, sig_i, hklf=4,
                               batch=batch_no)
     return {"measured": len(refl), "predicted": len(new_hkl), "d_low": task.d_low,
-            "d_high": task.d_high, "scale": scale_applied, "notes": notes,
-            "warnings": [gap] if gap else []}
+            "d_high": task.d_high, "scale": scale_applied, "notes": notes, "warnings": found}
