@@ -4,6 +4,7 @@ predict on files."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -322,6 +323,47 @@ def test_checkpoint_round_trip_and_evaluate(run_dir, tmp_path):
     assert res.exit_code == 0, res.output
     assert "Wilson fill" in res.output
     assert json.loads((tmp_path / "m.json").read_text())["n_structures"] == len(ds)
+
+
+def test_evaluate_a_folder_of_cifs(run_dir, tmp_path):
+    """``evaluate --data`` on a folder of structure CIFs: every usable structure is scored, and
+    its R over the target shell is the R of ``predict``'s amplitudes (extend_amplitudes) against
+    the calculated |F|; rows name file and space group; a broken file is skipped with a
+    warning naming it; a group the model never saw is flagged."""
+    from xtalforge.crystal import Crystal
+    from xtalforge.crystal.cif_io import write_cif
+    from xtalforge.train.run import extend_amplitudes
+
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    crystals = {"a.cif": Generator.from_config(GEN).sample(11),
+                "b.cif": Crystal((6.1, 6.6, 7.2, 95.0, 101.0, 97.0), "P -1", ["C", "N", "O"],
+                                 [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25], [0.2, 0.4, 0.1]],
+                                 u_iso=[0.02] * 3)}
+    for name, c in crystals.items():
+        write_cif(c, folder / name)
+    (folder / "broken.cif").write_text("data_x\n_cell_length_a 5\n")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.warns(UserWarning) as seen:
+        result = evaluate(ckpt, folder, out=tmp_path / "ev")
+    messages = " | ".join(str(w.message) for w in seen)
+    assert "1 of 3 CIF entries skipped: broken.cif" in messages
+    assert "space group P -1 is outside the model's training set" in messages
+    assert result["n_structures"] == 2 and result["split"] == "all"
+    with open(tmp_path / "ev" / "per_structure.csv") as fh:
+        rows = {r["source"]: r for r in csv.DictReader(fh)}
+    assert {k: rows[k]["spacegroup"] for k in rows} == {"a.cif": "P 1 21 1", "b.cif": "P -1"}
+    module = load_checkpoint(ckpt)
+    for name, c in crystals.items():
+        full = reflections(c, 1.0)
+        amp = np.abs(structure_factors(c, full))
+        known = full.d >= 1.2
+        hkl, pred = extend_amplitudes(module, full.hkl[known], amp[known], c.cell,
+                                      c.spacegroup, c.z)
+        true = dict(zip(map(tuple, full.hkl.tolist()), amp, strict=True))
+        t = np.array([true[tuple(h)] for h in hkl.tolist()])
+        assert float(rows[name]["R_target"]) == pytest.approx(
+            np.abs(pred - t).sum() / t.sum(), rel=1e-4)
 
 
 def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):

@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -268,17 +269,15 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
     the same structures, described by ``baseline_name``); writes ``per_structure.csv`` and
     ``metrics.json`` into ``out`` when given.
 
-    Resolution extension (``data``: a dataset folder): pooled R_target, R_all, R_wilson, MSE,
-    SSIM, R per shell, medians over structures, slice PNGs (true vs predicted, averaged over l).
+    Resolution extension (``data``: a dataset folder, or a folder of structure CIFs imported on
+    the fly, see :func:`import_cif_folder`): pooled R_target, R_all, R_wilson, MSE, SSIM, R per
+    shell, medians over structures, slice PNGs (true vs predicted, averaged over l); for
+    imported data the per-structure rows name each structure's file and space group.
     Other tasks: see their ``evaluate``; ``data`` None scores the run's generated test
     structures, a dataset folder (``patterson_sr``) or a folder of CIFs (``patterson_density``,
     ``phase``) scores those.
     """
-    from torch.utils.data import DataLoader, Subset
-
-    from xtalforge.data.torch_data import ShardDataset, collate_reflections
-    from xtalforge.train.metrics import shell_masks, ssim3d
-    from xtalforge.train.resolution import ResolutionExtension, per_structure, truth
+    from xtalforge.train.resolution import ResolutionExtension
 
     module = load_checkpoint(checkpoint)
     if not isinstance(module, ResolutionExtension):
@@ -294,9 +293,65 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
             _write_results(Path(out), rows, result)
         return result
     if data is None:
-        raise XtalforgeError("resolution extension is evaluated on a dataset folder: "
-                             "give --data DATASET")
+        raise XtalforgeError("resolution extension is evaluated on a dataset folder or a folder "
+                             "of CIFs: give --data DIR")
     root = Path(data)
+    if root.is_dir() and not (root / "manifest.json").is_file():  # a folder of CIFs
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="xtalforge-eval-") as tmp:
+            imported = import_cif_folder(root, Path(tmp) / "data", module.task.d_low,
+                                         module.task.d_high)
+            result = _evaluate_resolution(module, imported, "test", out, batch_size, n_slices,
+                                          limit)
+        result.update(data=str(root), split="all")
+    else:
+        result = _evaluate_resolution(module, root, split, out, batch_size, n_slices, limit)
+    result = {"checkpoint": str(checkpoint), **result}
+    rows = result.pop("_rows")
+    if out is not None:
+        _write_results(Path(out), rows, result)
+    return result
+
+
+def import_cif_folder(folder: Path, out: Path, d_low: float, d_high: float) -> Path:
+    """A folder of structure CIFs as a dataset (the ``real-import`` preset: calculated F, every
+    structure in the test split) computed to ``d_high`` with the split at ``d_low`` (Å); files
+    that cannot be used are skipped and summed up in one warning (``import-report.csv`` in the
+    dataset says why, per file)."""
+    from xtalforge.crystal.cif_io import cif_entries
+    from xtalforge.data.build import build_dataset
+
+    if not cif_entries(folder):
+        raise XtalforgeError(f"{folder}: neither a dataset (no manifest.json) nor a folder of "
+                             "CIFs")
+    spec = load_spec("real-import", cif_dir=str(folder.resolve()))
+    spec = spec.model_copy(update={"compute": spec.compute.model_copy(
+        update={"d_high": d_high, "d_low": d_low})})
+    manifest = build_dataset(spec, out)
+    report = manifest.get("import_report", {})
+    skipped = report.get("status", {}).get("skipped", 0)
+    if skipped:
+        with open(out / "import-report.csv", newline="") as fh:
+            why = [f"{r['file']} ({r['problems']})" for r in csv.DictReader(fh)
+                   if r["status"] == "skipped"]
+        warnings.warn(f"{folder}: {skipped} of {report.get('files')} CIF entries skipped: "
+                      + "; ".join(why[:5]) + (" …" if len(why) > 5 else ""), stacklevel=3)
+    if not manifest.get("rows"):
+        raise XtalforgeError(f"{folder}: no usable structure among its CIFs")
+    return out
+
+
+def _evaluate_resolution(module: Any, root: Path, split: str | None, out: str | Path | None,
+                         batch_size: int, n_slices: int, limit: int | None) -> dict[str, Any]:
+    """The resolution-extension metrics of a dataset folder (see :func:`evaluate`); the
+    per-structure rows ride along under ``"_rows"``."""
+    from torch.utils.data import DataLoader, Subset
+
+    from xtalforge.data.torch_data import ShardDataset, collate_reflections
+    from xtalforge.train.metrics import shell_masks, ssim3d
+    from xtalforge.train.resolution import per_structure, truth
+
     grid = dataset_grid(root, module.task.d_high)
     manifest = read_manifest(root)
     outside = domain_warnings(module.hparams.get("training_domain"),
@@ -356,7 +411,7 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
                     slices.append((int(batch["id"][b]), inp, t[0, 0].numpy(), p[0, 0].numpy()))
     r_target, r_wilson = sums["num"] / sums["den"], sums["num_w"] / sums["den"]
     result: dict[str, Any] = {
-        "checkpoint": str(checkpoint), "data": str(root), "split": split, "task": "resolution",
+        "data": str(root), "split": split, "task": "resolution",
         "resolution": {"d_low": module.task.d_low, "d_high": module.task.d_high,
                        "normalization": module.task.normalization},
         "model": module.hparams.model["name"], "n_structures": len(rows),
@@ -375,12 +430,38 @@ def evaluate(checkpoint: str | Path, data: str | Path | None, split: str | None 
                      for (u, lo), n, dn in zip(itertools.pairwise(module.edges),
                                                shell_num, shell_den, strict=True)],
         "training_domain": module.hparams.get("training_domain"), "warnings": outside,
+        "_rows": _with_sources(root, rows),
     }
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         _plot_slices(slices, Path(out))
-        _write_results(Path(out), rows, result)
     return result
+
+
+def _with_sources(root: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-structure rows of an imported dataset (CIFs, measured hkl) with their space group
+    and source file (``file.cif [block]`` for multi-block CIFs) beside the id."""
+    m = read_manifest(root)
+    if "import_report" not in m:
+        return rows
+    from xtalforge.data.torch_data import ShardDataset
+
+    meta = ShardDataset(root, None, mode="list", extra_columns=("metadata",))
+    found: dict[int, tuple[str, str, str | None]] = {}
+    for i in range(len(meta)):
+        r = meta.row(i)
+        info = json.loads(r.get("metadata") or "{}")
+        found[int(r["id"])] = (r["spacegroup"], Path(info.get("source") or "?").name,
+                               info.get("block"))
+    per_file = Counter(source for _, source, _ in found.values())
+    out = []
+    for r in rows:
+        group, source, block = found.get(int(r["id"]), ("", "", None))
+        if block and per_file[source] > 1:
+            source = f"{source} [{block}]"
+        out.append({"id": r["id"], "spacegroup": group, "source": source,
+                    **{k: v for k, v in r.items() if k != "id"}})
+    return out
 
 
 def _plot_slices(slices: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], out: Path
