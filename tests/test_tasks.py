@@ -31,7 +31,7 @@ from xtalforge.train.density import (
 )
 from xtalforge.train.patterson import PattersonSR, amplitudes_from_patterson, check_grid
 from xtalforge.train.phase import PhaseSign, invariant_accuracy, invariant_bce, sign_item
-from xtalforge.train.run import evaluate, load_checkpoint, train
+from xtalforge.train.run import evaluate, load_checkpoint, predict_hkl, train
 
 P21 = {"name": "t", "spacegroups": ["P 1 21 1"], "atoms": [4, 6],
        "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0,
@@ -251,6 +251,8 @@ def test_map_task_runs_save_load_and_evaluate(tmp_path):
     assert isinstance(module, PattersonDensity)
     r = evaluate(run / "checkpoints" / "last.ckpt", None)
     assert r["metric"]["name"] == "map_cc" and len(r["phase_error_shells"]) == 4
+    with pytest.raises(XtalforgeError, match="a patterson_density checkpoint; predict extends"):
+        predict_hkl(run / "checkpoints" / "last.ckpt", tmp_path / "any.hkl", tmp_path / "o.hkl")
     cfg = _cfg(tmp_path, {"name": "patterson_sr", "d_low": 1.5, "d_high": 1.0,
                           "low_shape": [8, 8, 8], "high_shape": [16, 16, 16]},
                {"name": "patterson_unet", "params": {"channels": [4, 4, 4]}}, P21)

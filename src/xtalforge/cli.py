@@ -674,9 +674,9 @@ def _metrics_table(result: dict) -> Table:
 @app.command()
 def evaluate(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
              data: Path = typer.Option(None, "--data", help="Dataset folder, or a folder of "
-                                       "structure CIFs (calculated F; for the Patterson SR "
-                                       "task a dataset); omitted: the run's generated test "
-                                       "structures (not for resolution extension)."),
+                                       "structure CIFs (calculated F); omitted: the run's "
+                                       "generated test structures (not for resolution "
+                                       "extension)."),
              split: str = typer.Option("test", help="Split to score (train, val, test, all)."),
              out: Path = typer.Option(None, "--out", help="Folder for per_structure.csv, "
                                                           "metrics.json and slice PNGs."),

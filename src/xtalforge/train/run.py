@@ -568,8 +568,13 @@ def predict_hkl(checkpoint: str | Path, hkl_file: str | Path, out: str | Path,
 
     from xtalforge.data.hkl_import import load_measured
     from xtalforge.io.shelx import write_hkl
+    from xtalforge.train.resolution import ResolutionExtension
 
     module = load_checkpoint(checkpoint)
+    if not isinstance(module, ResolutionExtension):
+        raise XtalforgeError(f"{checkpoint}: a {module.task.get('name')} checkpoint; predict "
+                             "extends data with resolution-extension models only (for this "
+                             "task: xtalforge evaluate / benchmark solve)")
     task = module.task
     path = Path(hkl_file)
     refl, amp, sig_amp, notes, comp = load_measured(path, Path(structure) if structure else None,
