@@ -79,6 +79,19 @@ def test_hkl_nan_value(tmp_path):
         read_hkl(path)
 
 
+def test_binary_file_is_not_read_as_hkl(tmp_path):
+    """A checkpoint (zip) or any binary passed as reflections is named as such, not parsed as
+    hkl lines of garbage."""
+    import torch
+
+    torch.save({"w": torch.zeros(3)}, tmp_path / "model.ckpt")
+    with pytest.raises(ReflectionFileError, match=r"model\.ckpt: a binary file \(a zip archive"):
+        read_reflections(tmp_path / "model.ckpt")
+    (tmp_path / "raw.hkl").write_bytes(b"   1   0   0\x00\x01\x02")
+    with pytest.raises(ReflectionFileError, match=r"raw\.hkl: a binary file, not reflections"):
+        read_reflections(tmp_path / "raw.hkl")
+
+
 @pytest.mark.parametrize("sg", ["P 1 21/n 1", "C 1 2 1", "P -1", "R -3 :H", "F d -3 m :2",
                                 "P 21 21 21", "I 41/a :2"])
 def test_ins_round_trip(tmp_path, sg):

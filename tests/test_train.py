@@ -533,6 +533,8 @@ def test_config_errors_name_the_field(tmp_path):
         load_run_config("quick-phai", ["task.loss=relative_mse"])
     with pytest.raises(ConfigError, match="no experiment preset"):
         load_run_config("nope")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: no such file"):
+        load_run_config(str(tmp_path / "missing.yaml"))
     cfg = load_run_config("quick-unet3d", ["trainer.max_epochs=3", "optim.lr=0.01"])
     assert cfg.trainer.max_epochs == 3 and math.isclose(cfg.optim.lr, 0.01)
     for preset in Path(__file__).resolve().parents[1].joinpath(

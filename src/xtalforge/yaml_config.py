@@ -20,6 +20,8 @@ def read_mapping(source: str | Path | dict, preset: Callable[[str], Path],
         return dict(source), None
     path = Path(source)
     if not path.is_file():
+        if path.suffix in (".yaml", ".yml") and (path.parent != Path(".") or path.exists()):
+            raise error(f"{path}: no such file")
         path = preset(str(source))
     try:
         data = yaml.safe_load(path.read_text()) or {}

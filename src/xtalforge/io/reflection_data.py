@@ -286,6 +286,10 @@ def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> Refle
         head = fh.read(4096)
     if head[:4] == b"MTZ ":
         return read_mtz(path)
+    if b"\x00" in head:
+        kind = " (a zip archive: a checkpoint?)" if head[:2] == b"PK" else ""
+        raise ReflectionFileError(f"{path}: a binary file{kind}, not reflections (SHELX .hkl, "
+                                  "MTZ, XDS_ASCII or a CIF with _refln)")
     text = head.decode("latin-1").lstrip()
     if text.startswith("!FORMAT=XDS_ASCII"):
         return read_xds_ascii(path)
