@@ -3,6 +3,8 @@ random phases) and origin location of shifted true phases."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -199,6 +201,33 @@ def test_free_lunch_extrapolates_the_shell_beyond_the_data():
     assert score_phases(rl, np.abs(f[low]), np.angle(f[low]), res.phases).solved
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_true_amplitudes_as_a_restrained_shell_solve_what_the_data_alone_cannot(seed):
+    """A 15-atom P2_1 structure is not solved from its 1.5 Å data; given the true 1.5–1.0 Å
+    amplitudes as the prior of the extension shell (``prior_below``) it is, at full weight
+    (the prior then acts as data) and at half weight. The shell's reflections get no phases."""
+    from xtalforge.errors import ReflectionError, XtalforgeError
+    from xtalforge.phasing.solve import SolveData, solve_batch
+
+    r, f = structure("P 1 21 1", seed, 1.0)
+    data = SolveData(r, np.abs(f), "s", np.angle(f))
+    low = data.cut(1.5)
+    alone = solve_batch([low], "cf")[0]
+    assert not score_phases(low.refl, low.amplitudes, low.true_phases, alone.phases).solved
+    measured = r.d >= 1.5 * (1 - 1e-9)
+    for weight in (1.0, 0.5):
+        sol = solve_batch([data], "cf", prior_below=1.5, prior_weight=weight)[0]
+        assert np.isnan(sol.phases[~measured]).all() and np.isfinite(sol.phases[measured]).all()
+        score = score_phases(low.refl, low.amplitudes, low.true_phases, sol.phases[measured])
+        assert score.solved and score.cc > 0.85
+    with pytest.raises(ReflectionError, match="prior_weight must lie in"):
+        solve_batch([data], "cf", prior_below=1.5, prior_weight=1.5)
+    with pytest.raises(XtalforgeError, match="must split the data"):
+        solve_batch([data], "cf", prior_below=0.5)
+    with pytest.raises(XtalforgeError, match="charge-flipping option"):
+        solve_batch([data], "smtbx", prior_below=1.5)
+
+
 def test_peaks_of_the_true_map_recover_every_atom_and_random_phases_do_not():
     from xtalforge.phasing.peaks import atom_recovery, find_peaks, min_image_distances
 
@@ -282,6 +311,17 @@ def test_cli_solve_writes_peaks_and_a_ccp4_map(tmp_path):
     assert len(sol.frac) == 12 and sol.spacegroup.xhm() == "P 1 21 1"
     m = gemmi.read_ccp4_map(str(tmp_path / "sol.ccp4"))
     assert m.grid.unit_cell.a == pytest.approx(truth.cell[0], abs=1e-3)
+    # not solved from its 1.5 Å data; solved with the 1.5–1.0 Å shell as restrained priors
+    # (here the true amplitudes), scored on the 1.5 Å data only
+    res = CliRunner().invoke(app, ["solve", str(tmp_path / "truth.cif"), "--d-min", "1.5",
+                                   "--out", str(tmp_path / "low.cif")])
+    assert res.exit_code == 0 and re.search(r"solved \(CC ≥ 0\.8\)\s+│\s+no", res.output)
+    res = CliRunner().invoke(app, ["solve", str(tmp_path / "truth.cif"), "--d-min", "1.0",
+                                   "--prior-below", "1.5", "--out", str(tmp_path / "p.cif")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"reflections\s+│\s+(\d+)", res.output)[1] == str(len(reflections(truth,
+                                                                                      1.5)))
+    assert re.search(r"solved \(CC ≥ 0\.8\)\s+│\s+yes", res.output)
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\n_cell_length_a 5\nloop_\n_atom_site_label\n")
     res = CliRunner().invoke(app, ["solve", str(bad)])

@@ -293,8 +293,11 @@ def test_solve_benchmark_extra_rows(phase_run):
     sr = PattersonSR({"name": "patterson_unet", "params": {"channels": (4, 4, 4)}},
                      {"name": "patterson_sr", "d_low": 1.5, "d_high": 1.0,
                       "low_shape": (12, 12, 12), "high_shape": (16, 16, 16)}, OPTIM).eval()
-    rows = solve_benchmark(structures, [], ("cf",), extend=(1.5, 1.0), module=sr)
-    assert "patterson" in {r.data for r in rows}
+    rows = solve_benchmark(structures, [], ("cf",), extend=(1.5, 1.0), module=sr,
+                           prior_weights=(0.8,))
+    assert {"patterson", "patterson prior 0.8"} <= {r.data for r in rows}
+    prior = next(r for r in rows if r.data == "patterson prior 0.8")
+    assert prior.n == 2 and prior.d_min == 1.0 and prior.scored_to == 1.5
     # a shallower extension cuts the model's predictions (d from gemmi); a deeper one, or one
     # from another d_low, is refused
     import gemmi

@@ -759,12 +759,21 @@ def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
                                                 "when known, else V / 18 Å³ per ASU)."),
           d_ext: float = typer.Option(None, "--d-ext", help="Free-lunch extrapolation to this "
                                       "resolution (Å; cf only)."),
+          prior_below: float = typer.Option(None, "--prior-below", help="Reflections with d "
+                                            "below this (Å) are predictions (e.g. from "
+                                            "`predict`): a restrained free-lunch shell, not "
+                                            "data (cf only)."),
+          prior_weight: float = typer.Option(None, "--prior-weight", help="Weight of the "
+                                             "predictions against the map in that shell, 0–1 "
+                                             "(default 0.8)."),
           seed: int = typer.Option(0, help="Random seed."),
           ) -> None:
     """Phase a data set ab initio; print the score when the truth is known."""
     from xtalforge.phasing.solve import (
+        DEFAULT_PRIOR_WEIGHT,
         default_peak_count,
         load_solve_data,
+        measured_part,
         score_solution,
         solve_batch,
         write_map,
@@ -772,10 +781,18 @@ def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
     )
 
     try:
+        if prior_weight is not None and prior_below is None:
+            raise XtalforgeError("--prior-weight needs --prior-below (which reflections are "
+                                 "predictions)")
         sd = load_solve_data(data, ins, _parse_cell(cell), spacegroup, d_min, entry)
+        opts = {} if prior_below is None else {
+            "prior_below": prior_below, "prior_weight": DEFAULT_PRIOR_WEIGHT
+            if prior_weight is None else prior_weight}
         with console.status(f"solving {sd.source} ({len(sd.refl)} reflections, "
                             f"d ≥ {sd.refl.d_min:.2f} Å) with {method}"):
-            sol = solve_batch([sd], method, starts=starts, seed=seed, d_ext=d_ext)[0]
+            sol = solve_batch([sd], method, starts=starts, seed=seed, d_ext=d_ext, **opts)[0]
+        if prior_below is not None:
+            sd, sol = measured_part(sd, sol, prior_below)
         if sol.phases is None:
             raise XtalforgeError(f"{method} found no solution "
                                  f"({sol.info.get('error') or 'no phase transition'})")
@@ -806,6 +823,13 @@ def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
 benchmark_app = typer.Typer(add_completion=False, no_args_is_help=True,
                             help="Benchmarks that answer a question end to end.")
 app.add_typer(benchmark_app, name="benchmark")
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise XtalforgeError(f"{what} {text!r}: expected comma-separated numbers") from None
 
 
 def _range(text: str, what: str) -> tuple[float, float]:
@@ -845,6 +869,11 @@ def benchmark_solve(
         n: int = typer.Option(50, "-n", "--n", help="Structures."),
         starts: int = typer.Option(4, help="Random starts per structure (cf)."),
         smtbx_starts: int = typer.Option(1, help="Random starts per structure (smtbx)."),
+        prior_weights: str = typer.Option(None, "--prior-weights", help="With an "
+                                          "amplitude-extension --model: comma-separated "
+                                          "weights w in [0, 1], a cf row each with the model's "
+                                          "shell as a restrained free-lunch prior instead of "
+                                          "data (default 0.8; '' for none)."),
         json_path: Path = typer.Option(None, "--json", help="Write the rows here (JSON list)."),
         seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
@@ -853,12 +882,20 @@ def benchmark_solve(
     import json
 
     from xtalforge.phasing.benchmark import solve_benchmark
-    from xtalforge.phasing.solve import calculated_solve_data, dataset_entries
+    from xtalforge.phasing.solve import (
+        DEFAULT_PRIOR_WEIGHT,
+        calculated_solve_data,
+        dataset_entries,
+    )
 
     try:
         res = [float(v) for v in resolutions.split(",") if v.strip()]
         ext = _range(extend, "--extend") if extend else None
         meths = tuple(m.strip() for m in methods.split(",") if m.strip())
+        weights = _floats(prior_weights, "--prior-weights") if prior_weights is not None \
+            else (DEFAULT_PRIOR_WEIGHT,) if model is not None else ()
+        if weights and model is None:
+            raise XtalforgeError("--prior-weights needs --model (the priors are its predictions)")
         module = None
         if model is not None:
             from xtalforge.phasing.benchmark import check_extension, model_label, model_range
@@ -887,7 +924,7 @@ def benchmark_solve(
                 except XtalforgeError as exc:
                     console.print(f"[yellow]skipped[/] {entry_name(path, block)}: {exc}")
         total = sum(len(res) for _ in meths) * len(structures) + \
-            (len(structures) * 4 * len(meths) if ext else 0)
+            (len(structures) * (4 * len(meths) + len(weights)) if ext else 0)
         with _progress_bar() as bar:
             task = bar.add_task("solving", total=total, rate="–")
 
@@ -895,7 +932,8 @@ def benchmark_solve(
                 bar.update(task, advance=done, description=label)
 
             rows = solve_benchmark(structures, res, meths, ext, module, starts=starts,
-                                   smtbx_starts=smtbx_starts, seed=seed, progress=progress)
+                                   smtbx_starts=smtbx_starts, seed=seed,
+                                   prior_weights=weights, progress=progress)
     except XtalforgeError as exc:
         _fail(exc)
     console.print(solve_table(rows))

@@ -44,6 +44,7 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
     from xtalforge.cli import _structures_progress, solve_table
     from xtalforge.data import build_dataset, load_spec
     from xtalforge.phasing.benchmark import solve_benchmark
+    from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
     from xtalforge.phasing.solve import dataset_entries
     from xtalforge.train.config import load_run_config
     from xtalforge.train.run import evaluate, load_checkpoint, train
@@ -92,7 +93,7 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
     structures = dataset_entries(data, "test", solve_n)
     task = module.task
     with _structures_progress("charge flipping") as progress:
-        total = len(structures) * 5
+        total = len(structures) * 6
         done = [0]
 
         def step(_label: str, k: int) -> None:
@@ -100,7 +101,7 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
             progress(done[0], total)
 
         rows = solve_benchmark(structures, [], ("cf",), (task.d_low, task.d_high), module,
-                               progress=step, seed=seed)
+                               progress=step, seed=seed, prior_weights=(DEFAULT_PRIOR_WEIGHT,))
     _atomic_json(run_dir / "solve.json", [r.as_dict() for r in rows])
     console.print(solve_table(rows))
     timings["solve"] = time.perf_counter() - t0 - sum(timings.values())

@@ -181,10 +181,13 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
                     methods: tuple[str, ...] = ("cf", "smtbx"),
                     extend: tuple[float, float] | None = None, module: Any = None,
                     starts: int = 4, smtbx_starts: int = 1, batch: int = 32, seed: int = 0,
-                    device: str = "cpu",
+                    device: str = "cpu", prior_weights: tuple[float, ...] = (),
                     progress: Callable[[str, int], None] | None = None) -> list[BenchmarkRow]:
     """Run every row; ``progress(label, n_done)`` after each batch. ``structures`` need the
-    truth (phases) and reflections to the finest resolution asked for."""
+    truth (phases) and reflections to the finest resolution asked for. ``prior_weights``: with
+    a model extension, one more cf row per weight, ``<model> prior w``: the model's shell as a
+    restrained free-lunch extension instead of data (``prior_below`` in
+    :func:`~xtalforge.phasing.solve.solve_batch`)."""
     if not structures:
         raise XtalforgeError("the solve benchmark needs at least one structure")
     if any(s.true_phases is None for s in structures):
@@ -225,6 +228,10 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
                 plans.append(("free_lunch", d_high, m, low, low, d_low, {"d_ext": d_high}))
             if ext is not None:
                 plans.append((label, d_high, m, ext, low, d_low, {}))
+                if m == "cf":
+                    plans.extend((f"{label} prior {w:g}", d_high, m, ext, low, d_low,
+                                  {"prior_below": d_low, "prior_weight": w})
+                                 for w in prior_weights)
             plans.append(("truth", d_high, m, high, low, d_low, {}))
     rows = []
     if direct:

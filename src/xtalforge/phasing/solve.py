@@ -4,8 +4,9 @@ when it is known, and write the peaks as atoms (CIF) and the map (CCP4/MRC)."""
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.diffraction.maps import _shell_mean, density_map
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import XtalforgeError
-from xtalforge.phasing.charge_flipping import charge_flip_batch
+from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT, charge_flip_batch
 from xtalforge.phasing.peaks import atom_recovery, find_peaks
 from xtalforge.phasing.score import Score, score_phases
 
@@ -25,6 +26,7 @@ __all__ = [
     "aligned_phases",
     "dataset_entries",
     "load_solve_data",
+    "measured_part",
     "quasi_e",
     "score_solution",
     "solve_batch",
@@ -86,16 +88,30 @@ def quasi_e(amplitudes: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.n
 
 
 def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed: int = 0,
-                d_ext: float | None = None, device: str = "cpu", **options: Any
+                d_ext: float | None = None, device: str = "cpu",
+                prior_below: float | None = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+                **options: Any
                 ) -> list[Solution]:
     """Phase every structure. ``cf``: one batched charge-flipping run on quasi-normalised E
     (``d_ext``: free-lunch extrapolation to that resolution); ``smtbx``: cctbx's solver in a
     subprocess on |F| with its own quasi-normalisation, best of ``starts`` random starts by its
-    correlation-peak height."""
+    correlation-peak height.
+
+    ``prior_below`` (Å, cf only): the reflections with d < ``prior_below`` are predictions (a
+    model's extension), not data: the structure is flipped on the rest, with free-lunch
+    extrapolation over the predicted shell restrained towards the predictions by
+    ``prior_weight`` (see ``ext_prior`` in :func:`charge_flip_batch`). E values come from one
+    quasi-normalisation of data and predictions together. The predicted reflections get NaN
+    phases in the solution (they are not part of the data it phases)."""
     if method not in METHODS:
         raise XtalforgeError(f"unknown solver {method!r}; choose one of {', '.join(METHODS)}")
     if not data:
         return []
+    if prior_below is not None:
+        if method != "cf" or d_ext is not None:
+            raise XtalforgeError("prior_below is a charge-flipping option and sets its own d_ext")
+        return _solve_with_priors(data, prior_below, prior_weight, starts, seed, device,
+                                  **options)
     if method == "cf":
         t0 = time.perf_counter()
         res = charge_flip_batch([d.refl for d in data],
@@ -121,6 +137,49 @@ def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed
                             best.cc_peak_height, {"phase_transition": best.phase_transition,
                                                  "error": best.error}))
     return out
+
+
+def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: float,
+                       starts: int, seed: int, device: str, **options: Any) -> list[Solution]:
+    """See ``prior_below`` in :func:`solve_batch`."""
+    obs_refl, obs_e, priors, rows = [], [], [], []
+    d_ext = math.inf
+    for d in data:
+        e = quasi_e(d.amplitudes, d.refl)
+        obs = d.refl.d >= prior_below * (1 - 1e-9)
+        if obs.all() or not obs.any():
+            raise XtalforgeError(f"{d.source}: prior_below {prior_below} Å must split the data "
+                                 f"(they reach {d.refl.d.max():.3f}–{d.refl.d_min:.3f} Å)")
+        obs_refl.append(d.refl.subset(obs))
+        obs_e.append(e[obs])
+        priors.append((d.refl.hkl[~obs], e[~obs]))
+        rows.append(np.flatnonzero(obs))
+        d_ext = min(d_ext, float(d.refl.d_min))
+    t0 = time.perf_counter()
+    res = charge_flip_batch(obs_refl, obs_e, starts=starts, seed=seed, device=device,
+                            d_ext=d_ext * (1 - 1e-6), ext_prior=priors,
+                            prior_weight=prior_weight, **options)
+    seconds = (time.perf_counter() - t0) / len(data)
+    out = []
+    for d, r, keep in zip(data, res, rows, strict=True):
+        phases, p1 = np.full(len(d.refl), np.nan), np.full(len(d.refl), np.nan)
+        phases[keep], p1[keep] = r.phases, r.p1_phases
+        out.append(Solution("cf", phases, p1, seconds, r.symmetry_agreement,
+                            {"r_factor": r.r_factor, "converged_at": r.converged_at,
+                             "cycles": r.cycles, "origin": r.origin,
+                             "extrapolated": r.extrapolated, "prior_weight": prior_weight}))
+    return out
+
+
+def measured_part(data: SolveData, sol: Solution, prior_below: float
+                  ) -> tuple[SolveData, Solution]:
+    """The data (d ≥ ``prior_below`` Å) and their phases of a solution found with predicted
+    reflections as priors (``prior_below`` in :func:`solve_batch`): what maps, peaks and
+    scores are computed from."""
+    keep = data.refl.d >= prior_below * (1 - 1e-9)
+    return data.subset(keep), replace(
+        sol, phases=None if sol.phases is None else sol.phases[keep],
+        p1_phases=sol.p1_phases[keep])
 
 
 def aligned_phases(refl: Reflections, phases: np.ndarray, score: Score) -> np.ndarray:
