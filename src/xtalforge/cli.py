@@ -722,6 +722,9 @@ def predict(checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"{info['measured']} measured + {info['predicted']} predicted reflections "
                   f"({info['d_low']} → {info['d_high']} Å) written to {out}")
+    where = f"--ins {ins}" if ins else f'--cell "{cell}" --spacegroup "{spacegroup}"'
+    console.print(f"to phase it with the predictions as priors: xtalforge solve {out} {where} "
+                  f"--prior-below {info['d_low']}", markup=False, highlight=False)
 
 
 def _parse_cell(cell: str | None) -> tuple[float, ...] | None:
