@@ -151,7 +151,7 @@ def test_demo_end_to_end_small(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["R_wilson"] == pytest.approx(0.43, abs=0.1)
     assert {r["data"] for r in summary["solve"]} == {"truth", "wilson", "free_lunch", "model",
-                                                     "model prior 0.8"}
+                                                     "model prior 0.5"}
     page = (tmp_path / "report.html").read_text()
     assert "Solve benchmark" in page and len(_pngs(page)) >= 7
     assert "report:" in res.output

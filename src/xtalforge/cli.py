@@ -768,7 +768,7 @@ def solve(data: Path = typer.Argument(..., help=_DATA_HELP),
                                             "data (cf only)."),
           prior_weight: float = typer.Option(None, "--prior-weight", help="Weight of the "
                                              "predictions against the map in that shell, 0–1 "
-                                             "(default 0.8)."),
+                                             "(default 0.5)."),
           seed: int = typer.Option(0, help="Random seed."),
           ) -> None:
     """Phase a data set ab initio; print the score when the truth is known."""
@@ -876,7 +876,7 @@ def benchmark_solve(
                                           "amplitude-extension --model: comma-separated "
                                           "weights w in [0, 1], a cf row each with the model's "
                                           "shell as a restrained free-lunch prior instead of "
-                                          "data (default 0.8; '' for none)."),
+                                          "data (default 0.5; '' for none)."),
         json_path: Path = typer.Option(None, "--json", help="Write the rows here (JSON list)."),
         seed: int = typer.Option(0, help="Random seed."),
 ) -> None:

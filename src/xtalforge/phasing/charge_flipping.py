@@ -39,9 +39,10 @@ __all__ = ["DEFAULT_PRIOR_WEIGHT", "FlipResult", "charge_flip", "charge_flip_bat
            "locate_origin"]
 
 #: Weight of a predicted amplitude against the flipped map's in a restrained extension shell
-#: (``ext_prior``): on 25 real COD structures extended 1.5 → 1.0 Å by a model, 0.5, 0.8 and 1
-#: solved 74–74 % against 65 % at 0 (BENCHMARKS.md); 0.8 varied least between the two.
-DEFAULT_PRIOR_WEIGHT = 0.8
+#: (``ext_prior``). On 25 real COD structures at 1.5 Å (BENCHMARKS.md, three seeds) weights
+#: 0.5 / 0.8 / 1 solved 76 / 75 / 77 % with a 1.5 → 1.0 Å model and 67 / 59 / 65 % with a
+#: 1.5 → 0.8 Å model: 0.5 is the best or level at both depths.
+DEFAULT_PRIOR_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
