@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -394,6 +395,14 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
                                    "--out", str(tmp_path / "ext2.hkl")])
     assert res.exit_code == 0, res.output
     assert read_hkl(tmp_path / "ext2.hkl").values == pytest.approx(data.values)
+    # the command predict prints: the extended file phased with its predictions as priors;
+    # the solution holds the measured reflections only
+    assert f"--prior-below {1.2}" in res.output
+    res = CliRunner().invoke(app, ["solve", str(out), "--ins", str(tmp_path / "x.ins"),
+                                   "--prior-below", "1.2", "--out", str(tmp_path / "s.cif")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"reflections\s+│\s+(\d+)", res.output)[1] == str(len(measured))
+    assert (tmp_path / "s.cif").is_file() and (tmp_path / "s.ccp4").is_file()
     # data that stop short of the model's d_low: a warning that says so
     short = measured.d >= 1.5
     write_hkl(tmp_path / "short.hkl", measured.hkl[short], amp[short] ** 2)
