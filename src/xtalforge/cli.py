@@ -892,7 +892,7 @@ def benchmark_solve(
     )
 
     try:
-        res = [float(v) for v in resolutions.split(",") if v.strip()]
+        res = list(_floats(resolutions, "--resolutions"))
         ext = _range(extend, "--extend") if extend else None
         meths = tuple(m.strip() for m in methods.split(",") if m.strip())
         weights = _floats(prior_weights, "--prior-weights") if prior_weights is not None \

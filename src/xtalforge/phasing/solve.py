@@ -118,10 +118,7 @@ def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed
                                 [quasi_e(d.amplitudes, d.refl) for d in data], starts=starts,
                                 seed=seed, d_ext=d_ext, device=device, **options)
         seconds = (time.perf_counter() - t0) / len(data)
-        return [Solution("cf", r.phases, r.p1_phases, seconds, r.symmetry_agreement,
-                         {"r_factor": r.r_factor, "converged_at": r.converged_at,
-                          "cycles": r.cycles, "origin": r.origin,
-                          "extrapolated": r.extrapolated}) for r in res]
+        return [_cf_solution(r, seconds, r.phases, r.p1_phases) for r in res]
     if d_ext is not None:
         raise XtalforgeError("free-lunch extrapolation (d_ext) is a charge-flipping option")
     from xtalforge.phasing.smtbx import smtbx_solve_batch
@@ -139,6 +136,19 @@ def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed
     return out
 
 
+def _cf_solution(r: Any, seconds: float, phases: np.ndarray, p1_phases: np.ndarray,
+                 **info: Any) -> Solution:
+    """A charge-flipping :class:`FlipResult` as a :class:`Solution` (phases as given)."""
+    return Solution("cf", phases, p1_phases, seconds, r.symmetry_agreement,
+                    {"r_factor": r.r_factor, "converged_at": r.converged_at, "cycles": r.cycles,
+                     "origin": r.origin, "extrapolated": r.extrapolated, **info})
+
+
+def _measured(refl: Reflections, prior_below: float) -> np.ndarray:
+    """The reflections that are data, not predictions: d ≥ ``prior_below`` (Å)."""
+    return refl.d >= prior_below * (1 - 1e-9)
+
+
 def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: float,
                        starts: int, seed: int, device: str, **options: Any) -> list[Solution]:
     """See ``prior_below`` in :func:`solve_batch`."""
@@ -146,7 +156,7 @@ def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: 
     d_ext = math.inf
     for d in data:
         e = quasi_e(d.amplitudes, d.refl)
-        obs = d.refl.d >= prior_below * (1 - 1e-9)
+        obs = _measured(d.refl, prior_below)
         if obs.all() or not obs.any():
             raise XtalforgeError(f"{d.source}: prior_below {prior_below} Å must split the data "
                                  f"(they reach {d.refl.d.max():.3f}–{d.refl.d_min:.3f} Å)")
@@ -164,10 +174,7 @@ def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: 
     for d, r, keep in zip(data, res, rows, strict=True):
         phases, p1 = np.full(len(d.refl), np.nan), np.full(len(d.refl), np.nan)
         phases[keep], p1[keep] = r.phases, r.p1_phases
-        out.append(Solution("cf", phases, p1, seconds, r.symmetry_agreement,
-                            {"r_factor": r.r_factor, "converged_at": r.converged_at,
-                             "cycles": r.cycles, "origin": r.origin,
-                             "extrapolated": r.extrapolated, "prior_weight": prior_weight}))
+        out.append(_cf_solution(r, seconds, phases, p1, prior_weight=prior_weight))
     return out
 
 
@@ -176,7 +183,7 @@ def measured_part(data: SolveData, sol: Solution, prior_below: float
     """The data (d ≥ ``prior_below`` Å) and their phases of a solution found with predicted
     reflections as priors (``prior_below`` in :func:`solve_batch`): what maps, peaks and
     scores are computed from."""
-    keep = data.refl.d >= prior_below * (1 - 1e-9)
+    keep = _measured(data.refl, prior_below)
     return data.subset(keep), replace(
         sol, phases=None if sol.phases is None else sol.phases[keep],
         p1_phases=sol.p1_phases[keep])

@@ -73,7 +73,7 @@ def domain_warnings(domain: dict[str, Any] | None, spacegroups: Iterable[gemmi.S
     if not domain or not domain.get("spacegroups"):
         return []
     trained = _numbers(domain["spacegroups"])
-    groups = {resolve_space_group(s).xhm(): resolve_space_group(s).number for s in spacegroups}
+    groups = {sg.xhm(): sg.number for sg in map(resolve_space_group, spacegroups)}
     outside = sorted(x for x, n in groups.items() if n not in trained)
     shown = ", ".join(domain["spacegroups"][:6]) + (" …" if len(domain["spacegroups"]) > 6
                                                     else "")
