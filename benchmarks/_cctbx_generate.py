@@ -18,8 +18,9 @@ def main() -> None:
     for _ in range(p["repeats"]):
         t0 = time.perf_counter()
         for n in p["atoms"]:
-            random_structure.xray_structure(info, elements=["C"] * n, volume_per_atom=18.0,
-                                            min_distance=1.2, random_u_iso=True)
+            random_structure.xray_structure(
+                info, elements=["C"] * n, volume_per_atom=18.0, min_distance=1.2, random_u_iso=True
+            )
         times.append((time.perf_counter() - t0) / len(p["atoms"]))
     json.dump({"random_structure_s": statistics.median(times)}, sys.stdout)
 

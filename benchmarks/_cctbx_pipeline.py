@@ -18,8 +18,9 @@ from cctbx.development import random_structure
 
 
 def one(info, elements: list[str], d_min: float) -> bytes:
-    xs = random_structure.xray_structure(info, elements=elements, volume_per_atom=18.0,
-                                         min_distance=1.2, random_u_iso=True)
+    xs = random_structure.xray_structure(
+        info, elements=elements, volume_per_atom=18.0, min_distance=1.2, random_u_iso=True
+    )
     f = xs.structure_factors(d_min=d_min).f_calc()
     amp = f.amplitudes().set_observation_type_xray_amplitude()
     asu: dict[str, int] = {}
@@ -27,10 +28,13 @@ def one(info, elements: list[str], d_min: float) -> bytes:
         asu[sc.scattering_type] = asu.get(sc.scattering_type, 0) + 1
     e = amp.normalised_amplitudes(asu, wilson_plot=None).array()
     buf = io.BytesIO()
-    np.savez_compressed(buf, hkl=np.array(f.indices(), dtype=np.int16),
-                        f=amp.data().as_numpy_array().astype(np.float32),
-                        phase=f.phases().data().as_numpy_array().astype(np.float32),
-                        e=e.data().as_numpy_array().astype(np.float32))
+    np.savez_compressed(
+        buf,
+        hkl=np.array(f.indices(), dtype=np.int16),
+        f=amp.data().as_numpy_array().astype(np.float32),
+        phase=f.phases().data().as_numpy_array().astype(np.float32),
+        e=e.data().as_numpy_array().astype(np.float32),
+    )
     return buf.getvalue()
 
 

@@ -18,8 +18,9 @@ def median_seconds(fn: Callable[[], object], n: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def training_seconds(module, batches: list[dict], n: int, repeats: int, device: str = "cpu"
-                     ) -> float:
+def training_seconds(
+    module, batches: list[dict], n: int, repeats: int, device: str = "cpu"
+) -> float:
     """Median seconds per item of Adam steps (forward + backward + update) of a
     ``ResolutionExtension`` over ``batches`` (already on ``device``), which hold ``n`` items."""
     import torch

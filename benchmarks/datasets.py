@@ -41,8 +41,14 @@ WORKLOADS = {
 
 
 def spec_for(generator: str, n: int, shard: int) -> dict:
-    return {"name": "bench", "generator": generator, "n": n, "seed": 0, "shard_size": shard,
-            "compute": {"d_high": 0.8, "d_low": 1.2, "phases": True, "e_values": True}}
+    return {
+        "name": "bench",
+        "generator": generator,
+        "n": n,
+        "seed": 0,
+        "shard_size": shard,
+        "compute": {"d_high": 0.8, "d_low": 1.2, "phases": True, "e_values": True},
+    }
 
 
 def ours(generator: str, n: int, workers: int, repeats: int, shard: int) -> float:
@@ -67,10 +73,12 @@ def peer(generator: str, n: int, repeats: int) -> float | None:
     for i in range(n):
         c = gen.sample(sample_seed(0, i))
         structures.append([c.spacegroup.xhm(), [symbol(int(z)) for z in c.z]])
-    proc = subprocess.run([sys.executable, str(HERE / "_cctbx_pipeline.py")],
-                          input=json.dumps({"structures": structures, "d_min": 0.8,
-                                            "repeats": repeats}),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "_cctbx_pipeline.py")],
+        input=json.dumps({"structures": structures, "d_min": 0.8, "repeats": repeats}),
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
         return None
@@ -90,16 +98,22 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shard", type=int, default=500)
-    ap.add_argument("--big", type=int, default=0, help="also time a run of this many structures "
-                                                     "with 2 workers and report peak memory")
+    ap.add_argument(
+        "--big",
+        type=int,
+        default=0,
+        help="also time a run of this many structures with 2 workers and report peak memory",
+    )
     ap.add_argument("--memory-run", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.memory_run:
         memory_run(a.memory_run)
         return
     print(f"# {os.cpu_count()} CPUs; n = {a.n}, median of {a.repeats}")
-    print("| structures | xtalforge 1 worker ms | cctbx pipeline ms | speed-up | "
-          "xtalforge 2 workers ms | scaling 1→2 |")
+    print(
+        "| structures | xtalforge 1 worker ms | cctbx pipeline ms | speed-up | "
+        "xtalforge 2 workers ms | scaling 1→2 |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for label, gen in WORKLOADS.items():
         t1 = ours(gen, a.n, 1, a.repeats, a.shard)
@@ -107,10 +121,14 @@ def main() -> None:
         tp = peer(gen, a.n, a.repeats)
         ratio = f"{tp / t1:.2f}×" if tp else "—"
         tp_s = f"{tp * 1e3:.2f}" if tp else "—"
-        print(f"| {label} | {t1 * 1e3:.2f} | {tp_s} | {ratio} | {t2 * 1e3:.2f} | "
-              f"{t1 / t2:.2f}× |", flush=True)
-    print(f"\nOnTheFlyDataset (thesis-monoclinic, 0.8 Å, 2 DataLoader workers): "
-          f"{on_the_fly_rate(max(256, a.n // 4)):.0f} samples/s")
+        print(
+            f"| {label} | {t1 * 1e3:.2f} | {tp_s} | {ratio} | {t2 * 1e3:.2f} | {t1 / t2:.2f}× |",
+            flush=True,
+        )
+    print(
+        f"\nOnTheFlyDataset (thesis-monoclinic, 0.8 Å, 2 DataLoader workers): "
+        f"{on_the_fly_rate(max(256, a.n // 4)):.0f} samples/s"
+    )
     if a.big:  # in a fresh process, so that its peak memory is this run's alone
         subprocess.run([sys.executable, __file__, "--memory-run", str(a.big)], check=True)
 
@@ -123,10 +141,13 @@ def memory_run(n: int) -> None:
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     size = sum(p.stat().st_size for p in (out / "shards").glob("*.parquet")) / 2**20
-    print(f"\n{n} structures (phai-p21c, 2 workers, shards of 1000): {dt:.0f} s, "
-          f"{n / dt:.0f} structures/s; peak RSS parent {parent:.0f} MiB, largest worker "
-          f"{children:.0f} MiB; {size:.0f} MiB of shards")
+    print(
+        f"\n{n} structures (phai-p21c, 2 workers, shards of 1000): {dt:.0f} s, "
+        f"{n / dt:.0f} structures/s; peak RSS parent {parent:.0f} MiB, largest worker "
+        f"{children:.0f} MiB; {size:.0f} MiB of shards"
+    )
     shutil.rmtree(out)
+
 
 if __name__ == "__main__":
     main()

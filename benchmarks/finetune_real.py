@@ -32,8 +32,9 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--base", required=True, help="checkpoint trained on synthetic data")
     ap.add_argument("--cifs", required=True, help="folder of real CIFs")
     ap.add_argument("--out", required=True, help="work folder (datasets, runs, results)")
@@ -44,35 +45,59 @@ def main() -> None:
     out = Path(a.out)
     table = []
     for t in range(a.folds):
-        spec = load_spec("real-finetune", cif_dir=str(Path(a.cifs).resolve()),
-                         folds={"k": a.folds, "test": t})
+        spec = load_spec(
+            "real-finetune", cif_dir=str(Path(a.cifs).resolve()), folds={"k": a.folds, "test": t}
+        )
         data = out / f"fold{t}"
         build_dataset(spec, data)
         base = evaluate(a.base, data, out=out / f"fold{t}-base")
-        cfg = load_run_config(a.config, [f"init_from={a.base}", f"data.path={data}",
-                                         f"output_dir={out / 'runs'}", f"name=fold{t}",
-                                         *a.overrides])
+        cfg = load_run_config(
+            a.config,
+            [
+                f"init_from={a.base}",
+                f"data.path={data}",
+                f"output_dir={out / 'runs'}",
+                f"name=fold{t}",
+                *a.overrides,
+            ],
+        )
         run = train(cfg, progress=False)
         tuned = evaluate(run / "checkpoints" / "best.ckpt", data, out=out / f"fold{t}-tuned")
         for b, f in zip(rows(out / f"fold{t}-base"), rows(out / f"fold{t}-tuned"), strict=True):
             assert b["id"] == f["id"]
-            table.append({"fold": t, "id": b["id"], "R_base": float(b["R_target"]),
-                          "R_tuned": float(f["R_target"]), "R_wilson": float(b["R_wilson"])})
-        print(f"fold {t}: {base['n_structures']} test structures; pooled R base "
-              f"{base['R_target']:.3f}, fine-tuned {tuned['R_target']:.3f}, Wilson fill "
-              f"{base['R_wilson']:.3f}", flush=True)
+            table.append(
+                {
+                    "fold": t,
+                    "id": b["id"],
+                    "R_base": float(b["R_target"]),
+                    "R_tuned": float(f["R_target"]),
+                    "R_wilson": float(b["R_wilson"]),
+                }
+            )
+        print(
+            f"fold {t}: {base['n_structures']} test structures; pooled R base "
+            f"{base['R_target']:.3f}, fine-tuned {tuned['R_target']:.3f}, Wilson fill "
+            f"{base['R_wilson']:.3f}",
+            flush=True,
+        )
     n = len(table)
     med = {k: statistics.median(r[k] for r in table) for k in ("R_base", "R_tuned", "R_wilson")}
-    summary = {"n_structures": n, "folds": a.folds, "median": med,
-               "base_beats_fill": sum(r["R_base"] < r["R_wilson"] for r in table) / n,
-               "tuned_beats_fill": sum(r["R_tuned"] < r["R_wilson"] for r in table) / n,
-               "tuned_beats_base": sum(r["R_tuned"] < r["R_base"] for r in table) / n}
+    summary = {
+        "n_structures": n,
+        "folds": a.folds,
+        "median": med,
+        "base_beats_fill": sum(r["R_base"] < r["R_wilson"] for r in table) / n,
+        "tuned_beats_fill": sum(r["R_tuned"] < r["R_wilson"] for r in table) / n,
+        "tuned_beats_base": sum(r["R_tuned"] < r["R_base"] for r in table) / n,
+    }
     (out / "finetune.json").write_text(json.dumps({"summary": summary, "rows": table}, indent=2))
-    print(f"\n{n} structures, each tested once over {a.folds} folds (median R over the predicted "
-          f"shell): base {med['R_base']:.3f}, fine-tuned {med['R_tuned']:.3f}, Wilson fill "
-          f"{med['R_wilson']:.3f}; beating the fill: base {summary['base_beats_fill']:.0%}, "
-          f"fine-tuned {summary['tuned_beats_fill']:.0%}; fine-tuned better than base on "
-          f"{summary['tuned_beats_base']:.0%}")
+    print(
+        f"\n{n} structures, each tested once over {a.folds} folds (median R over the predicted "
+        f"shell): base {med['R_base']:.3f}, fine-tuned {med['R_tuned']:.3f}, Wilson fill "
+        f"{med['R_wilson']:.3f}; beating the fill: base {summary['base_beats_fill']:.0%}, "
+        f"fine-tuned {summary['tuned_beats_fill']:.0%}; fine-tuned better than base on "
+        f"{summary['tuned_beats_base']:.0%}"
+    )
 
 
 if __name__ == "__main__":

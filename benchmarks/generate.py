@@ -30,9 +30,11 @@ HERE = Path(__file__).resolve().parent
 
 def configs() -> dict[str, dict]:
     small = load_config("phai-p21c").model_dump()
-    large = {"spacegroups": ["P 1 21/c 1"], "atoms": [10, 30],
-             "cell": {"strategy": "volume_per_atom", "v_atom": [14, 22], "a_min": 8.0,
-                      "a_max": 20.0}}
+    large = {
+        "spacegroups": ["P 1 21/c 1"],
+        "atoms": [10, 30],
+        "cell": {"strategy": "volume_per_atom", "v_atom": [14, 22], "a_min": 8.0, "a_max": 20.0},
+    }
     return {"4-10 A (phai-p21c)": small, "8-20 A (10-30 atoms)": large}
 
 
@@ -48,19 +50,29 @@ def main() -> None:
             gen = Generator.from_config(cfg)
             seeds = range(args.n)
             crystals = [gen.sample(s) for s in seeds]
-            row = {"cells": label, "placement": method,
-                   "ms_per_structure": 1e3 * median_seconds(
-                       lambda g=gen, ss=seeds: [g.sample(s) for s in ss], args.n, args.repeats),
-                   "mean_atoms_asu": float(np.mean([c.n_atoms for c in crystals])),
-                   "skipped_per_structure": float(np.mean([c.metadata["skipped_atoms"]
-                                                           for c in crystals]))}
+            row = {
+                "cells": label,
+                "placement": method,
+                "ms_per_structure": 1e3
+                * median_seconds(
+                    lambda g=gen, ss=seeds: [g.sample(s) for s in ss], args.n, args.repeats
+                ),
+                "mean_atoms_asu": float(np.mean([c.n_atoms for c in crystals])),
+                "skipped_per_structure": float(
+                    np.mean([c.metadata["skipped_atoms"] for c in crystals])
+                ),
+            }
             rows.append(row)
         atoms = [max(1, c.n_atoms) for c in crystals][: min(args.n, 100)]
-        proc = subprocess.run([sys.executable, str(HERE / "_cctbx_generate.py")],
-                              input=json.dumps({"atoms": atoms, "repeats": args.repeats}),
-                              capture_output=True, text=True)
-        cctbx_ms = (1e3 * json.loads(proc.stdout)["random_structure_s"]
-                    if proc.returncode == 0 else None)
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "_cctbx_generate.py")],
+            input=json.dumps({"atoms": atoms, "repeats": args.repeats}),
+            capture_output=True,
+            text=True,
+        )
+        cctbx_ms = (
+            1e3 * json.loads(proc.stdout)["random_structure_s"] if proc.returncode == 0 else None
+        )
         pyxtal_ms = None
         try:
             from pyxtal import pyxtal
@@ -73,8 +85,14 @@ def main() -> None:
             pyxtal_ms = 1e3 * median_seconds(run_pyxtal, len(atoms[:20]), max(1, args.repeats // 2))
         except Exception as exc:
             pyxtal_ms = f"not run: {type(exc).__name__}: {exc}"[:120]
-        rows.append({"cells": label, "placement": "peers (same atom counts)",
-                     "cctbx_random_structure_ms": cctbx_ms, "pyxtal_from_random_ms": pyxtal_ms})
+        rows.append(
+            {
+                "cells": label,
+                "placement": "peers (same atom counts)",
+                "cctbx_random_structure_ms": cctbx_ms,
+                "pyxtal_from_random_ms": pyxtal_ms,
+            }
+        )
     print(json.dumps(rows, indent=2))
 
 

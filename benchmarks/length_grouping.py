@@ -52,31 +52,56 @@ def main() -> None:
     grouped = list(LengthGroupedBatchSampler(ds, args.batch, args.pool, seed=0))
     order = list(BlockShuffleSampler(ds, seed=0))
     # the same items in both arms: those of the first grouped pools
-    chosen = {i for b in grouped[:args.batches] for i in b}
+    chosen = {i for b in grouped[: args.batches] for i in b}
     peer = [i for i in order if i in chosen]
-    arms = {"random batches": [peer[i:i + args.batch] for i in range(0, len(peer), args.batch)],
-            "length-grouped": grouped[:args.batches]}
+    arms = {
+        "random batches": [peer[i : i + args.batch] for i in range(0, len(peer), args.batch)],
+        "length-grouped": grouped[: args.batches],
+    }
     items = {i: ds[i] for i in chosen}
     h_max = _h_max(dataset_grid(root, task.d_high))
     tokens = float(np.mean([len(items[i]["value"]) for i in chosen]))
-    print(f"dataset {root}, {len(chosen)} items, batch {args.batch}, pool {args.pool} batches, "
-          f"device {args.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"dataset {root}, {len(chosen)} items, batch {args.batch}, pool {args.pool} batches, "
+        f"device {args.device}, torch threads {torch.get_num_threads()}"
+    )
     results = []
     for label, batches in arms.items():
-        data = [{k: v.to(args.device) if torch.is_tensor(v) else v
-                 for k, v in collate_reflections([items[i] for i in b]).items()}
-                for b in batches]
+        data = [
+            {
+                k: v.to(args.device) if torch.is_tensor(v) else v
+                for k, v in collate_reflections([items[i] for i in b]).items()
+            }
+            for b in batches
+        ]
         padded = float(np.mean([b["pad_mask"].shape[1] for b in data]))
         torch.manual_seed(0)
-        module = ResolutionExtension(
-            {"name": "xrd_transformer", "size": "small",
-             "params": {"h_max": h_max, "neighbourhood": 1, "rope": True}},
-            task.__dict__, {"name": "adam", "lr": 1e-4}).to(args.device).train()
+        module = (
+            ResolutionExtension(
+                {
+                    "name": "xrd_transformer",
+                    "size": "small",
+                    "params": {"h_max": h_max, "neighbourhood": 1, "rope": True},
+                },
+                task.__dict__,
+                {"name": "adam", "lr": 1e-4},
+            )
+            .to(args.device)
+            .train()
+        )
         sec = training_seconds(module, data, len(chosen), args.repeats, args.device)
-        results.append({"what": label, "samples_per_s": 1 / sec,
-                        "padded_tokens_per_item": padded, "tokens_per_item": tokens})
-        print(f"{label:<16} {1 / sec:7.2f} samples/s   padded length {padded:7.1f} "
-              f"(mean tokens {tokens:.1f})")
+        results.append(
+            {
+                "what": label,
+                "samples_per_s": 1 / sec,
+                "padded_tokens_per_item": padded,
+                "tokens_per_item": tokens,
+            }
+        )
+        print(
+            f"{label:<16} {1 / sec:7.2f} samples/s   padded length {padded:7.1f} "
+            f"(mean tokens {tokens:.1f})"
+        )
     ratio = results[1]["samples_per_s"] / results[0]["samples_per_s"]
     print(f"ratio grouped / random: {ratio:.2f}")
     if args.json:

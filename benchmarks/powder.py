@@ -36,19 +36,29 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--check-exact", type=int, default=2,
-                    help="patterns also computed by the exact (slow) sub-peak sum, for accuracy")
+    ap.add_argument(
+        "--check-exact",
+        type=int,
+        default=2,
+        help="patterns also computed by the exact (slow) sub-peak sum, for accuracy",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     crystals = [random_crystal("P 1 21/c 1", 20, seed=100 + i) for i in range(args.n)]
     sampler = InstrumentSampler()
     instruments = [sampler.sample(i) for i in range(args.n)]
-    row: dict = {"n": args.n, "points": instruments[0].n_points,
-                 "mean_peaks_incl_Ka2": float(np.mean([len(peak_list(c, i).two_theta)
-                                                       for c, i in zip(crystals, instruments)]))}
+    row: dict = {
+        "n": args.n,
+        "points": instruments[0].n_points,
+        "mean_peaks_incl_Ka2": float(
+            np.mean([len(peak_list(c, i).two_theta) for c, i in zip(crystals, instruments)])
+        ),
+    }
     row["xtalforge_full_pattern_ms"] = 1e3 * median_seconds(
         lambda: [simulate(c, i, noise=True, seed=1) for c, i in zip(crystals, instruments)],
-        args.n, args.repeats)
+        args.n,
+        args.repeats,
+    )
     errors, exact_s = [], []
     for c, ins in list(zip(crystals, instruments))[: args.check_exact]:
         peaks = peak_list(c, ins)
@@ -64,8 +74,10 @@ def main() -> None:
     batch = [random_crystal("P 1 21/c 1", 20, seed=1000 + i) for i in range(args.batch)]
     binst = [sampler.sample(1000 + i) for i in range(args.batch)]
     row["xtalforge_batched_patterns_per_s"] = 1.0 / median_seconds(
-        lambda: simulate_batch(batch, binst, noise=True, seed=3), args.batch,
-        max(1, args.repeats // 2))
+        lambda: simulate_batch(batch, binst, noise=True, seed=3),
+        args.batch,
+        max(1, args.repeats // 2),
+    )
     try:
         from pymatgen.analysis.diffraction.xrd import XRDCalculator
         from pymatgen.core import Lattice, Structure
@@ -73,14 +85,18 @@ def main() -> None:
         structures = []
         for c in crystals:
             p1 = c.expand_p1()
-            structures.append(Structure(Lattice.from_parameters(*c.cell),
-                                        [str(e) for e in p1.elements], p1.frac))
+            structures.append(
+                Structure(Lattice.from_parameters(*c.cell), [str(e) for e in p1.elements], p1.frac)
+            )
         calc = XRDCalculator(wavelength="CuKa")
         row["pymatgen_stick_pattern_ms"] = 1e3 * median_seconds(
             lambda: [calc.get_pattern(s, two_theta_range=(3, 90)) for s in structures],
-            args.n, max(1, args.repeats // 2))
-        row["speedup_vs_pymatgen_sticks"] = (row["pymatgen_stick_pattern_ms"]
-                                             / row["xtalforge_full_pattern_ms"])
+            args.n,
+            max(1, args.repeats // 2),
+        )
+        row["speedup_vs_pymatgen_sticks"] = (
+            row["pymatgen_stick_pattern_ms"] / row["xtalforge_full_pattern_ms"]
+        )
     except ImportError:
         row["pymatgen_stick_pattern_ms"] = None
     row["thesis_generator_ms_reported"] = 500.0

@@ -35,24 +35,44 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "cod"
 def random_set(sg: str, n: int, atoms: int, d_min: float, seed: int) -> list[SolveData]:
     import numpy as np
 
-    gen = Generator.from_config({
-        "name": f"solve-{sg}", "spacegroups": [sg], "atoms": [atoms, atoms],
-        "cell": {"strategy": "volume_per_atom", "v_atom": [16.0, 20.0], "a_min": 4.0,
-                 "a_max": 20.0},
-        "composition": {"elements": {"C": 0.7, "N": 0.15, "O": 0.15}},
-        "placement": {"method": "uniform", "min_distance": 1.2}, "u_iso": [0.02, 0.04]})
+    gen = Generator.from_config(
+        {
+            "name": f"solve-{sg}",
+            "spacegroups": [sg],
+            "atoms": [atoms, atoms],
+            "cell": {
+                "strategy": "volume_per_atom",
+                "v_atom": [16.0, 20.0],
+                "a_min": 4.0,
+                "a_max": 20.0,
+            },
+            "composition": {"elements": {"C": 0.7, "N": 0.15, "O": 0.15}},
+            "placement": {"method": "uniform", "min_distance": 1.2},
+            "u_iso": [0.02, 0.04],
+        }
+    )
     out = []
     for i in range(n):
         c = gen.sample(seed + i)
         r = reflections(c, d_min)
         f = structure_factors(c, r)
-        out.append(SolveData(r, np.abs(f), f"{sg}#{i}", np.angle(f), c.frac[c.z > 1],
-                             c.composition(), np.asarray(c.z)))
+        out.append(
+            SolveData(
+                r,
+                np.abs(f),
+                f"{sg}#{i}",
+                np.angle(f),
+                c.frac[c.z > 1],
+                c.composition(),
+                np.asarray(c.z),
+            )
+        )
     return out
 
 
-def cod_monoclinic(d_min: float, limit: int | None, max_edge: float,
-                   min_edge: float = 0.0) -> list[SolveData]:
+def cod_monoclinic(
+    d_min: float, limit: int | None, max_edge: float, min_edge: float = 0.0
+) -> list[SolveData]:
     if not (REAL / "index.csv").is_file():
         return []
     out = []
@@ -78,8 +98,12 @@ def main() -> None:
     ap.add_argument("--extend", default="1.2:1.0")
     ap.add_argument("--cod-limit", type=int, default=None)
     ap.add_argument("--cod-max-edge", type=float, default=20.0, help="Å; larger cells skipped")
-    ap.add_argument("--cod-min-edge", type=float, default=0.0,
-                    help="Å; cells whose longest edge is not above this are skipped")
+    ap.add_argument(
+        "--cod-min-edge",
+        type=float,
+        default=0.0,
+        help="Å; cells whose longest edge is not above this are skipped",
+    )
     ap.add_argument("--sets", default="P 1 21 1,P 1 21/c 1,cod")
     ap.add_argument("--starts", type=int, default=4)
     ap.add_argument("--smtbx-starts", type=int, default=1)
@@ -96,29 +120,49 @@ def main() -> None:
 
         module = load_checkpoint(args.model)
     finest = min(res + ([ext[1]] if ext else []))
-    results = {"command": " ".join(sys.argv), "threads": os.environ.get("OMP_NUM_THREADS"),
-               "sets": {}}
+    results = {
+        "command": " ".join(sys.argv),
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "sets": {},
+    }
     for name in [s.strip() for s in args.sets.split(",")]:
         t0 = time.perf_counter()
-        data = cod_monoclinic(finest, args.cod_limit, args.cod_max_edge,
-                              args.cod_min_edge) if name == "cod" else \
-            random_set(name, args.n, args.atoms, finest, 1000)
+        data = (
+            cod_monoclinic(finest, args.cod_limit, args.cod_max_edge, args.cod_min_edge)
+            if name == "cod"
+            else random_set(name, args.n, args.atoms, finest, 1000)
+        )
         if not data:
             print(f"{name}: no structures (real-data folder absent?)", file=sys.stderr)
             continue
-        rows = solve_benchmark(data, res, tuple(args.methods.split(",")), ext, module,
-                               starts=args.starts, smtbx_starts=args.smtbx_starts,
-                               device=args.device)
-        results["sets"][name] = {"n": len(data), "rows": [r.as_dict() for r in rows],
-                                 "wall_seconds": time.perf_counter() - t0}
+        rows = solve_benchmark(
+            data,
+            res,
+            tuple(args.methods.split(",")),
+            ext,
+            module,
+            starts=args.starts,
+            smtbx_starts=args.smtbx_starts,
+            device=args.device,
+        )
+        results["sets"][name] = {
+            "n": len(data),
+            "rows": [r.as_dict() for r in rows],
+            "wall_seconds": time.perf_counter() - t0,
+        }
         print(f"\n== {name} ({len(data)} structures, {time.perf_counter() - t0:.0f} s)")
-        print(f"{'method':7} {'data':10} {'d':>4} {'to':>4} {'solved':>7} {'P1':>5} {'CC':>6} "
-              f"{'err°':>5} {'atoms':>5} {'s/str':>7}")
+        print(
+            f"{'method':7} {'data':10} {'d':>4} {'to':>4} {'solved':>7} {'P1':>5} {'CC':>6} "
+            f"{'err°':>5} {'atoms':>5} {'s/str':>7}"
+        )
         for r in rows:
-            print(f"{r.method:7} {r.data:10} {r.d_min:4.1f} {r.scored_to:4.1f} "
-                  f"{r.solved_fraction:7.0%} {r.solved_fraction_p1:5.0%} {r.median_cc:6.3f} "
-                  f"{r.median_phase_error:5.1f} {r.median_atom_recovery:5.2f} "
-                  f"{r.seconds_per_structure:7.3f}", flush=True)
+            print(
+                f"{r.method:7} {r.data:10} {r.d_min:4.1f} {r.scored_to:4.1f} "
+                f"{r.solved_fraction:7.0%} {r.solved_fraction_p1:5.0%} {r.median_cc:6.3f} "
+                f"{r.median_phase_error:5.1f} {r.median_atom_recovery:5.2f} "
+                f"{r.seconds_per_structure:7.3f}",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -83,8 +83,9 @@ def gemmi_direct(crystals, refls) -> list[np.ndarray]:
             ss.add_site(s)
         ss.setup_cell_images()
         calc = gemmi.StructureFactorCalculatorX(ss.cell)
-        out.append(np.array([calc.calculate_sf_from_small_structure(ss, h) for h in
-                             r.hkl.tolist()]))
+        out.append(
+            np.array([calc.calculate_sf_from_small_structure(ss, h) for h in r.hkl.tolist()])
+        )
     return out
 
 
@@ -96,36 +97,61 @@ def run_group(sg: str, n: int, repeats: int, d_min: float, with_cctbx: bool) -> 
     crystals = [random_crystal(sg, 20, seed=1000 + i) for i in range(n)]
     refls = [reflections(c, d_min) for c in crystals]
     ref = [structure_factors(c, r) for c, r in zip(crystals, refls)]
-    row: dict = {"space_group": sg, "n_structures": n,
-                 "mean_reflections": float(np.mean([len(r) for r in refls]))}
+    row: dict = {
+        "space_group": sg,
+        "n_structures": n,
+        "mean_reflections": float(np.mean([len(r) for r in refls])),
+    }
     row["xtalforge_reflections_s"] = median_seconds(
-        lambda: [reflections(c, d_min) for c in crystals], n, repeats)
+        lambda: [reflections(c, d_min) for c in crystals], n, repeats
+    )
     row["xtalforge_numpy_f64_s"] = median_seconds(
-        lambda: [structure_factors(c, r) for c, r in zip(crystals, refls)], n, repeats)
+        lambda: [structure_factors(c, r) for c, r in zip(crystals, refls)], n, repeats
+    )
     row["xtalforge_numpy_f32_s"] = median_seconds(
-        lambda: [structure_factors(c, r, np.float32) for c, r in zip(crystals, refls)],
-        n, repeats)
+        lambda: [structure_factors(c, r, np.float32) for c, r in zip(crystals, refls)], n, repeats
+    )
     row["xtalforge_batch_f32_s"] = median_seconds(
-        lambda: structure_factors_batch(crystals, refls), n, repeats)
+        lambda: structure_factors_batch(crystals, refls), n, repeats
+    )
     batch = structure_factors_batch(crystals, refls)
     row["batch_vs_numpy_R"] = max(r_factor(a, b) for a, b in zip(batch, ref))
     sub = max(4, n // 8)
-    row["gemmi_fft_s"] = median_seconds(lambda: gemmi_fft(crystals[:sub], refls[:sub]), sub,
-                                        repeats)
-    row["gemmi_fft_R"] = max(r_factor(a, b) for a, b in
-                             zip(gemmi_fft(crystals[:sub], refls[:sub]), ref[:sub]))
+    row["gemmi_fft_s"] = median_seconds(
+        lambda: gemmi_fft(crystals[:sub], refls[:sub]), sub, repeats
+    )
+    row["gemmi_fft_R"] = max(
+        r_factor(a, b) for a, b in zip(gemmi_fft(crystals[:sub], refls[:sub]), ref[:sub])
+    )
     few = min(4, n)
-    row["gemmi_direct_s"] = median_seconds(lambda: gemmi_direct(crystals[:few], refls[:few]),
-                                           few, max(1, repeats // 2))
+    row["gemmi_direct_s"] = median_seconds(
+        lambda: gemmi_direct(crystals[:few], refls[:few]), few, max(1, repeats // 2)
+    )
     if with_cctbx:
-        payload = {"repeats": repeats, "d_min": d_min, "structures": [
-            {"cell": list(c.cell), "hall": c.spacegroup.hall, "hkl": r.hkl.tolist(),
-             "atoms": [[f"A{i}", el, x.tolist(), float(u), float(o)] for i, (el, x, u, o)
-                       in enumerate(zip(c.elements, c.frac, c.u_iso, c.occ))]}
-            for c, r in zip(crystals, refls)]}
+        payload = {
+            "repeats": repeats,
+            "d_min": d_min,
+            "structures": [
+                {
+                    "cell": list(c.cell),
+                    "hall": c.spacegroup.hall,
+                    "hkl": r.hkl.tolist(),
+                    "atoms": [
+                        [f"A{i}", el, x.tolist(), float(u), float(o)]
+                        for i, (el, x, u, o) in enumerate(zip(c.elements, c.frac, c.u_iso, c.occ))
+                    ],
+                }
+                for c, r in zip(crystals, refls)
+            ],
+        }
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, str(HERE / "_cctbx_worker.py")],
-                              input=json.dumps(payload), capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "_cctbx_worker.py")],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if proc.returncode == 0:
             cc = json.loads(proc.stdout)
             row["cctbx_direct_s"] = cc["direct"]
@@ -133,8 +159,8 @@ def run_group(sg: str, n: int, repeats: int, d_min: float, with_cctbx: bool) -> 
             row["cctbx_miller_set_s"] = cc["miller_set"]
             row["batch_speedup_vs_cctbx_fft"] = cc["fft"] / row["xtalforge_batch_f32_s"]
             row["batch_with_reflections_speedup_vs_cctbx_fft_with_miller_set"] = (
-                (cc["fft"] + cc["miller_set"])
-                / (row["xtalforge_batch_f32_s"] + row["xtalforge_reflections_s"]))
+                cc["fft"] + cc["miller_set"]
+            ) / (row["xtalforge_batch_f32_s"] + row["xtalforge_reflections_s"])
         else:
             row["cctbx_error"] = proc.stderr[-500:]
     return row
@@ -152,8 +178,12 @@ def run_gpu(batch: int, d_min: float, device: str) -> dict:
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
-    return {"device": torch.cuda.get_device_name(), "batch": batch, "seconds_per_batch": t,
-            "structures_per_second": batch / t}
+    return {
+        "device": torch.cuda.get_device_name(),
+        "batch": batch,
+        "seconds_per_batch": t,
+        "structures_per_second": batch / t,
+    }
 
 
 def main() -> None:
@@ -167,14 +197,21 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    result = {"python": platform.python_version(), "torch": torch.__version__,
-              "gemmi": gemmi.__version__, "threads": 1, "d_min": args.d_min, "rows": []}
+    result = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gemmi": gemmi.__version__,
+        "threads": 1,
+        "d_min": args.d_min,
+        "rows": [],
+    }
     if args.device.startswith("cuda"):
         result["gpu"] = run_gpu(args.batch, args.d_min, args.device)
     else:
         for sg in ("P 1 21 1", "C 1 2 1"):
-            result["rows"].append(run_group(sg, args.n, args.repeats, args.d_min,
-                                            not args.no_cctbx))
+            result["rows"].append(
+                run_group(sg, args.n, args.repeats, args.d_min, not args.no_cctbx)
+            )
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -33,8 +33,9 @@ from xtalforge.train.run import _h_max, dataset_grid
 
 def batches(root: Path, task: Task, mode: str, batch: int, n: int) -> list[dict]:
     ds = ShardDataset(root, "train", task, mode=mode)
-    loader = DataLoader(ds, batch_size=batch,
-                        collate_fn=collate_reflections if mode == "list" else None)
+    loader = DataLoader(
+        ds, batch_size=batch, collate_fn=collate_reflections if mode == "list" else None
+    )
     out = []
     for b in loader:
         out.append(b)
@@ -43,11 +44,16 @@ def batches(root: Path, task: Task, mode: str, batch: int, n: int) -> list[dict]
     return out
 
 
-def loader_rate(root: Path, task: Task, mode: str, batch: int, workers: int, n_batches: int
-                ) -> float:
+def loader_rate(
+    root: Path, task: Task, mode: str, batch: int, workers: int, n_batches: int
+) -> float:
     ds = ShardDataset(root, "train", task, mode=mode)
-    loader = DataLoader(ds, batch_size=batch, num_workers=workers,
-                        collate_fn=collate_reflections if mode == "list" else None)
+    loader = DataLoader(
+        ds,
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=collate_reflections if mode == "list" else None,
+    )
     t0 = time.perf_counter()
     seen = 0
     for i, b in enumerate(loader):
@@ -70,33 +76,46 @@ def main() -> None:
     root = dataset_or_build(args.data, "quick-p21", 1000)
     task = Task(1.2, 1.0, "wilson")
     grid = dataset_grid(root, task.d_high)
-    print(f"dataset {root}, hkl grid {grid.shape}, batch {args.batch}, device {args.device}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"dataset {root}, hkl grid {grid.shape}, batch {args.batch}, device {args.device}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     results = []
     for mode in ("grid", "list"):
         for workers in (0, 2):
-            rate = statistics.median(loader_rate(root, task, mode, args.batch, workers, 20)
-                                     for _ in range(args.repeats))
-            results.append({"what": f"DataLoader ({mode}, {workers} workers)",
-                             "samples_per_s": rate})
+            rate = statistics.median(
+                loader_rate(root, task, mode, args.batch, workers, 20) for _ in range(args.repeats)
+            )
+            results.append(
+                {"what": f"DataLoader ({mode}, {workers} workers)", "samples_per_s": rate}
+            )
             print(f"{results[-1]['what']:<40} {rate:8.1f} samples/s")
     # the transformer also with the positional options of the quick preset
-    models = [("unet3d", {}), ("fft_unet", {}), ("xrd_transformer", {}),
-              ("xrd_transformer", {"neighbourhood": 1, "rope": True})]
+    models = [
+        ("unet3d", {}),
+        ("fft_unet", {}),
+        ("xrd_transformer", {}),
+        ("xrd_transformer", {"neighbourhood": 1, "rope": True}),
+    ]
     for name, options in models:
         for size in args.sizes.split(","):
             params = {"h_max": _h_max(grid), **options} if name == "xrd_transformer" else {}
-            module = ResolutionExtension({"name": name, "size": size, "params": params},
-                                         task.__dict__, {"name": "adam", "lr": 1e-4})
+            module = ResolutionExtension(
+                {"name": name, "size": size, "params": params},
+                task.__dict__,
+                {"name": "adam", "lr": 1e-4},
+            )
             module.to(args.device).train()
-            data = [{k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()}
-                    for b in batches(root, task, module.input_mode, args.batch, args.steps)]
-            sec = training_seconds(module, data, len(data) * args.batch, args.repeats,
-                                   args.device)
+            data = [
+                {k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()}
+                for b in batches(root, task, module.input_mode, args.batch, args.steps)
+            ]
+            sec = training_seconds(module, data, len(data) * args.batch, args.repeats, args.device)
             n_par = sum(p.numel() for p in module.parameters())
             label = f"{name}{' + ' + ', '.join(options) if options else ''}"
-            results.append({"what": f"{label} ({size}, {n_par / 1e6:.2f} M params)",
-                            "samples_per_s": 1 / sec})
+            results.append(
+                {"what": f"{label} ({size}, {n_par / 1e6:.2f} M params)", "samples_per_s": 1 / sec}
+            )
             print(f"{results[-1]['what']:<58} {1 / sec:8.1f} samples/s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

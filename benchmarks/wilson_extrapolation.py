@@ -32,8 +32,9 @@ import numpy as np
 from xtalforge.data.torch_data import ShardDataset, Task
 
 
-def extrapolation_errors(root: Path, split: str | None, task: Task
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def extrapolation_errors(
+    root: Path, split: str | None, task: Task
+) -> tuple[np.ndarray, np.ndarray]:
     """(log ratio, fill MSE) per structure of a dataset folder's ``split``."""
     ds = ShardDataset(root, split=split, task=task, mode="list")
     if len(ds) == 0 and split is not None:
@@ -64,8 +65,9 @@ def model_scale(checkpoint: Path, root: Path, split: str) -> dict:
     module = load_checkpoint(checkpoint).eval()
     if module.input_mode != "grid":
         raise SystemExit(f"{checkpoint}: only grid (U-Net) models are supported here")
-    ds = ShardDataset(root, split, module.task, mode="grid",
-                      grid=dataset_grid(root, module.task.d_high))
+    ds = ShardDataset(
+        root, split, module.task, mode="grid", grid=dataset_grid(root, module.task.d_high)
+    )
     log_ratio, fill_ratio, beats = [], [], []
     sums = np.zeros(4)  # |model − true|, |rescaled − true|, |fill − true|, |true|
     with torch.no_grad():
@@ -79,17 +81,24 @@ def model_scale(checkpoint: Path, root: Path, split: str) -> dict:
                 q = pred[i].clone()
                 for _, _, shell in shell_masks(tm[i], d[i], module.edges):
                     if shell.any():
-                        q[shell] *= torch.sqrt((fill[i][shell] ** 2).sum()
-                                               / (pred[i][shell] ** 2).sum().clamp_min(1e-12))
+                        q[shell] *= torch.sqrt(
+                            (fill[i][shell] ** 2).sum()
+                            / (pred[i][shell] ** 2).sum().clamp_min(1e-12)
+                        )
                 sc = scale[i][tm[i]]
                 err = [float(((x[tm[i]] - t) * sc).abs().sum()) for x in (pred[i], q, fill[i])]
                 sums += [*err, float((t * sc).abs().sum())]
                 beats.append(err[1] < err[2])
-    return {"checkpoint": str(checkpoint), "n": len(beats),
-            "median_log_ratio": float(np.median(log_ratio)),
-            "fill_median_log_ratio": float(np.median(fill_ratio)), "R": sums[0] / sums[3],
-            "R_rescaled": sums[1] / sums[3], "R_fill": sums[2] / sums[3],
-            "rescaled_beats_fill": int(sum(beats))}
+    return {
+        "checkpoint": str(checkpoint),
+        "n": len(beats),
+        "median_log_ratio": float(np.median(log_ratio)),
+        "fill_median_log_ratio": float(np.median(fill_ratio)),
+        "R": sums[0] / sums[3],
+        "R_rescaled": sums[1] / sums[3],
+        "R_fill": sums[2] / sums[3],
+        "rescaled_beats_fill": int(sum(beats)),
+    }
 
 
 def main() -> None:
@@ -103,28 +112,45 @@ def main() -> None:
     args = ap.parse_args()
     task = Task(args.d_low, args.d_high, "wilson")
     rows = []
-    print(f"Wilson extrapolation from d ≥ {args.d_low} Å to {args.d_high} Å "
-          "(ln of the target shell's mean intensity over the extrapolated one)")
-    print(f"{'dataset':40s} {'n':>5s} {'median':>7s} {'25 %':>6s} {'75 %':>6s} "
-          f"{'|ln| > 0.7':>10s} {'fill MSE mean / median':>24s}")
+    print(
+        f"Wilson extrapolation from d ≥ {args.d_low} Å to {args.d_high} Å "
+        "(ln of the target shell's mean intensity over the extrapolated one)"
+    )
+    print(
+        f"{'dataset':40s} {'n':>5s} {'median':>7s} {'25 %':>6s} {'75 %':>6s} "
+        f"{'|ln| > 0.7':>10s} {'fill MSE mean / median':>24s}"
+    )
     for root in args.datasets:
         lr, fm = extrapolation_errors(root, args.split, task)
         q25, q50, q75 = np.percentile(lr, [25, 50, 75])
-        row = {"dataset": str(root), "n": len(lr), "median": q50, "q25": q25, "q75": q75,
-               "beyond_0.7": float(np.mean(np.abs(lr) > 0.7)),
-               "fill_mse_mean": float(fm.mean()), "fill_mse_median": float(np.median(fm))}
+        row = {
+            "dataset": str(root),
+            "n": len(lr),
+            "median": q50,
+            "q25": q25,
+            "q75": q75,
+            "beyond_0.7": float(np.mean(np.abs(lr) > 0.7)),
+            "fill_mse_mean": float(fm.mean()),
+            "fill_mse_median": float(np.median(fm)),
+        }
         rows.append(row)
-        print(f"{root.name[:40]:40s} {len(lr):5d} {q50:+7.2f} {q25:+6.2f} {q75:+6.2f} "
-              f"{100 * row['beyond_0.7']:9.0f}% {fm.mean():11.2f} / {np.median(fm):.2f}")
+        print(
+            f"{root.name[:40]:40s} {len(lr):5d} {q50:+7.2f} {q25:+6.2f} {q75:+6.2f} "
+            f"{100 * row['beyond_0.7']:9.0f}% {fm.mean():11.2f} / {np.median(fm):.2f}"
+        )
     models = [model_scale(ck, args.datasets[0], args.split) for ck in args.model]
     if models:
-        print(f"\nmodels on {args.datasets[0].name}: ln Σpred²/Σtrue² (median), R target, "
-              "R rescaled per shell to the fill's r.m.s., fill R, rescaled beating the fill")
+        print(
+            f"\nmodels on {args.datasets[0].name}: ln Σpred²/Σtrue² (median), R target, "
+            "R rescaled per shell to the fill's r.m.s., fill R, rescaled beating the fill"
+        )
     for m in models:
-        print(f"{m['checkpoint']}\n    {m['median_log_ratio']:+.2f}  R {m['R']:.4f}  "
-              f"rescaled {m['R_rescaled']:.4f}  fill {m['R_fill']:.4f}  "
-              f"{m['rescaled_beats_fill']}/{m['n']}  (fill ln Σ²/Σtrue² "
-              f"{m['fill_median_log_ratio']:+.2f})")
+        print(
+            f"{m['checkpoint']}\n    {m['median_log_ratio']:+.2f}  R {m['R']:.4f}  "
+            f"rescaled {m['R_rescaled']:.4f}  fill {m['R_fill']:.4f}  "
+            f"{m['rescaled_beats_fill']}/{m['n']}  (fill ln Σ²/Σtrue² "
+            f"{m['fill_median_log_ratio']:+.2f})"
+        )
     if args.json:
         args.json.write_text(json.dumps({"datasets": rows, "models": models}, indent=1))
 

@@ -26,8 +26,14 @@ def has_cctbx() -> bool:
     return importlib.util.find_spec("cctbx") is not None
 
 
-def well_separated(sg: str, cell: tuple[float, ...], n: int, seed: int,
-                   special: list[list[float]] = (), min_dist: float = 1.0) -> Crystal:
+def well_separated(
+    sg: str,
+    cell: tuple[float, ...],
+    n: int,
+    seed: int,
+    special: list[list[float]] = (),
+    min_dist: float = 1.0,
+) -> Crystal:
     """Random general-position atoms ≥ ``min_dist`` Å from all symmetry images (so that no atom
     sits near a special position by chance), plus the given exact special positions."""
     rng = np.random.default_rng(seed)
@@ -52,8 +58,14 @@ def well_separated(sg: str, cell: tuple[float, ...], n: int, seed: int,
     if len(pts) < n + len(special):
         raise RuntimeError(f"could not place {n} separated atoms in {sg}")
     m = len(pts)
-    return Crystal(cell, sg, rng.choice([6, 7, 8, 16, 17], m), np.array(pts),
-                   rng.uniform(0.01, 0.06, m), rng.uniform(0.6, 1.0, m))
+    return Crystal(
+        cell,
+        sg,
+        rng.choice([6, 7, 8, 16, 17], m),
+        np.array(pts),
+        rng.uniform(0.01, 0.06, m),
+        rng.uniform(0.6, 1.0, m),
+    )
 
 
 CELLS = {

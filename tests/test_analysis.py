@@ -56,8 +56,9 @@ def test_sensitivity_of_the_known_voxels_is_the_mean_absolute_normal():
 
     c = Generator.from_config(TINY).sample(5)
     r = reflections(c, 1.0)
-    item = make_item(r.hkl, np.abs(structure_factors(c, r)), c.cell, c.spacegroup.xhm(), TASK,
-                     None, z=c.z)
+    item = make_item(
+        r.hkl, np.abs(structure_factors(c, r)), c.cell, c.spacegroup.xhm(), TASK, None, z=c.z
+    )
     from xtalforge.data.torch_data import collate_reflections
 
     batch = collate_reflections([item])
@@ -75,17 +76,25 @@ def test_attention_maps_reproduce_the_fused_attention(four_items):  # noqa: F811
     assert len(maps) == len(module.net.blocks)
     pad = batch["pad_mask"]
     for w in maps:
-        assert torch.allclose(w.sum(-1)[pad[:, None, :].expand_as(w[..., 0])],
-                              torch.ones(1), atol=1e-5)
+        assert torch.allclose(
+            w.sum(-1)[pad[:, None, :].expand_as(w[..., 0])], torch.ones(1), atol=1e-5
+        )
         assert float(w[~pad[:, None, None, :].expand_as(w)].abs().max()) == 0.0
     # weights @ V equals the fused kernel's output of the first block
     net, block = module.net, module.net.blocks[0]
     s = 0.5 / batch["d"].clamp_min(1e-3)
-    x = (net.amplitude((batch["value"] * batch["known"])[..., None]) + net.embed_hkl(batch["hkl"])
-         + net.known_embedding(batch["known"].long()) + net.resolution(s[..., None]))
+    x = (
+        net.amplitude((batch["value"] * batch["known"])[..., None])
+        + net.embed_hkl(batch["hkl"])
+        + net.known_embedding(batch["known"].long())
+        + net.resolution(s[..., None])
+    )
     b, n, dim = x.shape
-    q, k, v = block.qkv(block.norm1(x)).view(b, n, 3, block.heads, dim // block.heads) \
+    q, k, v = (
+        block.qkv(block.norm1(x))
+        .view(b, n, 3, block.heads, dim // block.heads)
         .permute(2, 0, 3, 1, 4)
+    )
     fused = F.scaled_dot_product_attention(q, k, v, attn_mask=pad[:, None, None, :])
     assert torch.allclose(maps[0] @ v, fused, atol=1e-5)
 
@@ -108,23 +117,44 @@ def test_attention_statistics_per_block(four_items):  # noqa: F811
 
 
 def _pngs(page: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"',
-                                                   page)]
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
 
 
 def test_report_is_self_contained_html(run_dir, tmp_path):  # noqa: F811
-    (run_dir / "solve.json").write_text(json.dumps([
-        {"method": "cf", "data": "truth", "d_min": 1.2, "scored_to": 1.2, "n": 2,
-         "solved_fraction": 0.5, "solved_fraction_p1": 0.0, "median_cc": 0.7,
-         "median_cc_p1": 0.5, "median_phase_error": 40.0, "median_atom_recovery": 0.6,
-         "seconds_per_structure": 0.1}]))
+    (run_dir / "solve.json").write_text(
+        json.dumps(
+            [
+                {
+                    "method": "cf",
+                    "data": "truth",
+                    "d_min": 1.2,
+                    "scored_to": 1.2,
+                    "n": 2,
+                    "solved_fraction": 0.5,
+                    "solved_fraction_p1": 0.0,
+                    "median_cc": 0.7,
+                    "median_cc_p1": 0.5,
+                    "median_phase_error": 40.0,
+                    "median_atom_recovery": 0.6,
+                    "seconds_per_structure": 0.1,
+                }
+            ]
+        )
+    )
     out = tmp_path / "report.html"
     res = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out)])
     assert res.exit_code == 0, res.output
     page = out.read_text()
-    for section in ("Configuration", "Dataset", "Training curves", "Wilson baseline",
-                    "Reconstructions", "Interpretability", "Patterson and density",
-                    "Solve benchmark"):
+    for section in (
+        "Configuration",
+        "Dataset",
+        "Training curves",
+        "Wilson baseline",
+        "Reconstructions",
+        "Interpretability",
+        "Patterson and density",
+        "Solve benchmark",
+    ):
         assert section in page
     images = _pngs(page)
     assert len(images) >= 7 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in images)
@@ -135,23 +165,44 @@ def test_report_is_self_contained_html(run_dir, tmp_path):  # noqa: F811
     if browser is None:
         pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                    f"--screenshot={shot}", "--window-size=1200,3000", out.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                          "--dump-dom", out.as_uri()], check=True, capture_output=True,
-                         text=True, timeout=120).stdout
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,3000",
+            out.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert dom.count("<img") == len(images) and shot.stat().st_size > 10000
 
 
 def test_demo_end_to_end_small(tmp_path):
-    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "-n", "120",
-                                   "--train-seconds", "4", "--solve-n", "1"])
+    res = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path), "-n", "120", "--train-seconds", "4", "--solve-n", "1"]
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["R_wilson"] == pytest.approx(0.43, abs=0.1)
-    assert {r["data"] for r in summary["solve"]} == {"truth", "wilson", "free_lunch", "model",
-                                                     "model prior 0.5"}
+    assert {r["data"] for r in summary["solve"]} == {
+        "truth",
+        "wilson",
+        "free_lunch",
+        "model",
+        "model prior 0.5",
+    }
     page = (tmp_path / "report.html").read_text()
     assert "Solve benchmark" in page and len(_pngs(page)) >= 7
     assert "report:" in res.output

@@ -66,8 +66,11 @@ def test_sf_writes_mtz_and_cif_that_gemmi_reads(tmp_path):
     assert [col.label for col in mtz.columns] == ["H", "K", "L", "FC", "PHIC", "E"]
     assert mtz.spacegroup.hall == c.spacegroup.hall
     np.testing.assert_allclose(mtz.cell.parameters, c.cell, atol=1e-4)
-    check(np.array(mtz.make_miller_array()), np.array(mtz.column_with_label("FC")),
-          np.array(mtz.column_with_label("PHIC")))
+    check(
+        np.array(mtz.make_miller_array()),
+        np.array(mtz.column_with_label("FC")),
+        np.array(mtz.column_with_label("PHIC")),
+    )
     e = np.array(mtz.column_with_label("E"))
     assert np.mean(e**2) == pytest.approx(1.0, abs=0.15)  # ⟨|E|²⟩ ≈ 1
 
@@ -80,7 +83,6 @@ def test_sf_writes_mtz_and_cif_that_gemmi_reads(tmp_path):
     check(values[:, :3].astype(int), values[:, 3], values[:, 4])
     ops = [gemmi.Op(v.strip("'")) for v in block.find_values("_space_group_symop_operation_xyz")]
     assert gemmi.find_spacegroup_by_ops(gemmi.GroupOps(ops)).hall == c.spacegroup.hall
-
 
 
 def test_info_on_an_ins_file_and_a_folder(tmp_path):
@@ -109,6 +111,7 @@ def test_warnings_are_one_line_on_stderr(tmp_path):
     assert "UserWarning" not in result.output and "cif_io.py" not in result.output
     assert f"{c.n_atoms}" in result.stdout
 
+
 def test_bad_input_gives_a_clear_message(tmp_path):
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\nloop_\n_a\n_b\n1\n")
@@ -117,5 +120,3 @@ def test_bad_input_gives_a_clear_message(tmp_path):
     assert "bad.cif" in result.stdout and "Traceback" not in result.stdout
     result = runner.invoke(app, ["sf", str(tmp_path / "none.cif"), "--out", "x.hkl"])
     assert result.exit_code == 2 and "no such file" in result.stdout
-
-

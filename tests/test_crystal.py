@@ -28,18 +28,21 @@ def test_non_standard_setting_is_kept():
     assert sg.number == 14 and not sg.is_reference_setting()
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"spacegroup": "P 7 7"}, "unknown space-group symbol"),
-    ({"cell": (-7.0, 8.0, 9.0, 90.0, 100.0, 90.0)}, "edge a"),
-    ({"cell": (7.0, 8.0, 9.0, 90.0, 190.0, 90.0)}, "angle beta"),
-    ({"cell": (7.0, 8.0, 9.0, 150.0, 150.0, 150.0)}, "no positive volume"),
-    ({"cell": (7.0, 8.0, 9.0, 90.0, 90.0, 90.0), "spacegroup": "F m -3 m"}, "does not fit"),
-    ({"frac": [[0.1, float("nan"), 0.2]]}, "not finite"),
-    ({"z": ["Xx"]}, "unknown element"),
-    ({"occ": [1.5]}, "occupancy"),
-    ({"occ": [0.0]}, "occupancy"),
-    ({"u_iso": [-0.01]}, "negative"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"spacegroup": "P 7 7"}, "unknown space-group symbol"),
+        ({"cell": (-7.0, 8.0, 9.0, 90.0, 100.0, 90.0)}, "edge a"),
+        ({"cell": (7.0, 8.0, 9.0, 90.0, 190.0, 90.0)}, "angle beta"),
+        ({"cell": (7.0, 8.0, 9.0, 150.0, 150.0, 150.0)}, "no positive volume"),
+        ({"cell": (7.0, 8.0, 9.0, 90.0, 90.0, 90.0), "spacegroup": "F m -3 m"}, "does not fit"),
+        ({"frac": [[0.1, float("nan"), 0.2]]}, "not finite"),
+        ({"z": ["Xx"]}, "unknown element"),
+        ({"occ": [1.5]}, "occupancy"),
+        ({"occ": [0.0]}, "occupancy"),
+        ({"u_iso": [-0.01]}, "negative"),
+    ],
+)
 def test_invalid_crystals_raise_clear_errors(kwargs, field):
     args = {"cell": MONO, "spacegroup": "P 21/c", "z": [6], "frac": [[0.1, 0.2, 0.3]]}
     args.update(kwargs)
@@ -55,7 +58,8 @@ def test_composition_and_p1_expansion_count_special_positions():
     # every expanded position is a symmetry image of an ASU atom: Na on fcc (0,0,0) sites
     na = p1.frac[p1.z == 11]
     assert sorted(map(tuple, np.round(na, 6))) == sorted(
-        [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)])
+        [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)]
+    )
 
 
 def test_cif_round_trip(tmp_path):
@@ -131,13 +135,22 @@ def test_cif_missing_u_is_filled_with_a_warning(tmp_path):
     assert any("Cl1" in w for w in c.metadata["warnings"])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("data_x\n_cell_length_a 5\nloop_\n_a\n_b\n1\n", "malformed CIF"),
-    (CIF_OPS_ONLY.replace("_cell_length_b 8.0\n", ""), "_cell_length_b"),
-    (CIF_OPS_ONLY.replace("loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-x+1/2,y+1/2,-z+1/2\n"
-                          "-x,-y,-z\nx-1/2,-y-1/2,z-1/2\n", ""), "missing symmetry"),
-    (CIF_OPS_ONLY.replace("Cl1 Cl- ", "Xx1 Xx "), "unknown element"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data_x\n_cell_length_a 5\nloop_\n_a\n_b\n1\n", "malformed CIF"),
+        (CIF_OPS_ONLY.replace("_cell_length_b 8.0\n", ""), "_cell_length_b"),
+        (
+            CIF_OPS_ONLY.replace(
+                "loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-x+1/2,y+1/2,-z+1/2\n"
+                "-x,-y,-z\nx-1/2,-y-1/2,z-1/2\n",
+                "",
+            ),
+            "missing symmetry",
+        ),
+        (CIF_OPS_ONLY.replace("Cl1 Cl- ", "Xx1 Xx "), "unknown element"),
+    ],
+)
 def test_bad_cif_names_the_file(tmp_path, text, message):
     path = tmp_path / "bad.cif"
     path.write_text(text)
@@ -152,7 +165,7 @@ def _dotted(text: str) -> str:
     for line in text.splitlines():
         for cat in ("_atom_site_aniso_", "_atom_site_", "_cell_", "_symmetry_equiv_"):
             if line.startswith(cat):
-                line = cat[:-1] + "." + line[len(cat):]
+                line = cat[:-1] + "." + line[len(cat) :]
                 break
         out.append(line)
     return "\n".join(out) + "\n"
@@ -173,16 +186,18 @@ def test_ddlm_dotted_names_read_like_ddl1(tmp_path):
 
 
 def test_residual_peaks_and_dummy_sites_are_skipped_with_a_warning(tmp_path):
-    text = CIF_OPS_ONLY.replace("H1 H 0.2 0.4 0.1 0.05 1\n",
-                                "H1 H 0.2 0.4 0.1 0.05 1\nQ1 Q 0.6 0.6 0.6 0.05 1\n"
-                                "Q12 Q 0.7 0.6 0.6 0.05 1\n")
+    text = CIF_OPS_ONLY.replace(
+        "H1 H 0.2 0.4 0.1 0.05 1\n",
+        "H1 H 0.2 0.4 0.1 0.05 1\nQ1 Q 0.6 0.6 0.6 0.05 1\nQ12 Q 0.7 0.6 0.6 0.05 1\n",
+    )
     path = tmp_path / "q.cif"
     path.write_text(text)
     with pytest.warns(UserWarning, match=r"skipped 2 dummy site\(s\).*Q1, Q12"):
         c = Crystal.from_cif(path)
     assert c.labels == ["Cl1", "O1", "H1"]
-    flagged = CIF_OPS_ONLY.replace("_atom_site_occupancy\n", "_atom_site_occupancy\n"
-                                   "_atom_site_calc_flag\n")
+    flagged = CIF_OPS_ONLY.replace(
+        "_atom_site_occupancy\n", "_atom_site_occupancy\n_atom_site_calc_flag\n"
+    )
     flagged = flagged.replace(" 1\nO1", " 1 d\nO1").replace(" 0.5\nH1", " 0.5 .\nH1")
     flagged = flagged.replace("0.05 1\n", "0.05 1 dum\n")
     path.write_text(flagged)
@@ -203,14 +218,20 @@ def test_refined_occupancy_slightly_above_one_is_taken_as_one(tmp_path):
 
 def test_operators_contradicting_the_symbol_warn(tmp_path):
     path = tmp_path / "c.cif"
-    path.write_text(CIF_OPS_ONLY.replace("loop_\n_symmetry", "_symmetry_space_group_name_H-M "
-                                         "'C 2/c'\nloop_\n_symmetry", 1))
+    path.write_text(
+        CIF_OPS_ONLY.replace(
+            "loop_\n_symmetry", "_symmetry_space_group_name_H-M 'C 2/c'\nloop_\n_symmetry", 1
+        )
+    )
     with pytest.warns(UserWarning, match=r"generate P 1 21/n 1 \(No. 14\).*No. 15"):
         c = Crystal.from_cif(path)
     assert c.spacegroup.number == 14
     # another setting of the same type is not a conflict
-    path.write_text(CIF_OPS_ONLY.replace("loop_\n_symmetry", "_symmetry_space_group_name_H-M "
-                                         "'P 21/c'\nloop_\n_symmetry", 1))
+    path.write_text(
+        CIF_OPS_ONLY.replace(
+            "loop_\n_symmetry", "_symmetry_space_group_name_H-M 'P 21/c'\nloop_\n_symmetry", 1
+        )
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", message=".*no displacement")

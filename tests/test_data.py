@@ -45,15 +45,26 @@ from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.generate import Generator
 
-SMALL = {"name": "small", "generator": "phai-p21c", "n": 48, "seed": 5, "shard_size": 12,
-         "row_group_size": 4, "compute": {"d_high": 0.9, "d_low": 1.3,
-                                          "patterson": [{"name": "low", "shape": [8, 8, 8],
-                                                         "d_min": 1.3}]}}
+SMALL = {
+    "name": "small",
+    "generator": "phai-p21c",
+    "n": 48,
+    "seed": 5,
+    "shard_size": 12,
+    "row_group_size": 4,
+    "compute": {
+        "d_high": 0.9,
+        "d_low": 1.3,
+        "patterson": [{"name": "low", "shape": [8, 8, 8], "d_min": 1.3}],
+    },
+}
 
 
 def shard_hashes(root: Path) -> list[str]:
-    return [hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "shards").glob("part-*.parquet"))]
+    return [
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "shards").glob("part-*.parquet"))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +75,27 @@ def small_dataset(tmp_path_factory) -> Path:
 
 
 # --------------------------------------------------------------------------- specs and seeds
-@pytest.mark.parametrize("change, message", [
-    ({"splits": {"train": 0.5, "val": 0.1}}, "sum to 1"),
-    ({"splits": {"train": 0.9, "dev": 0.1}}, "unknown split"),
-    ({"cif_dir": "/tmp"}, "exactly one source"),
-    ({"compute": {"d_high": 1.0, "d_low": 0.9}}, "must exceed d_high"),
-    ({"compute": {"d_high": 1.0, "patterson": [{"name": "x", "shape": [8, 8, 8],
-                                                "d_min": 0.8}]}}, "finer than d_high"),
-    ({"generator": "no-such-preset"}, "no generator preset"),
-    ({"n": None}, "n \\(number"),
-    ({"shard": 5}, "shard"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"splits": {"train": 0.5, "val": 0.1}}, "sum to 1"),
+        ({"splits": {"train": 0.9, "dev": 0.1}}, "unknown split"),
+        ({"cif_dir": "/tmp"}, "exactly one source"),
+        ({"compute": {"d_high": 1.0, "d_low": 0.9}}, "must exceed d_high"),
+        (
+            {
+                "compute": {
+                    "d_high": 1.0,
+                    "patterson": [{"name": "x", "shape": [8, 8, 8], "d_min": 0.8}],
+                }
+            },
+            "finer than d_high",
+        ),
+        ({"generator": "no-such-preset"}, "no generator preset"),
+        ({"n": None}, "n \\(number"),
+        ({"shard": 5}, "shard"),
+    ],
+)
 def test_invalid_specs_name_the_field(change, message):
     with pytest.raises(DatasetError, match=message):
         load_spec({**SMALL, **change})
@@ -90,16 +111,24 @@ def test_presets_load():
     # the D1 presets are their base sets' structures (same generator, seed, splits) to 0.8 Å
     for name in ("quick-p21", "monoclinic-20"):
         base, d1 = load_spec(name), load_spec(f"{name}-d1")
-        assert (d1.generator, d1.seed, d1.n, d1.splits) == (base.generator, base.seed, base.n,
-                                                            base.splits)
+        assert (d1.generator, d1.seed, d1.n, d1.splits) == (
+            base.generator,
+            base.seed,
+            base.n,
+            base.splits,
+        )
         assert (d1.compute.d_high, d1.compute.d_low) == (0.8, 1.5)
     # the bonded-molecule D1 preset differs from monoclinic-20-d1 only in placement (and names)
     uniform, mol = load_spec("monoclinic-20-d1"), load_spec("monoclinic-20-d1-mol")
     gu, gm = uniform.generator, mol.generator  # generator configs as mappings
     assert gm["placement"]["method"] == "molecule" != gu["placement"]["method"]
     assert {k for k in gu if gu[k] != gm[k]} == {"name", "placement"}
-    assert (mol.seed, mol.n, mol.splits, mol.compute) == (uniform.seed, uniform.n,
-                                                           uniform.splits, uniform.compute)
+    assert (mol.seed, mol.n, mol.splits, mol.compute) == (
+        uniform.seed,
+        uniform.n,
+        uniform.splits,
+        uniform.compute,
+    )
 
 
 def test_seeds_and_splits_depend_only_on_seed_and_id():
@@ -119,8 +148,16 @@ def test_shards_identical_for_one_and_two_workers_and_dask(tmp_path, small_datas
         pytest.skip("dask.distributed is not installed (extra 'dask')")
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         build_dataset(load_spec(SMALL), tmp_path / "dask", executor="dask", client=client)
     assert shard_hashes(tmp_path / "dask") == shard_hashes(small_dataset)
     assert verify_dataset(tmp_path / "dask") == []
@@ -182,11 +219,19 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, small_datase
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({**SMALL, "shard_size": 2, "row_group_size": 2}))
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "xtalforge.cli", "generate", str(spec_file),
-                             "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xtalforge.cli", "generate", str(spec_file), "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 3:
         time.sleep(0.05)
@@ -204,8 +249,9 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, small_datase
     clean = tmp_path / "clean"
     build_dataset(load_spec(spec_file), clean)
     assert shard_hashes(out) == shard_hashes(clean)
-    ids = pd.concat(pd.read_parquet(f, columns=["id"]) for f in sorted(
-        (out / "shards").glob("*.parquet")))["id"]
+    ids = pd.concat(
+        pd.read_parquet(f, columns=["id"]) for f in sorted((out / "shards").glob("*.parquet"))
+    )["id"]
     assert sorted(ids) == list(range(48))
 
 
@@ -254,8 +300,12 @@ def test_shard_dataset_tensors_and_masks_match_direct_computation(small_dataset)
         np.testing.assert_array_equal(item["absent"][0].numpy(), ~(kmask | tmask))
         np.testing.assert_allclose(item["target"][0].numpy(), full, atol=2e-3)
         np.testing.assert_allclose(item["input"][0].numpy(), np.where(kmask, full, 0), atol=2e-3)
-    assert len(ds) + len(ShardDataset(small_dataset, "val", task)) + len(
-        ShardDataset(small_dataset, "test", task)) == 48
+    assert (
+        len(ds)
+        + len(ShardDataset(small_dataset, "val", task))
+        + len(ShardDataset(small_dataset, "test", task))
+        == 48
+    )
 
 
 def test_e_and_wilson_normalisations(small_dataset):
@@ -300,8 +350,10 @@ def test_shard_data_module_batches(small_dataset):
     batch = next(iter(dm.train_dataloader()))
     assert batch["input"].shape[:2] == (4, 1) and batch["known"].dtype == torch.bool
     ids = [int(i) for b in dm.train_dataloader() for i in b["id"]]
-    df = pd.concat(pd.read_parquet(f, columns=["id", "split"])
-                   for f in sorted((small_dataset / "shards").glob("*.parquet")))
+    df = pd.concat(
+        pd.read_parquet(f, columns=["id", "split"])
+        for f in sorted((small_dataset / "shards").glob("*.parquet"))
+    )
     assert sorted(ids) == sorted(df.loc[df["split"] == "train", "id"])  # each once per epoch
     assert ids != sorted(ids)  # shuffled
 
@@ -322,8 +374,8 @@ def test_length_grouped_batches(small_dataset):
     shuffled.set_epoch(2)
     order, pool = list(shuffled), batch * pool_batches
     for p in range(0, len(batches), pool_batches):
-        mine = batches[p:p + pool_batches]
-        assert sorted(i for b in mine for i in b) == sorted(order[p * batch:p * batch + pool])
+        mine = batches[p : p + pool_batches]
+        assert sorted(i for b in mine for i in b) == sorted(order[p * batch : p * batch + pool])
         spans = sorted((lengths[b].min(), lengths[b].max()) for b in mine)
         assert all(hi <= lo for (_, hi), (lo, _) in itertools.pairwise(spans))
     again = LengthGroupedBatchSampler(ds, batch, pool_batches, seed=5)
@@ -332,8 +384,10 @@ def test_length_grouped_batches(small_dataset):
     again.set_epoch(3)
     assert list(again) != batches
     padded = sum(len(b) * lengths[b].max() for b in batches)
-    random = sum(len(order[i:i + batch]) * lengths[order[i:i + batch]].max()
-                 for i in range(0, len(order), batch))
+    random = sum(
+        len(order[i : i + batch]) * lengths[order[i : i + batch]].max()
+        for i in range(0, len(order), batch)
+    )
     assert padded < random
     with pytest.raises(ValueError, match="pool_batches"):
         LengthGroupedBatchSampler(ds, 4, 0)
@@ -342,12 +396,14 @@ def test_length_grouped_batches(small_dataset):
 def test_shard_data_module_length_grouping(small_dataset):
     from xtalforge.data.modules import ShardDataModule
 
-    dm = ShardDataModule(small_dataset, Task(1.3, 0.9), batch_size=4, mode="list",
-                         length_grouping=2, seed=1)
+    dm = ShardDataModule(
+        small_dataset, Task(1.3, 0.9), batch_size=4, mode="list", length_grouping=2, seed=1
+    )
     dm.setup("fit")
     ids = [int(i) for b in dm.train_dataloader() for i in b["id"]]
-    assert sorted(ids) == sorted(int(dm.datasets["train"][i]["id"])
-                                 for i in range(len(dm.datasets["train"])))
+    assert sorted(ids) == sorted(
+        int(dm.datasets["train"][i]["id"]) for i in range(len(dm.datasets["train"]))
+    )
     with pytest.raises(ValueError, match="list-mode"):
         ShardDataModule(small_dataset, Task(1.3, 0.9), mode="grid", length_grouping=2)
 
@@ -369,14 +425,28 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
     half = good.occ.copy()
     half[0] = 0.5
     _write(good.copy(occ=half), src / "d_partial.cif")
-    two = good.copy(z=np.r_[good.z, good.z[0]], frac=np.r_[good.frac, good.frac[:1] + 0.02],
-                    u_iso=np.r_[good.u_iso, 0.02], occ=np.r_[good.occ, 1.0])
+    two = good.copy(
+        z=np.r_[good.z, good.z[0]],
+        frac=np.r_[good.frac, good.frac[:1] + 0.02],
+        u_iso=np.r_[good.u_iso, 0.02],
+        occ=np.r_[good.occ, 1.0],
+    )
     _write(two, src / "e_overlap.cif")
-    dup = good.copy(z=np.r_[good.z, good.z[0]], frac=np.r_[good.frac, good.frac[:1] + 1.0],
-                    u_iso=np.r_[good.u_iso, good.u_iso[0]], occ=np.r_[good.occ, 1.0])
+    dup = good.copy(
+        z=np.r_[good.z, good.z[0]],
+        frac=np.r_[good.frac, good.frac[:1] + 1.0],
+        u_iso=np.r_[good.u_iso, good.u_iso[0]],
+        occ=np.r_[good.occ, 1.0],
+    )
     _write(dup, src / "f_duplicate.cif")
-    shelx = Crystal((6.0, 7.0, 8.0, 90, 100, 90), "P 1 2/c 1", ["Cu", "O"],
-                    [[0.0, 0.3, 0.25], [0.2, 0.1, 0.1]], [0.02, 0.03], [0.5, 1.0])
+    shelx = Crystal(
+        (6.0, 7.0, 8.0, 90, 100, 90),
+        "P 1 2/c 1",
+        ["Cu", "O"],
+        [[0.0, 0.3, 0.25], [0.2, 0.1, 0.1]],
+        [0.02, 0.03],
+        [0.5, 1.0],
+    )
     _write(shelx, src / "g_shelx_occ.cif")
     (src / "h_corrupt.cif").write_text("data_bad\n_cell_length_a 5\nloop_\n_atom_site_label\n")
     text, last = (src / "a_good.cif").read_text(), Crystal.from_cif(src / "a_good.cif").labels[-1]
@@ -397,8 +467,14 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
     assert report.loc["i_qpeak.cif", "status"] == "fixed"
     assert "dummy site" in report.loc["i_qpeak.cif", "fixes"]
     rows = pd.concat(pd.read_parquet(f) for f in sorted((out / "shards").glob("*.parquet")))
-    assert set(rows["source"]) == {"a_good.cif", "b_u_times_1e4.cif", "c_b_as_u.cif",
-                                   "f_duplicate.cif", "g_shelx_occ.cif", "i_qpeak.cif"}
+    assert set(rows["source"]) == {
+        "a_good.cif",
+        "b_u_times_1e4.cif",
+        "c_b_as_u.cif",
+        "f_duplicate.cif",
+        "g_shelx_occ.cif",
+        "i_qpeak.cif",
+    }
     # the fixed structures give the original's structure factors
     ref = np.abs(structure_factors(Crystal.from_cif(src / "a_good.cif"), 0.8))
     for name in ("a_good.cif", "b_u_times_1e4.cif", "f_duplicate.cif", "i_qpeak.cif"):
@@ -413,21 +489,22 @@ def test_import_cif_takes_every_structure_of_a_multi_block_file(tmp_path):
     gen = Generator.from_config("phai-p21c")
     first, second = gen.sample(11), gen.sample(12)
     texts = [first.to_cif(name="compound_1"), second.to_cif(name="compound_2")]
-    (src / "paper.cif").write_text("data_global\n_journal_name_full 'J. Test'\n\n"
-                                   + "\n".join(texts))
+    (src / "paper.cif").write_text(
+        "data_global\n_journal_name_full 'J. Test'\n\n" + "\n".join(texts)
+    )
     _write(gen.sample(13), src / "single.cif")
     out = tmp_path / "ds"
     res = CliRunner().invoke(app, ["import-cif", str(src), "--out", str(out)])
     assert res.exit_code == 0, res.stdout
     report = pd.read_csv(out / "import-report.csv").set_index("file")
-    assert list(report.index) == ["paper.cif [compound_1]", "paper.cif [compound_2]",
-                                  "single.cif"]
+    assert list(report.index) == ["paper.cif [compound_1]", "paper.cif [compound_2]", "single.cif"]
     rows = pd.concat(pd.read_parquet(f) for f in sorted((out / "shards").glob("*.parquet")))
     rows = rows.set_index("source")
     for name, crystal in (("paper.cif [compound_1]", first), ("paper.cif [compound_2]", second)):
         ref = np.abs(structure_factors(crystal, 0.8))  # each block is its own structure
-        np.testing.assert_allclose(np.asarray(rows.loc[name, "F"], float), ref, rtol=1e-4,
-                                   atol=1e-4 * ref.max())
+        np.testing.assert_allclose(
+            np.asarray(rows.loc[name, "F"], float), ref, rtol=1e-4, atol=1e-4 * ref.max()
+        )
 
 
 def test_audit_on_the_cod_folder_never_raises():
@@ -448,14 +525,16 @@ def test_import_hkl_round_trip_with_unmerged_symmetry_mates(tmp_path):
     hkl = np.concatenate([refl.hkl, refl.hkl * np.array([1, -1, 1])])
     scale = write_hkl(tmp_path / "x.hkl", hkl, np.r_[i_calc, i_calc] / 10)
     c.to_cif(tmp_path / "x.cif")
-    res = CliRunner().invoke(app, ["import-hkl", str(tmp_path / "x.hkl"), "--out",
-                                   str(tmp_path / "ds")])
+    res = CliRunner().invoke(
+        app, ["import-hkl", str(tmp_path / "x.hkl"), "--out", str(tmp_path / "ds")]
+    )
     assert res.exit_code == 0, res.stdout
     row = pd.read_parquet(tmp_path / "ds" / "shards" / "part-00000.parquet").iloc[0]
     np.testing.assert_array_equal(np.asarray(row["hkl"]).reshape(-1, 3), refl.hkl)
     # F8.2 rounds I to 0.01: compare intensities
-    np.testing.assert_allclose(np.asarray(row["F"], float) ** 2, i_calc / 10 * scale, rtol=1e-3,
-                               atol=0.006)
+    np.testing.assert_allclose(
+        np.asarray(row["F"], float) ** 2, i_calc / 10 * scale, rtol=1e-3, atol=0.006
+    )
     assert "phase" not in row.index
 
 

@@ -14,9 +14,30 @@ from xtalforge.generate.cells import sample_cell
 from xtalforge.generate.config import CellConfig
 
 # ≥ 20 groups over all seven crystal systems (reference settings)
-GROUPS = ["P 1", "P -1", "P 1 21 1", "C 1 2 1", "P 1 21/c 1", "C 1 2/c 1", "P 21 21 21",
-          "P b c a", "C m c m", "F d d d :2", "P 41", "I 41/a :2", "P 4/m m m", "P 31", "R -3 :H",
-          "P -3 m 1", "P 61", "P 63/m", "P 6/m m m", "P 21 3", "F m -3 m", "I a -3 d"]
+GROUPS = [
+    "P 1",
+    "P -1",
+    "P 1 21 1",
+    "C 1 2 1",
+    "P 1 21/c 1",
+    "C 1 2/c 1",
+    "P 21 21 21",
+    "P b c a",
+    "C m c m",
+    "F d d d :2",
+    "P 41",
+    "I 41/a :2",
+    "P 4/m m m",
+    "P 31",
+    "R -3 :H",
+    "P -3 m 1",
+    "P 61",
+    "P 63/m",
+    "P 6/m m m",
+    "P 21 3",
+    "F m -3 m",
+    "I a -3 d",
+]
 
 
 def brute_force_min_distance(crystal) -> float:
@@ -33,9 +54,13 @@ def brute_force_min_distance(crystal) -> float:
 
 @pytest.mark.parametrize("sg", GROUPS)
 def test_generated_structures_pass_brute_force_checks(sg):
-    cfg = {"spacegroups": [sg], "atoms": [3, 8], "cell": {"a_min": 3.0, "a_max": 40.0},
-           "composition": {"elements": {"C": 2, "O": 1}, "special_elements": {"Cl": 1}},
-           "placement": {"method": "uniform", "min_distance": 1.3, "special_probability": 0.5}}
+    cfg = {
+        "spacegroups": [sg],
+        "atoms": [3, 8],
+        "cell": {"a_min": 3.0, "a_max": 40.0},
+        "composition": {"elements": {"C": 2, "O": 1}, "special_elements": {"Cl": 1}},
+        "placement": {"method": "uniform", "min_distance": 1.3, "special_probability": 0.5},
+    }
     gen = Generator.from_config(cfg)
     group = gemmi.SpaceGroup(sg)
     for seed in range(3):
@@ -66,15 +91,25 @@ def test_same_config_and_seed_give_identical_structures():
     assert a.metadata["seed"] == 42 and a.metadata["generator"] == "phai-p21c"
 
 
-@pytest.mark.parametrize("cfg", [
-    "thesis-monoclinic",
-    {"spacegroups": {"P 1 21 1": 1}, "atoms": [20, 40], "cell": {"v_atom": [5, 7]},  # crowded
-     "placement": {"method": "uniform", "min_distance": 1.5}},
-    {"spacegroups": {"F d -3 m": 1, "P 4/m m m": 1, "R -3 c:H": 1, "P -1": 1}, "atoms": [3, 12],
-     "cell": {"v_atom": [10, 18]}, "composition": {"elements": {"C": 1, "O": 1},
-                                                   "h_fraction": [0.2, 0.4]},
-     "placement": {"method": "uniform", "min_distance": 1.0, "special_probability": 0.5}},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        "thesis-monoclinic",
+        {
+            "spacegroups": {"P 1 21 1": 1},
+            "atoms": [20, 40],
+            "cell": {"v_atom": [5, 7]},  # crowded
+            "placement": {"method": "uniform", "min_distance": 1.5},
+        },
+        {
+            "spacegroups": {"F d -3 m": 1, "P 4/m m m": 1, "R -3 c:H": 1, "P -1": 1},
+            "atoms": [3, 12],
+            "cell": {"v_atom": [10, 18]},
+            "composition": {"elements": {"C": 1, "O": 1}, "h_fraction": [0.2, 0.4]},
+            "placement": {"method": "uniform", "min_distance": 1.0, "special_probability": 0.5},
+        },
+    ],
+)
 def test_batched_uniform_placement_equals_atom_by_atom(cfg):
     """The batched rounds place exactly the atoms that trying them one by one places (the
     plain definition of the algorithm), skipped atoms and hydrogens included."""
@@ -93,8 +128,13 @@ def test_batched_uniform_placement_equals_atom_by_atom(cfg):
 
 
 def test_lognormal_volume_recovered_and_beta_bounded():
-    cfg = CellConfig(strategy="volume_first", volume={"mu": 6.0, "sigma": 0.3}, a_min=3.0,
-                     a_max=30.0, beta_max=120.0)
+    cfg = CellConfig(
+        strategy="volume_first",
+        volume={"mu": 6.0, "sigma": 0.3},
+        a_min=3.0,
+        a_max=30.0,
+        beta_max=120.0,
+    )
     rng = np.random.default_rng(0)
     sg = gemmi.SpaceGroup("P 1 21/c 1")
     cells = [sample_cell(cfg, sg, 1, rng) for _ in range(2000)]
@@ -128,8 +168,7 @@ def pair_distances(crystal, limit: float = 3.0) -> np.ndarray:
 
 
 def test_molecules_show_bond_peak_and_trough_uniform_does_not():
-    base = {"spacegroups": ["P 1 21/c 1"], "atoms": [8, 12],
-            "composition": {"elements": {"C": 1}}}
+    base = {"spacegroups": ["P 1 21/c 1"], "atoms": [8, 12], "composition": {"elements": {"C": 1}}}
     mol = Generator.from_config({**base, "placement": {"method": "molecule"}})
     uni = Generator.from_config({**base, "placement": {"method": "uniform", "min_distance": 1.2}})
     dm = np.concatenate([pair_distances(mol.sample(s)) for s in range(30)])
@@ -143,17 +182,20 @@ def test_molecules_show_bond_peak_and_trough_uniform_does_not():
     assert ut > ub  # no bond peak, no trough for uniform placement
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"cell": {"a_min": 12.0, "a_max": 5.0}}, "a_min"),
-    ({"composition": {"elements": {"Xq": 1.0}}}, "unknown element"),
-    ({"spacegroups": ["P 7"]}, "unknown space-group"),
-    ({"cell": {"v_atom": [0.2, 0.3]}}, "impossible density"),
-    ({"atoms": [5, 2]}, "atoms"),
-    ({"atoms": None}, "exactly one"),
-    ({"cell": {"strategy": "volume_first"}}, "volume"),
-    ({"u_iso": [0.1, 0.01]}, "u_iso"),
-    ({"typo_field": 1}, "typo_field"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"cell": {"a_min": 12.0, "a_max": 5.0}}, "a_min"),
+        ({"composition": {"elements": {"Xq": 1.0}}}, "unknown element"),
+        ({"spacegroups": ["P 7"]}, "unknown space-group"),
+        ({"cell": {"v_atom": [0.2, 0.3]}}, "impossible density"),
+        ({"atoms": [5, 2]}, "atoms"),
+        ({"atoms": None}, "exactly one"),
+        ({"cell": {"strategy": "volume_first"}}, "volume"),
+        ({"u_iso": [0.1, 0.01]}, "u_iso"),
+        ({"typo_field": 1}, "typo_field"),
+    ],
+)
 def test_invalid_configs_rejected_with_the_field(cfg, message):
     with pytest.raises(ConfigError, match=message):
         load_config(cfg)
@@ -180,8 +222,9 @@ def test_cli_sample_writes_cifs_that_read_back(tmp_path):
     from xtalforge.cli import app
     from xtalforge.crystal import Crystal
 
-    result = CliRunner().invoke(app, ["sample", "phai-p21c", "--n", "3", "--out", str(tmp_path),
-                                      "--seed", "7"])
+    result = CliRunner().invoke(
+        app, ["sample", "phai-p21c", "--n", "3", "--out", str(tmp_path), "--seed", "7"]
+    )
     assert result.exit_code == 0, result.stdout
     files = sorted(tmp_path.glob("*.cif"))
     assert len(files) == 3

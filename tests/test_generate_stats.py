@@ -32,8 +32,9 @@ def test_interatomic_distances_rock_salt_shells():
 
 
 def test_interatomic_distances_oblique_cell_matches_brute_force():
-    c = Generator.from_config({"spacegroups": ["P -1"], "atoms": [4, 6],
-                               "cell": {"a_min": 3.0, "a_max": 6.0}}).sample(3)
+    c = Generator.from_config(
+        {"spacegroups": ["P -1"], "atoms": [4, 6], "cell": {"a_min": 3.0, "a_max": 6.0}}
+    ).sample(3)
     p1 = c.expand_p1()
     orth = p1.orthogonalization_matrix
     r = range(-3, 4)
@@ -47,11 +48,19 @@ def test_interatomic_distances_oblique_cell_matches_brute_force():
 
 
 def test_fit_recovers_known_generator_parameters():
-    truth = {"spacegroups": {"P 1 21/c 1": 2.0, "P -1": 1.0}, "atoms": None,
-             "v_atom_count": [15.0, 20.0],
-             "cell": {"strategy": "volume_first", "volume": {"mu": 7.0, "sigma": 0.3},
-                      "a_min": 4.0, "a_max": 30.0},
-             "composition": {"elements": {"C": 0.8, "O": 0.2}}, "u_iso": [0.02, 0.04]}
+    truth = {
+        "spacegroups": {"P 1 21/c 1": 2.0, "P -1": 1.0},
+        "atoms": None,
+        "v_atom_count": [15.0, 20.0],
+        "cell": {
+            "strategy": "volume_first",
+            "volume": {"mu": 7.0, "sigma": 0.3},
+            "a_min": 4.0,
+            "a_max": 30.0,
+        },
+        "composition": {"elements": {"C": 0.8, "O": 0.2}},
+        "u_iso": [0.02, 0.04],
+    }
     gen = Generator.from_config(truth)
     crystals = [gen.sample(s) for s in range(300)]
     cfg = fit_config(crystals).config
@@ -90,8 +99,11 @@ def test_stats_and_compare_on_the_cod_folder(tmp_path):
 
 
 def test_compare_same_generator_is_close_and_molecules_differ_from_uniform(tmp_path):
-    base = {"spacegroups": ["P 1 21/c 1"], "atoms": [8, 12],
-            "composition": {"elements": {"C": 1.0}}}
+    base = {
+        "spacegroups": ["P 1 21/c 1"],
+        "atoms": [8, 12],
+        "composition": {"elements": {"C": 1.0}},
+    }
     mol = Generator.from_config({**base, "placement": {"method": "molecule"}})
     uni = Generator.from_config({**base, "placement": {"method": "uniform"}})
     a = [mol.sample(s) for s in range(40)]

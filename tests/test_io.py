@@ -92,8 +92,9 @@ def test_binary_file_is_not_read_as_hkl(tmp_path):
         read_reflections(tmp_path / "raw.hkl")
 
 
-@pytest.mark.parametrize("sg", ["P 1 21/n 1", "C 1 2 1", "P -1", "R -3 :H", "F d -3 m :2",
-                                "P 21 21 21", "I 41/a :2"])
+@pytest.mark.parametrize(
+    "sg", ["P 1 21/n 1", "C 1 2 1", "P -1", "R -3 :H", "F d -3 m :2", "P 21 21 21", "I 41/a :2"]
+)
 def test_ins_round_trip(tmp_path, sg):
     c = random_crystal(sg, 3, seed=1)
     path = tmp_path / "x.ins"
@@ -111,8 +112,9 @@ def test_mtz_written_by_gemmi(tmp_path):
     mtz.add_dataset("x")
     mtz.add_column("FP", "F")
     mtz.add_column("SIGFP", "Q")
-    rows = np.array([[1, 0, 0, 10.0, 1.0], [0, 1, 1, np.nan, np.nan], [1, 1, 1, 5.0, 0.5]],
-                    dtype=np.float32)
+    rows = np.array(
+        [[1, 0, 0, 10.0, 1.0], [0, 1, 1, np.nan, np.nan], [1, 1, 1, 5.0, 0.5]], dtype=np.float32
+    )
     mtz.set_data(rows)
     path = tmp_path / "x.mtz"
     mtz.write_to_file(str(path))
@@ -133,11 +135,15 @@ def test_mtz_with_only_anomalous_pairs_gives_friedel_means(tmp_path):
     for label, kind in (("I(+)", "K"), ("SIGI(+)", "M"), ("I(-)", "K"), ("SIGI(-)", "M")):
         mtz.add_column(label, kind)
     nan = np.nan
-    rows = np.array([[1, 0, 1, 10.0, 3.0, 14.0, 4.0],   # both mates
-                     [0, 1, 1, 7.0, 1.0, nan, nan],     # only I(+)
-                     [1, 1, 1, nan, nan, 5.0, 0.5],     # only I(-)
-                     [2, 1, 1, nan, nan, nan, nan]],    # neither
-                    dtype=np.float32)
+    rows = np.array(
+        [
+            [1, 0, 1, 10.0, 3.0, 14.0, 4.0],  # both mates
+            [0, 1, 1, 7.0, 1.0, nan, nan],  # only I(+)
+            [1, 1, 1, nan, nan, 5.0, 0.5],  # only I(-)
+            [2, 1, 1, nan, nan, nan, nan],
+        ],  # neither
+        dtype=np.float32,
+    )
     mtz.set_data(rows)
     path = tmp_path / "anom.mtz"
     mtz.write_to_file(str(path))
@@ -169,8 +175,9 @@ def test_cif_refln_round_trip_through_gemmi(tmp_path):
     for key in ("alpha", "beta", "gamma"):
         b.set_pair(f"_cell_angle_{key}", "90")
     b.set_pair("_symmetry_space_group_name_H-M", "'P 21 21 21'")
-    loop = b.init_loop("_refln_", ["index_h", "index_k", "index_l", "F_squared_meas",
-                                   "F_squared_sigma"])
+    loop = b.init_loop(
+        "_refln_", ["index_h", "index_k", "index_l", "F_squared_meas", "F_squared_sigma"]
+    )
     loop.add_row(["1", "2", "3", "100.5", "2.0"])
     loop.add_row(["2", "0", "0", "?", "?"])
     path = tmp_path / "r.cif"
@@ -196,8 +203,10 @@ def _transformed_data(tmp_path, hklf_line: str, kind: int = 4):
     scale = write_hkl(hkl_path, file_hkl, amp**2 if kind == 4 else amp, hklf=kind)
     text = write_ins(ins_path, c, hklf=kind).replace(f"HKLF {kind}", hklf_line)
     ins_path.write_text(text)
-    truth = {tuple(h): a * (scale if kind == 3 else np.sqrt(scale))
-             for h, a in zip(refl.hkl.tolist(), amp)}
+    truth = {
+        tuple(h): a * (scale if kind == 3 else np.sqrt(scale))
+        for h, a in zip(refl.hkl.tolist(), amp)
+    }
     return c, truth, hkl_path, ins_path
 
 
@@ -229,12 +238,15 @@ def test_hklf_3_scale_and_bad_instructions(tmp_path):
     from xtalforge.data.hkl_import import load_measured
 
     c, truth, hkl_path, ins_path = _transformed_data(
-        tmp_path, "HKLF 3 0.5 " + " ".join(str(v) for v in HKLF_MATRIX.ravel()), kind=3)
+        tmp_path, "HKLF 3 0.5 " + " ".join(str(v) for v in HKLF_MATRIX.ravel()), kind=3
+    )
     refl, amp, _, notes, _ = load_measured(hkl_path, ins_path)
     assert _r_against(truth, refl, amp * 2) < 2e-3  # amplitudes, halved by s = 0.5
     assert any("HKLF scale 0.5" in n for n in notes)
-    for line, message in (("HKLF 4 1 -1 0 0 0 1 0 0 0 1", "determinant"),
-                          ("HKLF 4 1 1 0 0 0 1", "nine numbers")):
+    for line, message in (
+        ("HKLF 4 1 -1 0 0 0 1 0 0 0 1", "determinant"),
+        ("HKLF 4 1 1 0 0 0 1", "nine numbers"),
+    ):
         ins_path.write_text(write_ins(ins_path, c).replace("HKLF 4", line))
         with pytest.raises(ReflectionFileError, match=rf"x\.ins:\d+: cannot read HKLF.*{message}"):
             read_ins(ins_path)
@@ -300,13 +312,18 @@ def test_measured_data_with_a_pdb_model_for_cell_and_symmetry(tmp_path):
 def _xds_ascii(cell, number: int, hkl: np.ndarray, i: np.ndarray, sig: np.ndarray) -> str:
     """An unmerged XDS_ASCII file (the 12 items XDS writes)."""
     items = ["H", "K", "L", "IOBS", "SIGMA(IOBS)", "XD", "YD", "ZD", "RLP", "PEAK", "CORR", "MAXC"]
-    head = ["!FORMAT=XDS_ASCII    MERGE=FALSE    FRIEDEL'S_LAW=TRUE",
-            f"!SPACE_GROUP_NUMBER={number:5d}",
-            "!UNIT_CELL_CONSTANTS=" + "".join(f"{v:10.3f}" for v in cell),
-            f"!NUMBER_OF_ITEMS_IN_EACH_DATA_RECORD={len(items)}",
-            *(f"!ITEM_{name}={k + 1}" for k, name in enumerate(items)), "!END_OF_HEADER"]
-    rows = [f"{h:6d}{k:6d}{l:6d} {v:.4E} {s:.3E}  100.0  200.0   30.0 1.0 100 90 1000"
-            for (h, k, l), v, s in zip(hkl.tolist(), i, sig)]  # noqa: E741
+    head = [
+        "!FORMAT=XDS_ASCII    MERGE=FALSE    FRIEDEL'S_LAW=TRUE",
+        f"!SPACE_GROUP_NUMBER={number:5d}",
+        "!UNIT_CELL_CONSTANTS=" + "".join(f"{v:10.3f}" for v in cell),
+        f"!NUMBER_OF_ITEMS_IN_EACH_DATA_RECORD={len(items)}",
+        *(f"!ITEM_{name}={k + 1}" for k, name in enumerate(items)),
+        "!END_OF_HEADER",
+    ]
+    rows = [
+        f"{h:6d}{k:6d}{l:6d} {v:.4E} {s:.3E}  100.0  200.0   30.0 1.0 100 90 1000"
+        for (h, k, l), v, s in zip(hkl.tolist(), i, sig)
+    ]
     return "\n".join(head + rows + ["!END_OF_DATA", ""])
 
 
@@ -353,6 +370,5 @@ def test_observed_absences_warn_that_the_space_group_is_wrong(tmp_path):
         load_measured(tmp_path / "x.hkl", cell=tuple(c.cell), spacegroup="P 1 21/c 1")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        *_, notes, _ = load_measured(tmp_path / "x.hkl", cell=tuple(c.cell),
-                                     spacegroup="P 1 21 1")
+        *_, notes, _ = load_measured(tmp_path / "x.hkl", cell=tuple(c.cell), spacegroup="P 1 21 1")
     assert not any("observed" in n for n in notes)

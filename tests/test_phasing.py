@@ -16,24 +16,37 @@ from xtalforge.phasing.charge_flipping import locate_origin
 
 
 def structure(sg: str, seed: int = 1, d_min: float = 0.9):
-    gen = Generator.from_config({
-        "name": "t", "spacegroups": [sg], "atoms": [15, 15],
-        "cell": {"strategy": "volume_per_atom", "v_atom": [16.0, 20.0], "a_min": 4.0,
-                 "a_max": 12.0},
-        "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-        "placement": {"method": "uniform", "min_distance": 1.2}, "u_iso": [0.02, 0.04]})
+    gen = Generator.from_config(
+        {
+            "name": "t",
+            "spacegroups": [sg],
+            "atoms": [15, 15],
+            "cell": {
+                "strategy": "volume_per_atom",
+                "v_atom": [16.0, 20.0],
+                "a_min": 4.0,
+                "a_max": 12.0,
+            },
+            "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+            "placement": {"method": "uniform", "min_distance": 1.2},
+            "u_iso": [0.02, 0.04],
+        }
+    )
     c = gen.sample(seed)
     r = reflections(c, d_min)
     return r, structure_factors(c, r)
 
 
-@pytest.mark.parametrize(("sg", "shift"), [
-    ("P 1", (0.123, 0.456, 0.789)),
-    ("P 1 21 1", (0.5, 0.37, 0.0)),        # polar b: any y; x, z in {0, 1/2}
-    ("P 1 21/c 1", (0.5, 0.0, 0.5)),
-    ("C 1 2 1", (0.0, 0.81, 0.5)),
-    ("P 21 21 21", (0.5, 0.5, 0.0)),
-])
+@pytest.mark.parametrize(
+    ("sg", "shift"),
+    [
+        ("P 1", (0.123, 0.456, 0.789)),
+        ("P 1 21 1", (0.5, 0.37, 0.0)),  # polar b: any y; x, z in {0, 1/2}
+        ("P 1 21/c 1", (0.5, 0.0, 0.5)),
+        ("C 1 2 1", (0.0, 0.81, 0.5)),
+        ("P 21 21 21", (0.5, 0.5, 0.0)),
+    ],
+)
 def test_cc_is_one_for_permissible_shifts_and_the_enantiomorph(sg, shift):
     r, f = structure(sg)
     amp, ph = np.abs(f), np.angle(f)
@@ -76,14 +89,19 @@ def test_origin_location_recovers_shifted_true_phases(sg):
     x0 = np.array([0.137, 0.291, 0.613])
     grid = np.zeros(shape, complex)
     grid[tuple(hkl[:, i] % shape[i] for i in range(3))] = fp1 * np.exp(-2j * np.pi * (hkl @ x0))
-    assert score_phases(r, np.abs(f), np.angle(f),
-                        np.angle(grid[tuple(r.hkl[:, i] % 48 for i in range(3))])).cc < 0.5
+    assert (
+        score_phases(
+            r, np.abs(f), np.angle(f), np.angle(grid[tuple(r.hkl[:, i] % 48 for i in range(3))])
+        ).cc
+        < 0.5
+    )
     phases, _, _ = locate_origin(grid, r)
     s = score_phases(r, np.abs(f), np.angle(f), phases)
     assert s.cc > 0.99
 
 
 # --- charge flipping, peaks, smtbx, CLI ------------------------------------------------------
+
 
 def solve_data(sg: str, seed: int, d_min: float = 0.8):
     from xtalforge.phasing.solve import SolveData
@@ -139,13 +157,14 @@ def test_symmetry_check_is_one_for_the_truth_at_any_origin_and_low_for_random_ph
         hkl, fp1 = r.expand_to_p1(f)
         keep = hkl.any(axis=1)
         hkl, fp1 = hkl[keep], fp1[keep] * np.exp(-2j * np.pi * (hkl[keep] @ shift))
-        structures.append((r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations,
-                           hkl, np.abs(fp1)))
+        structures.append(
+            (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, hkl, np.abs(fp1))
+        )
         random = np.abs(fp1) * np.exp(1j * rng.uniform(-np.pi, np.pi, len(hkl)))
         for values in (fp1, random):
             grid = np.zeros(shape, complex)
             grid[tuple((hkl % shape).T)] = values
-            rows.append(np.conj(grid[:, :, :shape[2] // 2 + 1]).reshape(-1))  # as rfftn stores
+            rows.append(np.conj(grid[:, :, : shape[2] // 2 + 1]).reshape(-1))  # as rfftn stores
     check = SymmetryCheck(HalfGrid(shape), structures, torch.device("cpu"), torch.float64)
     agree = check.agreement(torch.as_tensor(np.array(rows)), torch.tensor([0, 0, 1, 1]))
     assert agree[0] == pytest.approx(1.0, abs=1e-9)
@@ -234,13 +253,22 @@ def test_peaks_of_the_true_map_recover_every_atom_and_random_phases_do_not():
     gen_r, f = structure("P 1 21 1", 3, 0.8)
     from xtalforge.generate import Generator  # the same structure, for its atoms
 
-    crystal = Generator.from_config({
-        "name": "t", "spacegroups": ["P 1 21 1"], "atoms": [15, 15],
-        "cell": {"strategy": "volume_per_atom", "v_atom": [16.0, 20.0], "a_min": 4.0,
-                 "a_max": 12.0},
-        "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-        "placement": {"method": "uniform", "min_distance": 1.2},
-        "u_iso": [0.02, 0.04]}).sample(3)
+    crystal = Generator.from_config(
+        {
+            "name": "t",
+            "spacegroups": ["P 1 21 1"],
+            "atoms": [15, 15],
+            "cell": {
+                "strategy": "volume_per_atom",
+                "v_atom": [16.0, 20.0],
+                "a_min": 4.0,
+                "a_max": 12.0,
+            },
+            "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+            "placement": {"method": "uniform", "min_distance": 1.2},
+            "u_iso": [0.02, 0.04],
+        }
+    ).sample(3)
     peaks, heights = find_peaks(gen_r, f, len(crystal.frac))
     assert len(peaks) == len(crystal.frac) and (np.diff(heights) <= 0).all()
     assert atom_recovery(crystal.frac, peaks, gen_r) == 1.0
@@ -287,8 +315,9 @@ def test_smtbx_survives_repeated_failed_attempts():
 
     data = solve_data("P 1 21 1", 1, 1.4)
     rng = np.random.default_rng(1)
-    runs = smtbx_solve_batch([data.refl], [rng.uniform(0.1, 1.1, len(data.refl))], starts=1,
-                             amplitude_type="quasi-E")
+    runs = smtbx_solve_batch(
+        [data.refl], [rng.uniform(0.1, 1.1, len(data.refl))], starts=1, amplitude_type="quasi-E"
+    )
     assert runs[0][0].error is None
     assert not runs[0][0].phase_transition  # all five attempts failed, without a crash
 
@@ -303,8 +332,17 @@ def test_cli_solve_writes_peaks_and_a_ccp4_map(tmp_path):
 
     truth = random_crystal("P 1 21 1", 12, seed=2)
     truth.to_cif(tmp_path / "truth.cif")
-    res = CliRunner().invoke(app, ["solve", str(tmp_path / "truth.cif"), "--out",
-                                   str(tmp_path / "sol.cif"), "--d-min", "0.9"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            str(tmp_path / "truth.cif"),
+            "--out",
+            str(tmp_path / "sol.cif"),
+            "--d-min",
+            "0.9",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "solved (CC ≥ 0.8)" in res.output and "yes" in res.output
     sol = Crystal.from_cif(tmp_path / "sol.cif")
@@ -313,14 +351,33 @@ def test_cli_solve_writes_peaks_and_a_ccp4_map(tmp_path):
     assert m.grid.unit_cell.a == pytest.approx(truth.cell[0], abs=1e-3)
     # not solved from its 1.5 Å data; solved with the 1.5–1.0 Å shell as restrained priors
     # (here the true amplitudes), scored on the 1.5 Å data only
-    res = CliRunner().invoke(app, ["solve", str(tmp_path / "truth.cif"), "--d-min", "1.5",
-                                   "--out", str(tmp_path / "low.cif")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            str(tmp_path / "truth.cif"),
+            "--d-min",
+            "1.5",
+            "--out",
+            str(tmp_path / "low.cif"),
+        ],
+    )
     assert res.exit_code == 0 and re.search(r"solved \(CC ≥ 0\.8\)\s+│\s+no", res.output)
-    res = CliRunner().invoke(app, ["solve", str(tmp_path / "truth.cif"), "--d-min", "1.0",
-                                   "--prior-below", "1.5", "--out", str(tmp_path / "p.cif")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            str(tmp_path / "truth.cif"),
+            "--d-min",
+            "1.0",
+            "--prior-below",
+            "1.5",
+            "--out",
+            str(tmp_path / "p.cif"),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert re.search(r"reflections\s+│\s+(\d+)", res.output)[1] == str(len(reflections(truth,
-                                                                                      1.5)))
+    assert re.search(r"reflections\s+│\s+(\d+)", res.output)[1] == str(len(reflections(truth, 1.5)))
     assert re.search(r"solved \(CC ≥ 0\.8\)\s+│\s+yes", res.output)
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\n_cell_length_a 5\nloop_\n_atom_site_label\n")
@@ -341,19 +398,49 @@ def test_cli_benchmark_solve_and_export_shelx(tmp_path):
     folder.mkdir()
     for i in range(3):
         random_crystal("P 1 21 1", 10, seed=20 + i).to_cif(folder / f"s{i}.cif")
-    res = CliRunner().invoke(app, ["benchmark", "solve", "--data", str(folder), "--methods",
-                                   "cf", "--resolutions", "0.9", "--extend", "1.1:0.9",
-                                   "--json", str(tmp_path / "rows.json"), "--starts", "2"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "benchmark",
+            "solve",
+            "--data",
+            str(folder),
+            "--methods",
+            "cf",
+            "--resolutions",
+            "0.9",
+            "--extend",
+            "1.1:0.9",
+            "--json",
+            str(tmp_path / "rows.json"),
+            "--starts",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads((tmp_path / "rows.json").read_text())
-    keys = {"method", "data", "d_min", "solved_fraction", "median_cc", "median_phase_error",
-            "seconds_per_structure", "n"}
+    keys = {
+        "method",
+        "data",
+        "d_min",
+        "solved_fraction",
+        "median_cc",
+        "median_phase_error",
+        "seconds_per_structure",
+        "n",
+    }
     assert all(keys <= set(r) for r in rows)
     assert {(r["data"], r["d_min"]) for r in rows} == {
-        ("truth", 0.9), ("truth", 1.1), ("wilson", 0.9), ("free_lunch", 0.9)}
+        ("truth", 0.9),
+        ("truth", 1.1),
+        ("wilson", 0.9),
+        ("free_lunch", 0.9),
+    }
     assert all(r["n"] == 3 and 0 <= r["solved_fraction"] <= 1 for r in rows)
-    res = CliRunner().invoke(app, ["export-shelx", str(folder / "s0.cif"), "--out",
-                                   str(tmp_path / "s0"), "--d-min", "1.0"])
+    res = CliRunner().invoke(
+        app,
+        ["export-shelx", str(folder / "s0.cif"), "--out", str(tmp_path / "s0"), "--d-min", "1.0"],
+    )
     assert res.exit_code == 0, res.output
     ins = read_ins(tmp_path / "s0.ins")
     assert ins.spacegroup.xhm() == "P 1 21 1"
@@ -362,10 +449,12 @@ def test_cli_benchmark_solve_and_export_shelx(tmp_path):
     # the origin (site-symmetry order 6: 3 per cell) and C in a general position (18 per cell)
     from xtalforge.crystal import Crystal
 
-    Crystal((10.0, 10.0, 14.0, 90, 90, 120), "R -3 :H", ["C", "Na"],
-            [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]]).to_cif(tmp_path / "r.cif")
-    res = CliRunner().invoke(app, ["export-shelx", str(tmp_path / "r.cif"), "--out",
-                                   str(tmp_path / "r")])
+    Crystal(
+        (10.0, 10.0, 14.0, 90, 90, 120), "R -3 :H", ["C", "Na"], [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]]
+    ).to_cif(tmp_path / "r.cif")
+    res = CliRunner().invoke(
+        app, ["export-shelx", str(tmp_path / "r.cif"), "--out", str(tmp_path / "r")]
+    )
     assert res.exit_code == 0, res.output
     assert read_ins(tmp_path / "r.ins").composition() == {"C": 18.0, "Na": 3.0}
 
@@ -386,5 +475,6 @@ def test_load_solve_data_takes_an_mmcif_model(tmp_path):
     pdb.write_text(PDB_TEXT)
     truth = read_structure(pdb)
     assert data.true_phases is not None and len(data.refl) == len(reflections(truth, 1.5))
-    np.testing.assert_allclose(data.amplitudes, np.abs(structure_factors(truth, data.refl)),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        data.amplitudes, np.abs(structure_factors(truth, data.refl)), rtol=1e-4
+    )

@@ -41,8 +41,8 @@ def test_quartz_strongest_lines():
     for tt, inten in zip(np.round(peaks.two_theta, 2), peaks.intensity):
         lines[tt] = lines.get(tt, 0.0) + inten
     top = sorted(lines, key=lines.get, reverse=True)[:2]
-    assert top[0] == pytest.approx(26.64, abs=0.01)   # (101)
-    assert top[1] == pytest.approx(20.86, abs=0.01)   # (100)
+    assert top[0] == pytest.approx(26.64, abs=0.01)  # (101)
+    assert top[1] == pytest.approx(20.86, abs=0.01)  # (100)
 
 
 @pytest.mark.parametrize("fwhm, eta", [(0.05, 0.0), (0.1, 0.5), (0.2, 1.0)])
@@ -57,8 +57,12 @@ def test_tch_fwhm_is_the_measured_width_and_matches_the_formula():
     tt = np.array([20.0, 60.0, 110.0])
     g, lo, fwhm, eta = tch_parameters(tt, U=3.0, V=-0.5, W=4.0, X=5.0, Y=3.0, Z=0.5)
     th = np.radians(tt / 2)
-    g_ref = np.sqrt(8 * math.log(2) * (3 * np.tan(th) ** 2 - 0.5 * np.tan(th) + 4
-                                       + 0.5 / np.cos(th) ** 2)) / 100
+    g_ref = (
+        np.sqrt(
+            8 * math.log(2) * (3 * np.tan(th) ** 2 - 0.5 * np.tan(th) + 4 + 0.5 / np.cos(th) ** 2)
+        )
+        / 100
+    )
     l_ref = (5 / np.cos(th) + 3 * np.tan(th)) / 100
     np.testing.assert_allclose(g, g_ref)
     np.testing.assert_allclose(lo, l_ref)
@@ -84,8 +88,17 @@ def test_fcj_asymmetry_moves_centroid_down_at_low_angle_and_vanishes():
 
 def test_profiled_peak_area_and_centroid():
     nacl = sodium_chloride()
-    ins = Instrument(wavelengths="CuKa1", two_theta_min=25, two_theta_max=35, n_points=20001,
-                     shl=0.03, hl=0.03, W=5, X=3, Y=1)
+    ins = Instrument(
+        wavelengths="CuKa1",
+        two_theta_min=25,
+        two_theta_max=35,
+        n_points=20001,
+        shl=0.03,
+        hl=0.03,
+        W=5,
+        X=3,
+        Y=1,
+    )
     peaks = peak_list(nacl, ins)
     for exact in (True, False):
         x, y = simulate(peaks, ins, exact=exact)
@@ -133,19 +146,23 @@ def test_background_noise_and_batch():
     assert quiet.max() == pytest.approx(ins.scale + quiet[np.argmax(quiet)] - ins.scale, rel=1e-9)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"W": -10.0, "U": 0.0, "V": 0.0}, "negative Gaussian variance"),
-    ({"two_theta_max": 185.0}, "180"),
-    ({"two_theta_min": 50.0, "two_theta_max": 40.0}, "increase"),
-    ({"wavelengths": "FeKa"}, "unknown wavelength"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"W": -10.0, "U": 0.0, "V": 0.0}, "negative Gaussian variance"),
+        ({"two_theta_max": 185.0}, "180"),
+        ({"two_theta_min": 50.0, "two_theta_max": 40.0}, "increase"),
+        ({"wavelengths": "FeKa"}, "unknown wavelength"),
+    ],
+)
 def test_bad_parameters_raise_clear_errors(kwargs, message):
     with pytest.raises(PowderError, match=message):
         Instrument.checked(**kwargs)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pymatgen") is None,
-                    reason="pymatgen (dev extra) not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("pymatgen") is None, reason="pymatgen (dev extra) not installed"
+)
 def test_stick_intensities_match_pymatgen():
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
     from pymatgen.core import Lattice, Structure
@@ -157,8 +174,9 @@ def test_stick_intensities_match_pymatgen():
     pat = calc.get_pattern(st, scaled=False, two_theta_range=(10, 80))
     # same structure, no Debye–Waller on either side, pymatgen's LP convention (no 1/2)
     c0 = c.copy(u_iso=np.zeros(c.n_atoms))
-    peaks = peak_list(c0, Instrument(wavelengths="CuKa1", two_theta_max=80,
-                                     monochromator_2theta=0.0))
+    peaks = peak_list(
+        c0, Instrument(wavelengths="CuKa1", two_theta_max=80, monochromator_2theta=0.0)
+    )
     tt, inten = peaks.two_theta, peaks.intensity * 2  # undo the 1/2 of our LP convention
     strong = np.argsort(pat.y)[::-1][:8]
     for i in strong:
@@ -191,16 +209,16 @@ def test_cli_powder(tmp_path):
     yml = tmp_path / "ins.yaml"
     yml.write_text("wavelengths: CuKa1\nshl: 0.02\nhl: 0.02\n")
     out, png = tmp_path / "q.xy", tmp_path / "q.png"
-    result = CliRunner().invoke(app, ["powder", str(cif), "--out", str(out), "--plot", str(png),
-                                      "--instrument", str(yml)])
+    result = CliRunner().invoke(
+        app, ["powder", str(cif), "--out", str(out), "--plot", str(png), "--instrument", str(yml)]
+    )
     assert result.exit_code == 0, result.stdout
     data = np.loadtxt(out)
     assert data.shape == (4351, 2)
     assert data[np.argmax(data[:, 1]), 0] == pytest.approx(26.64, abs=0.05)
     assert png.stat().st_size > 1000
     yml.write_text("W: -50\nU: 0\nV: 0\n")
-    bad = CliRunner().invoke(app, ["powder", str(cif), "--out", str(out), "--instrument",
-                                   str(yml)])
+    bad = CliRunner().invoke(app, ["powder", str(cif), "--out", str(out), "--instrument", str(yml)])
     assert bad.exit_code == 2 and "negative Gaussian variance" in bad.stdout
 
 
@@ -213,5 +231,6 @@ def test_training_sample_is_fixed_length_and_reproducible():
     assert a["pattern"].shape == (1000,) and a["pattern"].dtype == np.float32
     assert np.array_equal(a["pattern"], b["pattern"]) and a["instrument"] == b["instrument"]
     rebuilt = Instrument(**a["instrument"])
-    assert np.array_equal(simulate(c, rebuilt, noise=True, seed=9)[1].astype(np.float32),
-                          a["pattern"])
+    assert np.array_equal(
+        simulate(c, rebuilt, noise=True, seed=9)[1].astype(np.float32), a["pattern"]
+    )

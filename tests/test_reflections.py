@@ -10,11 +10,26 @@ from tests.conftest import cell_for
 from xtalforge import ReflectionError, reflections, structure_factors
 from xtalforge.crystal.examples import random_crystal, sodium_chloride
 
-SETTINGS = ["P 1 21/n 1", "P 1 21/a 1", "C 1 2/c 1", "I 1 2/a 1", "P 1 1 21", "B 1 1 2",
-            "A 1 2/a 1", "P 21 21 2", "P c a b", "R 3 :R", "R -3 m :R", "F d -3 m :1",
-            "P 4/n :1", "I 41/a :1", "P 1 1 21/b"]
+SETTINGS = [
+    "P 1 21/n 1",
+    "P 1 21/a 1",
+    "C 1 2/c 1",
+    "I 1 2/a 1",
+    "P 1 1 21",
+    "B 1 1 2",
+    "A 1 2/a 1",
+    "P 21 21 2",
+    "P c a b",
+    "R 3 :R",
+    "R -3 m :R",
+    "F d -3 m :1",
+    "P 4/n :1",
+    "I 41/a :1",
+    "P 1 1 21/b",
+]
 GROUPS = [gemmi.find_spacegroup_by_number(n) for n in range(1, 231)] + [
-    gemmi.SpaceGroup(s) for s in SETTINGS]
+    gemmi.SpaceGroup(s) for s in SETTINGS
+]
 
 
 @pytest.mark.parametrize("sg", GROUPS, ids=lambda sg: sg.xhm())

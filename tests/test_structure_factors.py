@@ -76,8 +76,10 @@ def test_structure_factors_equal_gemmi(sg, special):
 
 
 def test_batch_equals_single_for_mixed_groups():
-    crystals = [well_separated(sg, cell_for(gemmi.SpaceGroup(sg)), 5, seed=i, special=sp)
-                for i, (sg, sp) in enumerate(CASES)]
+    crystals = [
+        well_separated(sg, cell_for(gemmi.SpaceGroup(sg)), 5, seed=i, special=sp)
+        for i, (sg, sp) in enumerate(CASES)
+    ]
     refls = [reflections(c, 1.0) for c in crystals]
     single = [structure_factors(c, r) for c, r in zip(crystals, refls)]
     f64 = structure_factors_batch(crystals, refls, dtype=torch.float64)
@@ -102,8 +104,7 @@ def test_friedel_law_and_translation_phase_shift():
     assert lookup[tuple(-refl.hkl[3])] == pytest.approx(np.conj(f[3]))
     t = np.array([0.13, -0.27, 0.41])
     shifted = structure_factors(c.copy(frac=c.frac + t), refl)
-    np.testing.assert_allclose(shifted, f * np.exp(2j * np.pi * refl.hkl @ t), rtol=1e-9,
-                               atol=1e-9)
+    np.testing.assert_allclose(shifted, f * np.exp(2j * np.pi * refl.hkl @ t), rtol=1e-9, atol=1e-9)
 
 
 def test_mismatched_reflections_rejected():
@@ -137,12 +138,23 @@ CCTBX_SCRIPT = textwrap.dedent("""
 def test_structure_factors_equal_cctbx(sg, special):
     c = well_separated(sg, cell_for(gemmi.SpaceGroup(sg)), 6, seed=11, special=special)
     refl = reflections(c, 1.0)
-    payload = {"cell": list(c.cell), "hall": c.spacegroup.hall, "hkl": refl.hkl.tolist(),
-               "atoms": [[f"A{i}", el, x.tolist(), float(u), float(o)] for i, (el, x, u, o)
-                         in enumerate(zip(c.elements, c.frac, c.u_iso, c.occ))]}
+    payload = {
+        "cell": list(c.cell),
+        "hall": c.spacegroup.hall,
+        "hkl": refl.hkl.tolist(),
+        "atoms": [
+            [f"A{i}", el, x.tolist(), float(u), float(o)]
+            for i, (el, x, u, o) in enumerate(zip(c.elements, c.frac, c.u_iso, c.occ))
+        ],
+    }
     # cctbx runs in a subprocess: it segfaults when gemmi/torch/scipy.fft were imported first.
-    out = subprocess.run([sys.executable, "-c", CCTBX_SCRIPT], input=json.dumps(payload),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CCTBX_SCRIPT],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     ref = np.array([complex(*v) for v in json.loads(out.stdout)])
     assert r_factor(structure_factors(c, refl), ref) < 1e-3
 
@@ -151,8 +163,10 @@ def test_batch_expected_intensity_matches_wilson_expectation():
     from xtalforge.crystal.examples import quartz
     from xtalforge.diffraction.wilson import expected_intensity
 
-    crystals = [quartz(), well_separated("C 1 2 1", (9.0, 7.0, 8.0, 90, 101, 90), 6, 1,
-                                         special=[[0.0, 0.3, 0.0]])]
+    crystals = [
+        quartz(),
+        well_separated("C 1 2 1", (9.0, 7.0, 8.0, 90, 101, 90), 6, 1, special=[[0.0, 0.3, 0.0]]),
+    ]
     refls = [reflections(c, 0.9) for c in crystals]
     _, expected = structure_factors_batch(crystals, refls, with_expected=True)
     for c, r, e in zip(crystals, refls, expected):

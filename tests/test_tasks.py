@@ -33,24 +33,38 @@ from xtalforge.train.patterson import PattersonSR, amplitudes_from_patterson, ch
 from xtalforge.train.phase import PhaseSign, invariant_accuracy, invariant_bce, sign_item
 from xtalforge.train.run import evaluate, load_checkpoint, predict_hkl, train
 
-P21 = {"name": "t", "spacegroups": ["P 1 21 1"], "atoms": [4, 6],
-       "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0,
-                "a_max": 7.0},
-       "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-       "placement": {"method": "uniform", "min_distance": 1.2}, "u_iso": [0.01, 0.04]}
-FRAG = {"name": "f", "spacegroups": ["P 1"], "atoms": [4, 6],
-        "cell": {"strategy": "uniform_edges", "a_min": 6.0, "a_max": 7.0, "beta_max": 110.0},
-        "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-        "placement": {"method": "molecule"}, "u_iso": [0.01, 0.04]}
-P21C = {"name": "c", "spacegroups": ["P 1 21/c 1"], "atoms": [2, 4],
-        "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0,
-                 "a_max": 7.0},
-        "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-        "placement": {"method": "uniform", "min_distance": 1.2}, "u_iso": [0.01, 0.04]}
+P21 = {
+    "name": "t",
+    "spacegroups": ["P 1 21 1"],
+    "atoms": [4, 6],
+    "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0, "a_max": 7.0},
+    "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+    "placement": {"method": "uniform", "min_distance": 1.2},
+    "u_iso": [0.01, 0.04],
+}
+FRAG = {
+    "name": "f",
+    "spacegroups": ["P 1"],
+    "atoms": [4, 6],
+    "cell": {"strategy": "uniform_edges", "a_min": 6.0, "a_max": 7.0, "beta_max": 110.0},
+    "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+    "placement": {"method": "molecule"},
+    "u_iso": [0.01, 0.04],
+}
+P21C = {
+    "name": "c",
+    "spacegroups": ["P 1 21/c 1"],
+    "atoms": [2, 4],
+    "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0, "a_max": 7.0},
+    "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+    "placement": {"method": "uniform", "min_distance": 1.2},
+    "u_iso": [0.01, 0.04],
+}
 OPTIM = {"name": "adam", "lr": 3e-3, "scheduler": "none"}
 
 
 # -- the way back and the maps -----------------------------------------------------------------
+
 
 def test_amplitudes_from_the_true_patterson_are_exact():
     """|F|² are the Fourier coefficients of the Patterson function: the way back recovers every
@@ -74,8 +88,13 @@ def test_periodic_upsample_wraps_around_the_cell():
     assert up.tolist() == [0, 0.5, 1, 1.5, 2, 2.5, 3, 1.5]
 
 
-@pytest.mark.parametrize("net", [PattersonUNet((16, 16, 16), (4, 8, 8)),
-                                 DensityUNet((4, 8, 8), kernel=5, blocks=1, in_channels=1)])
+@pytest.mark.parametrize(
+    "net",
+    [
+        PattersonUNet((16, 16, 16), (4, 8, 8)),
+        DensityUNet((4, 8, 8), kernel=5, blocks=1, in_channels=1),
+    ],
+)
 def test_circular_networks_commute_with_cell_shifts(net):
     """Periodic padding: moving the map by whole pooling steps moves the output alike."""
     torch.manual_seed(0)
@@ -100,7 +119,7 @@ def test_centred_fragment_keeps_its_bonds_and_the_other_hand_is_the_conjugate():
     refl = reflections(cc, 1.5)
     f = structure_factors(cc, refl)
     rho = density_map(refl, f, shape=(16, 16, 16))
-    inv = density_map(refl, np.conj(f), shape=(16, 16, 16))   # F* ↔ ρ(−x)
+    inv = density_map(refl, np.conj(f), shape=(16, 16, 16))  # F* ↔ ρ(−x)
     assert np.allclose(other_hand(torch.from_numpy(rho)).numpy(), inv, atol=1e-9)
     assert np.allclose(map_phases(rho, refl.hkl), np.angle(f), atol=1e-6)
     p, d, _, _ = map_pair(c, 1.5, (16, 16, 16))
@@ -114,10 +133,10 @@ def test_origin_invariant_loss_and_accuracy_against_a_shifted_structure():
     moved = Crystal(c.cell, c.spacegroup, c.z, c.frac + np.array([0.5, 0.0, 0.5]), c.u_iso, c.occ)
     grid = HKLGrid.from_bounds(7.0, 1.5, ["P 1 21/c 1"])
     a, b = sign_item(c, grid, 1.5), sign_item(moved, grid, 1.5)
-    assert not torch.equal(a["sign"], b["sign"])          # the signs did change
+    assert not torch.equal(a["sign"], b["sign"])  # the signs did change
     f = structure_factors(c, reflections(c, 1.5))
-    assert np.abs(f.imag).max() < 1e-6 * np.abs(f).max()   # centrosymmetric: real F
-    logits = 3 * a["sign"][None]                            # a confident, right answer for c
+    assert np.abs(f.imag).max() < 1e-6 * np.abs(f).max()  # centrosymmetric: real F
+    logits = 3 * a["sign"][None]  # a confident, right answer for c
     ba = {k: (v[None] if torch.is_tensor(v) else v) for k, v in a.items()}
     bb = {k: (v[None] if torch.is_tensor(v) else v) for k, v in b.items()}
     assert torch.allclose(invariant_bce(logits, ba), invariant_bce(logits, bb))
@@ -127,14 +146,16 @@ def test_origin_invariant_loss_and_accuracy_against_a_shifted_structure():
 
 # -- learning --------------------------------------------------------------------------------
 
+
 def _patterson_batch(n: int = 4) -> dict:
     from xtalforge.train.patterson import item_from_crystal
 
     gen = Generator.from_config(P21)
     task = {"d_low": 1.5, "d_high": 1.0, "low_shape": (8, 8, 8), "high_shape": (16, 16, 16)}
     items = [item_from_crystal(gen.sample(i), i, task) for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) if k != "id" else torch.arange(n)
-            for k in items[0]}
+    return {
+        k: torch.stack([it[k] for it in items]) if k != "id" else torch.arange(n) for k in items[0]
+    }
 
 
 def _fit(module, batch, steps: int, loss_fn) -> tuple[float, float]:
@@ -153,9 +174,17 @@ def _fit(module, batch, steps: int, loss_fn) -> tuple[float, float]:
 def test_patterson_sr_overfits_a_batch():
     torch.manual_seed(0)
     batch = _patterson_batch()
-    module = PattersonSR({"name": "patterson_unet", "params": {"channels": (8, 16, 16)}},
-                         {"name": "patterson_sr", "d_low": 1.5, "d_high": 1.0,
-                          "low_shape": (8, 8, 8), "high_shape": (16, 16, 16)}, OPTIM)
+    module = PattersonSR(
+        {"name": "patterson_unet", "params": {"channels": (8, 16, 16)}},
+        {
+            "name": "patterson_sr",
+            "d_low": 1.5,
+            "d_high": 1.0,
+            "low_shape": (8, 8, 8),
+            "high_shape": (16, 16, 16),
+        },
+        OPTIM,
+    )
     base = float(torch.mean((module.baseline(batch["input"]) - batch["target"]) ** 2))
     _fit(module, batch, 150, lambda m, b: torch.mean((m(b["input"]) - b["target"]) ** 2))
     module.eval()
@@ -169,15 +198,22 @@ def test_density_model_overfits_a_batch():
 
     torch.manual_seed(0)
     gen = Generator.from_config(FRAG)
-    task = {"name": "patterson_density", "d_high": 1.5, "high_shape": (16, 16, 16),
-            "pearson_weight": 0.1}
+    task = {
+        "name": "patterson_density",
+        "d_high": 1.5,
+        "high_shape": (16, 16, 16),
+        "pearson_weight": 0.1,
+    }
     items = [item_from_crystal(gen.sample(i), i, task) for i in range(4)]
     batch = {k: torch.stack([it[k] for it in items]) for k in ("input", "target")}
-    module = PattersonDensity({"name": "density_unet", "params": {"channels": (8, 8, 8),
-                                                                  "kernel": 5, "blocks": 1}},
-                              task, OPTIM)
-    first, last = _fit(module, batch, 150,
-                       lambda m, b: hand_loss(m(b["input"]), b["target"], 0.1)[0].mean())
+    module = PattersonDensity(
+        {"name": "density_unet", "params": {"channels": (8, 8, 8), "kernel": 5, "blocks": 1}},
+        task,
+        OPTIM,
+    )
+    first, last = _fit(
+        module, batch, 150, lambda m, b: hand_loss(m(b["input"]), b["target"], 0.1)[0].mean()
+    )
     module.eval()
     with torch.no_grad():
         cc = float(module._cc(module(batch["input"]), batch["target"]).min())
@@ -189,12 +225,15 @@ def test_phase_model_overfits_a_batch_with_recycling():
     gen = Generator.from_config(P21C)
     grid = HKLGrid.from_bounds(7.0, 1.5, ["P 1 21/c 1"])
     items = [sign_item(gen.sample(i), grid, 1.5, i) for i in range(4)]
-    batch = {k: torch.stack([it[k] for it in items]) if k != "id" else torch.arange(4)
-             for k in items[0]}
-    module = PhaseSign({"name": "phai", "params": {"channels": 16, "res_blocks": 1, "dim": 32,
-                                                   "mixer_blocks": 1}},
-                       {"name": "phase", "d_high": 1.5, "recycles": 2}, OPTIM,
-                       grid={"lower": list(grid.lower), "shape": list(grid.shape)})
+    batch = {
+        k: torch.stack([it[k] for it in items]) if k != "id" else torch.arange(4) for k in items[0]
+    }
+    module = PhaseSign(
+        {"name": "phai", "params": {"channels": 16, "res_blocks": 1, "dim": 32, "mixer_blocks": 1}},
+        {"name": "phase", "d_high": 1.5, "recycles": 2},
+        OPTIM,
+        grid={"lower": list(grid.lower), "shape": list(grid.shape)},
+    )
     _fit(module, batch, 200, lambda m, b: invariant_bce(m.cycles(b, 2), b).mean())
     module.eval()
     with torch.no_grad():
@@ -204,21 +243,42 @@ def test_phase_model_overfits_a_batch_with_recycling():
 
 # -- runs ------------------------------------------------------------------------------------
 
+
 def _cfg(base, task: dict, model: dict, gen: dict, seed: int = 1):
-    return load_run_config({"name": task["name"], "seed": seed, "output_dir": str(base),
-                            "data": {"generator": gen, "batch_size": 4, "train_length": 8,
-                                     "val_length": 4, "test_length": 3},
-                            "task": task, "model": model,
-                            "trainer": {"max_epochs": 1}})
+    return load_run_config(
+        {
+            "name": task["name"],
+            "seed": seed,
+            "output_dir": str(base),
+            "data": {
+                "generator": gen,
+                "batch_size": 4,
+                "train_length": 8,
+                "val_length": 4,
+                "test_length": 3,
+            },
+            "task": task,
+            "model": model,
+            "trainer": {"max_epochs": 1},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def phase_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("phase")
-    cfg = _cfg(base, {"name": "phase", "d_high": 1.5, "recycles": 2, "inference_cycles": 3,
-                      "inference_starts": 2},
-               {"name": "phai", "params": {"channels": 8, "res_blocks": 1, "dim": 16,
-                                           "mixer_blocks": 1}}, P21C)
+    cfg = _cfg(
+        base,
+        {
+            "name": "phase",
+            "d_high": 1.5,
+            "recycles": 2,
+            "inference_cycles": 3,
+            "inference_starts": 2,
+        },
+        {"name": "phai", "params": {"channels": 8, "res_blocks": 1, "dim": 16, "mixer_blocks": 1}},
+        P21C,
+    )
     return cfg, train(cfg, progress=False)
 
 
@@ -235,17 +295,27 @@ def test_phase_run_is_deterministic_and_round_trips(phase_run, tmp_path):
     assert result["metric"]["name"] == "solved_fraction"
     assert 0 <= result["baseline"] <= 1 and result["baseline_name"] == "random signs"
     assert json.loads((tmp_path / "metrics.json").read_text())["task"] == "phase"
-    res = CliRunner().invoke(app, ["evaluate", str(run_dir / "checkpoints" / "best.ckpt"),
-                                   "--json", str(tmp_path / "m.json")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(run_dir / "checkpoints" / "best.ckpt"),
+            "--json",
+            str(tmp_path / "m.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     saved = json.loads((tmp_path / "m.json").read_text())
     assert {"task", "metric", "baseline"} <= set(saved)
 
 
 def test_map_task_runs_save_load_and_evaluate(tmp_path):
-    cfg = _cfg(tmp_path, {"name": "patterson_density", "d_high": 1.5,
-                          "high_shape": [16, 16, 16]},
-               {"name": "density_unet", "params": {"channels": [4, 4, 4], "kernel": 3}}, FRAG)
+    cfg = _cfg(
+        tmp_path,
+        {"name": "patterson_density", "d_high": 1.5, "high_shape": [16, 16, 16]},
+        {"name": "density_unet", "params": {"channels": [4, 4, 4], "kernel": 3}},
+        FRAG,
+    )
     run = train(cfg, progress=False)
     module = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert isinstance(module, PattersonDensity)
@@ -253,9 +323,18 @@ def test_map_task_runs_save_load_and_evaluate(tmp_path):
     assert r["metric"]["name"] == "map_cc" and len(r["phase_error_shells"]) == 4
     with pytest.raises(XtalforgeError, match="a patterson_density checkpoint; predict extends"):
         predict_hkl(run / "checkpoints" / "last.ckpt", tmp_path / "any.hkl", tmp_path / "o.hkl")
-    cfg = _cfg(tmp_path, {"name": "patterson_sr", "d_low": 1.5, "d_high": 1.0,
-                          "low_shape": [8, 8, 8], "high_shape": [16, 16, 16]},
-               {"name": "patterson_unet", "params": {"channels": [4, 4, 4]}}, P21)
+    cfg = _cfg(
+        tmp_path,
+        {
+            "name": "patterson_sr",
+            "d_low": 1.5,
+            "d_high": 1.0,
+            "low_shape": [8, 8, 8],
+            "high_shape": [16, 16, 16],
+        },
+        {"name": "patterson_unet", "params": {"channels": [4, 4, 4]}},
+        P21,
+    )
     run = train(cfg, progress=False)
     r = evaluate(run / "checkpoints" / "last.ckpt", None)
     assert r["task"] == "patterson_sr" and r["metric"]["name"] == "map_mse"
@@ -266,8 +345,9 @@ def test_map_task_runs_save_load_and_evaluate(tmp_path):
     cifs = tmp_path / "cifs"
     cifs.mkdir()
     write_cif(Generator.from_config(P21).sample(9), cifs / "fits.cif")
-    big = Generator.from_config({**P21, "cell": {**P21["cell"], "a_min": 12.0, "a_max": 14.0},
-                                 "atoms": [20, 30]}).sample(1)
+    big = Generator.from_config(
+        {**P21, "cell": {**P21["cell"], "a_min": 12.0, "a_max": 14.0}, "atoms": [20, 30]}
+    ).sample(1)
     write_cif(big, cifs / "big.cif")
     (cifs / "broken.cif").write_text("data_x\n_cell_length_a 5\n")
     r = evaluate(run / "checkpoints" / "last.ckpt", cifs)
@@ -284,17 +364,29 @@ def test_solve_benchmark_extra_rows(phase_run):
         c = gen.sample(50 + i)
         refl = reflections(c, 1.0)
         f = structure_factors(c, refl)
-        structures.append(SolveData(refl, np.abs(f), f"s{i}", np.angle(f), c.frac,
-                                    {"C": float(len(c.z))}, c.z))
+        structures.append(
+            SolveData(refl, np.abs(f), f"s{i}", np.angle(f), c.frac, {"C": float(len(c.z))}, c.z)
+        )
     phase = load_checkpoint(phase_run[1] / "checkpoints" / "last.ckpt")
     rows = solve_benchmark(structures, [1.5], ("cf",), module=phase)
-    assert [(r.method, r.data, r.d_min) for r in rows] == [("phai", "truth", 1.5),
-                                                           ("cf", "truth", 1.5)]
-    sr = PattersonSR({"name": "patterson_unet", "params": {"channels": (4, 4, 4)}},
-                     {"name": "patterson_sr", "d_low": 1.5, "d_high": 1.0,
-                      "low_shape": (12, 12, 12), "high_shape": (16, 16, 16)}, OPTIM).eval()
-    rows = solve_benchmark(structures, [], ("cf",), extend=(1.5, 1.0), module=sr,
-                           prior_weights=(0.8,))
+    assert [(r.method, r.data, r.d_min) for r in rows] == [
+        ("phai", "truth", 1.5),
+        ("cf", "truth", 1.5),
+    ]
+    sr = PattersonSR(
+        {"name": "patterson_unet", "params": {"channels": (4, 4, 4)}},
+        {
+            "name": "patterson_sr",
+            "d_low": 1.5,
+            "d_high": 1.0,
+            "low_shape": (12, 12, 12),
+            "high_shape": (16, 16, 16),
+        },
+        OPTIM,
+    ).eval()
+    rows = solve_benchmark(
+        structures, [], ("cf",), extend=(1.5, 1.0), module=sr, prior_weights=(0.8,)
+    )
     assert {"patterson", "patterson prior 0.8"} <= {r.data for r in rows}
     prior = next(r for r in rows if r.data == "patterson prior 0.8")
     assert prior.n == 2 and prior.d_min == 1.0 and prior.scored_to == 1.5
@@ -311,8 +403,9 @@ def test_solve_benchmark_extra_rows(phase_run):
     assert d_full.min() < 1.1 and d_part.min() >= 1.2 - 1e-9
     assert len(part.refl) == (d_full >= 1.2 - 1e-9).sum()
     lookup = {tuple(h): a for h, a in zip(full.refl.hkl.tolist(), full.amplitudes, strict=True)}
-    assert all(lookup[tuple(h)] == a for h, a in zip(part.refl.hkl.tolist(), part.amplitudes,
-                                                     strict=True))
+    assert all(
+        lookup[tuple(h)] == a for h, a in zip(part.refl.hkl.tolist(), part.amplitudes, strict=True)
+    )
     for bad in [(1.5, 0.9), (1.4, 1.0)]:
         with pytest.raises(XtalforgeError, match="cannot use the model's task"):
             solve_benchmark(structures, [], ("cf",), extend=bad, module=sr)
@@ -320,20 +413,23 @@ def test_solve_benchmark_extra_rows(phase_run):
     refl = reflections(frag, 1.5)
     f = structure_factors(frag, refl)
     p1 = [SolveData(refl, np.abs(f), "frag", np.angle(f), frag.frac, {}, frag.z)]
-    dens = PattersonDensity({"name": "density_unet", "params": {"channels": (4, 4, 4),
-                                                                "kernel": 3}},
-                            {"name": "patterson_density", "d_high": 1.5,
-                             "high_shape": (16, 16, 16)}, OPTIM).eval()
+    dens = PattersonDensity(
+        {"name": "density_unet", "params": {"channels": (4, 4, 4), "kernel": 3}},
+        {"name": "patterson_density", "d_high": 1.5, "high_shape": (16, 16, 16)},
+        OPTIM,
+    ).eval()
     rows = solve_benchmark(p1, [], ("cf",), module=dens)
     assert [(r.method, r.data, r.n) for r in rows] == [("density", "truth", 1)]
 
 
 def test_task_config_errors():
     with pytest.raises(XtalforgeError, match="trains phai"):
-        load_run_config({"data": {"generator": P21C}, "task": {"name": "phase"},
-                         "model": {"name": "unet3d"}})
+        load_run_config(
+            {"data": {"generator": P21C}, "task": {"name": "phase"}, "model": {"name": "unet3d"}}
+        )
     with pytest.raises(XtalforgeError, match=r"data\.generator"):
-        load_run_config({"data": {"path": "x"}, "task": {"name": "phase"},
-                         "model": {"name": "phai"}})
+        load_run_config(
+            {"data": {"path": "x"}, "task": {"name": "phase"}, "model": {"name": "phai"}}
+        )
     with pytest.raises(XtalforgeError, match="P1 boxes"):
         map_pair(Generator.from_config(P21).sample(0), 1.5, (16, 16, 16))

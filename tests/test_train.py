@@ -29,29 +29,49 @@ from xtalforge.train.metrics import r_factor, r_per_shell, relative_mse, shell_e
 from xtalforge.train.resolution import ResolutionExtension
 from xtalforge.train.run import evaluate, load_checkpoint, predict_hkl, train
 
-GEN = {"name": "t", "spacegroups": ["P 1 21 1"], "atoms": [5, 8],
-       "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0,
-                "a_max": 8.0},
-       "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-       "placement": {"method": "uniform", "min_distance": 1.2}, "u_iso": [0.01, 0.04]}
-SPEC = {"name": "train-small", "generator": GEN, "n": 64, "seed": 3, "shard_size": 32,
-        "row_group_size": 8, "compute": {"d_high": 1.0, "d_low": 1.2},
-        "splits": {"train": 0.75, "val": 0.125, "test": 0.125}}
+GEN = {
+    "name": "t",
+    "spacegroups": ["P 1 21 1"],
+    "atoms": [5, 8],
+    "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0, "a_max": 8.0},
+    "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
+    "placement": {"method": "uniform", "min_distance": 1.2},
+    "u_iso": [0.01, 0.04],
+}
+SPEC = {
+    "name": "train-small",
+    "generator": GEN,
+    "n": 64,
+    "seed": 3,
+    "shard_size": 32,
+    "row_group_size": 8,
+    "compute": {"d_high": 1.0, "d_low": 1.2},
+    "splits": {"train": 0.75, "val": 0.125, "test": 0.125},
+}
 TASK = Task(1.2, 1.0, "wilson")  # O(1) values: a batch is memorised in a few hundred steps
 TINY = {**GEN, "atoms": [3, 5], "cell": {**GEN["cell"], "a_max": 6.0}}
-SMALL_PARAMS = {"unet3d": {"channels": (16, 32, 32)}, "fft_unet": {"channels": (16, 32, 32)},
-                "xrd_transformer": {"embed_dim": 48, "heads": 4, "depth": 3, "h_max": 10}}
+SMALL_PARAMS = {
+    "unet3d": {"channels": (16, 32, 32)},
+    "fft_unet": {"channels": (16, 32, 32)},
+    "xrd_transformer": {"embed_dim": 48, "heads": 4, "depth": 3, "h_max": 10},
+}
 # variants tested like the models: name → (model, params)
-VARIANTS = {**{name: (name, params) for name, params in SMALL_PARAMS.items()},
-            "xrd_transformer+options": ("xrd_transformer", {**SMALL_PARAMS["xrd_transformer"],
-                                                            "neighbourhood": 1, "rope": True})}
+VARIANTS = {
+    **{name: (name, params) for name, params in SMALL_PARAMS.items()},
+    "xrd_transformer+options": (
+        "xrd_transformer",
+        {**SMALL_PARAMS["xrd_transformer"], "neighbourhood": 1, "rope": True},
+    ),
+}
 
 
 def module_for(variant: str, lr: float = 3e-3) -> ResolutionExtension:
     name, params = VARIANTS[variant]
-    return ResolutionExtension({"name": name, "size": "small", "params": params},
-                               {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson"},
-                               {"name": "adam", "lr": lr, "scheduler": "none"})
+    return ResolutionExtension(
+        {"name": name, "size": "small", "params": params},
+        {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson"},
+        {"name": "adam", "lr": lr, "scheduler": "none"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +83,12 @@ def four_items() -> tuple[list[dict], list[dict]]:
         c = gen.sample(100 + i)
         r = reflections(c, 1.0)
         amp = np.abs(structure_factors(c, r))
-        grid_items.append(make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, grid, z=c.z,
-                                    sample_id=i))
-        list_items.append(make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, None, z=c.z,
-                                    sample_id=i))
+        grid_items.append(
+            make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, grid, z=c.z, sample_id=i)
+        )
+        list_items.append(
+            make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, None, z=c.z, sample_id=i)
+        )
     return grid_items, list_items
 
 
@@ -74,12 +96,17 @@ def batch_of(module: ResolutionExtension, items: tuple[list[dict], list[dict]]) 
     grid_items, list_items = items
     if module.input_mode == "list":
         return collate_reflections(list_items)
-    return {k: torch.stack([it[k] for it in grid_items]) if torch.is_tensor(grid_items[0][k])
-            else torch.tensor([it[k] for it in grid_items]) for k in grid_items[0]}
+    return {
+        k: torch.stack([it[k] for it in grid_items])
+        if torch.is_tensor(grid_items[0][k])
+        else torch.tensor([it[k] for it in grid_items])
+        for k in grid_items[0]
+    }
 
 
-@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer",
-                                  "xrd_transformer+options"])
+@pytest.mark.parametrize(
+    "name", ["unet3d", "fft_unet", "xrd_transformer", "xrd_transformer+options"]
+)
 def test_model_overfits_a_batch_of_four(name, four_items):
     torch.manual_seed(0)
     module = module_for(name)
@@ -102,8 +129,9 @@ def test_model_overfits_a_batch_of_four(name, four_items):
     assert r_wilson > 0.2  # the fill is far from the truth, so the fit is the model's
 
 
-@pytest.mark.parametrize("name", ["unet3d", "fft_unet", "xrd_transformer",
-                                  "xrd_transformer+options"])
+@pytest.mark.parametrize(
+    "name", ["unet3d", "fft_unet", "xrd_transformer", "xrd_transformer+options"]
+)
 def test_known_kept_and_absent_zero(name, four_items):
     torch.manual_seed(1)
     module = module_for(name).eval()
@@ -150,18 +178,20 @@ def test_relative_mse_weighs_structures_equally(four_items):
     mask = torch.tensor([[True, True, False], [True, False, False], [False, False, False]])
     expected = ((1.0 / 5.0) + (9.0 / 100.0)) / 2
     assert float(relative_mse(pred, true, mask)) == pytest.approx(expected)
-    module = ResolutionExtension({"name": "unet3d", "size": "small",
-                                  "params": SMALL_PARAMS["unet3d"]},
-                                 {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson",
-                                  "loss": "relative_mse"}, {"name": "adam", "lr": 1e-3})
+    module = ResolutionExtension(
+        {"name": "unet3d", "size": "small", "params": SMALL_PARAMS["unet3d"]},
+        {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson", "loss": "relative_mse"},
+        {"name": "adam", "lr": 1e-3},
+    )
     batch = batch_of(module, four_items)
     with torch.no_grad():
         raw = module.raw(batch)
         loss = float(module._loss(raw, batch))
     t, r = batch["target"].numpy(), raw.numpy()
     m = batch["target_mask"].numpy()
-    by_hand = np.mean([((r[i] - t[i])[m[i]] ** 2).sum() / (t[i][m[i]] ** 2).sum()
-                       for i in range(len(t))])
+    by_hand = np.mean(
+        [((r[i] - t[i])[m[i]] ** 2).sum() / (t[i][m[i]] ** 2).sum() for i in range(len(t))]
+    )
     assert loss == pytest.approx(by_hand, rel=1e-5)
     pooled = ((r - t)[m] ** 2).mean()
     assert abs(loss - pooled) > 1e-3  # the option changes the loss
@@ -170,17 +200,26 @@ def test_relative_mse_weighs_structures_equally(four_items):
 def test_wilson_fill_r_matches_wilson_statistics():
     """With exact E values the fill predicts ⟨|E|⟩; for many equal atoms its R over acentric
     and centric reflections approaches E|x − ⟨x⟩| / ⟨x⟩ under Wilson's distributions."""
+
     def r_closed(pdf):
         mean = integrate.quad(lambda x: x * pdf(x), 0, np.inf)[0]
-        mad = (integrate.quad(lambda x: (mean - x) * pdf(x), 0, mean)[0]
-               + integrate.quad(lambda x: (x - mean) * pdf(x), mean, np.inf)[0])
+        mad = (
+            integrate.quad(lambda x: (mean - x) * pdf(x), 0, mean)[0]
+            + integrate.quad(lambda x: (x - mean) * pdf(x), mean, np.inf)[0]
+        )
         return mad / mean
 
     r_acentric = r_closed(lambda x: 2 * x * np.exp(-x * x))
     r_centric = r_closed(lambda x: np.sqrt(2 / np.pi) * np.exp(-x * x / 2))
-    gen = Generator.from_config({**GEN, "spacegroups": ["P 1 21 1"], "atoms": [60, 60],
-                                 "composition": {"elements": {"C": 1.0}},
-                                 "u_iso": [0.02, 0.02]})
+    gen = Generator.from_config(
+        {
+            **GEN,
+            "spacegroups": ["P 1 21 1"],
+            "atoms": [60, 60],
+            "composition": {"elements": {"C": 1.0}},
+            "u_iso": [0.02, 0.02],
+        }
+    )
     task = Task(2.0, 0.9, "e")
     from xtalforge.diffraction.wilson import normalize
 
@@ -210,11 +249,17 @@ def test_wilson_fill_r_matches_wilson_statistics():
 def run_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("train")
     build_dataset(load_spec(SPEC), base / "data")
-    cfg = load_run_config({"name": "t", "seed": 7, "output_dir": str(base / "runs"),
-                           "data": {"path": str(base / "data"), "batch_size": 8},
-                           "task": {"d_low": 1.2, "d_high": 1.0},
-                           "model": {"name": "unet3d", "params": {"channels": [8, 16, 16]}},
-                           "trainer": {"max_epochs": 2, "limit_train_batches": 3}})
+    cfg = load_run_config(
+        {
+            "name": "t",
+            "seed": 7,
+            "output_dir": str(base / "runs"),
+            "data": {"path": str(base / "data"), "batch_size": 8},
+            "task": {"d_low": 1.2, "d_high": 1.0},
+            "model": {"name": "unet3d", "params": {"channels": [8, 16, 16]}},
+            "trainer": {"max_epochs": 2, "limit_train_batches": 3},
+        }
+    )
     return train(cfg, progress=False)
 
 
@@ -282,11 +327,17 @@ def test_last_checkpoint_is_the_latest_epoch(tmp_path):
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)),
-                                       batch_size=2)
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu",
-                        callbacks=checkpoint_callbacks(tmp_path, "val/R_target"))
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.ones(4, 1)), batch_size=2
+    )
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        callbacks=checkpoint_callbacks(tmp_path, "val/R_target"),
+    )
     trainer.fit(Worsening(), data, data)
     last = torch.load(tmp_path / "last.ckpt", weights_only=False)
     best = torch.load(tmp_path / "best.ckpt", weights_only=False)
@@ -304,23 +355,35 @@ def test_checkpoint_round_trip_and_evaluate(run_dir, tmp_path):
     from xtalforge.data.torch_data import ShardDataset
 
     ds = ShardDataset(data, "test", module.task)
-    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ds[0]
-             if torch.is_tensor(ds[0][k])}
+    batch = {
+        k: torch.stack([ds[i][k] for i in range(2)]) for k in ds[0] if torch.is_tensor(ds[0][k])
+    }
     with torch.no_grad():
         assert torch.equal(module(batch), again(batch))
     result = evaluate(run_dir / "checkpoints" / "last.ckpt", data, out=tmp_path)
     assert result["n_structures"] == len(ds)
     # the JSON's R_wilson is the fill's R recomputed here from the items directly
-    num = sum(float(((ds[i]["wilson"] - ds[i]["target"]).abs() * ds[i]["target_mask"]).sum())
-              for i in range(len(ds)))  # max normalisation: scale 1
+    num = sum(
+        float(((ds[i]["wilson"] - ds[i]["target"]).abs() * ds[i]["target_mask"]).sum())
+        for i in range(len(ds))
+    )  # max normalisation: scale 1
     den = sum(float((ds[i]["target"] * ds[i]["target_mask"]).sum()) for i in range(len(ds)))
     assert result["R_wilson"] == pytest.approx(num / den, rel=1e-5)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert {"R_target", "R_all", "R_wilson", "mse", "ssim", "n_structures"} <= set(saved)
     assert len(list(tmp_path.glob("slice-*.png"))) == 3
     assert (tmp_path / "per_structure.csv").read_text().count("\n") == len(ds) + 1
-    res = CliRunner().invoke(app, ["evaluate", str(run_dir / "checkpoints" / "best.ckpt"),
-                                   "--data", str(data), "--json", str(tmp_path / "m.json")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(run_dir / "checkpoints" / "best.ckpt"),
+            "--data",
+            str(data),
+            "--json",
+            str(tmp_path / "m.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Wilson fill" in res.output
     assert json.loads((tmp_path / "m.json").read_text())["n_structures"] == len(ds)
@@ -337,10 +400,16 @@ def test_evaluate_a_folder_of_cifs(run_dir, tmp_path):
 
     folder = tmp_path / "cifs"
     folder.mkdir()
-    crystals = {"a.cif": Generator.from_config(GEN).sample(11),
-                "b.cif": Crystal((6.1, 6.6, 7.2, 95.0, 101.0, 97.0), "P -1", ["C", "N", "O"],
-                                 [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25], [0.2, 0.4, 0.1]],
-                                 u_iso=[0.02] * 3)}
+    crystals = {
+        "a.cif": Generator.from_config(GEN).sample(11),
+        "b.cif": Crystal(
+            (6.1, 6.6, 7.2, 95.0, 101.0, 97.0),
+            "P -1",
+            ["C", "N", "O"],
+            [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25], [0.2, 0.4, 0.1]],
+            u_iso=[0.02] * 3,
+        ),
+    }
     for name, c in crystals.items():
         write_cif(c, folder / name)
     (folder / "broken.cif").write_text("data_x\n_cell_length_a 5\n")
@@ -359,12 +428,14 @@ def test_evaluate_a_folder_of_cifs(run_dir, tmp_path):
         full = reflections(c, 1.0)
         amp = np.abs(structure_factors(c, full))
         known = full.d >= 1.2
-        hkl, pred = extend_amplitudes(module, full.hkl[known], amp[known], c.cell,
-                                      c.spacegroup, c.z)
+        hkl, pred = extend_amplitudes(
+            module, full.hkl[known], amp[known], c.cell, c.spacegroup, c.z
+        )
         true = dict(zip(map(tuple, full.hkl.tolist()), amp, strict=True))
         t = np.array([true[tuple(h)] for h in hkl.tolist()])
         assert float(rows[name]["R_target"]) == pytest.approx(
-            np.abs(pred - t).sum() / t.sum(), rel=1e-4)
+            np.abs(pred - t).sum() / t.sum(), rel=1e-4
+        )
 
 
 def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
@@ -381,25 +452,49 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
     new = shell.hkl[shell.d < 1.2 * (1 - 1e-9)]
     assert info["measured"] == len(measured) and info["predicted"] == len(new)
     assert info["warnings"] == []  # complete to d_low
-    got = {tuple(h): (v, b) for h, v, b in zip(data.hkl.tolist(), data.values, data.batch,
-                                                strict=True)}
+    got = {
+        tuple(h): (v, b) for h, v, b in zip(data.hkl.tolist(), data.values, data.batch, strict=True)
+    }
     for h, a in zip(measured.hkl.tolist(), amp, strict=True):  # measured: unchanged
         assert got[tuple(h)][1] == 1
         assert got[tuple(h)][0] == pytest.approx(a**2, abs=0.01 + 1e-4 * a**2)
-    assert sorted(tuple(h) for h, (_, b) in got.items() if b == 2) == sorted(map(tuple,
-                                                                                new.tolist()))
+    assert sorted(tuple(h) for h, (_, b) in got.items() if b == 2) == sorted(
+        map(tuple, new.tolist())
+    )
     assert all(np.isfinite(v) and v >= 0 for v, _ in got.values())
-    res = CliRunner().invoke(app, ["predict", str(run_dir / "checkpoints" / "last.ckpt"),
-                                   "--hkl", str(tmp_path / "x.hkl"), "--cell",
-                                   " ".join(map(str, c.cell)), "--spacegroup", "P 1 21 1",
-                                   "--out", str(tmp_path / "ext2.hkl")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(run_dir / "checkpoints" / "last.ckpt"),
+            "--hkl",
+            str(tmp_path / "x.hkl"),
+            "--cell",
+            " ".join(map(str, c.cell)),
+            "--spacegroup",
+            "P 1 21 1",
+            "--out",
+            str(tmp_path / "ext2.hkl"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert read_hkl(tmp_path / "ext2.hkl").values == pytest.approx(data.values)
     # the command predict prints: the extended file phased with its predictions as priors;
     # the solution holds the measured reflections only
     assert f"--prior-below {1.2}" in res.output
-    res = CliRunner().invoke(app, ["solve", str(out), "--ins", str(tmp_path / "x.ins"),
-                                   "--prior-below", "1.2", "--out", str(tmp_path / "s.cif")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            str(out),
+            "--ins",
+            str(tmp_path / "x.ins"),
+            "--prior-below",
+            "1.2",
+            "--out",
+            str(tmp_path / "s.cif"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert re.search(r"reflections\s+│\s+(\d+)", res.output)[1] == str(len(measured))
     assert (tmp_path / "s.cif").is_file() and (tmp_path / "s.ccp4").is_file()
@@ -407,16 +502,23 @@ def test_predict_round_trip_on_hkl_file(run_dir, tmp_path):
     short = measured.d >= 1.5
     write_hkl(tmp_path / "short.hkl", measured.hkl[short], amp[short] ** 2)
     with pytest.warns(UserWarning, match=r"data end at 1\.5\d* Å"):
-        info = predict_hkl(run_dir / "checkpoints" / "last.ckpt", tmp_path / "short.hkl",
-                           tmp_path / "ext3.hkl", structure=tmp_path / "x.ins")
+        info = predict_hkl(
+            run_dir / "checkpoints" / "last.ckpt",
+            tmp_path / "short.hkl",
+            tmp_path / "ext3.hkl",
+            structure=tmp_path / "x.ins",
+        )
     assert len(info["warnings"]) == 1
     with pytest.raises(XtalforgeError, match=r"nope\.ins: no such file"):  # never a silent fallback
-        predict_hkl(run_dir / "checkpoints" / "last.ckpt", tmp_path / "x.hkl",
-                    tmp_path / "ext4.hkl", structure=tmp_path / "nope.ins")
+        predict_hkl(
+            run_dir / "checkpoints" / "last.ckpt",
+            tmp_path / "x.hkl",
+            tmp_path / "ext4.hkl",
+            structure=tmp_path / "nope.ins",
+        )
 
 
-def test_checkpoint_records_its_training_domain_and_predict_warns_outside_it(run_dir,
-                                                                             tmp_path):
+def test_checkpoint_records_its_training_domain_and_predict_warns_outside_it(run_dir, tmp_path):
     """The checkpoint says what it was trained on (the generator's one group, edges ≤ a_max);
     data in a group it never saw, or with a longer edge, get a warning naming it; a P2_1 cell
     inside the domain gets none (the round-trip test above)."""
@@ -430,30 +532,49 @@ def test_checkpoint_records_its_training_domain_and_predict_warns_outside_it(run
     assert res.exit_code == 0, res.output
     assert "P 1 21 1" in res.output and "unet3d" in res.output and "1.2 → 1.0" in res.output
 
-    p1bar = Crystal((6.1, 6.6, 7.2, 95.0, 101.0, 97.0), "P -1", ["C", "N", "O"],
-                    [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25], [0.2, 0.4, 0.1]], u_iso=[0.02] * 3)
-    long = Crystal((6.0, 7.0, 3 * GEN["cell"]["a_max"], 90.0, 100.0, 90.0), "P 1 21 1",
-                   ["C", "O"], [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25]], u_iso=[0.02] * 2)
-    for c, expect in ((p1bar, r"space group P -1 is outside the model's training set "
-                              r"\(P 1 21 1\)"),
-                      (long, rf"cell edge of {3 * GEN['cell']['a_max']:.1f} Å is longer")):
+    p1bar = Crystal(
+        (6.1, 6.6, 7.2, 95.0, 101.0, 97.0),
+        "P -1",
+        ["C", "N", "O"],
+        [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25], [0.2, 0.4, 0.1]],
+        u_iso=[0.02] * 3,
+    )
+    long = Crystal(
+        (6.0, 7.0, 3 * GEN["cell"]["a_max"], 90.0, 100.0, 90.0),
+        "P 1 21 1",
+        ["C", "O"],
+        [[0.1, 0.2, 0.3], [0.3, 0.1, 0.25]],
+        u_iso=[0.02] * 2,
+    )
+    for c, expect in (
+        (
+            p1bar,
+            r"space group P -1 is outside the model's training set "
+            r"\(P 1 21 1\)",
+        ),
+        (long, rf"cell edge of {3 * GEN['cell']['a_max']:.1f} Å is longer"),
+    ):
         r = reflections(c, 1.2)
         write_hkl(tmp_path / "o.hkl", r.hkl, np.abs(structure_factors(c, r)) ** 2)
         write_ins(tmp_path / "o.ins", c)
         with pytest.warns(UserWarning, match=expect):
-            info = predict_hkl(ckpt, tmp_path / "o.hkl", tmp_path / "o-ext.hkl",
-                               structure=tmp_path / "o.ins")
+            info = predict_hkl(
+                ckpt, tmp_path / "o.hkl", tmp_path / "o-ext.hkl", structure=tmp_path / "o.ins"
+            )
         assert len(info["warnings"]) == 1 and info["predicted"] > 0
     # data already past d_low: the measured shell reflections are kept, and a note says so
     c = Generator.from_config(GEN).sample(5)
     r = reflections(c, 1.1)
     write_hkl(tmp_path / "deep.hkl", r.hkl, np.abs(structure_factors(c, r)) ** 2)
     write_ins(tmp_path / "deep.ins", c)
-    info = predict_hkl(ckpt, tmp_path / "deep.hkl", tmp_path / "deep-ext.hkl",
-                       structure=tmp_path / "deep.ins")
+    info = predict_hkl(
+        ckpt, tmp_path / "deep.hkl", tmp_path / "deep-ext.hkl", structure=tmp_path / "deep.ins"
+    )
     in_shell = int((r.d < 1.2).sum())
-    assert any(f"{in_shell} measured reflections lie in the model's target shell" in n
-               for n in info["notes"])
+    assert any(
+        f"{in_shell} measured reflections lie in the model's target shell" in n
+        for n in info["notes"]
+    )
     full = reflections(c, 1.0)
     assert info["predicted"] == int((full.d < 1.1 * (1 - 1e-9)).sum())
 
@@ -467,8 +588,7 @@ def test_init_from_starts_from_the_checkpoint_and_merges_domains(run_dir, tmp_pa
     from xtalforge.train.run import build_module
 
     base_ckpt = run_dir / "checkpoints" / "last.ckpt"
-    spec = {**SPEC, "name": "ft-p1bar", "n": 16,
-            "generator": {**GEN, "spacegroups": ["P -1"]}}
+    spec = {**SPEC, "name": "ft-p1bar", "n": 16, "generator": {**GEN, "spacegroups": ["P -1"]}}
     build_dataset(load_spec(spec), tmp_path / "p1bar")
     cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["config"]
     cfg["data"]["path"] = str(tmp_path / "p1bar")
@@ -546,6 +666,11 @@ def test_config_errors_name_the_field(tmp_path):
         load_run_config(str(tmp_path / "missing.yaml"))
     cfg = load_run_config("quick-unet3d", ["trainer.max_epochs=3", "optim.lr=0.01"])
     assert cfg.trainer.max_epochs == 3 and math.isclose(cfg.optim.lr, 0.01)
-    for preset in Path(__file__).resolve().parents[1].joinpath(
-            "src/xtalforge/configs/experiments").glob("*.yaml"):
+    for preset in (
+        Path(__file__)
+        .resolve()
+        .parents[1]
+        .joinpath("src/xtalforge/configs/experiments")
+        .glob("*.yaml")
+    ):
         load_run_config(preset)  # every shipped preset validates

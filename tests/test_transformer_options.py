@@ -19,8 +19,9 @@ from xtalforge.models.xrd_transformer import Block
 from .test_train import four_items  # noqa: F401  (fixture)
 
 
-def brute_patch(hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor, j: int,
-                r: int) -> list[float]:
+def brute_patch(
+    hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor, j: int, r: int
+) -> list[float]:
     """Known amplitudes at hkl[j] + Δ (Δ in {−r … r}³, l fastest) by dictionary lookup."""
     table = {}
     for h, v, k in zip(hkl.tolist(), value.tolist(), known.tolist(), strict=True):
@@ -29,8 +30,9 @@ def brute_patch(hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor, j: 
             table[tuple(-x for x in h)] = v
     out = []
     for delta in itertools.product(range(-r, r + 1), repeat=3):
-        out.append(table.get(tuple(a + b for a, b in zip(hkl[j].tolist(), delta,
-                                                          strict=True)), 0.0))
+        out.append(
+            table.get(tuple(a + b for a, b in zip(hkl[j].tolist(), delta, strict=True)), 0.0)
+        )
     return out
 
 
@@ -47,8 +49,9 @@ def test_neighbourhood_patch_is_a_lookup_of_known_amplitudes(radius, four_items)
         for j in range(0, n, max(1, n // 25)):
             expected = torch.tensor(brute_patch(hkl, value, known, j, radius))
             assert torch.allclose(patch[b, j, :k], expected), (b, j)
-            known_mask = torch.tensor([float(x) for x in brute_patch(
-                hkl, torch.ones(n), known, j, radius)])
+            known_mask = torch.tensor(
+                [float(x) for x in brute_patch(hkl, torch.ones(n), known, j, radius)]
+            )
             assert torch.equal(patch[b, j, k:], known_mask), (b, j)  # the known channel
 
 

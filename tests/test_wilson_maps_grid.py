@@ -45,8 +45,9 @@ def test_centric_statistics():
     e = normalize(structure_factors(c, refl), refl, crystal=c)
     assert np.mean(e**2) == pytest.approx(1.0, abs=0.05)
     # centric: ⟨||E|²−1|⟩ = 2·sqrt(2/(πe)) ≈ 0.968
-    assert np.mean(np.abs(e**2 - 1)) == pytest.approx(2 * math.sqrt(2 / (math.pi * math.e)),
-                                                      abs=0.05)
+    assert np.mean(np.abs(e**2 - 1)) == pytest.approx(
+        2 * math.sqrt(2 / (math.pi * math.e)), abs=0.05
+    )
 
 
 def test_epsilon_handles_special_reflections():
@@ -101,8 +102,10 @@ def test_patterson_origin_symmetry_and_vector_peak():
     q.reshape(-1)[np.linalg.norm(from_origin, axis=1) < 1.0] = -np.inf
     peak = np.array(np.unravel_index(q.argmax(), q.shape)) / np.array(p.shape)
     v = (x2 - x1) % 1
-    assert min(np.abs(((peak - v) + 0.5) % 1 - 0.5).max(),
-               np.abs(((peak + v) + 0.5) % 1 - 0.5).max()) < 0.03
+    assert (
+        min(np.abs(((peak - v) + 0.5) % 1 - 0.5).max(), np.abs(((peak + v) + 0.5) % 1 - 0.5).max())
+        < 0.03
+    )
 
 
 def test_patterson_options():
@@ -124,8 +127,9 @@ def test_patterson_options():
 
 
 def test_density_map_peaks_at_atoms():
-    c = Crystal((9.0, 10.0, 11.0, 90, 90, 90), "P 1", [35, 6], [[0.25, 0.5, 0.75], [0.6, 0.1, 0.3]],
-                0.01)
+    c = Crystal(
+        (9.0, 10.0, 11.0, 90, 90, 90), "P 1", [35, 6], [[0.25, 0.5, 0.75], [0.6, 0.1, 0.3]], 0.01
+    )
     refl = reflections(c, 0.6)
     rho = density_map(refl, structure_factors(c, refl), f000=35 + 6)
     peak = np.array(np.unravel_index(rho.argmax(), rho.shape)) / np.array(rho.shape)
@@ -154,7 +158,8 @@ def test_hkl_grid_round_trip_and_masks():
     amp0 = amp.copy()
     amp0[:5] = 0.0
     assert grid.to_dense(refl, amp0, d_low=1.5).absent.sum() == dense.absent.sum() - (
-        (refl.d < 1.0).sum())
+        (refl.d < 1.0).sum()
+    )
 
 
 def test_hkl_grid_rejects_reflections_outside():

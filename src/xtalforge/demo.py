@@ -35,9 +35,16 @@ def _latest_run(runs: Path) -> Path | None:
     return done[-1].parent.parent if done else None
 
 
-def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 2000,
-             train_seconds: int = 240, solve_n: int = 8, workers: int = 2,
-             fresh: bool = False) -> dict[str, Any]:
+def run_demo(
+    out: Path,
+    seed: int = 0,
+    console: Console | None = None,
+    n: int = 2000,
+    train_seconds: int = 240,
+    solve_n: int = 8,
+    workers: int = 2,
+    fresh: bool = False,
+) -> dict[str, Any]:
     """Run the demo into ``out``; returns a summary (also ``out/summary.json``). A finished
     training run in ``out/runs`` is reused unless ``fresh``."""
     from xtalforge.analysis.report import build_report
@@ -66,10 +73,16 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
     run_dir = None if fresh else _latest_run(out / "runs")
     if run_dir is None:
         minutes, secs = divmod(int(train_seconds), 60)
-        cfg = load_run_config("quick-unet3d", [
-            f"data={{path: {data}, batch_size: 16}}", f"output_dir={out / 'runs'}",
-            f"trainer.max_time=00:00:{minutes:02d}:{secs:02d}", f"seed={seed}",
-            "name=demo-unet3d"])
+        cfg = load_run_config(
+            "quick-unet3d",
+            [
+                f"data={{path: {data}, batch_size: 16}}",
+                f"output_dir={out / 'runs'}",
+                f"trainer.max_time=00:00:{minutes:02d}:{secs:02d}",
+                f"seed={seed}",
+                "name=demo-unet3d",
+            ],
+        )
         run_dir = train(cfg, progress=True)
     else:
         console.print(f"reusing the finished run {run_dir}")
@@ -82,8 +95,11 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
     for col in ("", "model", "Wilson fill"):
         table.add_column(col, justify="right")
     table.add_row("R_target (pooled)", f"{metrics['R_target']:.4f}", f"{metrics['R_wilson']:.4f}")
-    table.add_row("median per structure", f"{metrics['median_R_target']:.4f}",
-                  f"{metrics['median_R_wilson']:.4f}")
+    table.add_row(
+        "median per structure",
+        f"{metrics['median_R_target']:.4f}",
+        f"{metrics['median_R_wilson']:.4f}",
+    )
     table.add_row("structures beating the fill", f"{metrics['fraction_beating_wilson']:.0%}", "")
     console.print(table)
     timings["evaluation"] = time.perf_counter() - t0 - sum(timings.values())
@@ -100,8 +116,16 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
             done[0] += k
             progress(done[0], total)
 
-        rows = solve_benchmark(structures, [], ("cf",), (task.d_low, task.d_high), module,
-                               progress=step, seed=seed, prior_weights=(DEFAULT_PRIOR_WEIGHT,))
+        rows = solve_benchmark(
+            structures,
+            [],
+            ("cf",),
+            (task.d_low, task.d_high),
+            module,
+            progress=step,
+            seed=seed,
+            prior_weights=(DEFAULT_PRIOR_WEIGHT,),
+        )
     _atomic_json(run_dir / "solve.json", [r.as_dict() for r in rows])
     console.print(solve_table(rows))
     timings["solve"] = time.perf_counter() - t0 - sum(timings.values())
@@ -109,12 +133,20 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None, n: int = 
     console.rule("5/5 report")
     report = build_report(run_dir, out / "report.html", data=data)
     timings["report"] = time.perf_counter() - t0 - sum(timings.values())
-    summary = {"dataset": str(data), "structures": manifest.get("rows"), "run": str(run_dir),
-               "R_target": metrics["R_target"], "R_wilson": metrics["R_wilson"],
-               "fraction_beating_wilson": metrics["fraction_beating_wilson"],
-               "solve": [r.as_dict() for r in rows], "report": str(report),
-               "seconds": timings, "total_seconds": time.perf_counter() - t0}
+    summary = {
+        "dataset": str(data),
+        "structures": manifest.get("rows"),
+        "run": str(run_dir),
+        "R_target": metrics["R_target"],
+        "R_wilson": metrics["R_wilson"],
+        "fraction_beating_wilson": metrics["fraction_beating_wilson"],
+        "solve": [r.as_dict() for r in rows],
+        "report": str(report),
+        "seconds": timings,
+        "total_seconds": time.perf_counter() - t0,
+    }
     _atomic_json(out / "summary.json", summary)
-    console.print(f"[bold green]report:[/] {report.resolve()}  "
-                  f"({summary['total_seconds'] / 60:.1f} min)")
+    console.print(
+        f"[bold green]report:[/] {report.resolve()}  ({summary['total_seconds'] / 60:.1f} min)"
+    )
     return summary

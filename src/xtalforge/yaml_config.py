@@ -12,8 +12,9 @@ from pydantic import ValidationError
 __all__ = ["find_preset", "read_mapping", "validation_message"]
 
 
-def read_mapping(source: str | Path | dict, preset: Callable[[str], Path],
-                 error: type[Exception]) -> tuple[dict[str, Any], Path | None]:
+def read_mapping(
+    source: str | Path | dict, preset: Callable[[str], Path], error: type[Exception]
+) -> tuple[dict[str, Any], Path | None]:
     """(data, path): a mapping from a dict, a YAML file or a preset name (resolved by
     ``preset``); ``name`` defaults to the file's stem. Raises ``error`` naming the file."""
     if isinstance(source, dict):

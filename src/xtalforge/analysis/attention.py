@@ -26,12 +26,18 @@ def attention_maps(module: Any, batch: dict[str, torch.Tensor]) -> list[torch.Te
         raise XtalforgeError("attention maps need the transformer (a list-mode model)")
     module.eval()
     with torch.no_grad():
-        return net.attention_maps(batch["hkl"], batch["value"] * batch["known"],
-                                  batch["known"], batch["d"], batch["pad_mask"])
+        return net.attention_maps(
+            batch["hkl"],
+            batch["value"] * batch["known"],
+            batch["known"],
+            batch["d"],
+            batch["pad_mask"],
+        )
 
 
-def absent_reflections(cell: tuple[float, ...], spacegroup: str, d_min: float
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def absent_reflections(
+    cell: tuple[float, ...], spacegroup: str, d_min: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Systematically absent reflections (one of each Friedel pair, h ≥ 0 half) with d ≥ d_min:
     (hkl (n, 3), d (n,) Å)."""
     import gemmi
@@ -42,8 +48,9 @@ def absent_reflections(cell: tuple[float, ...], spacegroup: str, d_min: float
     ops = sg.operations()
     uc = gemmi.UnitCell(*cell)
     lim = [int(np.floor(e / d_min)) + 1 for e in (uc.a, uc.b, uc.c)]
-    hkl = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in lim], indexing="ij"),
-                   -1).reshape(-1, 3)
+    hkl = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in lim], indexing="ij"), -1).reshape(
+        -1, 3
+    )
     first = np.where(hkl[:, 0] != 0, hkl[:, 0], np.where(hkl[:, 1] != 0, hkl[:, 1], hkl[:, 2]))
     hkl = hkl[first > 0]
     d = _d_spacing(hkl, cell)
@@ -52,8 +59,9 @@ def absent_reflections(cell: tuple[float, ...], spacegroup: str, d_min: float
     return hkl[absent], d[absent]
 
 
-def attention_statistics(module: Any, item: dict[str, torch.Tensor], cell: tuple[float, ...],
-                         spacegroup: str) -> dict[str, Any]:
+def attention_statistics(
+    module: Any, item: dict[str, torch.Tensor], cell: tuple[float, ...], spacegroup: str
+) -> dict[str, Any]:
     """Per block: attention to an absent key / attention to an ordinary key (see module doc),
     plus the maps for the one structure (heads and head mean) for plotting."""
     from xtalforge.data.torch_data import collate_reflections
@@ -82,5 +90,9 @@ def attention_statistics(module: Any, item: dict[str, torch.Tensor], cell: tuple
             ratios.append(float((to_abs / to_ord.clamp_min(1e-12)).mean()))
         else:
             ratios.append(float("nan"))
-    return {"absent": n_abs, "ordinary": n, "absent_over_ordinary": ratios,
-            "maps": [m[0].numpy() for m in maps]}
+    return {
+        "absent": n_abs,
+        "ordinary": n,
+        "absent_over_ordinary": ratios,
+        "maps": [m[0].numpy() for m in maps],
+    }

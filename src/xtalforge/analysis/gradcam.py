@@ -30,8 +30,9 @@ def grad_cam(module: Any, batch: dict[str, torch.Tensor], layer: str) -> torch.T
         raise XtalforgeError("Grad-CAM needs a convolutional (grid) model")
     modules = dict(module.net.named_modules())
     if layer not in modules:
-        raise XtalforgeError(f"no layer {layer!r}; convolution layers: "
-                             f"{', '.join(conv_layers(module.net))}")
+        raise XtalforgeError(
+            f"no layer {layer!r}; convolution layers: {', '.join(conv_layers(module.net))}"
+        )
     store: dict[str, torch.Tensor] = {}
 
     def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
@@ -55,7 +56,8 @@ def grad_cam(module: Any, batch: dict[str, torch.Tensor], layer: str) -> torch.T
     act = store["act"]
     weights = act.grad.mean(dim=(2, 3, 4), keepdim=True)
     cam = F.relu((weights * act).sum(dim=1, keepdim=True)).detach()
-    cam = F.interpolate(cam, size=batch["input"].shape[-3:], mode="trilinear",
-                        align_corners=False)[:, 0]
+    cam = F.interpolate(cam, size=batch["input"].shape[-3:], mode="trilinear", align_corners=False)[
+        :, 0
+    ]
     top = cam.flatten(1).amax(dim=1).clamp_min(1e-12)
     return cam / top.view(-1, 1, 1, 1)

@@ -12,8 +12,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["attention_figure", "curves_figure", "overlay_figure", "png_bytes",
-           "solve_figure", "structure_maps_figure"]
+__all__ = [
+    "attention_figure",
+    "curves_figure",
+    "overlay_figure",
+    "png_bytes",
+    "solve_figure",
+    "structure_maps_figure",
+]
 
 
 def _plt() -> Any:
@@ -55,14 +61,18 @@ def curves_figure(metrics_csv: str | Path) -> Any | None:
     axes[0].set_xlabel("step")
     axes[0].set_yscale("log")
     axes[0].legend()
-    for key, style in (("train/R_target", "C0-"), ("val/R_target", "C1o-"),
-                       ("val/R_wilson", "k--")):
+    for key, style in (
+        ("train/R_target", "C0-"),
+        ("val/R_target", "C1o-"),
+        ("val/R_wilson", "k--"),
+    ):
         x, y = series(key, "epoch")
         if x:
             # one value per epoch (the step-wise train R averaged)
             epochs = sorted(set(x))
-            means = [float(np.mean([v for e, v in zip(x, y, strict=True) if e == ep]))
-                     for ep in epochs]
+            means = [
+                float(np.mean([v for e, v in zip(x, y, strict=True) if e == ep])) for ep in epochs
+            ]
             axes[1].plot(epochs, means, style, label=key)
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("R on the target shell")
@@ -96,8 +106,9 @@ def solve_figure(rows: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def overlay_figure(base: np.ndarray, heat: np.ndarray, title: str,
-                   heat_label: str = "Grad-CAM") -> Any:
+def overlay_figure(
+    base: np.ndarray, heat: np.ndarray, title: str, heat_label: str = "Grad-CAM"
+) -> Any:
     """A heat map over an hkl-grid input, both averaged over l (arrays (h, k, l))."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
@@ -147,10 +158,10 @@ def structure_maps_figure(refl: Any, f: np.ndarray, title: str) -> Any:
     patt = patterson_map(refl, f)
     rho = density_map(refl, f)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    for ax, (name, arr, xl) in zip(axes, (("Patterson P(u, v)", patt, "u"),
-                                          ("density ρ(x, y)", rho, "x")), strict=True):
-        im = ax.imshow(arr.mean(axis=2).T, origin="lower", cmap="magma",
-                       extent=(0, 1, 0, 1))
+    for ax, (name, arr, xl) in zip(
+        axes, (("Patterson P(u, v)", patt, "u"), ("density ρ(x, y)", rho, "x")), strict=True
+    ):
+        im = ax.imshow(arr.mean(axis=2).T, origin="lower", cmap="magma", extent=(0, 1, 0, 1))
         ax.set_title(f"{name}, mean over the third axis")
         ax.set_xlabel(xl)
         ax.set_ylabel("v" if xl == "u" else "y")

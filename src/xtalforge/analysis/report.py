@@ -42,8 +42,9 @@ def _img(png: bytes, alt: str) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -58,23 +59,30 @@ def _checkpoint(run_dir: Path) -> Path:
         p = run_dir / "checkpoints" / name
         if p.is_file():
             return p
-    raise XtalforgeError(f"{run_dir}: no checkpoints/best.ckpt or last.ckpt (is it a run "
-                         "folder of `xtalforge train`?)")
+    raise XtalforgeError(
+        f"{run_dir}: no checkpoints/best.ckpt or last.ckpt (is it a run "
+        "folder of `xtalforge train`?)"
+    )
 
 
 def _metrics_section(m: dict[str, Any]) -> str:
-    rows = [["R on the target shell (pooled)", _fmt(m["R_target"]), _fmt(m["R_wilson"])],
-            ["median R per structure", _fmt(m.get("median_R_target")),
-             _fmt(m.get("median_R_wilson"))],
-            ["R on all reflections", _fmt(m.get("R_all")), "–"],
-            ["SSIM (3D)", _fmt(m.get("ssim")), "–"]]
+    rows = [
+        ["R on the target shell (pooled)", _fmt(m["R_target"]), _fmt(m["R_wilson"])],
+        ["median R per structure", _fmt(m.get("median_R_target")), _fmt(m.get("median_R_wilson"))],
+        ["R on all reflections", _fmt(m.get("R_all")), "–"],
+        ["SSIM (3D)", _fmt(m.get("ssim")), "–"],
+    ]
     out = _table(["metric", "model", "Wilson fill"], rows)
-    out += (f"<p>{m.get('fraction_beating_wilson', float('nan')):.0%} of the "
-            f"{m.get('n', '?')} test structures have a lower R than the Wilson fill.</p>")
+    out += (
+        f"<p>{m.get('fraction_beating_wilson', float('nan')):.0%} of the "
+        f"{m.get('n', '?')} test structures have a lower R than the Wilson fill.</p>"
+    )
     shells = m.get("R_shells") or []
     if shells:
-        out += _table(["shell (Å)", "R"], [[f"{s['d_upper']:.3f}–{s['d_lower']:.3f}",
-                                           _fmt(s["R"])] for s in shells])
+        out += _table(
+            ["shell (Å)", "R"],
+            [[f"{s['d_upper']:.3f}–{s['d_lower']:.3f}", _fmt(s["R"])] for s in shells],
+        )
     return out
 
 
@@ -89,41 +97,78 @@ def _interpretability(module: Any, ds: Any, cell: tuple, sg: str) -> list[str]:
     parts: list[str] = []
     item = ds[0]
     if module.input_mode == "grid":
-        batch = {k: (v[None] if torch.is_tensor(v) else torch.tensor([v]))
-                 for k, v in item.items()}
+        batch = {k: (v[None] if torch.is_tensor(v) else torch.tensor([v])) for k, v in item.items()}
         layers = conv_layers(module.net)
         for layer in (layers[len(layers) // 2], layers[-2]):
             cam = grad_cam(module, batch, layer)[0].numpy()
-            parts.append(_img(png_bytes(overlay_figure(
-                batch["input"][0, 0].numpy(), cam, f"Grad-CAM at {layer} (structure "
-                f"{item['id']})")), f"Grad-CAM {layer}"))
+            parts.append(
+                _img(
+                    png_bytes(
+                        overlay_figure(
+                            batch["input"][0, 0].numpy(),
+                            cam,
+                            f"Grad-CAM at {layer} (structure {item['id']})",
+                        )
+                    ),
+                    f"Grad-CAM {layer}",
+                )
+            )
         sens = sensitivity_map(module, batch)[0, 0].numpy()
-        parts.append(_img(png_bytes(overlay_figure(
-            batch["input"][0, 0].numpy(), sens, "sensitivity: mean |Δ output| / σ under "
-            "5 % input noise", "sensitivity")), "sensitivity"))
+        parts.append(
+            _img(
+                png_bytes(
+                    overlay_figure(
+                        batch["input"][0, 0].numpy(),
+                        sens,
+                        "sensitivity: mean |Δ output| / σ under 5 % input noise",
+                        "sensitivity",
+                    )
+                ),
+                "sensitivity",
+            )
+        )
         return parts
     from xtalforge.analysis.attention import attention_statistics
 
     stats = attention_statistics(module, item, cell, sg)
-    parts.append(_img(png_bytes(attention_figure(stats["maps"],
-                                                 stats["absent_over_ordinary"],
-                                                 stats["ordinary"])), "attention maps"))
-    parts.append(_table(["block", "attention to one absent / one ordinary reflection"],
-                        [[i + 1, _fmt(r)] for i, r in
-                         enumerate(stats["absent_over_ordinary"])]))
-    parts.append(f"<p class=note>{stats['absent']} systematically absent reflections appended "
-                 f"as known-zero tokens to the {stats['ordinary']} ordinary ones.</p>")
+    parts.append(
+        _img(
+            png_bytes(
+                attention_figure(stats["maps"], stats["absent_over_ordinary"], stats["ordinary"])
+            ),
+            "attention maps",
+        )
+    )
+    parts.append(
+        _table(
+            ["block", "attention to one absent / one ordinary reflection"],
+            [[i + 1, _fmt(r)] for i, r in enumerate(stats["absent_over_ordinary"])],
+        )
+    )
+    parts.append(
+        f"<p class=note>{stats['absent']} systematically absent reflections appended "
+        f"as known-zero tokens to the {stats['ordinary']} ordinary ones.</p>"
+    )
     batch = collate_reflections([item])
     sens = sensitivity_map(module, batch)[0].numpy()
-    parts.append(_table(["reflections", "mean sensitivity |Δ output| / σ"],
-                        [["known", _fmt(float(sens[item["known"].numpy()].mean()))],
-                         ["target shell", _fmt(float(sens[item["target_mask"].numpy()].mean()))]
-                         ]))
+    parts.append(
+        _table(
+            ["reflections", "mean sensitivity |Δ output| / σ"],
+            [
+                ["known", _fmt(float(sens[item["known"].numpy()].mean()))],
+                ["target shell", _fmt(float(sens[item["target_mask"].numpy()].mean()))],
+            ],
+        )
+    )
     return parts
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None,
-                 data: str | Path | None = None, limit: int = 64) -> Path:
+def build_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    data: str | Path | None = None,
+    limit: int = 64,
+) -> Path:
     """Write the HTML report of a run folder; returns its path (default RUN_DIR/report.html).
     ``data``: the dataset to evaluate on (default: the run's own dataset)."""
     from xtalforge.analysis.plots import (
@@ -143,8 +188,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
     record = yaml.safe_load(record_path.read_text())
     task_name = record["config"].get("task", {}).get("name", "resolution")
     if task_name != "resolution":
-        raise XtalforgeError(f"{run_dir}: the report covers resolution-extension runs; this is "
-                             f"a {task_name} run — use `xtalforge evaluate` (--out, --json)")
+        raise XtalforgeError(
+            f"{run_dir}: the report covers resolution-extension runs; this is "
+            f"a {task_name} run — use `xtalforge evaluate` (--out, --json)"
+        )
     out = Path(out) if out else run_dir / "report.html"
     data_root = Path(data or record["dataset"]["path"])
     if not (data_root / "manifest.json").is_file():
@@ -153,71 +200,132 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
     module = load_checkpoint(ckpt)
     cfg = record["config"]
     sections: list[str] = []
-    sections.append("<h2>Configuration</h2>" + _table(
-        ["", ""], [["model", f"{cfg['model']['name']} ({cfg['model']['size']})"],
-                   ["task", f"{cfg['task']['d_low']} → {cfg['task']['d_high']} Å, "
-                            f"{cfg['task']['normalization']} normalisation"],
-                   ["seed", record.get("seed")], ["xtalforge", record.get("xtalforge_version")],
-                   ["git commit", record.get("git_commit")], ["torch", record.get("torch")],
-                   ["checkpoint", ckpt.name]])
+    sections.append(
+        "<h2>Configuration</h2>"
+        + _table(
+            ["", ""],
+            [
+                ["model", f"{cfg['model']['name']} ({cfg['model']['size']})"],
+                [
+                    "task",
+                    f"{cfg['task']['d_low']} → {cfg['task']['d_high']} Å, "
+                    f"{cfg['task']['normalization']} normalisation",
+                ],
+                ["seed", record.get("seed")],
+                ["xtalforge", record.get("xtalforge_version")],
+                ["git commit", record.get("git_commit")],
+                ["torch", record.get("torch")],
+                ["checkpoint", ckpt.name],
+            ],
+        )
         + f"<details><summary>resolved config</summary><pre>"
-          f"{html.escape(yaml.safe_dump(cfg, sort_keys=False))}</pre></details>")
+        f"{html.escape(yaml.safe_dump(cfg, sort_keys=False))}</pre></details>"
+    )
     card_dir = run_dir / "report-assets"
     card = dataset_card(data_root, card_dir)
     m = card["manifest"]
     dist = card_dir / "distributions.png"
-    sections.append(f"<h2>Dataset</h2><p>{html.escape(str(m.get('name')))}: {m.get('rows')} "
-                    f"structures, splits {html.escape(json.dumps(m.get('splits', {})))}, "
-                    f"{m.get('n_reflections', 0):,} reflections.</p>"
-                    + (_img(dist.read_bytes(), "dataset distributions") if dist.is_file()
-                       else ""))
+    sections.append(
+        f"<h2>Dataset</h2><p>{html.escape(str(m.get('name')))}: {m.get('rows')} "
+        f"structures, splits {html.escape(json.dumps(m.get('splits', {})))}, "
+        f"{m.get('n_reflections', 0):,} reflections.</p>"
+        + (_img(dist.read_bytes(), "dataset distributions") if dist.is_file() else "")
+    )
     fig = curves_figure(run_dir / "csv" / "metrics.csv")
-    sections.append("<h2>Training curves</h2>" + (_img(png_bytes(fig), "training curves")
-                                                  if fig else "<p>no CSV log found</p>"))
+    sections.append(
+        "<h2>Training curves</h2>"
+        + (_img(png_bytes(fig), "training curves") if fig else "<p>no CSV log found</p>")
+    )
     eval_dir = run_dir / "eval"
     if not (eval_dir / "metrics.json").is_file():
         evaluate(ckpt, data_root, "test", out=eval_dir, limit=limit)
     metrics = json.loads((eval_dir / "metrics.json").read_text())
-    sections.append("<h2>Test metrics beside the Wilson baseline</h2>"
-                    + _metrics_section(metrics))
+    sections.append("<h2>Test metrics beside the Wilson baseline</h2>" + _metrics_section(metrics))
     slices = sorted(eval_dir.glob("slice-*.png"))
-    sections.append("<h2>Reconstructions</h2>" + "".join(
-        _img(p.read_bytes(), p.stem) for p in slices[:3]) if slices else "")
+    sections.append(
+        "<h2>Reconstructions</h2>" + "".join(_img(p.read_bytes(), p.stem) for p in slices[:3])
+        if slices
+        else ""
+    )
     from xtalforge.train.run import dataset_grid
 
-    ds = ShardDataset(data_root, "test", module.task, mode=module.input_mode,
-                      grid=dataset_grid(data_root, module.task.d_high)
-                      if module.input_mode == "grid" else None, extra_columns=("phase",))
+    ds = ShardDataset(
+        data_root,
+        "test",
+        module.task,
+        mode=module.input_mode,
+        grid=dataset_grid(data_root, module.task.d_high) if module.input_mode == "grid" else None,
+        extra_columns=("phase",),
+    )
     if len(ds):
         full = ds.row(0)
         cell, sg = tuple(full["cell"].tolist()), full["spacegroup"]
-        sections.append("<h2>Interpretability</h2>" + "".join(
-            _interpretability(module, ds, cell, sg)))
+        sections.append(
+            "<h2>Interpretability</h2>" + "".join(_interpretability(module, ds, cell, sg))
+        )
         if "phase" in full:
             from xtalforge.diffraction.reflections import reflections_from_hkl
 
             refl = reflections_from_hkl(full["hkl"].reshape(-1, 3).astype(np.int64), cell, sg)
             f = np.asarray(full["F"], float) * np.exp(1j * np.asarray(full["phase"], float))
-            sections.append("<h2>Patterson and density</h2>" + _img(png_bytes(
-                structure_maps_figure(refl, f, f"test structure {int(full['id'])} ({sg}), "
-                                               f"true phases to {refl.d_min:.2f} Å")),
-                "Patterson and density"))
+            sections.append(
+                "<h2>Patterson and density</h2>"
+                + _img(
+                    png_bytes(
+                        structure_maps_figure(
+                            refl,
+                            f,
+                            f"test structure {int(full['id'])} ({sg}), "
+                            f"true phases to {refl.d_min:.2f} Å",
+                        )
+                    ),
+                    "Patterson and density",
+                )
+            )
     solve_json = run_dir / "solve.json"
     if solve_json.is_file():
         rows = json.loads(solve_json.read_text())
-        sections.append("<h2>Solve benchmark</h2>" + _table(
-            ["method", "data", "d (Å)", "scored to", "n", "solved", "solved (P1 map)",
-             "median CC", "phase error (°)", "atom recovery", "s / structure"],
-            [[r["method"], r["data"], r["d_min"], r["scored_to"], r["n"],
-              f"{r['solved_fraction']:.0%}", f"{r['solved_fraction_p1']:.0%}",
-              _fmt(r["median_cc"]), _fmt(r["median_phase_error"]),
-              _fmt(r["median_atom_recovery"]), _fmt(r["seconds_per_structure"])]
-             for r in rows]) + _img(png_bytes(solve_figure(rows)), "solve benchmark"))
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>xtalforge report: "
-            f"{html.escape(cfg['name'])}</title><style>{_CSS}</style></head><body>"
-            f"<h1>xtalforge run report — {html.escape(cfg['name'])}</h1>"
-            f"<p class=note>{html.escape(str(run_dir))}</p>" + "".join(sections)
-            + "</body></html>")
+        sections.append(
+            "<h2>Solve benchmark</h2>"
+            + _table(
+                [
+                    "method",
+                    "data",
+                    "d (Å)",
+                    "scored to",
+                    "n",
+                    "solved",
+                    "solved (P1 map)",
+                    "median CC",
+                    "phase error (°)",
+                    "atom recovery",
+                    "s / structure",
+                ],
+                [
+                    [
+                        r["method"],
+                        r["data"],
+                        r["d_min"],
+                        r["scored_to"],
+                        r["n"],
+                        f"{r['solved_fraction']:.0%}",
+                        f"{r['solved_fraction_p1']:.0%}",
+                        _fmt(r["median_cc"]),
+                        _fmt(r["median_phase_error"]),
+                        _fmt(r["median_atom_recovery"]),
+                        _fmt(r["seconds_per_structure"]),
+                    ]
+                    for r in rows
+                ],
+            )
+            + _img(png_bytes(solve_figure(rows)), "solve benchmark")
+        )
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>xtalforge report: "
+        f"{html.escape(cfg['name'])}</title><style>{_CSS}</style></head><body>"
+        f"<h1>xtalforge run report — {html.escape(cfg['name'])}</h1>"
+        f"<p class=note>{html.escape(str(run_dir))}</p>" + "".join(sections) + "</body></html>"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(page, encoding="utf-8")

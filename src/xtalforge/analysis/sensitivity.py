@@ -10,8 +10,9 @@ import torch
 __all__ = ["sensitivity_map"]
 
 
-def sensitivity_map(module: Any, batch: dict[str, torch.Tensor], noise: float = 0.05,
-                    draws: int = 8, seed: int = 0) -> torch.Tensor:
+def sensitivity_map(
+    module: Any, batch: dict[str, torch.Tensor], noise: float = 0.05, draws: int = 8, seed: int = 0
+) -> torch.Tensor:
     """Mean |Δ output| / σ over ``draws`` noisy copies of the input, same shape as the output
     (grid: (B, 1, *grid); list: (B, N))."""
     gen = torch.Generator().manual_seed(seed)

@@ -14,8 +14,16 @@ from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
 from xtalforge.errors import CrystalError
 
-__all__ = ["cif_entries", "cif_files", "ddl1_block", "entry_name", "from_small_structure",
-           "read_cif", "set_cell_and_symmetry", "write_cif"]
+__all__ = [
+    "cif_entries",
+    "cif_files",
+    "ddl1_block",
+    "entry_name",
+    "from_small_structure",
+    "read_cif",
+    "set_cell_and_symmetry",
+    "write_cif",
+]
 
 _U_TAGS = ("_atom_site_U_iso_or_equiv", "_atom_site.U_iso_or_equiv")
 _B_TAGS = ("_atom_site_B_iso_or_equiv", "_atom_site.B_iso_or_equiv")
@@ -52,8 +60,14 @@ def cif_entries(folder: str | Path) -> list[tuple[Path, str | None]]:
         except (RuntimeError, ValueError):
             out.append((path, None))
             continue
-        names = [b.name for b in doc if any(b.find_value(t) is not None or b.find_loop(t)
-                                            for t in ("_atom_site_fract_x", "_atom_site.fract_x"))]
+        names = [
+            b.name
+            for b in doc
+            if any(
+                b.find_value(t) is not None or b.find_loop(t)
+                for t in ("_atom_site_fract_x", "_atom_site.fract_x")
+            )
+        ]
         out.extend([(path, name) for name in names] if len(names) > 1 else [(path, None)])
     return out
 
@@ -84,8 +98,10 @@ def _pick_block(doc: gemmi.cif.Document, block: str | int | None, path: Path) ->
             raise CrystalError(f"{path}: no data block named {block!r}")
         return found
     for b in doc:
-        if any(b.find_value(t) is not None or b.find_loop(t)
-               for t in ("_atom_site_fract_x", "_atom_site.fract_x")):
+        if any(
+            b.find_value(t) is not None or b.find_loop(t)
+            for t in ("_atom_site_fract_x", "_atom_site.fract_x")
+        ):
             return b
     raise CrystalError(f"{path}: no data block with atom sites (_atom_site_fract_x)")
 
@@ -106,7 +122,7 @@ def ddl1_block(block: gemmi.cif.Block) -> gemmi.cif.Block:
             new = out.init_loop("", [t.replace(".", "_", 1) for t in loop.tags])
             values, width = list(loop.values), loop.width()
             for start in range(0, len(values), width):
-                new.add_row(values[start:start + width])
+                new.add_row(values[start : start + width])
     return out
 
 
@@ -133,8 +149,9 @@ def _space_group(small: gemmi.SmallStructure, where: str) -> tuple[gemmi.SpaceGr
             return resolve_space_group(int(small.spacegroup_number)), None
     except CrystalError as exc:
         raise CrystalError(f"{where}{exc}") from None
-    raise CrystalError(f"{where}missing symmetry: no symmetry operators, Hall or H-M symbol, or "
-                       "space-group number")
+    raise CrystalError(
+        f"{where}missing symmetry: no symmetry operators, Hall or H-M symbol, or space-group number"
+    )
 
 
 def _symbol_conflict(small: gemmi.SmallStructure, sg: gemmi.SpaceGroup, where: str) -> str | None:
@@ -148,8 +165,10 @@ def _symbol_conflict(small: gemmi.SmallStructure, sg: gemmi.SpaceGroup, where: s
             pass
     if stated is None or stated == sg.number:
         return None
-    return (f"{where}the symmetry operators generate {sg.xhm()} (No. {sg.number}) but the file "
-            f"states No. {stated} ({small.spacegroup_hm or 'no symbol'}); used the operators")
+    return (
+        f"{where}the symmetry operators generate {sg.xhm()} (No. {sg.number}) but the file "
+        f"states No. {stated} ({small.spacegroup_hm or 'no symbol'}); used the operators"
+    )
 
 
 def _some(labels: list[str]) -> str:
@@ -174,9 +193,12 @@ def _dummy_sites(block: gemmi.cif.Block | None, sites: list) -> np.ndarray:
     return dummy
 
 
-def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
-                         block: gemmi.cif.Block | None = None,
-                         default_u_iso: float = 0.025) -> Crystal:
+def from_small_structure(
+    small: gemmi.SmallStructure,
+    source: str | None = None,
+    block: gemmi.cif.Block | None = None,
+    default_u_iso: float = 0.025,
+) -> Crystal:
     """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, a missing U ``default_u_iso`` Å².
 
     Sites with zero occupancy are dropped; both are recorded in ``metadata["warnings"]``.
@@ -195,8 +217,11 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
     dummy = _dummy_sites(block, sites)
     if dummy.any():
         names = [s.label for s, d in zip(sites, dummy) if d]
-        _warn(notes, f"{where}skipped {len(names)} dummy site(s) (residual peaks or calc_flag "
-                     f"dum: {_some(names)})")
+        _warn(
+            notes,
+            f"{where}skipped {len(names)} dummy site(s) (residual peaks or calc_flag "
+            f"dum: {_some(names)})",
+        )
     filled: list[str] = []
     capped: list[str] = []
     for site, no_u, skip in zip(sites, missing, dummy):
@@ -210,8 +235,10 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
         site_occ = site.occ
         if site_occ > 1 + 1e-6:
             if site_occ > MAX_REFINED_OCC:
-                raise CrystalError(f"{where}atom {site.label}: occupancy {site_occ} > 1 (refined "
-                                   f"values up to {MAX_REFINED_OCC} are taken as 1)")
+                raise CrystalError(
+                    f"{where}atom {site.label}: occupancy {site_occ} > 1 (refined "
+                    f"values up to {MAX_REFINED_OCC} are taken as 1)"
+                )
             capped.append(site.label)
             site_occ = 1.0
         uiso = site.u_iso
@@ -228,25 +255,40 @@ def from_small_structure(small: gemmi.SmallStructure, source: str | None = None,
         occ.append(site_occ)
         labels.append(site.label)
     if capped:
-        _warn(notes, f"{where}occupancy above 1 (at most {MAX_REFINED_OCC}) taken as 1 for "
-                     f"{len(capped)} atom(s) ({_some(capped)})")
+        _warn(
+            notes,
+            f"{where}occupancy above 1 (at most {MAX_REFINED_OCC}) taken as 1 for "
+            f"{len(capped)} atom(s) ({_some(capped)})",
+        )
     if filled:
-        _warn(notes, f"{where}no displacement parameter for {len(filled)} atom(s) "
-                     f"({_some(filled)}); used U_iso = {default_u_iso} Å²")
+        _warn(
+            notes,
+            f"{where}no displacement parameter for {len(filled)} atom(s) "
+            f"({_some(filled)}); used U_iso = {default_u_iso} Å²",
+        )
     if not z:
         raise CrystalError(f"{where}no atom with non-zero occupancy")
     meta = {"source": source} if source else {}
     if notes:
         meta["warnings"] = notes
     try:
-        return Crystal(cell.parameters, sg, np.array(z, dtype=np.int16), np.array(frac),
-                       np.array(u), np.array(occ), labels, meta)
+        return Crystal(
+            cell.parameters,
+            sg,
+            np.array(z, dtype=np.int16),
+            np.array(frac),
+            np.array(u),
+            np.array(occ),
+            labels,
+            meta,
+        )
     except CrystalError as exc:
         raise CrystalError(str(exc) if source else f"{where}{exc}") from None
 
 
-def read_cif(path: str | Path, block: str | int | None = None,
-             default_u_iso: float = 0.025) -> Crystal:
+def read_cif(
+    path: str | Path, block: str | int | None = None, default_u_iso: float = 0.025
+) -> Crystal:
     """Read a small-molecule CIF into a :class:`Crystal`.
 
     Symmetry comes from the symmetry operators when given (any setting gemmi tabulates, e.g.
@@ -267,17 +309,18 @@ def read_cif(path: str | Path, block: str | int | None = None,
         small = gemmi.make_small_structure_from_block(blk)
     except (RuntimeError, ValueError) as exc:
         raise CrystalError(f"{path}: cannot read atom sites: {exc}") from None
-    crystal = from_small_structure(small, source=str(path), block=blk,
-                                   default_u_iso=default_u_iso)
+    crystal = from_small_structure(small, source=str(path), block=blk, default_u_iso=default_u_iso)
     crystal.metadata["block"] = blk.name
     return crystal
 
 
-def set_cell_and_symmetry(block: gemmi.cif.Block, cell: tuple[float, ...],
-                          sg: gemmi.SpaceGroup) -> None:
+def set_cell_and_symmetry(
+    block: gemmi.cif.Block, cell: tuple[float, ...], sg: gemmi.SpaceGroup
+) -> None:
     """Write the cell (Å, degrees), H-M and Hall symbols, IT number and symmetry operators."""
-    for key, value in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta",
-                           "angle_gamma"), cell):
+    for key, value in zip(
+        ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"), cell
+    ):
         block.set_pair(f"_cell_{key}", f"{value:.6f}")
     block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(sg.xhm()))
     block.set_pair("_space_group_name_Hall", gemmi.cif.quote(sg.hall))
@@ -296,12 +339,25 @@ def write_cif(crystal: Crystal, path: str | Path | None = None, name: str | None
     block = doc.add_new_block(name or crystal.metadata.get("name", "xtalforge"))
     set_cell_and_symmetry(block, crystal.cell, crystal.spacegroup)
     labels = crystal.labels or [f"{el}{i + 1}" for i, el in enumerate(crystal.elements)]
-    loop = block.init_loop("_atom_site_", ["label", "type_symbol", "fract_x", "fract_y", "fract_z",
-                                           "U_iso_or_equiv", "adp_type", "occupancy"])
-    for lab, el, xyz, u, o in zip(labels, crystal.elements, crystal.frac, crystal.u_iso,
-                                  crystal.occ):
-        loop.add_row([gemmi.cif.quote(lab), el, *(f"{v:.6f}" for v in xyz), f"{u:.6f}", "Uiso",
-                      f"{o:.6f}"])
+    loop = block.init_loop(
+        "_atom_site_",
+        [
+            "label",
+            "type_symbol",
+            "fract_x",
+            "fract_y",
+            "fract_z",
+            "U_iso_or_equiv",
+            "adp_type",
+            "occupancy",
+        ],
+    )
+    for lab, el, xyz, u, o in zip(
+        labels, crystal.elements, crystal.frac, crystal.u_iso, crystal.occ
+    ):
+        loop.add_row(
+            [gemmi.cif.quote(lab), el, *(f"{v:.6f}" for v in xyz), f"{u:.6f}", "Uiso", f"{o:.6f}"]
+        )
     meta = {k: v for k, v in crystal.metadata.items() if k not in ("source", "block")}
     if meta:
         text = json.dumps(meta, default=str, sort_keys=True)

@@ -14,16 +14,27 @@ __all__ = ["quartz", "random_crystal", "sodium_chloride"]
 
 def sodium_chloride() -> Crystal:
     """Rock salt, Fm-3m, a = 5.6402 Å (Na at 4a, Cl at 4b), U_iso 0.01 Å²."""
-    return Crystal((5.6402, 5.6402, 5.6402, 90, 90, 90), "F m -3 m", [11, 17],
-                   [[0, 0, 0], [0.5, 0.5, 0.5]], [0.01, 0.01], metadata={"name": "NaCl"})
+    return Crystal(
+        (5.6402, 5.6402, 5.6402, 90, 90, 90),
+        "F m -3 m",
+        [11, 17],
+        [[0, 0, 0], [0.5, 0.5, 0.5]],
+        [0.01, 0.01],
+        metadata={"name": "NaCl"},
+    )
 
 
 def quartz() -> Crystal:
     """α-quartz (low quartz), P3_221, a = 4.9133, c = 5.4053 Å; Si at 3a (0.4697, 0, 2/3),
     O at 6c (0.4135, 0.2669, 0.7858): Si–O = 1.604 and 1.613 Å (Levien et al. 1980)."""
-    return Crystal((4.9133, 4.9133, 5.4053, 90, 90, 120), "P 32 2 1", ["Si", "O"],
-                   [[0.4697, 0.0, 2 / 3], [0.4135, 0.2669, 0.7858]], [0.0066, 0.0143],
-                   metadata={"name": "alpha-quartz"})
+    return Crystal(
+        (4.9133, 4.9133, 5.4053, 90, 90, 120),
+        "P 32 2 1",
+        ["Si", "O"],
+        [[0.4697, 0.0, 2 / 3], [0.4135, 0.2669, 0.7858]],
+        [0.0066, 0.0143],
+        metadata={"name": "alpha-quartz"},
+    )
 
 
 def _lattice_cell(sg_symbol: str, volume: float, rng: np.random.Generator) -> tuple[float, ...]:
@@ -47,10 +58,15 @@ def _lattice_cell(sg_symbol: str, volume: float, rng: np.random.Generator) -> tu
     return (a, a, a, 90.0, 90.0, 90.0)
 
 
-def random_crystal(spacegroup: str = "P 1 21 1", n_atoms: int = 20, seed: int = 0,
-                   elements: tuple[str, ...] = ("C", "C", "C", "N", "O"),
-                   volume_per_atom: float = 18.0, min_distance: float = 1.2,
-                   u_iso: tuple[float, float] = (0.01, 0.05)) -> Crystal:
+def random_crystal(
+    spacegroup: str = "P 1 21 1",
+    n_atoms: int = 20,
+    seed: int = 0,
+    elements: tuple[str, ...] = ("C", "C", "C", "N", "O"),
+    volume_per_atom: float = 18.0,
+    min_distance: float = 1.2,
+    u_iso: tuple[float, float] = (0.01, 0.05),
+) -> Crystal:
     """A random structure on general positions with all interatomic distances ≥ ``min_distance``
     Å (symmetry copies and periodic images included); a simple, seeded example builder.
     Cells have ``volume_per_atom`` Å³ per atom of the unit cell."""
@@ -79,6 +95,9 @@ def random_crystal(spacegroup: str = "P 1 21 1", n_atoms: int = 20, seed: int = 
             frac.append(x)
     z = rng.choice(list(elements), len(frac))
     u = rng.uniform(*u_iso, len(frac))
-    meta = {"name": f"random-{sym.spacegroup.short_name()}-{seed}", "seed": seed,
-            "builder": "xtalforge.crystal.examples.random_crystal"}
+    meta = {
+        "name": f"random-{sym.spacegroup.short_name()}-{seed}",
+        "seed": seed,
+        "builder": "xtalforge.crystal.examples.random_crystal",
+    }
     return Crystal(cell, spacegroup, z, np.array(frac), u, metadata=meta)

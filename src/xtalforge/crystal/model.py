@@ -101,8 +101,10 @@ class Crystal:
             raise CrystalError(f"{pre}{exc}") from None
         if not _metric_fits_group(cell, self.spacegroup):
             system = self.spacegroup.crystal_system_str()
-            raise CrystalError(f"{pre}cell {cell} does not fit the {system}"
-                               f" lattice of space group {self.spacegroup.xhm()}")
+            raise CrystalError(
+                f"{pre}cell {cell} does not fit the {system}"
+                f" lattice of space group {self.spacegroup.xhm()}"
+            )
         zs = np.atleast_1d(np.asarray(self.z))
         if zs.dtype.kind in "USO":
             try:
@@ -122,13 +124,15 @@ class Crystal:
         self.frac = frac
         self.u_iso = self._per_atom("u_iso", self.u_iso, 0.0, n, pre)
         if (self.u_iso < 0).any():
-            raise CrystalError(f"{pre}u_iso of atom {self._name(int(np.argmin(self.u_iso)))} is "
-                               "negative")
+            raise CrystalError(
+                f"{pre}u_iso of atom {self._name(int(np.argmin(self.u_iso)))} is negative"
+            )
         self.occ = self._per_atom("occ", self.occ, 1.0, n, pre)
         if ((self.occ <= 0) | (self.occ > 1 + 1e-6)).any():
             bad = int(np.argwhere((self.occ <= 0) | (self.occ > 1 + 1e-6))[0, 0])
-            raise CrystalError(f"{pre}occupancy {self.occ[bad]} of atom {self._name(bad)} is "
-                               "outside (0, 1]")
+            raise CrystalError(
+                f"{pre}occupancy {self.occ[bad]} of atom {self._name(bad)} is outside (0, 1]"
+            )
         if self.labels is not None:
             self.labels = [str(x) for x in self.labels]
             if len(self.labels) != n:
@@ -140,8 +144,9 @@ class Crystal:
         if arr.shape != (n,):
             raise CrystalError(f"{pre}{name} must have shape ({n},), got {arr.shape}")
         if not np.isfinite(arr).all():
-            raise CrystalError(f"{pre}{name} of atom {self._name(int(np.argmin(np.isfinite(arr))))}"
-                               " is not finite")
+            raise CrystalError(
+                f"{pre}{name} of atom {self._name(int(np.argmin(np.isfinite(arr))))} is not finite"
+            )
         return arr
 
     def _name(self, i: int) -> str:
@@ -227,27 +232,44 @@ class Crystal:
                 seen[int(i)] += 1
                 labels.append(f"{self.labels[i]}_{seen[int(i)]}")
         meta = dict(self.metadata, expanded_from=self.spacegroup.xhm())
-        return Crystal(self.cell, gemmi.SpaceGroup("P 1"), self.z[idx], pos, self.u_iso[idx],
-                       self.occ[idx], labels, meta)
+        return Crystal(
+            self.cell,
+            gemmi.SpaceGroup("P 1"),
+            self.z[idx],
+            pos,
+            self.u_iso[idx],
+            self.occ[idx],
+            labels,
+            meta,
+        )
 
     def copy(self, **changes: Any) -> Crystal:
         """A copy with some fields replaced (validated again)."""
-        kw = dict(cell=self.cell, spacegroup=self.spacegroup, z=self.z.copy(),
-                  frac=self.frac.copy(), u_iso=self.u_iso.copy(), occ=self.occ.copy(),
-                  labels=None if self.labels is None else list(self.labels),
-                  metadata=dict(self.metadata))
+        kw = dict(
+            cell=self.cell,
+            spacegroup=self.spacegroup,
+            z=self.z.copy(),
+            frac=self.frac.copy(),
+            u_iso=self.u_iso.copy(),
+            occ=self.occ.copy(),
+            labels=None if self.labels is None else list(self.labels),
+            metadata=dict(self.metadata),
+        )
         kw.update(changes)
         return Crystal(**kw)
 
     def __repr__(self) -> str:
         a, b, c, al, be, ga = self.cell
-        return (f"Crystal({self.spacegroup.xhm()!r}, cell=({a:.4g}, {b:.4g}, {c:.4g}, {al:.4g}, "
-                f"{be:.4g}, {ga:.4g}), n_atoms={self.n_atoms})")
+        return (
+            f"Crystal({self.spacegroup.xhm()!r}, cell=({a:.4g}, {b:.4g}, {c:.4g}, {al:.4g}, "
+            f"{be:.4g}, {ga:.4g}), n_atoms={self.n_atoms})"
+        )
 
     # ---------------------------------------------------------------- file I/O
     @classmethod
-    def from_cif(cls, path: str | Path, block: str | int | None = None,
-                 default_u_iso: float = 0.025) -> Crystal:
+    def from_cif(
+        cls, path: str | Path, block: str | int | None = None, default_u_iso: float = 0.025
+    ) -> Crystal:
         """Read a small-molecule CIF (see :func:`xtalforge.crystal.cif_io.read_cif`)."""
         from xtalforge.crystal.cif_io import read_cif
 
@@ -261,8 +283,9 @@ class Crystal:
         return read_pdb(path)
 
     @classmethod
-    def from_gemmi(cls, obj: gemmi.SmallStructure | gemmi.Structure, source: str | None = None
-                   ) -> Crystal:
+    def from_gemmi(
+        cls, obj: gemmi.SmallStructure | gemmi.Structure, source: str | None = None
+    ) -> Crystal:
         """Convert a ``gemmi.SmallStructure`` or ``gemmi.Structure`` (first model)."""
         from xtalforge.crystal.cif_io import from_small_structure
         from xtalforge.crystal.pdb_io import from_structure

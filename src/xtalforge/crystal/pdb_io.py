@@ -29,8 +29,10 @@ def from_structure(st: gemmi.Structure, source: str | None = None) -> Crystal:
         for res in chain:
             for atom in res:
                 if atom.element.atomic_number == 0:
-                    raise CrystalError(f"{where}atom {chain.name}/{res.name}{res.seqid.num}/"
-                                       f"{atom.name}: unknown element")
+                    raise CrystalError(
+                        f"{where}atom {chain.name}/{res.name}{res.seqid.num}/"
+                        f"{atom.name}: unknown element"
+                    )
                 if atom.occ <= 0:
                     continue
                 z.append(atom.element.atomic_number)
@@ -44,8 +46,16 @@ def from_structure(st: gemmi.Structure, source: str | None = None) -> Crystal:
     frac_mat = np.array(st.cell.frac.mat.tolist())
     frac = np.array(pos) @ frac_mat.T + np.array(st.cell.frac.vec.tolist())
     meta = {"source": source} if source else {}
-    return Crystal(st.cell.parameters, sg, np.array(z, dtype=np.int16), frac,
-                   np.array(b) / (8 * np.pi**2), np.array(occ), labels, meta)
+    return Crystal(
+        st.cell.parameters,
+        sg,
+        np.array(z, dtype=np.int16),
+        frac,
+        np.array(b) / (8 * np.pi**2),
+        np.array(occ),
+        labels,
+        meta,
+    )
 
 
 def read_pdb(path: str | Path) -> Crystal:

@@ -42,7 +42,8 @@ def read_structure(path: str | Path) -> Crystal:
             head = fh.read(200_000).decode("latin-1")
         if "_atom_site.Cartn_x" in head:  # mmCIF model (Cartesian coordinates)
             return Crystal.from_pdb(path)
-        if suffix not in (".cif", ".mmcif") and head.lstrip().startswith(("HEADER", "CRYST1",
-                                                                            "ATOM", "REMARK")):
+        if suffix not in (".cif", ".mmcif") and head.lstrip().startswith(
+            ("HEADER", "CRYST1", "ATOM", "REMARK")
+        ):
             return Crystal.from_pdb(path)
     return Crystal.from_cif(path)

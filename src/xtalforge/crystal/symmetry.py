@@ -63,8 +63,10 @@ def resolve_space_group(symbol: str | int | gemmi.SpaceGroup) -> gemmi.SpaceGrou
         except (RuntimeError, ValueError):
             sg = None
     if sg is None:
-        raise CrystalError(f"unknown space-group symbol {symbol!r} (not a Hermann–Mauguin, Hall "
-                           "symbol or number known to gemmi)")
+        raise CrystalError(
+            f"unknown space-group symbol {symbol!r} (not a Hermann–Mauguin, Hall "
+            "symbol or number known to gemmi)"
+        )
     return sg
 
 
@@ -90,16 +92,28 @@ def space_group_from_ops(ops: list[str] | tuple[str, ...]) -> gemmi.SpaceGroup:
         raise CrystalError(f"symmetry operators do not form a group: {exc}") from None
     sg = gemmi.find_spacegroup_by_ops(gops)
     if sg is None:
-        raise CrystalError("the symmetry operators do not form a space-group setting known to "
-                           f"gemmi: {', '.join(ops)}")
+        raise CrystalError(
+            "the symmetry operators do not form a space-group setting known to "
+            f"gemmi: {', '.join(ops)}"
+        )
     return sg
 
 
 def _laue_asu_index(sg: gemmi.SpaceGroup) -> int:
     """Index of the CCP4 reciprocal-ASU condition for ``sg`` (0..9)."""
     laue = sg.laue_str()
-    table = {"-1": 0, "2/m": 1, "mmm": 2, "4/m": 3, "4/mmm": 4, "-3": 5, "6/m": 3,
-             "6/mmm": 4, "m-3": 8, "m-3m": 9}
+    table = {
+        "-1": 0,
+        "2/m": 1,
+        "mmm": 2,
+        "4/m": 3,
+        "4/mmm": 4,
+        "-3": 5,
+        "6/m": 3,
+        "6/mmm": 4,
+        "m-3": 8,
+        "m-3m": 9,
+    }
     if laue in table:
         return table[laue]
     # -3m: in 312-type groups (h,0,l) ~ (h,0,-l); in 321-type groups (h,h,l) ~ (h,h,-l).
@@ -111,7 +125,7 @@ def _laue_asu_index(sg: gemmi.SpaceGroup) -> int:
 
 def asu_condition(idx: int, hkl: np.ndarray) -> np.ndarray:
     """Boolean mask of reflections (reference setting) inside CCP4 reciprocal ASU number ``idx``."""
-    h, k, l = hkl[..., 0], hkl[..., 1], hkl[..., 2]  # noqa: E741
+    h, k, l = hkl[..., 0], hkl[..., 1], hkl[..., 2]
     if idx == 0:
         return (l > 0) | ((l == 0) & ((h > 0) | ((h == 0) & (k >= 0))))
     if idx == 1:
@@ -192,8 +206,11 @@ def symmetry_info_from_hall(hall: str) -> SymmetryInfo:
     rots = np.array([op.rot for op in ops.sym_ops], dtype=np.int64) // _DEN
     trans = np.array([op.tran for op in ops.sym_ops], dtype=np.float64) / _DEN
     cen = np.array(ops.cen_ops, dtype=np.float64) / _DEN
-    basis = (np.eye(3, dtype=np.int64) if sg.is_reference_setting()
-             else np.array(sg.basisop.rot, dtype=np.int64))
+    basis = (
+        np.eye(3, dtype=np.int64)
+        if sg.is_reference_setting()
+        else np.array(sg.basisop.rot, dtype=np.int64)
+    )
     inversion = any((r == -np.eye(3)).all() and not t.any() for r, t in zip(rots, trans))
     for arr in (rots, trans, cen, basis):
         arr.setflags(write=False)

@@ -4,5 +4,13 @@ datasets and Lightning data modules."""
 from xtalforge.data.build import build_dataset, build_shard, verify_dataset
 from xtalforge.data.spec import DatasetError, DatasetSpec, load_spec, sample_seed, split_of
 
-__all__ = ["DatasetError", "DatasetSpec", "build_dataset", "build_shard", "load_spec",
-           "sample_seed", "split_of", "verify_dataset"]
+__all__ = [
+    "DatasetError",
+    "DatasetSpec",
+    "build_dataset",
+    "build_shard",
+    "load_spec",
+    "sample_seed",
+    "split_of",
+    "verify_dataset",
+]

@@ -41,8 +41,12 @@ class AuditResult:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "status": self.status, "fixes": self.fixes,
-                "problems": self.problems}
+        return {
+            "file": self.file,
+            "status": self.status,
+            "fixes": self.fixes,
+            "problems": self.problems,
+        }
 
 
 def _skip(name: str, why: str, fixes: list[str] | None = None) -> AuditResult:
@@ -95,8 +99,9 @@ def _overlaps(c: Crystal) -> list[tuple[int, int, float]]:
     return out
 
 
-def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None = None
-              ) -> AuditResult:
+def audit_cif(
+    path: str | Path, allow_partial: bool = False, block: str | None = None
+) -> AuditResult:
     """Read and check one CIF; never raises for a bad file (the result says why it was skipped).
 
     Fixes: SHELX special-position occupancies (occ × site-symmetry order = 1) → 1; exact
@@ -119,8 +124,10 @@ def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None =
         return _skip(name, f"parse error: {type(exc).__name__}: {exc}")
     fixes: list[str] = []
     for w in c.metadata.get("warnings", []):
-        if any(k in w for k in ("no displacement parameter", "dummy site", "operators generate",
-                                "taken as 1")):
+        if any(
+            k in w
+            for k in ("no displacement parameter", "dummy site", "operators generate", "taken as 1")
+        ):
             fixes.append(w.split(": ", 1)[-1])
         elif w.startswith("dropped"):
             fixes.append(w)
@@ -137,13 +144,16 @@ def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None =
     shelx = (order > 1) & (occ < 1 - 1e-3) & (np.abs(occ * order - 1) < 0.02)
     if shelx.any():
         occ[shelx] = 1.0
-        fixes.append(f"{int(shelx.sum())} special-position occupancies in the SHELX convention "
-                     "(occ × site-symmetry order = 1) set to 1")
+        fixes.append(
+            f"{int(shelx.sum())} special-position occupancies in the SHELX convention "
+            "(occ × site-symmetry order = 1) set to 1"
+        )
     partial = occ < 1 - 1e-3
     if partial.any() and not allow_partial:
         labels = [c.labels[i] if c.labels else f"#{i}" for i in np.nonzero(partial)[0][:5]]
-        return _skip(name, f"partial occupancy: {int(partial.sum())} site(s) "
-                           f"({', '.join(labels)})", fixes)
+        return _skip(
+            name, f"partial occupancy: {int(partial.sum())} site(s) ({', '.join(labels)})", fixes
+        )
     c = c.copy(occ=occ)
     # overlapping atoms
     pairs = _overlaps(c)
@@ -151,20 +161,31 @@ def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None =
     if dup and len(dup) == len(pairs):
         drop = sorted({j for _, j, _ in dup})
         keep = np.setdiff1d(np.arange(c.n_atoms), drop)
-        c = c.copy(z=c.z[keep], frac=c.frac[keep], u_iso=c.u_iso[keep], occ=c.occ[keep],
-                   labels=[c.labels[k] for k in keep] if c.labels else None)
+        c = c.copy(
+            z=c.z[keep],
+            frac=c.frac[keep],
+            u_iso=c.u_iso[keep],
+            occ=c.occ[keep],
+            labels=[c.labels[k] for k in keep] if c.labels else None,
+        )
         fixes.append(f"{len(drop)} duplicated site(s) merged")
     elif pairs:
         i, j, d = pairs[0]
         lab = c.labels or [f"#{k}" for k in range(c.n_atoms)]
-        return _skip(name, f"overlapping atoms: {len(pairs)} pair(s) closer than {OVERLAP} Å, "
-                           f"e.g. {lab[i]}–{lab[j]} at {d:.2f} Å (unflagged disorder or "
-                           "duplicates)", fixes)
+        return _skip(
+            name,
+            f"overlapping atoms: {len(pairs)} pair(s) closer than {OVERLAP} Å, "
+            f"e.g. {lab[i]}–{lab[j]} at {d:.2f} Å (unflagged disorder or "
+            "duplicates)",
+            fixes,
+        )
     # displacement parameters
     not_pd = _aniso_not_positive_definite(block) if block is not None else []
     if not_pd:
-        fixes.append(f"non-positive-definite U_aniso for {len(not_pd)} site(s) "
-                     f"({', '.join(not_pd[:5])}): isotropic U_eq used")
+        fixes.append(
+            f"non-positive-definite U_aniso for {len(not_pd)} site(s) "
+            f"({', '.join(not_pd[:5])}): isotropic U_eq used"
+        )
     heavy = c.u_iso[c.z != 1] if (c.z != 1).any() else c.u_iso
     u = c.u_iso.copy()
     if (heavy <= 0).any():
@@ -176,8 +197,12 @@ def audit_cif(path: str | Path, allow_partial: bool = False, block: str | None =
         u = u * _B_TO_U
         fixes.append("U values look like B (all non-H in 0.8–20 Å²): divided by 8π²")
     elif np.median(heavy) > 0.5:
-        return _skip(name, f"displacement parameters not physical (median U "
-                           f"{np.median(heavy):.2f} Å²) and not clearly B or U×10⁴", fixes)
+        return _skip(
+            name,
+            f"displacement parameters not physical (median U "
+            f"{np.median(heavy):.2f} Å²) and not clearly B or U×10⁴",
+            fixes,
+        )
     if (u != c.u_iso).any():
         c = c.copy(u_iso=u)
     c.metadata.setdefault("audit", fixes)

@@ -29,8 +29,13 @@ __all__ = ["build_dataset", "build_shard", "verify_dataset"]
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -71,16 +76,21 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
                 sources.append(entry_name(*entries[i]))
         ids = kept
     splits = [split_of(spec.seed, i, spec.splits, spec.folds) for i in ids]
-    table = compute_rows(crystals, ids, seeds, splits, spec,
-                         sources=sources if spec.cif_dir is not None else None)
+    table = compute_rows(
+        crystals, ids, seeds, splits, spec, sources=sources if spec.cif_dir is not None else None
+    )
     summary = {
         "ids": [start, stop],
         "splits": dict(Counter(splits)),
         "spacegroups": dict(Counter(c.spacegroup.xhm() for c in crystals)),
         "max_edges": np.max([c.cell[:3] for c in crystals], axis=0).tolist() if crystals else None,
         "n_reflections": int(table.column("n_refl").to_numpy().sum()) if crystals else 0,
-        "skipped_atoms": int(sum(c.metadata.get("skipped_atoms", 0)
-                                 + c.metadata.get("skipped_hydrogens", 0) for c in crystals)),
+        "skipped_atoms": int(
+            sum(
+                c.metadata.get("skipped_atoms", 0) + c.metadata.get("skipped_hydrogens", 0)
+                for c in crystals
+            )
+        ),
     }
     if report:
         summary["report"] = report
@@ -109,6 +119,7 @@ def _local_executor(workers: int) -> Callable[[Callable, list[tuple]], Iterator[
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
+
     return run
 
 
@@ -118,20 +129,30 @@ def _dask_executor(client: Any) -> Callable[[Callable, list[tuple]], Iterator[di
 
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         queue = list(jobs)
-        first = [client.submit(fn, *queue.pop(0), pure=False)
-                 for _ in range(min(len(queue), 2 * n_workers))]
+        first = [
+            client.submit(fn, *queue.pop(0), pure=False)
+            for _ in range(min(len(queue), 2 * n_workers))
+        ]
         stream = as_completed(first)
         for fut in stream:
             yield fut.result()
             fut.release()
             if queue:
                 stream.add(client.submit(fn, *queue.pop(0), pure=False))
+
     return run
 
 
-def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor: str = "local",
-                  scheduler: str | None = None, client: Any = None, overwrite: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def build_dataset(
+    spec: DatasetSpec,
+    out: str | Path,
+    workers: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    client: Any = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Write (or resume) the dataset of ``spec`` into ``out``; returns the manifest.
 
     ``executor``: ``local`` (``workers`` processes; 1 runs in this process) or ``dask`` (the
@@ -148,9 +169,11 @@ def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor
         old = read_manifest(root)
         if old.get("spec_hash") != spec_hash:
             if not overwrite:
-                raise DatasetError(f"{root} holds another dataset (spec hash "
-                                   f"{old.get('spec_hash')} ≠ {spec_hash}); choose another "
-                                   "folder or pass overwrite")
+                raise DatasetError(
+                    f"{root} holds another dataset (spec hash "
+                    f"{old.get('spec_hash')} ≠ {spec_hash}); choose another "
+                    "folder or pass overwrite"
+                )
             for p in (root / "shards").glob("*"):
                 p.unlink()
     root.mkdir(parents=True, exist_ok=True)
@@ -160,10 +183,17 @@ def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor
     from xtalforge import __version__
 
     manifest: dict[str, Any] = {
-        "format": "xtalforge-dataset", "format_version": 1, "name": spec.name,
-        "spec_hash": spec_hash, "spec": resolved, "status": "in_progress",
-        "version": __version__, "git_commit": _git_commit(), "n": spec.n,
-        "n_shards": spec.n_shards, "seed": spec.seed,
+        "format": "xtalforge-dataset",
+        "format_version": 1,
+        "name": spec.name,
+        "spec_hash": spec_hash,
+        "spec": resolved,
+        "status": "in_progress",
+        "version": __version__,
+        "git_commit": _git_commit(),
+        "n": spec.n,
+        "n_shards": spec.n_shards,
+        "seed": spec.seed,
     }
     write_manifest(root, manifest)
     infos: dict[int, dict] = {}
@@ -189,9 +219,15 @@ def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor
             if scheduler:
                 owned_client = Client(scheduler)
             else:
-                owned_client = Client(LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                                                   processes=True, host="127.0.0.1",
-                                                   dashboard_address=None))
+                owned_client = Client(
+                    LocalCluster(
+                        n_workers=max(1, workers),
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                    )
+                )
             client = owned_client
         run = _dask_executor(client)
     else:
@@ -213,10 +249,13 @@ def build_dataset(spec: DatasetSpec, out: str | Path, workers: int = 1, executor
     if spec.cif_dir is not None:
         _write_report(root, [r for s in shards for r in s.get("report", [])])
     manifest["status"] = "complete"
-    manifest["last_run"] = {"executor": executor, "workers": workers,
-                            "shards_computed": len(todo),
-                            "seconds": round(time.perf_counter() - t0, 3),
-                            "pid": os.getpid()}
+    manifest["last_run"] = {
+        "executor": executor,
+        "workers": workers,
+        "shards_computed": len(todo),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "pid": os.getpid(),
+    }
     write_manifest(root, manifest)
     return manifest
 
@@ -269,11 +308,12 @@ def verify_dataset(root: str | Path) -> list[str]:
             problems.append(f"{s['file']}: duplicated sample ids, e.g. {min(dup)}")
         seen.update(ids.tolist())
     if manifest.get("status") == "complete" and len(manifest.get("shards", [])) != manifest.get(
-            "n_shards"):
-        problems.append(f"{len(manifest.get('shards', []))} shards listed, "
-                        f"{manifest.get('n_shards')} expected")
-    extra = sorted(p.name for p in (root / "shards").glob("part-*.parquet")
-                   if p.name not in listed)
+        "n_shards"
+    ):
+        problems.append(
+            f"{len(manifest.get('shards', []))} shards listed, {manifest.get('n_shards')} expected"
+        )
+    extra = sorted(p.name for p in (root / "shards").glob("part-*.parquet") if p.name not in listed)
     if extra and manifest.get("status") == "complete":
         problems.append(f"shard files not in the manifest: {extra[:3]}")
     return problems
@@ -303,9 +343,14 @@ def _summarise(shards: list[dict], spec: DatasetSpec) -> dict[str, Any]:
         from xtalforge.diffraction.hkl_grid import HKLGrid
 
         grid = HKLGrid.from_bounds(tuple(edges), spec.compute.d_high, list(groups))
-        out["hkl_grid"] = {"lower": list(grid.lower), "shape": list(grid.shape),
-                           "d_min": spec.compute.d_high}
+        out["hkl_grid"] = {
+            "lower": list(grid.lower),
+            "shape": list(grid.shape),
+            "d_min": spec.compute.d_high,
+        }
     if spec.cif_dir is not None:
-        out["import_report"] = {"files": len(report),
-                                "status": dict(Counter(r["status"] for r in report))}
+        out["import_report"] = {
+            "files": len(report),
+            "status": dict(Counter(r["status"] for r in report)),
+        }
     return out

@@ -44,10 +44,12 @@ def dataset_card(root: str | Path, out: str | Path) -> dict[str, Any]:
 
     volumes = np.array([cell_volume(*c) for c in cells_a])
     fig, ax = plt.subplots(2, 3, figsize=(13, 7))
-    panels = [(volumes, "cell volume (Å³)"), (cells_a[:, :3].max(axis=1) if len(cells_a) else
-                                              [], "largest edge (Å)"),
-              (np.array(n_atoms), "atoms in the asymmetric unit"),
-              (np.concatenate(n_refl) if n_refl else [], "unique reflections")]
+    panels = [
+        (volumes, "cell volume (Å³)"),
+        (cells_a[:, :3].max(axis=1) if len(cells_a) else [], "largest edge (Å)"),
+        (np.array(n_atoms), "atoms in the asymmetric unit"),
+        (np.concatenate(n_refl) if n_refl else [], "unique reflections"),
+    ]
     for a, (values, title) in zip(ax.ravel(), panels):
         a.hist(values, bins=30, color="C0")
         a.set_title(title)
@@ -67,16 +69,20 @@ def dataset_card(root: str | Path, out: str | Path) -> dict[str, Any]:
         written.append(_slices(root, m, out / "slices.png", plt))
     card = out / "card.md"
     splits = m.get("splits", {})
-    lines = [f"# Dataset card: {m['name']}", "",
-             f"- structures: {m.get('rows')} in {len(files)} shard(s); splits "
-             + ", ".join(f"{k} {v}" for k, v in splits.items()),
-             f"- status: {m.get('status')}; xtalforge {m.get('version')}, commit "
-             f"{m.get('git_commit')}; spec hash {m.get('spec_hash')}",
-             f"- reflections: {m.get('n_reflections', 0):,}; hkl grid {m.get('hkl_grid')}",
-             f"- space groups: {dict(top)}",
-             f"- median volume {np.median(volumes) if len(volumes) else float('nan'):.0f} Å³, "
-             f"median atoms (ASU) {np.median(n_atoms) if n_atoms else float('nan'):.0f}",
-             "", *[f"![{p.stem}]({p.name})" for p in written]]
+    lines = [
+        f"# Dataset card: {m['name']}",
+        "",
+        f"- structures: {m.get('rows')} in {len(files)} shard(s); splits "
+        + ", ".join(f"{k} {v}" for k, v in splits.items()),
+        f"- status: {m.get('status')}; xtalforge {m.get('version')}, commit "
+        f"{m.get('git_commit')}; spec hash {m.get('spec_hash')}",
+        f"- reflections: {m.get('n_reflections', 0):,}; hkl grid {m.get('hkl_grid')}",
+        f"- space groups: {dict(top)}",
+        f"- median volume {np.median(volumes) if len(volumes) else float('nan'):.0f} Å³, "
+        f"median atoms (ASU) {np.median(n_atoms) if n_atoms else float('nan'):.0f}",
+        "",
+        *[f"![{p.stem}]({p.name})" for p in written],
+    ]
     card.write_text("\n".join(lines) + "\n")
     return {"manifest": m, "files": [str(p) for p in [card, *written]]}
 
@@ -93,8 +99,7 @@ def _slices(root: Path, m: dict, path: Path, plt: Any) -> Path:
     maps = [c for c in table.column_names if c.startswith(("patterson_", "density_"))]
     shapes = {mp["name"]: mp["shape"] for mp in spec.get("patterson", []) + spec.get("density", [])}
     n = min(3, len(ds))
-    fig, ax = plt.subplots(n, 2 + len(maps), figsize=(3.2 * (2 + len(maps)), 3 * n),
-                           squeeze=False)
+    fig, ax = plt.subplots(n, 2 + len(maps), figsize=(3.2 * (2 + len(maps)), 3 * n), squeeze=False)
     for r in range(n):
         item = ds[r]
         ax[r, 0].imshow(item["input"][0, :, :, 0].numpy().T, origin="lower", cmap="viridis")

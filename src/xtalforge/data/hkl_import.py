@@ -34,15 +34,16 @@ from xtalforge.io.shelx import HklfInstruction, read_ins
 __all__ = ["import_hkl", "load_measured", "merged_amplitudes"]
 
 
-def _structure_for(path: Path, structure: Path | None
-                   ) -> tuple[tuple, gemmi.SpaceGroup, Crystal | None, dict,
-                              HklfInstruction | None]:
+def _structure_for(
+    path: Path, structure: Path | None
+) -> tuple[tuple, gemmi.SpaceGroup, Crystal | None, dict, HklfInstruction | None]:
     """(cell, space group, crystal or None, composition, HKLF instruction or None) from the
     structure file (.ins/.res, or a CIF whose ``_shelx_res_file`` has the HKLF line)."""
     if structure is not None and not Path(structure).is_file():
         raise DatasetError(f"{structure}: no such file (the cell and symmetry for {path.name})")
-    candidates = [structure] if structure else [path.with_suffix(s) for s in
-                                                 (".cif", ".ins", ".res")]
+    candidates = (
+        [structure] if structure else [path.with_suffix(s) for s in (".cif", ".ins", ".res")]
+    )
     for cand in candidates:
         if cand is None or not cand.is_file() or cand == path:
             continue
@@ -59,14 +60,18 @@ def _structure_for(path: Path, structure: Path | None
         return c.cell, c.spacegroup, c, c.composition(), hklf
     data = read_reflections(path)
     if data.cell is None or data.spacegroup is None:
-        raise DatasetError(f"{path}: no cell/symmetry in the file and no structure given "
-                           "(--structure CIF or .ins)")
+        raise DatasetError(
+            f"{path}: no cell/symmetry in the file and no structure given (--structure CIF or .ins)"
+        )
     return data.cell, data.spacegroup, None, {}, None
 
 
-def load_measured(path: Path, structure: Path | None = None,
-                  cell: tuple[float, ...] | None = None, spacegroup: str | None = None
-                  ) -> tuple[Reflections, np.ndarray, np.ndarray, list[str], dict]:
+def load_measured(
+    path: Path,
+    structure: Path | None = None,
+    cell: tuple[float, ...] | None = None,
+    spacegroup: str | None = None,
+) -> tuple[Reflections, np.ndarray, np.ndarray, list[str], dict]:
     """A reflection file merged to the ASU with cell and symmetry from ``structure`` (.ins/.res
     or CIF; default: beside the file) or from ``cell`` (Å, degrees) + ``spacegroup``.
     Returns (reflections, |F|, σ(|F|), notes, composition)."""
@@ -88,8 +93,9 @@ def load_measured(path: Path, structure: Path | None = None,
 ABSENCE_SIGNAL = 3.0
 
 
-def _absence_violation(it: gemmi.Intensities, sg: gemmi.SpaceGroup, path: Path,
-                       kind: str) -> str | None:
+def _absence_violation(
+    it: gemmi.Intensities, sg: gemmi.SpaceGroup, path: Path, kind: str
+) -> str | None:
     """A note when the reflections ``sg`` makes systematically absent are clearly observed
     (at least 5 of them, mean value/σ above :data:`ABSENCE_SIGNAL`): a wrong space group or
     setting, or a wrong HKLF matrix."""
@@ -101,14 +107,16 @@ def _absence_violation(it: gemmi.Intensities, sg: gemmi.SpaceGroup, path: Path,
     if np.mean(ratio) <= ABSENCE_SIGNAL:
         return None
     what = "I/σ(I)" if kind == "intensity" else "F/σ(F)"
-    return (f"{path}: the {absent.sum()} reflections that {sg.xhm()} makes absent are observed "
-            f"(mean {what} {np.mean(ratio):.1f}): check the space group, its setting and any "
-            "HKLF matrix")
+    return (
+        f"{path}: the {absent.sum()} reflections that {sg.xhm()} makes absent are observed "
+        f"(mean {what} {np.mean(ratio):.1f}): check the space group, its setting and any "
+        "HKLF matrix"
+    )
 
 
-def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
-                      hklf: HklfInstruction | None = None
-                      ) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
+def merged_amplitudes(
+    path: Path, cell: tuple, sg: gemmi.SpaceGroup, hklf: HklfInstruction | None = None
+) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
     """Reflections (ASU), |F| and σ(|F|) of a reflection file, merged; notes on what was done.
     ``hklf``: the structure's HKLF instruction, for SHELX hkl data (see ``read_reflections``)."""
     data = read_reflections(path, hklf=hklf or 4)
@@ -116,8 +124,11 @@ def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
     if len(data) == 0:
         raise DatasetError(f"{path}: no reflections")
     values = np.asarray(data.values, dtype=np.float64)
-    sig = (np.asarray(data.sigmas, dtype=np.float64) if data.sigmas is not None
-           else np.ones_like(values))
+    sig = (
+        np.asarray(data.sigmas, dtype=np.float64)
+        if data.sigmas is not None
+        else np.ones_like(values)
+    )
     if not (np.isfinite(values).all() and np.isfinite(sig).all()):
         raise DatasetError(f"{path}: non-finite values or sigmas")
     sig = np.where(sig > 0, sig, np.nan)
@@ -133,8 +144,7 @@ def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
     n_before = len(it.miller_array)
     it.remove_systematic_absences()
     if len(it.miller_array) < n_before:
-        notes.append(f"{n_before - len(it.miller_array)} systematically absent reflections "
-                     "removed")
+        notes.append(f"{n_before - len(it.miller_array)} systematically absent reflections removed")
     hkl = np.array(it.miller_array, dtype=np.int32)
     order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0]))
     hkl = hkl[order]
@@ -154,20 +164,40 @@ def merged_amplitudes(path: Path, cell: tuple, sg: gemmi.SpaceGroup,
     return refl, amp, sig_amp, notes
 
 
-def import_hkl(files: Sequence[str | Path], out: str | Path, structure: str | Path | None = None
-               ) -> dict[str, Any]:
+def import_hkl(
+    files: Sequence[str | Path], out: str | Path, structure: str | Path | None = None
+) -> dict[str, Any]:
     """Write measured reflection files as a dataset (one row per file, one shard)."""
     root = Path(out)
     if structure is not None and len(files) > 1:
-        raise DatasetError("--structure applies to a single reflection file; with several, put "
-                           "each structure beside its file (same name, .cif/.ins/.res)")
-    rows: dict[str, list] = {k: [] for k in ("cell", "sg", "z", "frac", "u", "occ", "hkl", "F",
-                                             "sigF", "E", "d_min", "source", "metadata")}
+        raise DatasetError(
+            "--structure applies to a single reflection file; with several, put "
+            "each structure beside its file (same name, .cif/.ins/.res)"
+        )
+    rows: dict[str, list] = {
+        k: []
+        for k in (
+            "cell",
+            "sg",
+            "z",
+            "frac",
+            "u",
+            "occ",
+            "hkl",
+            "F",
+            "sigF",
+            "E",
+            "d_min",
+            "source",
+            "metadata",
+        )
+    }
     report = []
     for path in map(Path, files):
         try:
-            cell, sg, crystal, comp, hklf = _structure_for(path,
-                                                           Path(structure) if structure else None)
+            cell, sg, crystal, comp, hklf = _structure_for(
+                path, Path(structure) if structure else None
+            )
             refl, amp, sig, notes = merged_amplitudes(path, cell, sg, hklf)
             e = normalize(amp, refl, composition=comp or None)
         except XtalforgeError as exc:
@@ -187,43 +217,59 @@ def import_hkl(files: Sequence[str | Path], out: str | Path, structure: str | Pa
         rows["E"].append(e.astype(np.float32))
         rows["d_min"].append(refl.d_min)
         rows["source"].append(path.name)
-        rows["metadata"].append(json.dumps({"notes": notes, "composition": comp},
-                                           sort_keys=True))
+        rows["metadata"].append(json.dumps({"notes": notes, "composition": comp}, sort_keys=True))
     if not rows["F"]:
         why = "; ".join(f"{r['file']}: {p}" for r in report for p in r["problems"])
         raise DatasetError(f"no reflection file could be imported ({why})")
     n = len(rows["F"])
-    table = pa.table({
-        "id": pa.array(np.arange(n, dtype=np.int64)),
-        "seed": pa.array(np.zeros(n, np.int64)),
-        "split": pa.array(["test"] * n),
-        "spacegroup": pa.array([s.xhm() for s in rows["sg"]]),
-        "sg_number": pa.array(np.array([s.number for s in rows["sg"]], np.int16)),
-        "cell": pa.FixedSizeListArray.from_arrays(
-            pa.array(np.array(rows["cell"], np.float64).ravel()), 6),
-        "z": _flat_list(rows["z"], pa.int16()), "frac": _flat_list(rows["frac"], pa.float64()),
-        "u_iso": _flat_list(rows["u"], pa.float64()), "occ": _flat_list(rows["occ"],
-                                                                        pa.float64()),
-        "hkl": _flat_list(rows["hkl"], pa.int16()), "F": _flat_list(rows["F"], pa.float32()),
-        "sigF": _flat_list(rows["sigF"], pa.float32()), "E": _flat_list(rows["E"], pa.float32()),
-        "d_min": pa.array(np.array(rows["d_min"], np.float32)),
-        "n_refl": pa.array(np.array([len(f) for f in rows["F"]], np.int32)),
-        "source": pa.array(rows["source"]), "metadata": pa.array(rows["metadata"]),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(n, dtype=np.int64)),
+            "seed": pa.array(np.zeros(n, np.int64)),
+            "split": pa.array(["test"] * n),
+            "spacegroup": pa.array([s.xhm() for s in rows["sg"]]),
+            "sg_number": pa.array(np.array([s.number for s in rows["sg"]], np.int16)),
+            "cell": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.array(rows["cell"], np.float64).ravel()), 6
+            ),
+            "z": _flat_list(rows["z"], pa.int16()),
+            "frac": _flat_list(rows["frac"], pa.float64()),
+            "u_iso": _flat_list(rows["u"], pa.float64()),
+            "occ": _flat_list(rows["occ"], pa.float64()),
+            "hkl": _flat_list(rows["hkl"], pa.int16()),
+            "F": _flat_list(rows["F"], pa.float32()),
+            "sigF": _flat_list(rows["sigF"], pa.float32()),
+            "E": _flat_list(rows["E"], pa.float32()),
+            "d_min": pa.array(np.array(rows["d_min"], np.float32)),
+            "n_refl": pa.array(np.array([len(f) for f in rows["F"]], np.int32)),
+            "source": pa.array(rows["source"]),
+            "metadata": pa.array(rows["metadata"]),
+        }
+    )
     root.mkdir(parents=True, exist_ok=True)
     info = write_shard(root, 0, table, 64, {"ids": [0, n], "splits": {"test": n}})
     from xtalforge import __version__
 
     edges = np.max([c[:3] for c in rows["cell"]], axis=0)
-    manifest = {"format": "xtalforge-dataset", "format_version": 1, "name": "measured",
-                "kind": "measured", "status": "complete", "version": __version__, "n": n,
-                "n_shards": 1, "rows": n, "splits": {"train": 0, "val": 0, "test": n},
-                "spacegroups": dict(Counter(s.xhm() for s in rows["sg"])),
-                "max_edges": edges.tolist(),
-                "n_reflections": int(sum(len(f) for f in rows["F"])),
-                "shards": [{k: info[k] for k in ("index", "file", "rows", "sha256", "ids")}],
-                "import_report": {"files": report,
-                                  "status": {s: sum(r["status"] == s for r in report)
-                                             for s in ("ok", "skipped")}}}
+    manifest = {
+        "format": "xtalforge-dataset",
+        "format_version": 1,
+        "name": "measured",
+        "kind": "measured",
+        "status": "complete",
+        "version": __version__,
+        "n": n,
+        "n_shards": 1,
+        "rows": n,
+        "splits": {"train": 0, "val": 0, "test": n},
+        "spacegroups": dict(Counter(s.xhm() for s in rows["sg"])),
+        "max_edges": edges.tolist(),
+        "n_reflections": int(sum(len(f) for f in rows["F"])),
+        "shards": [{k: info[k] for k in ("index", "file", "rows", "sha256", "ids")}],
+        "import_report": {
+            "files": report,
+            "status": {s: sum(r["status"] == s for r in report) for s in ("ok", "skipped")},
+        },
+    }
     write_manifest(root, manifest)
     return manifest

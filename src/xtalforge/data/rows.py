@@ -42,9 +42,14 @@ def _json(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
-def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequence[int],
-                 splits: Sequence[str], spec: DatasetSpec,
-                 sources: Sequence[str] | None = None) -> pa.Table:
+def compute_rows(
+    crystals: Sequence[Crystal],
+    ids: Sequence[int],
+    seeds: Sequence[int],
+    splits: Sequence[str],
+    spec: DatasetSpec,
+    sources: Sequence[str] | None = None,
+) -> pa.Table:
     """The rows of ``crystals``; deterministic per structure (batching does not change bytes)."""
     comp = spec.compute
     cols: dict[str, list] = {k: [] for k in ("F", "phase", "E", "hkl")}
@@ -53,7 +58,7 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
     powder, powder_ins = [], []
     d_min = []
     for start in range(0, len(crystals), SF_BATCH):
-        chunk = crystals[start:start + SF_BATCH]
+        chunk = crystals[start : start + SF_BATCH]
         refls = [reflections(c, comp.d_high) for c in chunk]
         fs, expected = structure_factors_batch(chunk, refls, with_expected=True)
         for k, (c, refl, f, ex) in enumerate(zip(chunk, refls, fs, expected)):
@@ -67,9 +72,15 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
             d_min.append(float(refl.d.min()) if len(refl) else np.nan)
             for m in comp.patterson:
                 use = refl.d >= (m.d_min or comp.d_high) * (1 - 1e-9)
-                p = patterson_map(refl.subset(use), amp[use], shape=m.shape,
-                                  e_values=e[use] if m.sharpen else None, sharpen=m.sharpen,
-                                  remove_origin=m.remove_origin, scale01=m.scale01)
+                p = patterson_map(
+                    refl.subset(use),
+                    amp[use],
+                    shape=m.shape,
+                    e_values=e[use] if m.sharpen else None,
+                    sharpen=m.sharpen,
+                    remove_origin=m.remove_origin,
+                    scale01=m.scale01,
+                )
                 maps[f"patterson_{m.name}"].append(p.astype(np.float32))
             for m in comp.density:
                 use = refl.d >= (m.d_min or comp.d_high) * (1 - 1e-9)
@@ -78,8 +89,9 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
             if comp.powder is not None:
                 from xtalforge.powder.sampler import training_sample
 
-                sample = training_sample(c, comp.powder.sampler, int(seeds[start + k]),
-                                         noise=comp.powder.noise)
+                sample = training_sample(
+                    c, comp.powder.sampler, int(seeds[start + k]), noise=comp.powder.noise
+                )
                 powder.append(sample["pattern"])
                 powder_ins.append(_json(sample["instrument"]))
     data: dict[str, pa.Array] = {
@@ -89,7 +101,8 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
         "spacegroup": pa.array([c.spacegroup.xhm() for c in crystals], pa.string()),
         "sg_number": pa.array(np.array([c.spacegroup.number for c in crystals], np.int16)),
         "cell": pa.FixedSizeListArray.from_arrays(
-            pa.array(np.array([c.cell for c in crystals], np.float64).ravel()), 6),
+            pa.array(np.array([c.cell for c in crystals], np.float64).ravel()), 6
+        ),
         "z": _flat_list([c.z for c in crystals], pa.int16()),
         "frac": _flat_list([c.frac for c in crystals], pa.float64()),
         "u_iso": _flat_list([c.u_iso for c in crystals], pa.float64()),
@@ -108,8 +121,9 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
     if comp.powder is not None:
         data["powder"] = _flat_list(powder, pa.float32())
         data["powder_instrument"] = pa.array(powder_ins, pa.string())
-    data["source"] = pa.array(list(sources) if sources is not None else [""] * len(crystals),
-                              pa.string())
+    data["source"] = pa.array(
+        list(sources) if sources is not None else [""] * len(crystals), pa.string()
+    )
     data["metadata"] = pa.array([_json(c.metadata) for c in crystals], pa.string())
     return pa.table(data)
 
@@ -117,7 +131,12 @@ def compute_rows(crystals: Sequence[Crystal], ids: Sequence[int], seeds: Sequenc
 def crystal_from_row(row: dict) -> Crystal:
     """The :class:`Crystal` of a row (as a dict of Python/numpy values, e.g. from
     ``table.slice(i, 1).to_pylist()[0]``)."""
-    return Crystal(tuple(row["cell"]), row["spacegroup"], np.asarray(row["z"], np.int16),
-                   np.asarray(row["frac"], np.float64).reshape(-1, 3),
-                   np.asarray(row["u_iso"], np.float64), np.asarray(row["occ"], np.float64),
-                   metadata=json.loads(row.get("metadata") or "{}"))
+    return Crystal(
+        tuple(row["cell"]),
+        row["spacegroup"],
+        np.asarray(row["z"], np.int16),
+        np.asarray(row["frac"], np.float64).reshape(-1, 3),
+        np.asarray(row["u_iso"], np.float64),
+        np.asarray(row["occ"], np.float64),
+        metadata=json.loads(row.get("metadata") or "{}"),
+    )

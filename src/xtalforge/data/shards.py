@@ -20,8 +20,15 @@ import pyarrow.parquet as pq
 
 from xtalforge.data.spec import DatasetError
 
-__all__ = ["atomic_write_bytes", "file_sha256", "read_manifest", "shard_done", "shard_path",
-           "write_manifest", "write_shard"]
+__all__ = [
+    "atomic_write_bytes",
+    "file_sha256",
+    "read_manifest",
+    "shard_done",
+    "shard_path",
+    "write_manifest",
+    "write_shard",
+]
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -55,22 +62,34 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_shard(root: Path, index: int, table: pa.Table, row_group_size: int,
-                summary: dict[str, Any]) -> dict[str, Any]:
+def write_shard(
+    root: Path, index: int, table: pa.Table, row_group_size: int, summary: dict[str, Any]
+) -> dict[str, Any]:
     """Write shard ``index`` (zstd Parquet, fixed row groups, no timestamps) and its sidecar;
     returns the sidecar's content."""
     path = shard_path(root, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size,
-                   use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
-                   write_statistics=False, store_schema=True)
+    pq.write_table(
+        table,
+        tmp,
+        compression="zstd",
+        row_group_size=row_group_size,
+        use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
+        write_statistics=False,
+        store_schema=True,
+    )
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     sha = file_sha256(tmp)
     os.replace(tmp, path)
-    info = {"index": index, "file": str(path.relative_to(root)), "rows": table.num_rows,
-            "sha256": sha, **summary}
+    info = {
+        "index": index,
+        "file": str(path.relative_to(root)),
+        "rows": table.num_rows,
+        "sha256": sha,
+        **summary,
+    }
     atomic_write_bytes(sidecar_path(root, index), json.dumps(info, sort_keys=True).encode())
     return info
 
@@ -98,5 +117,6 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_bytes(Path(root) / MANIFEST,
-                       json.dumps(manifest, indent=1, sort_keys=False, default=str).encode())
+    atomic_write_bytes(
+        Path(root) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=False, default=str).encode()
+    )

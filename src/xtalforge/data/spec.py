@@ -19,8 +19,17 @@ from xtalforge.generate.config import GeneratorConfig, load_config
 from xtalforge.powder.sampler import InstrumentSampler
 from xtalforge.yaml_config import find_preset, read_mapping, validation_message
 
-__all__ = ["ComputeSpec", "DatasetError", "DatasetSpec", "Folds", "MapSpec", "PowderSpec",
-           "load_spec", "sample_seed", "split_of"]
+__all__ = [
+    "ComputeSpec",
+    "DatasetError",
+    "DatasetSpec",
+    "Folds",
+    "MapSpec",
+    "PowderSpec",
+    "load_spec",
+    "sample_seed",
+    "split_of",
+]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "datasets"
 SPLITS = ("train", "val", "test")
@@ -80,8 +89,10 @@ class ComputeSpec(_Strict):
             raise ValueError(f"map names must be unique, got {names}")
         for m in self.patterson + self.density:
             if m.d_min is not None and m.d_min < self.d_high:
-                raise ValueError(f"map {m.name}: d_min {m.d_min} Å is finer than d_high "
-                                 f"{self.d_high} Å (no F computed there)")
+                raise ValueError(
+                    f"map {m.name}: d_min {m.d_min} Å is finer than d_high "
+                    f"{self.d_high} Å (no F computed there)"
+                )
         return self
 
 
@@ -113,8 +124,9 @@ class DatasetSpec(_Strict):
     shard_size: int = Field(1000, ge=1, le=1_000_000)
     row_group_size: int = Field(64, ge=1)
     compute: ComputeSpec = Field(default_factory=ComputeSpec)
-    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1,
-                                                              "test": 0.1})
+    splits: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
+    )
     folds: Folds | None = None
 
     @field_validator("splits")
@@ -130,8 +142,9 @@ class DatasetSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
         if (self.generator is None) == (self.cif_dir is None):
-            raise ValueError("give exactly one source: generator (preset, YAML path or mapping) "
-                             "or cif_dir")
+            raise ValueError(
+                "give exactly one source: generator (preset, YAML path or mapping) or cif_dir"
+            )
         if self.generator is not None and self.n is None:
             raise ValueError("n (number of structures) is required with a generator")
         if self.generator is not None:
@@ -175,8 +188,9 @@ def sample_seed(dataset_seed: int, index: int) -> int:
     return int((int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1))
 
 
-def split_of(dataset_seed: int, index: int, fractions: dict[str, float],
-             folds: Folds | None = None) -> str:
+def split_of(
+    dataset_seed: int, index: int, fractions: dict[str, float], folds: Folds | None = None
+) -> str:
     """Split of sample ``index``: a uniform number from (seed, index) against the cumulative
     fractions, or its fold under k-fold ``folds``; disjoint by construction and stable when n
     grows."""
@@ -209,8 +223,11 @@ def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
     if path is not None:
         for key in ("generator", "cif_dir"):
             value = data.get(key)
-            relative = isinstance(value, str) and not Path(value).is_absolute() and (
-                key == "cif_dir" or value.endswith((".yaml", ".yml")))
+            relative = (
+                isinstance(value, str)
+                and not Path(value).is_absolute()
+                and (key == "cif_dir" or value.endswith((".yaml", ".yml")))
+            )
             if relative and (path.parent / value).exists():
                 data[key] = str(path.parent / value)
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -32,8 +32,16 @@ from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.diffraction.reflections import reciprocal_metric, reflections_from_hkl
 from xtalforge.diffraction.wilson import normalize, sum_f2, wilson_fit
 
-__all__ = ["BlockShuffleSampler", "LengthGroupedBatchSampler", "OnTheFlyDataset", "ShardDataset",
-           "Task", "collate_reflections", "make_item", "wilson_rms"]
+__all__ = [
+    "BlockShuffleSampler",
+    "LengthGroupedBatchSampler",
+    "OnTheFlyDataset",
+    "ShardDataset",
+    "Task",
+    "collate_reflections",
+    "make_item",
+    "wilson_rms",
+]
 
 Normalization = Literal["max", "e", "wilson"]
 
@@ -51,8 +59,9 @@ class Task:
         if not self.d_low > self.d_high > 0:
             raise DatasetError(f"task needs d_low > d_high > 0 Å, got {self.d_low}, {self.d_high}")
         if self.normalization not in ("max", "e", "wilson"):
-            raise DatasetError(f"normalization must be max, e or wilson, got "
-                               f"{self.normalization!r}")
+            raise DatasetError(
+                f"normalization must be max, e or wilson, got {self.normalization!r}"
+            )
 
 
 def _d_spacing(hkl: np.ndarray, cell: tuple[float, ...]) -> np.ndarray:
@@ -65,22 +74,36 @@ ACENTRIC_MEAN = float(np.sqrt(np.pi) / 2)
 CENTRIC_MEAN = float(np.sqrt(2 / np.pi))
 
 
-def wilson_rms(amp: np.ndarray, known: np.ndarray, hkl: np.ndarray, cell: tuple, sg: str,
-               z: np.ndarray | None, refl: Any = None) -> np.ndarray:
+def wilson_rms(
+    amp: np.ndarray,
+    known: np.ndarray,
+    hkl: np.ndarray,
+    cell: tuple,
+    sg: str,
+    z: np.ndarray | None,
+    refl: Any = None,
+) -> np.ndarray:
     """√(ε K Σf² exp(−2B s²)) at every reflection, K and B fitted on the ``known`` amplitudes
     (composition from the atomic numbers ``z``; one carbon when unknown, K absorbing the rest)."""
     refl = refl if refl is not None else reflections_from_hkl(hkl, cell, sg)
     comp: dict = {}
-    for v in ([] if z is None else np.asarray(z).tolist()):
+    for v in [] if z is None else np.asarray(z).tolist():
         comp[int(v)] = comp.get(int(v), 0) + 1
     comp = comp or {"C": 1.0}
     k, b = wilson_fit(amp[known], refl.subset(known), comp)
     return np.sqrt(refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2))
 
 
-def _normalised(amp: np.ndarray, known: np.ndarray, task: Task, e: np.ndarray | None,
-                hkl: np.ndarray, cell: tuple, sg: str, z: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _normalised(
+    amp: np.ndarray,
+    known: np.ndarray,
+    task: Task,
+    e: np.ndarray | None,
+    hkl: np.ndarray,
+    cell: tuple,
+    sg: str,
+    z: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(normalised amplitudes, Wilson fill, scale) in the task's normalisation.
 
     The fill is every reflection's Wilson expectation ⟨|F|⟩ (√π/2 or √(2/π) times √⟨|F|²⟩ for
@@ -105,9 +128,17 @@ def _normalised(amp: np.ndarray, known: np.ndarray, task: Task, e: np.ndarray | 
     return amp / rms, mean_ratio, rms / top
 
 
-def make_item(hkl: np.ndarray, amp: np.ndarray, cell: tuple, sg: str, task: Task,
-              grid: HKLGrid | None, e: np.ndarray | None = None, z: np.ndarray | None = None,
-              sample_id: int = -1) -> dict[str, Any]:
+def make_item(
+    hkl: np.ndarray,
+    amp: np.ndarray,
+    cell: tuple,
+    sg: str,
+    task: Task,
+    grid: HKLGrid | None,
+    e: np.ndarray | None = None,
+    z: np.ndarray | None = None,
+    sample_id: int = -1,
+) -> dict[str, Any]:
     """One training item from a structure's reflections (ASU ``hkl``, amplitudes ``amp``).
 
     Besides the values and masks it holds ``wilson`` (the Wilson fill, the baseline every model
@@ -119,15 +150,30 @@ def make_item(hkl: np.ndarray, amp: np.ndarray, cell: tuple, sg: str, task: Task
     hkl, amp, d = hkl[use], amp[use], d[use]
     e = e[use] if e is not None else None
     known = d >= task.d_low * (1 - 1e-9)
-    value, fill, scale = (v.astype(np.float32) for v in _normalised(
-        amp.astype(np.float64), known, task, e, hkl, cell, sg,
-        np.zeros(0, int) if z is None else z))
+    value, fill, scale = (
+        v.astype(np.float32)
+        for v in _normalised(
+            amp.astype(np.float64),
+            known,
+            task,
+            e,
+            hkl,
+            cell,
+            sg,
+            np.zeros(0, int) if z is None else z,
+        )
+    )
     if grid is None:
-        return {"hkl": torch.from_numpy(hkl.astype(np.int64)),
-                "d": torch.from_numpy(d.astype(np.float32)), "value": torch.from_numpy(value),
-                "wilson": torch.from_numpy(fill), "scale": torch.from_numpy(scale),
-                "known": torch.from_numpy(known), "target_mask": torch.from_numpy(~known),
-                "id": sample_id}
+        return {
+            "hkl": torch.from_numpy(hkl.astype(np.int64)),
+            "d": torch.from_numpy(d.astype(np.float32)),
+            "value": torch.from_numpy(value),
+            "wilson": torch.from_numpy(fill),
+            "scale": torch.from_numpy(scale),
+            "known": torch.from_numpy(known),
+            "target_mask": torch.from_numpy(~known),
+            "id": sample_id,
+        }
     i, j, k = grid.index(hkl)
 
     def dense(values: np.ndarray, dtype: Any = np.float32) -> torch.Tensor:
@@ -138,10 +184,17 @@ def make_item(hkl: np.ndarray, amp: np.ndarray, cell: tuple, sg: str, task: Task
     full = dense(value)
     known_m = dense(known, bool)
     target_m = dense(~known, bool)
-    return {"input": torch.where(known_m, full, 0.0), "target": full,
-            "wilson": dense(fill), "scale": dense(scale), "d": dense(d.astype(np.float32)),
-            "known": known_m, "target_mask": target_m, "absent": ~(known_m | target_m),
-            "id": sample_id}
+    return {
+        "input": torch.where(known_m, full, 0.0),
+        "target": full,
+        "wilson": dense(fill),
+        "scale": dense(scale),
+        "d": dense(d.astype(np.float32)),
+        "known": known_m,
+        "target_mask": target_m,
+        "absent": ~(known_m | target_m),
+        "id": sample_id,
+    }
 
 
 def collate_reflections(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -149,8 +202,10 @@ def collate_reflections(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     n = max(len(item["value"]) for item in batch)
     out: dict[str, torch.Tensor] = {
         "hkl": torch.zeros(len(batch), n, 3, dtype=torch.int64),
-        "d": torch.zeros(len(batch), n), "value": torch.zeros(len(batch), n),
-        "wilson": torch.zeros(len(batch), n), "scale": torch.zeros(len(batch), n),
+        "d": torch.zeros(len(batch), n),
+        "value": torch.zeros(len(batch), n),
+        "wilson": torch.zeros(len(batch), n),
+        "scale": torch.zeros(len(batch), n),
         "known": torch.zeros(len(batch), n, dtype=torch.bool),
         "target_mask": torch.zeros(len(batch), n, dtype=torch.bool),
         "pad_mask": torch.zeros(len(batch), n, dtype=torch.bool),
@@ -174,9 +229,16 @@ class ShardDataset(Dataset):
 
     COLUMNS = ("id", "cell", "spacegroup", "hkl", "F", "E", "z")
 
-    def __init__(self, root: str | Path, split: str | None = "train", task: Task | None = None,
-                 mode: Literal["grid", "list"] = "grid", grid: HKLGrid | None = None,
-                 cache_row_groups: int = 4, extra_columns: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = "train",
+        task: Task | None = None,
+        mode: Literal["grid", "list"] = "grid",
+        grid: HKLGrid | None = None,
+        cache_row_groups: int = 4,
+        extra_columns: tuple[str, ...] = (),
+    ) -> None:
         self.root = Path(root)
         self.task = task or Task()
         self.manifest = read_manifest(self.root)
@@ -184,8 +246,11 @@ class ShardDataset(Dataset):
             raise DatasetError(f"{self.root}: dataset is not complete; rerun its generation")
         self.mode = mode
         if mode == "grid" and grid is None:
-            grid = HKLGrid.from_bounds(tuple(self.manifest["max_edges"]), self.task.d_high,
-                                       list(self.manifest["spacegroups"]))
+            grid = HKLGrid.from_bounds(
+                tuple(self.manifest["max_edges"]),
+                self.task.d_high,
+                list(self.manifest["spacegroups"]),
+            )
         self.grid = grid if mode == "grid" else None
         self._files = [self.root / s["file"] for s in self.manifest["shards"]]
         # (file, row group, row) of every selected item, from the small split column only
@@ -198,8 +263,9 @@ class ShardDataset(Dataset):
             for rg in range(pf.num_row_groups):
                 splits = pf.read_row_group(rg, columns=["split"]).column("split").to_pylist()
                 self._block_starts.append(len(self._index))
-                self._index.extend((f, rg, r) for r, s in enumerate(splits)
-                                   if split is None or s == split)
+                self._index.extend(
+                    (f, rg, r) for r, s in enumerate(splits) if split is None or s == split
+                )
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_row_groups
 
@@ -228,9 +294,17 @@ class ShardDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.row(i)
-        return make_item(row["hkl"].reshape(-1, 3).astype(np.int64), row["F"],
-                         tuple(row["cell"].tolist()), row["spacegroup"], self.task, self.grid,
-                         e=row.get("E"), z=row.get("z"), sample_id=int(row["id"]))
+        return make_item(
+            row["hkl"].reshape(-1, 3).astype(np.int64),
+            row["F"],
+            tuple(row["cell"].tolist()),
+            row["spacegroup"],
+            self.task,
+            self.grid,
+            e=row.get("E"),
+            z=row.get("z"),
+            sample_id=int(row["id"]),
+        )
 
     def lengths(self) -> np.ndarray:
         """Stored reflections per item (int64, from the ``hkl`` column only): proportional to
@@ -281,11 +355,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     this sampler follows).
     """
 
-    def __init__(self, dataset: ShardDataset, batch_size: int, pool_batches: int = 32,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, dataset: ShardDataset, batch_size: int, pool_batches: int = 32, seed: int = 0
+    ) -> None:
         if batch_size < 1 or pool_batches < 1:
-            raise ValueError(f"batch_size and pool_batches must be ≥ 1, got {batch_size}, "
-                             f"{pool_batches}")
+            raise ValueError(
+                f"batch_size and pool_batches must be ≥ 1, got {batch_size}, {pool_batches}"
+            )
         self.sampler = BlockShuffleSampler(dataset, seed)
         self.lengths = dataset.lengths()
         self.batch_size, self.pool_batches = batch_size, pool_batches
@@ -302,9 +378,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         order = np.fromiter(self.sampler, np.int64, len(self.sampler))
         rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, 1])
         for start in range(0, len(order), self.pool):
-            pool = order[start:start + self.pool]
+            pool = order[start : start + self.pool]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches = [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
             for j in rng.permutation(len(batches)):
                 yield batches[j].tolist()
 
@@ -317,13 +393,22 @@ class OnTheFlyDataset(IterableDataset):
     runs the structure-factor sums (``"cuda"`` in the main process only; workers use the CPU).
     """
 
-    def __init__(self, generator: Any, task: Task | None = None, length: int = 1024,
-                 seed: int = 0, sf_batch: int = 32, mode: Literal["grid", "list"] = "grid",
-                 grid: HKLGrid | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        generator: Any,
+        task: Task | None = None,
+        length: int = 1024,
+        seed: int = 0,
+        sf_batch: int = 32,
+        mode: Literal["grid", "list"] = "grid",
+        grid: HKLGrid | None = None,
+        device: str = "cpu",
+    ) -> None:
         from xtalforge.generate import Generator
 
-        self.generator = generator if isinstance(generator, Generator) else \
-            Generator.from_config(generator)
+        self.generator = (
+            generator if isinstance(generator, Generator) else Generator.from_config(generator)
+        )
         self.task = task or Task()
         self.length, self.seed, self.sf_batch, self.mode = length, seed, sf_batch, mode
         self.device = device
@@ -347,13 +432,24 @@ class OnTheFlyDataset(IterableDataset):
         w, n_w = (info.id, info.num_workers) if info is not None else (0, 1)
         mine = list(range(w, self.length, n_w))
         for start in range(0, len(mine), self.sf_batch):
-            idx = mine[start:start + self.sf_batch]
-            crystals = [self.generator.sample(sample_seed(self.seed, self.epoch * self.length + i))
-                        for i in idx]
+            idx = mine[start : start + self.sf_batch]
+            crystals = [
+                self.generator.sample(sample_seed(self.seed, self.epoch * self.length + i))
+                for i in idx
+            ]
             refls = [reflections(c, self.task.d_high) for c in crystals]
             fs = structure_factors_batch(crystals, refls, device=self.device)
             for i, c, r, f in zip(idx, crystals, refls, fs):
                 amp = np.abs(f)
                 e = normalize(amp, r, crystal=c) if self.task.normalization == "e" else None
-                yield make_item(r.hkl.astype(np.int64), amp, c.cell, c.spacegroup.xhm(),
-                                self.task, self.grid, e=e, z=c.z, sample_id=i)
+                yield make_item(
+                    r.hkl.astype(np.int64),
+                    amp,
+                    c.cell,
+                    c.spacegroup.xhm(),
+                    self.task,
+                    self.grid,
+                    e=e,
+                    z=c.z,
+                    sample_id=i,
+                )

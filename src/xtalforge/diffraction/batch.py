@@ -40,9 +40,16 @@ def _prepare(crystal: Crystal, refl: Reflections) -> dict:
     # n_ops · m / k² = n_ops · occ / (k · weight)
     k = len(crystal.symmetry.centrings) * (2.0 if real else 1.0)
     expect = crystal.symmetry.n_ops * crystal.occ / (k * weight)
-    return {"images": images, "weight": weight, "real": real, "z": crystal.z.astype(np.int64),
-            "b": 8 * math.pi**2 * crystal.u_iso, "hkl": refl.hkl, "stol2": refl.stol2,
-            "expect": expect}
+    return {
+        "images": images,
+        "weight": weight,
+        "real": real,
+        "z": crystal.z.astype(np.int64),
+        "b": 8 * math.pi**2 * crystal.u_iso,
+        "hkl": refl.hkl,
+        "stol2": refl.stol2,
+        "expect": expect,
+    }
 
 
 class _Workspace:
@@ -61,9 +68,16 @@ class _Workspace:
         return buf[:size].reshape(shape)
 
 
-def _core_numpy(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarray,
-                dtype: np.dtype, n_atoms: list[int], n_refl: list[int],
-                workspace: _Workspace) -> np.ndarray:
+def _core_numpy(
+    xyz: np.ndarray,
+    hkl: np.ndarray,
+    w: np.ndarray,
+    real: np.ndarray,
+    dtype: np.dtype,
+    n_atoms: list[int],
+    n_refl: list[int],
+    workspace: _Workspace,
+) -> np.ndarray:
     """CPU kernel in numpy: SIMD float32 trigonometry (~2.5× faster than torch's on the CPU) and
     reductions over outer axes, which numpy accumulates in index order. Phases come from one
     small matrix product per structure on that structure's own (unpadded) shape, so a structure's
@@ -100,8 +114,14 @@ def _weighted_sum(trig: np.ndarray, w: np.ndarray, acc: np.ndarray) -> np.ndarra
     return acc.sum(axis=1)
 
 
-def _core_torch(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarray,
-                dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _core_torch(
+    xyz: np.ndarray,
+    hkl: np.ndarray,
+    w: np.ndarray,
+    real: np.ndarray,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
     """GPU kernel in torch (same arithmetic as :func:`_core_numpy`)."""
     import torch
 
@@ -120,8 +140,13 @@ def _core_torch(xyz: np.ndarray, hkl: np.ndarray, w: np.ndarray, real: np.ndarra
     return torch.complex(re, im)
 
 
-def _run_group(items: list[dict], device: str, np_dtype: type, workspace: _Workspace,
-               expected: list | None = None) -> list:
+def _run_group(
+    items: list[dict],
+    device: str,
+    np_dtype: type,
+    workspace: _Workspace,
+    expected: list | None = None,
+) -> list:
     """Evaluate one chunk of structures that share the number of symmetry images."""
     n_b = len(items)
     n_img = items[0]["images"].shape[1]
@@ -166,8 +191,16 @@ def _run_group(items: list[dict], device: str, np_dtype: type, workspace: _Works
         total = (w64 * w64 * expect).sum(axis=1)
         expected.extend(total[i, : len(it["hkl"])] for i, it in enumerate(items))
     if device == "cpu":
-        out = _core_numpy(xyz, hkl, w, real, np_dtype, [len(it["z"]) for it in items],
-                          [len(it["hkl"]) for it in items], workspace)
+        out = _core_numpy(
+            xyz,
+            hkl,
+            w,
+            real,
+            np_dtype,
+            [len(it["z"]) for it in items],
+            [len(it["hkl"]) for it in items],
+            workspace,
+        )
         return [out[i, : len(it["hkl"])] for i, it in enumerate(items)]
     import torch
 
@@ -184,12 +217,16 @@ def _numpy_dtype(dtype: Any) -> type:
     return np.float32 if "32" in name else np.float64
 
 
-def structure_factors_batch(crystals: Sequence[Crystal],
-                            refls: Sequence[Reflections] | float | None = None,
-                            d_min: float | None = None, device: Any = "cpu",
-                            dtype: Any = "float32", chunk_terms: int | None = None,
-                            as_numpy: bool = True, with_expected: bool = False
-                            ) -> list[np.ndarray] | list[torch.Tensor] | tuple[list, list]:
+def structure_factors_batch(
+    crystals: Sequence[Crystal],
+    refls: Sequence[Reflections] | float | None = None,
+    d_min: float | None = None,
+    device: Any = "cpu",
+    dtype: Any = "float32",
+    chunk_terms: int | None = None,
+    as_numpy: bool = True,
+    with_expected: bool = False,
+) -> list[np.ndarray] | list[torch.Tensor] | tuple[list, list]:
     """Structure factors of many crystals at once; equal to :func:`structure_factors` for each.
 
     Parameters
@@ -231,15 +268,21 @@ def structure_factors_batch(crystals: Sequence[Crystal],
             stop = start + 1
             while stop < len(idx):
                 p_next = prepared[idx[stop]]
-                terms = ((stop - start + 1) * len(p_next["hkl"])
-                         * max(p_next["images"].shape[0], 1) * p_next["images"].shape[1])
+                terms = (
+                    (stop - start + 1)
+                    * len(p_next["hkl"])
+                    * max(p_next["images"].shape[0], 1)
+                    * p_next["images"].shape[1]
+                )
                 if terms > chunk_terms:
                     break
                 stop += 1
             chunk = idx[start:stop]
             exp_chunk: list | None = [] if with_expected else None
-            for i, f in zip(chunk, _run_group([prepared[i] for i in chunk], device, np_dtype,
-                                              workspace, exp_chunk)):
+            for i, f in zip(
+                chunk,
+                _run_group([prepared[i] for i in chunk], device, np_dtype, workspace, exp_chunk),
+            ):
                 results[i] = f
             if exp_chunk is not None:
                 for i, e in zip(chunk, exp_chunk):

@@ -48,8 +48,12 @@ class HKLGrid:
     shape: tuple[int, int, int]
 
     @classmethod
-    def from_bounds(cls, max_cell: float | tuple[float, float, float], d_min: float,
-                    spacegroups: Iterable[str | int | gemmi.SpaceGroup]) -> HKLGrid:
+    def from_bounds(
+        cls,
+        max_cell: float | tuple[float, float, float],
+        d_min: float,
+        spacegroups: Iterable[str | int | gemmi.SpaceGroup],
+    ) -> HKLGrid:
         """Smallest grid holding every ASU reflection with d ≥ ``d_min`` (Å) of any crystal whose
         edges a, b, c do not exceed ``max_cell`` (Å; one number or three) in the given space
         groups (the bounds depend only on their Laue classes and settings)."""
@@ -75,14 +79,22 @@ class HKLGrid:
         outside = ((idx < 0) | (idx >= np.array(self.shape))).any(axis=1)
         if outside.any():
             bad = np.asarray(hkl)[outside]
-            raise ReflectionError(f"{outside.sum()} reflection(s) outside the hkl grid "
-                                  f"(lower {self.lower}, shape {self.shape}), e.g. "
-                                  f"{tuple(int(v) for v in bad[0])}: the crystal's cell or "
-                                  "resolution exceeds the grid's bounds")
+            raise ReflectionError(
+                f"{outside.sum()} reflection(s) outside the hkl grid "
+                f"(lower {self.lower}, shape {self.shape}), e.g. "
+                f"{tuple(int(v) for v in bad[0])}: the crystal's cell or "
+                "resolution exceeds the grid's bounds"
+            )
         return idx[:, 0], idx[:, 1], idx[:, 2]
 
-    def to_dense(self, refl: Reflections, values: np.ndarray, d_low: float | None = None,
-                 d_high: float | None = None, dtype: type = np.float32) -> DenseHKL:
+    def to_dense(
+        self,
+        refl: Reflections,
+        values: np.ndarray,
+        d_low: float | None = None,
+        d_high: float | None = None,
+        dtype: type = np.float32,
+    ) -> DenseHKL:
         """Place per-reflection ``values`` on the grid with ``known / target / absent`` masks.
 
         Reflections with d ≥ ``d_low`` (Å) are known, those with ``d_high`` ≤ d < ``d_low`` are
@@ -111,7 +123,8 @@ class HKLGrid:
         """Values of a dense array (…, *shape) at the reflections of ``refl``: (…, n)."""
         array = np.asarray(array)
         if tuple(array.shape[-3:]) != self.shape:
-            raise ReflectionError(f"array shape {array.shape} does not end in the grid shape "
-                                  f"{self.shape}")
+            raise ReflectionError(
+                f"array shape {array.shape} does not end in the grid shape {self.shape}"
+            )
         i, j, k = self.index(refl.hkl)
         return array[..., i, j, k]

@@ -38,12 +38,18 @@ def auto_grid_shape(refl: Reflections, sample_rate: float = 3.0) -> tuple[int, i
     d_min = refl.d_min
     factors = refl.spacegroup.operations().find_grid_factors()
     hmax = np.abs(refl.hkl).max(axis=0) if len(refl) else np.zeros(3, int)
-    return tuple(_good_size(max(math.ceil(sample_rate * edge / d_min), 2 * int(h) + 1), int(f))
-                 for edge, h, f in zip(refl.cell[:3], hmax, factors))  # type: ignore[return-value]
+    return tuple(
+        _good_size(max(math.ceil(sample_rate * edge / d_min), 2 * int(h) + 1), int(f))
+        for edge, h, f in zip(refl.cell[:3], hmax, factors)
+    )  # type: ignore[return-value]
 
 
-def _fourier_grid(refl: Reflections, coefficients: np.ndarray,
-                  shape: tuple[int, int, int] | None, sample_rate: float) -> np.ndarray:
+def _fourier_grid(
+    refl: Reflections,
+    coefficients: np.ndarray,
+    shape: tuple[int, int, int] | None,
+    sample_rate: float,
+) -> np.ndarray:
     """(1/V) Σ_h C(h) exp(−2πi h·x) on a grid, ASU coefficients expanded to the full sphere."""
     if shape is None:
         shape = auto_grid_shape(refl, sample_rate)
@@ -69,10 +75,16 @@ def _scale01(m: np.ndarray) -> np.ndarray:
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
-def patterson_map(refl: Reflections, values: np.ndarray, shape: tuple[int, int, int] | None = None,
-                  sample_rate: float = 3.0, e_values: np.ndarray | None = None,
-                  sharpen: bool = False, remove_origin: bool = False,
-                  scale01: bool = False) -> np.ndarray:
+def patterson_map(
+    refl: Reflections,
+    values: np.ndarray,
+    shape: tuple[int, int, int] | None = None,
+    sample_rate: float = 3.0,
+    e_values: np.ndarray | None = None,
+    sharpen: bool = False,
+    remove_origin: bool = False,
+    scale01: bool = False,
+) -> np.ndarray:
     """Patterson function P(u) in e²/Å³ from amplitudes or structure factors ``values``.
 
     ``sharpen`` uses |E|² (``e_values`` required) instead of |F|²; ``remove_origin`` subtracts
@@ -105,9 +117,14 @@ def _shell_mean(y: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.ndarra
     return out
 
 
-def density_map(refl: Reflections, f: np.ndarray, shape: tuple[int, int, int] | None = None,
-                sample_rate: float = 3.0, f000: float = 0.0, scale01: bool = False
-                ) -> np.ndarray:
+def density_map(
+    refl: Reflections,
+    f: np.ndarray,
+    shape: tuple[int, int, int] | None = None,
+    sample_rate: float = 3.0,
+    f000: float = 0.0,
+    scale01: bool = False,
+) -> np.ndarray:
     """Electron density ρ(x) in e/Å³ from complex structure factors ``f`` (phases included).
 
     ``f000`` (electrons in the cell) sets the absolute level; 0 gives a zero-mean map.

@@ -25,9 +25,13 @@ def reciprocal_metric(cell: tuple[float, ...]) -> np.ndarray:
     """Reciprocal metric tensor G* (Å⁻²) so that 1/d² = h G* hᵀ."""
     a, b, c, al, be, ga = cell
     ca, cb, cg = (math.cos(math.radians(x)) for x in (al, be, ga))
-    g = np.array([[a * a, a * b * cg, a * c * cb],
-                  [a * b * cg, b * b, b * c * ca],
-                  [a * c * cb, b * c * ca, c * c]])
+    g = np.array(
+        [
+            [a * a, a * b * cg, a * c * cb],
+            [a * b * cg, b * b, b * c * ca],
+            [a * c * cb, b * c * ca, c * c],
+        ]
+    )
     return np.linalg.inv(g)
 
 
@@ -75,15 +79,23 @@ class Reflections:
 
     def subset(self, mask: np.ndarray) -> Reflections:
         """The reflections selected by a boolean mask or an index array."""
-        return Reflections(self.hkl[mask], self.d[mask], self.epsilon[mask], self.centric[mask],
-                           self.multiplicity[mask], self.cell, self.spacegroup)
+        return Reflections(
+            self.hkl[mask],
+            self.d[mask],
+            self.epsilon[mask],
+            self.centric[mask],
+            self.multiplicity[mask],
+            self.cell,
+            self.spacegroup,
+        )
 
     def shell(self, d_high: float, d_low: float = math.inf) -> np.ndarray:
         """Mask of reflections with d_high ≤ d < d_low (Å)."""
         return (self.d >= d_high * (1 - 1e-9)) & (self.d < d_low)
 
-    def expand_to_p1(self, values: np.ndarray | None = None, friedel: bool = True
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    def expand_to_p1(
+        self, values: np.ndarray | None = None, friedel: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """All symmetry equivalents (and Friedel mates) of the reflections, with their values.
 
         Complex ``values`` F(h) are carried with the phase shift F(hR) = F(h) exp(−2πi h·t) and
@@ -129,9 +141,12 @@ def _classify(hkl: np.ndarray, sym: SymmetryInfo) -> tuple[np.ndarray, ...]:
     return absent, epsilon, centric, multiplicity
 
 
-def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: float,
-                d_max: float = math.inf, spacegroup: str | int | gemmi.SpaceGroup | None = None
-                ) -> Reflections:
+def reflections(
+    crystal: Crystal | tuple[float, ...] | gemmi.UnitCell,
+    d_min: float,
+    d_max: float = math.inf,
+    spacegroup: str | int | gemmi.SpaceGroup | None = None,
+) -> Reflections:
     """Unique reflections with d_min ≤ d ≤ d_max (Å) in the reciprocal ASU, absences removed.
 
     ``crystal`` is a :class:`Crystal`, or a cell (6-tuple or ``gemmi.UnitCell``) together with
@@ -162,12 +177,20 @@ def reflections(crystal: Crystal | tuple[float, ...] | gemmi.UnitCell, d_min: fl
     if math.isfinite(d_max):
         keep &= inv_d2 >= (1 - 1e-9) / d_max**2
     sel = np.flatnonzero(keep) if rows is None else rows[keep]
-    return Reflections(sup[0][sel], 1.0 / np.sqrt(inv_d2[keep]), sup[2][sel], sup[3][sel],
-                       sup[4][sel], tuple(cell), sg)
+    return Reflections(
+        sup[0][sel],
+        1.0 / np.sqrt(inv_d2[keep]),
+        sup[2][sel],
+        sup[3][sel],
+        sup[4][sel],
+        tuple(cell),
+        sg,
+    )
 
 
-def reflections_from_hkl(hkl: np.ndarray, cell: tuple[float, ...],
-                         spacegroup: str | int | gemmi.SpaceGroup) -> Reflections:
+def reflections_from_hkl(
+    hkl: np.ndarray, cell: tuple[float, ...], spacegroup: str | int | gemmi.SpaceGroup
+) -> Reflections:
     """:class:`Reflections` for given unique ASU indices (e.g. merged measured data), in the
     given order; raises when an index is outside the reciprocal ASU, absent or (0, 0, 0)."""
     sg = resolve_space_group(spacegroup)
@@ -175,15 +198,17 @@ def reflections_from_hkl(hkl: np.ndarray, cell: tuple[float, ...],
     hkl = np.asarray(hkl, dtype=np.int32).reshape(-1, 3)
     if (~sym.in_asu(hkl)).any():
         bad = hkl[~sym.in_asu(hkl)][0]
-        raise ReflectionError(f"reflection {tuple(int(v) for v in bad)} is outside the "
-                              f"reciprocal ASU of {sg.xhm()}")
+        raise ReflectionError(
+            f"reflection {tuple(int(v) for v in bad)} is outside the reciprocal ASU of {sg.xhm()}"
+        )
     if (hkl == 0).all(axis=1).any():
         raise ReflectionError("reflection (0, 0, 0) is not a Bragg reflection")
     absent, eps, centric, mult = _classify(hkl, sym)
     if absent.any():
         bad = hkl[absent][0]
-        raise ReflectionError(f"reflection {tuple(int(v) for v in bad)} is systematically "
-                              f"absent in {sg.xhm()}")
+        raise ReflectionError(
+            f"reflection {tuple(int(v) for v in bad)} is systematically absent in {sg.xhm()}"
+        )
     hf = hkl.astype(np.float64)
     inv_d2 = ((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1)
     return Reflections(hkl, 1.0 / np.sqrt(inv_d2), eps, centric, mult, tuple(cell), sg)
@@ -195,8 +220,9 @@ CACHE_MAX_BOX = 1_000_000
 
 
 @lru_cache(maxsize=256)
-def _asu_candidates(hall: str, lim: tuple[int, int, int]
-                    ) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
+def _asu_candidates(
+    hall: str, lim: tuple[int, int, int]
+) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
     """Non-absent ASU indices with |h| ≤ lim[0], |k| ≤ lim[1], |l| ≤ lim[2]: a per-group
     candidate superset (hkl, float hkl, ε, centric, multiplicity; read-only, lexicographic) and
     the rows of the box in it (None: all rows), read off the superset's dense index grid, so a
@@ -205,8 +231,11 @@ def _asu_candidates(hall: str, lim: tuple[int, int, int]
     big, grid = sup[5], sup[6]
     if big == lim:
         return sup[:5], None
-    rows = grid[big[0] - lim[0]:big[0] + lim[0] + 1, big[1] - lim[1]:big[1] + lim[1] + 1,
-                big[2] - lim[2]:big[2] + lim[2] + 1].ravel()
+    rows = grid[
+        big[0] - lim[0] : big[0] + lim[0] + 1,
+        big[1] - lim[1] : big[1] + lim[1] + 1,
+        big[2] - lim[2] : big[2] + lim[2] + 1,
+    ].ravel()
     rows = rows[rows >= 0]
     rows.setflags(write=False)
     return sup[:5], rows
@@ -249,8 +278,13 @@ def _build_candidates(hall: str, lim: tuple[int, int, int]) -> tuple[np.ndarray,
     hkl = hkl[sym.in_asu(hkl) & hkl.any(axis=1)]
     absent, eps, centric, mult = _classify(hkl, sym)
     ok = ~absent
-    out = (hkl[ok].astype(np.int32), hkl[ok].astype(np.float64), eps[ok].astype(np.int32),
-           centric[ok], mult[ok].astype(np.int32))
+    out = (
+        hkl[ok].astype(np.int32),
+        hkl[ok].astype(np.float64),
+        eps[ok].astype(np.int32),
+        centric[ok],
+        mult[ok].astype(np.int32),
+    )
     for arr in out:
         arr.setflags(write=False)
     return out

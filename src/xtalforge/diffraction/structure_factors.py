@@ -66,8 +66,9 @@ def atom_images(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, bool]:
     return images, weight, real
 
 
-def structure_factors(crystal: Crystal, refl: Reflections | float, dtype: type = np.float64
-                      ) -> np.ndarray:
+def structure_factors(
+    crystal: Crystal, refl: Reflections | float, dtype: type = np.float64
+) -> np.ndarray:
     """Complex structure factors F(hkl) in electrons for the reflections ``refl``.
 
     ``refl`` is a :class:`Reflections` of this crystal's cell and space group, or a d_min in Å.
@@ -78,8 +79,9 @@ def structure_factors(crystal: Crystal, refl: Reflections | float, dtype: type =
     if not isinstance(refl, Reflections):
         refl = reflections(crystal, float(refl))
     if refl.spacegroup.hall != crystal.spacegroup.hall:
-        raise ReflectionError(f"reflections are for {refl.spacegroup.xhm()}, crystal is "
-                              f"{crystal.spacegroup.xhm()}")
+        raise ReflectionError(
+            f"reflections are for {refl.spacegroup.xhm()}, crystal is {crystal.spacegroup.xhm()}"
+        )
     if not np.allclose(refl.cell, crystal.cell, rtol=1e-6):
         raise ReflectionError(f"reflections are for cell {refl.cell}, crystal has {crystal.cell}")
     dtype = np.dtype(dtype)
@@ -101,8 +103,9 @@ def structure_factors(crystal: Crystal, refl: Reflections | float, dtype: type =
         p = hkl[lo:hi] @ flat
         p -= np.round(p)
         arg = (2 * np.pi * p).astype(dtype).reshape(hi - lo, n_atoms, n_img)
-        w = (f_el[elem_idx][:, lo:hi].T * weight
-             * np.exp(-np.outer(stol2[lo:hi], b_iso))).astype(dtype)  # (r, N)
+        w = (f_el[elem_idx][:, lo:hi].T * weight * np.exp(-np.outer(stol2[lo:hi], b_iso))).astype(
+            dtype
+        )  # (r, N)
         re = np.einsum("ra,ra->r", w, np.cos(arg).sum(axis=2))
         if real:
             out[lo:hi] = re

@@ -43,17 +43,22 @@ def expected_intensity(crystal: Crystal, refl: Reflections) -> np.ndarray:
 def _check_amplitudes(values: np.ndarray, refl: Reflections) -> np.ndarray:
     amp = np.abs(np.asarray(values))
     if amp.shape != (len(refl),):
-        raise ReflectionError(f"{amp.shape[0] if amp.ndim else 0} amplitudes for {len(refl)} "
-                              "reflections")
+        raise ReflectionError(
+            f"{amp.shape[0] if amp.ndim else 0} amplitudes for {len(refl)} reflections"
+        )
     if not np.isfinite(amp).all():
         bad = int(np.argmin(np.isfinite(amp)))
         raise ReflectionError(f"amplitude of reflection {tuple(refl.hkl[bad])} is not finite")
     return amp
 
 
-def wilson_fit(amplitudes: np.ndarray, refl: Reflections,
-               composition: Mapping[str | int, float] | None = None, n_bins: int = 20,
-               d_max_fit: float = 4.5) -> tuple[float, float]:
+def wilson_fit(
+    amplitudes: np.ndarray,
+    refl: Reflections,
+    composition: Mapping[str | int, float] | None = None,
+    n_bins: int = 20,
+    d_max_fit: float = 4.5,
+) -> tuple[float, float]:
     """Fit ⟨|F|²/ε⟩ = K Σf²(s) exp(−2B s²): returns (K, B) with B in Å².
 
     ``composition`` is the unit-cell content {element: count}; without it the scattering of
@@ -80,9 +85,14 @@ def wilson_fit(amplitudes: np.ndarray, refl: Reflections,
     return float(math.exp(intercept)), float(-slope / 2)
 
 
-def normalize(values: np.ndarray, refl: Reflections, crystal: Crystal | None = None,
-              k: float | None = None, b: float | None = None,
-              composition: Mapping[str | int, float] | None = None) -> np.ndarray:
+def normalize(
+    values: np.ndarray,
+    refl: Reflections,
+    crystal: Crystal | None = None,
+    k: float | None = None,
+    b: float | None = None,
+    composition: Mapping[str | int, float] | None = None,
+) -> np.ndarray:
     """Normalised amplitudes |E| for structure factors or amplitudes ``values``.
 
     With ``crystal`` the expectation comes from the model itself (exact for generated data);

@@ -1,14 +1,21 @@
 """Structure generators: cells, atom placement, artificial molecules, presets."""
 
 from xtalforge.generate.config import (
-                                       CellConfig,
-                                       CompositionConfig,
-                                       ConfigError,
-                                       GeneratorConfig,
-                                       PlacementConfig,
-                                       load_config,
+    CellConfig,
+    CompositionConfig,
+    ConfigError,
+    GeneratorConfig,
+    PlacementConfig,
+    load_config,
 )
 from xtalforge.generate.generator import Generator
 
-__all__ = ["CellConfig", "CompositionConfig", "ConfigError", "Generator", "GeneratorConfig",
-           "PlacementConfig", "load_config"]
+__all__ = [
+    "CellConfig",
+    "CompositionConfig",
+    "ConfigError",
+    "Generator",
+    "GeneratorConfig",
+    "PlacementConfig",
+    "load_config",
+]

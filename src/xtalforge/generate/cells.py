@@ -33,8 +33,9 @@ def sample_volume(cfg: CellConfig, n_cell_atoms: int, rng: np.random.Generator) 
     return float(rng.uniform(*cfg.v_atom)) * n_cell_atoms
 
 
-def bounded_ratio_edges(volume: float, a_min: float, a_max: float, r: float,
-                        rng: np.random.Generator) -> np.ndarray:
+def bounded_ratio_edges(
+    volume: float, a_min: float, a_max: float, r: float, rng: np.random.Generator
+) -> np.ndarray:
     """Three edges with a1·a2·a3 = V, each in [a_min, a_max] where possible and ratios ≤ r:
     a1 ~ U(max{a_min, V/a_max², V^⅓/r, √(V/(r a_max))}, V^⅓),
     a2 ~ U(max{a1, V/(a1 a_max), √(V/(r a1))}, min{a_max, r a1}), a3 = V/(a1 a2), permuted."""
@@ -63,8 +64,9 @@ def _angles_from_vectors(vecs: np.ndarray) -> tuple[float, float, float, float, 
     return la, lb, lc, alpha, beta, gamma
 
 
-def sample_cell(cfg: CellConfig, sg: gemmi.SpaceGroup, n_cell_atoms: int,
-                rng: np.random.Generator) -> tuple[float, ...]:
+def sample_cell(
+    cfg: CellConfig, sg: gemmi.SpaceGroup, n_cell_atoms: int, rng: np.random.Generator
+) -> tuple[float, ...]:
     """A cell for ``sg`` (its lattice system, reference setting) holding ``n_cell_atoms`` atoms."""
     system = sg.crystal_system_str()
     volume = sample_volume(cfg, n_cell_atoms, rng)

@@ -32,26 +32,42 @@ class Comparison:
         out = []
         for key in self.generated:
             g, r = self.generated[key], self.real[key]
-            out.append((key, float(np.median(g)) if len(g) else float("nan"),
-                        float(np.median(r)) if len(r) else float("nan"), self.ks[key]))
+            out.append(
+                (
+                    key,
+                    float(np.median(g)) if len(g) else float("nan"),
+                    float(np.median(r)) if len(r) else float("nan"),
+                    self.ks[key],
+                )
+            )
         return out
 
 
 def _quantities(crystals: list[Crystal], hydrogens: bool) -> dict[str, np.ndarray]:
     cells = cell_descriptors(crystals)
     dist = [interatomic_distances(c, float(DISTANCE_BINS[-1]), hydrogens) for c in crystals]
-    return {"volume (Å³)": cells.volume, "largest edge (Å)": cells.largest_edge,
-            "a3/a2": cells.ratio_32, "a2/a1": cells.ratio_21, "β monoclinic (°)": cells.beta,
-            "interatomic distance (Å)": np.concatenate(dist) if dist else np.zeros(0)}
+    return {
+        "volume (Å³)": cells.volume,
+        "largest edge (Å)": cells.largest_edge,
+        "a3/a2": cells.ratio_32,
+        "a2/a1": cells.ratio_21,
+        "β monoclinic (°)": cells.beta,
+        "interatomic distance (Å)": np.concatenate(dist) if dist else np.zeros(0),
+    }
 
 
-def compare_sets(generated: list[Crystal], real: list[Crystal], hydrogens: bool = False
-                 ) -> Comparison:
+def compare_sets(
+    generated: list[Crystal], real: list[Crystal], hydrogens: bool = False
+) -> Comparison:
     """Descriptors of both sets and the two-sample Kolmogorov–Smirnov statistic of each (NaN
     where a set has no values, e.g. β without monoclinic cells)."""
     gen, ref = _quantities(generated, hydrogens), _quantities(real, hydrogens)
-    ks = {k: float(stats.ks_2samp(gen[k], ref[k]).statistic) if len(gen[k]) and len(ref[k])
-          else float("nan") for k in gen}
+    ks = {
+        k: float(stats.ks_2samp(gen[k], ref[k]).statistic)
+        if len(gen[k]) and len(ref[k])
+        else float("nan")
+        for k in gen
+    }
     return Comparison(gen, ref, ks)
 
 
@@ -61,8 +77,9 @@ def distance_histogram(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (edges[1:] + edges[:-1]), hist
 
 
-def plot_comparison(cmp: Comparison, path: str | Path, labels: tuple[str, str] = ("generated",
-                                                                                  "real")) -> Path:
+def plot_comparison(
+    cmp: Comparison, path: str | Path, labels: tuple[str, str] = ("generated", "real")
+) -> Path:
     """One PNG, a panel per quantity, generated and real overlaid as normalised histograms."""
     import matplotlib
 
@@ -85,8 +102,15 @@ def plot_comparison(cmp: Comparison, path: str | Path, labels: tuple[str, str] =
             bins = np.linspace(both.min(), both.max() * 1.0001, 40)
         for values, label, colour in ((g, labels[0], "C0"), (r, labels[1], "C3")):
             if len(values):
-                ax.hist(values, bins=bins, density=True, histtype="step", lw=1.6, color=colour,
-                        label=f"{label} (n={len(values)})")
+                ax.hist(
+                    values,
+                    bins=bins,
+                    density=True,
+                    histtype="step",
+                    lw=1.6,
+                    color=colour,
+                    label=f"{label} (n={len(values)})",
+                )
         ax.set_title(f"{key}   KS = {cmp.ks[key]:.2f}")
         ax.legend(fontsize=8)
     fig.tight_layout()

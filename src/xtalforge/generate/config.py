@@ -15,8 +15,15 @@ from xtalforge.crystal.symmetry import resolve_space_group
 from xtalforge.errors import CrystalError, XtalforgeError
 from xtalforge.yaml_config import find_preset, read_mapping, validation_message
 
-__all__ = ["CellConfig", "CompositionConfig", "ConfigError", "GeneratorConfig", "PlacementConfig",
-           "load_config", "preset_path"]
+__all__ = [
+    "CellConfig",
+    "CompositionConfig",
+    "ConfigError",
+    "GeneratorConfig",
+    "PlacementConfig",
+    "load_config",
+    "preset_path",
+]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "generators"
 
@@ -72,8 +79,10 @@ class CellConfig(_Strict):
         if isinstance(self.volume, tuple):
             _ordered("volume", self.volume)
             if self.volume[1] > self.a_max**3 or self.volume[0] < self.a_min**3 * 0.2:
-                raise ValueError(f"volume range {self.volume} Å³ is impossible with edges "
-                                 f"{self.a_min}–{self.a_max} Å")
+                raise ValueError(
+                    f"volume range {self.volume} Å³ is impossible with edges "
+                    f"{self.a_min}–{self.a_max} Å"
+                )
         return self
 
 
@@ -165,8 +174,10 @@ class GeneratorConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> GeneratorConfig:
         if (self.atoms is None) == (self.v_atom_count is None):
-            raise ValueError("give exactly one of atoms: [min, max] (asymmetric unit) or "
-                             "v_atom_count: [min, max] (Å³ per atom)")
+            raise ValueError(
+                "give exactly one of atoms: [min, max] (asymmetric unit) or "
+                "v_atom_count: [min, max] (Å³ per atom)"
+            )
         if self.atoms is not None and not 1 <= self.atoms[0] <= self.atoms[1]:
             raise ValueError(f"atoms range {self.atoms} must satisfy 1 ≤ min ≤ max")
         _ordered("v_atom_count", self.v_atom_count)
@@ -175,15 +186,27 @@ class GeneratorConfig(_Strict):
             raise ValueError("u_iso minus u_jitter must stay ≥ 0 Å²")
         dens = self.cell.v_atom[0]
         if self.placement.method == "uniform" and dens < 0.5 * self.placement.min_distance**3:
-            raise ValueError(f"impossible density: {dens} Å³ per atom cannot hold atoms "
-                             f"{self.placement.min_distance} Å apart")
+            raise ValueError(
+                f"impossible density: {dens} Å³ per atom cannot hold atoms "
+                f"{self.placement.min_distance} Å apart"
+            )
         return self
 
 
 #: Default element weights: frequencies of non-H atoms in organic/metal-organic small-molecule
 #: structures (rounded, from the COD development set; refit with ``xtalforge stats``).
-DEFAULT_ELEMENTS = {"C": 0.62, "N": 0.10, "O": 0.17, "S": 0.03, "Cl": 0.03, "Br": 0.01,
-                    "P": 0.01, "F": 0.02, "Cu": 0.005, "Zn": 0.005}
+DEFAULT_ELEMENTS = {
+    "C": 0.62,
+    "N": 0.10,
+    "O": 0.17,
+    "S": 0.03,
+    "Cl": 0.03,
+    "Br": 0.01,
+    "P": 0.01,
+    "F": 0.02,
+    "Cu": 0.005,
+    "Zn": 0.005,
+}
 
 
 def preset_path(name: str) -> Path:

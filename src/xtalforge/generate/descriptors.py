@@ -31,16 +31,22 @@ class CellDescriptors:
 
 def cell_descriptors(crystals: list[Crystal]) -> CellDescriptors:
     """Volume, largest edge, sorted-edge ratios and monoclinic β of each crystal."""
-    edges = np.sort(np.array([c.cell[:3] for c in crystals], dtype=np.float64).reshape(-1, 3),
-                    axis=1)
+    edges = np.sort(
+        np.array([c.cell[:3] for c in crystals], dtype=np.float64).reshape(-1, 3), axis=1
+    )
     mono = [c.cell[4] for c in crystals if c.spacegroup.crystal_system_str() == "monoclinic"]
-    return CellDescriptors(volume=np.array([c.volume for c in crystals]),
-                           largest_edge=edges[:, 2], ratio_32=edges[:, 2] / edges[:, 1],
-                           ratio_21=edges[:, 1] / edges[:, 0], beta=np.array(mono))
+    return CellDescriptors(
+        volume=np.array([c.volume for c in crystals]),
+        largest_edge=edges[:, 2],
+        ratio_32=edges[:, 2] / edges[:, 1],
+        ratio_21=edges[:, 1] / edges[:, 0],
+        beta=np.array(mono),
+    )
 
 
-def interatomic_distances(crystal: Crystal, r_max: float = 4.0, hydrogens: bool = False
-                          ) -> np.ndarray:
+def interatomic_distances(
+    crystal: Crystal, r_max: float = 4.0, hydrogens: bool = False
+) -> np.ndarray:
     """Distances (Å) from each asymmetric-unit atom to every atom of the crystal (symmetry copies
     and periodic images) up to ``r_max``, excluding the zero distance to itself; hydrogens are
     left out unless asked for. Each pair is counted once per asymmetric-unit atom."""
@@ -66,8 +72,9 @@ def interatomic_distances(crystal: Crystal, r_max: float = 4.0, hydrogens: bool 
     return np.concatenate(out)
 
 
-def read_cif_folder(folder: str | Path, limit: int | None = None
-                    ) -> tuple[list[Crystal], list[tuple[str, str]]]:
+def read_cif_folder(
+    folder: str | Path, limit: int | None = None
+) -> tuple[list[Crystal], list[tuple[str, str]]]:
     """All readable structures in ``folder`` (``*.cif``, sorted by name; every structure block of
     a multi-block file) and, for each that could not be read, (name, reason). Raises when the
     folder has no CIF at all."""

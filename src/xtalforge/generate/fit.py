@@ -104,26 +104,37 @@ def fit_config(crystals: list[Crystal], name: str = "fitted") -> FitResult:
         spacegroups=_frequencies(groups),
         atoms=None,
         v_atom_count=_range(np.array(v_atom), floor=3.0, digits=2),
-        cell={"strategy": "volume_first",
-              "volume": {"mu": round(float(log_v.mean()), 4),
-                         "sigma": round(max(float(log_v.std(ddof=1)), 1e-3), 4)},
-              "a_min": round(max(float(np.quantile(edges, 0.01)), 2.0), 2),
-              "a_max": round(float(np.quantile(edges, 0.99)), 2),
-              "ratio": round(max(ratio, 1.0), 3),
-              "beta_max": round(beta_max, 2)},
-        composition={"elements": _frequencies(general),
-                     "special_elements": _frequencies(special) if special else None,
-                     "h_fraction": h_range},
-        placement={"method": "molecule",
-                   "special_probability": round(float(np.mean(p_special)), 4)
-                   if p_special else 0.05},
+        cell={
+            "strategy": "volume_first",
+            "volume": {
+                "mu": round(float(log_v.mean()), 4),
+                "sigma": round(max(float(log_v.std(ddof=1)), 1e-3), 4),
+            },
+            "a_min": round(max(float(np.quantile(edges, 0.01)), 2.0), 2),
+            "a_max": round(float(np.quantile(edges, 0.99)), 2),
+            "ratio": round(max(ratio, 1.0), 3),
+            "beta_max": round(beta_max, 2),
+        },
+        composition={
+            "elements": _frequencies(general),
+            "special_elements": _frequencies(special) if special else None,
+            "h_fraction": h_range,
+        },
+        placement={
+            "method": "molecule",
+            "special_probability": round(float(np.mean(p_special)), 4) if p_special else 0.05,
+        },
         u_iso=u_range,
         u_jitter=jitter,
     )
-    samples = {"ln V (Å³)": log_v, "edge ratio max(a2/a1, a3/a2)":
-               np.maximum(cells.ratio_21, cells.ratio_32), "β monoclinic (°)": cells.beta,
-               "H fraction": h, "V per non-H atom (Å³)": np.array(v_atom),
-               "mean U_iso (Å²)": np.array(u_mean)}
+    samples = {
+        "ln V (Å³)": log_v,
+        "edge ratio max(a2/a1, a3/a2)": np.maximum(cells.ratio_21, cells.ratio_32),
+        "β monoclinic (°)": cells.beta,
+        "H fraction": h,
+        "V per non-H atom (Å³)": np.array(v_atom),
+        "mean U_iso (Å²)": np.array(u_mean),
+    }
     return FitResult(cfg, len(crystals), samples, groups, general, special)
 
 
@@ -141,10 +152,13 @@ def plot_fit(fit: FitResult, path: str | Path) -> Path:
     top = fit.spacegroups.most_common(12)
     ax[0].barh([k for k, _ in top][::-1], [v for _, v in top][::-1], color="C0")
     ax[0].set_title(f"space groups (top {len(top)} of {len(fit.spacegroups)})")
-    bounds = {"edge ratio max(a2/a1, a3/a2)": (None, cfg.cell.ratio),
-              "β monoclinic (°)": (None, cfg.cell.beta_max),
-              "H fraction": cfg.composition.h_fraction,
-              "V per non-H atom (Å³)": cfg.v_atom_count, "mean U_iso (Å²)": cfg.u_iso}
+    bounds = {
+        "edge ratio max(a2/a1, a3/a2)": (None, cfg.cell.ratio),
+        "β monoclinic (°)": (None, cfg.cell.beta_max),
+        "H fraction": cfg.composition.h_fraction,
+        "V per non-H atom (Å³)": cfg.v_atom_count,
+        "mean U_iso (Å²)": cfg.u_iso,
+    }
     for a, (label, values) in zip(ax[1:7], fit.samples.items()):
         if len(values):
             a.hist(values, bins=30, density=True, color="0.6")
@@ -152,14 +166,20 @@ def plot_fit(fit: FitResult, path: str | Path) -> Path:
         if label.startswith("ln V"):
             mu, sigma = cfg.cell.volume.mu, cfg.cell.volume.sigma
             x = np.linspace(mu - 4 * sigma, mu + 4 * sigma, 200)
-            a.plot(x, np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)),
-                   "C3", label=f"LogNormal μ={mu:.2f}, σ={sigma:.2f}")
+            a.plot(
+                x,
+                np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)),
+                "C3",
+                label=f"LogNormal μ={mu:.2f}, σ={sigma:.2f}",
+            )
             a.legend(fontsize=8)
         for b in bounds.get(label) or ():
             if b is not None:
                 a.axvline(b, color="C3", ls="--")
-    for a, counts, title in ((ax[7], fit.elements_general, "elements, general positions"),
-                             (ax[8], fit.elements_special, "elements, special positions")):
+    for a, counts, title in (
+        (ax[7], fit.elements_general, "elements, general positions"),
+        (ax[8], fit.elements_special, "elements, special positions"),
+    ):
         top_el = counts.most_common(12)
         a.bar([k for k, _ in top_el], [v for _, v in top_el], color="C2")
         a.set_title(title)

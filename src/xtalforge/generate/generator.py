@@ -73,14 +73,15 @@ class Generator:
         self._group_cdf = (cdf / cdf[-1]).tolist()
         self._resolved = [resolve_space_group(g) for g in self._groups]
         self._elements = _Weights(config.composition.elements)
-        self._special = _Weights(config.composition.special_elements
-                                 or config.composition.elements)
+        self._special = _Weights(config.composition.special_elements or config.composition.elements)
         self._hydrogen = _Weights({"H": 1.0})
         blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
         self.config_hash = hashlib.sha256(blob).hexdigest()[:16]
         if config.v_atom_count is not None and config.cell.strategy == "volume_per_atom":
-            raise ConfigError("v_atom_count needs cell.strategy volume_first or uniform_edges "
-                              "(the cell must not depend on the atom count)")
+            raise ConfigError(
+                "v_atom_count needs cell.strategy volume_first or uniform_edges "
+                "(the cell must not depend on the atom count)"
+            )
 
     @classmethod
     def from_config(cls, config: GeneratorConfig | dict | str | Path) -> Generator:
@@ -116,26 +117,38 @@ class Generator:
                 break
             if rng.random() < cfg.placement.special_probability:
                 n_special += self._place_special(sites, op, rng)
-        batch = (self._place_uniform(sites, n_heavy - n_special, n_h, rng)
-                 if cfg.placement.method == "uniform" else None)
+        batch = (
+            self._place_uniform(sites, n_heavy - n_special, n_h, rng)
+            if cfg.placement.method == "uniform"
+            else None
+        )
         if batch is not None:
             skipped_heavy, skipped_h = batch
         else:
-            skipped_heavy = sum(not self._place(sites, self._elements, rng)
-                                for _ in range(n_heavy - n_special))
+            skipped_heavy = sum(
+                not self._place(sites, self._elements, rng) for _ in range(n_heavy - n_special)
+            )
             skipped_h = sum(not self._place(sites, self._hydrogen, rng) for _ in range(n_h))
         if not sites.z:
             # an empty structure is useless: fall back to one atom anywhere
             sites.add(rng.random(3), int(self._elements.z[self._elements.draw(rng)]), 0.7)
         n = len(sites.z)
         u = rng.uniform(*cfg.u_iso) + rng.uniform(-cfg.u_jitter, cfg.u_jitter, n)
-        meta = {"generator": cfg.name, "config_hash": self.config_hash, "seed": int(seed),
-                "placement": cfg.placement.method, "cell_strategy": cfg.cell.strategy,
-                "requested_atoms": n_heavy, "requested_hydrogens": n_h,
-                "special_positions": n_special, "skipped_atoms": skipped_heavy,
-                "skipped_hydrogens": skipped_h}
-        return Crystal(cell, sg, np.array(sites.z), np.array(sites.frac), np.maximum(u, 0.0),
-                       metadata=meta)
+        meta = {
+            "generator": cfg.name,
+            "config_hash": self.config_hash,
+            "seed": int(seed),
+            "placement": cfg.placement.method,
+            "cell_strategy": cfg.cell.strategy,
+            "requested_atoms": n_heavy,
+            "requested_hydrogens": n_h,
+            "special_positions": n_special,
+            "skipped_atoms": skipped_heavy,
+            "skipped_hydrogens": skipped_h,
+        }
+        return Crystal(
+            cell, sg, np.array(sites.z), np.array(sites.frac), np.maximum(u, 0.0), metadata=meta
+        )
 
     # ------------------------------------------------------------------ placement
     def _place_special(self, sites: SiteSet, op: tuple, rng: np.random.Generator) -> int:
@@ -167,8 +180,9 @@ class Generator:
         r_sum += radius
         return ((d > 0.9 * r_sum) & ~((d >= 1.1 * r_sum) & (d <= 1.4 * r_sum))).all(axis=1)
 
-    def _place_uniform(self, sites: SiteSet, n_heavy: int, n_h: int,
-                       rng: np.random.Generator) -> tuple[int, int] | None:
+    def _place_uniform(
+        self, sites: SiteSet, n_heavy: int, n_h: int, rng: np.random.Generator
+    ) -> tuple[int, int] | None:
         """Uniform placement of n_heavy then n_h hydrogen atoms at once (the same atoms, from
         the same random numbers, as placing them one by one with :meth:`_place`); the numbers
         of skipped heavy atoms and hydrogens, or None (nothing drawn) for cells too small for
@@ -205,8 +219,9 @@ class Generator:
                 return True
         return False
 
-    def _bonded_candidates(self, sites: SiteSet, radius: float, n: int,
-                           rng: np.random.Generator) -> np.ndarray:
+    def _bonded_candidates(
+        self, sites: SiteSet, radius: float, n: int, rng: np.random.Generator
+    ) -> np.ndarray:
         """n positions bonded to random placed atoms at U(bond_scale)·(R_A + R_i), directions
         uniform on the sphere (fractional coordinates)."""
         anchors = rng.integers(0, len(sites.frac), n)

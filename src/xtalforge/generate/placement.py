@@ -17,8 +17,9 @@ from xtalforge.crystal.symmetry import SymmetryInfo
 
 __all__ = ["SiteSet", "place_uniform", "special_operations"]
 
-_OFFSETS = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)],
-                    dtype=np.float64)
+_OFFSETS = np.array(
+    [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.float64
+)
 #: Two images closer than this (Å) are the same site (a special position).
 SAME_SITE = 0.01
 
@@ -47,8 +48,7 @@ class SiteSet:
 
     def _site_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._arrays is None or len(self._arrays[0]) != len(self.frac):
-            self._arrays = (np.array(self.frac),
-                            np.array([covalent_radius(z) for z in self.z]))
+            self._arrays = (np.array(self.frac), np.array([covalent_radius(z) for z in self.z]))
         return self._arrays
 
     def site_frac(self) -> np.ndarray:
@@ -195,8 +195,10 @@ def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -
     range in which nearest-image distances are exact; tiny cells are placed atom by atom).
     """
     if min_distance > sites.nearest_exact:
-        raise ValueError(f"min_distance {min_distance} Å exceeds the exact nearest-image range "
-                         f"{sites.nearest_exact:.3f} Å of this cell: place atoms one by one")
+        raise ValueError(
+            f"min_distance {min_distance} Å exceeds the exact nearest-image range "
+            f"{sites.nearest_exact:.3f} Å of this cell: place atoms one by one"
+        )
     n_atoms, n_tries = candidates.shape[:2]
     flat = candidates.reshape(-1, 3)
     ok = (sites.own_image_distances(flat) >= min_distance).all(axis=1)
@@ -224,7 +226,9 @@ def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -
         # the remaining candidates still open must also clear the round's accepted atoms
         rows, cols = np.nonzero(ok[start:])
         rows += start
-        near = (sites.pair_distances(candidates[rows, cols][:, None, :],
-                                     imgs[:stop].reshape(-1, 3)) < min_distance).any(axis=1)
+        near = (
+            sites.pair_distances(candidates[rows, cols][:, None, :], imgs[:stop].reshape(-1, 3))
+            < min_distance
+        ).any(axis=1)
         ok[rows[near], cols[near]] = False
     return chosen

@@ -17,14 +17,17 @@ __all__ = ["write_calculated_cif", "write_calculated_mtz"]
 
 def _check(refl: Reflections, f: np.ndarray, e: np.ndarray | None, path: Path) -> None:
     if len(f) != len(refl) or (e is not None and len(e) != len(refl)):
-        raise ReflectionFileError(f"{path}: {len(refl)} reflections but {len(f)} structure "
-                                  f"factors{'' if e is None else f' and {len(e)} E values'}")
+        raise ReflectionFileError(
+            f"{path}: {len(refl)} reflections but {len(f)} structure "
+            f"factors{'' if e is None else f' and {len(e)} E values'}"
+        )
     if not np.isfinite(f).all():
         raise ReflectionFileError(f"{path}: non-finite structure factors")
 
 
-def write_calculated_mtz(path: str | Path, refl: Reflections, f: np.ndarray,
-                         e: np.ndarray | None = None) -> None:
+def write_calculated_mtz(
+    path: str | Path, refl: Reflections, f: np.ndarray, e: np.ndarray | None = None
+) -> None:
     """Write columns FC (|F|), PHIC (phase, degrees) and, when given, E (|E|) with the cell and
     space group of ``refl``."""
     path = Path(path)
@@ -43,8 +46,9 @@ def write_calculated_mtz(path: str | Path, refl: Reflections, f: np.ndarray,
     mtz.write_to_file(str(path))
 
 
-def write_calculated_cif(path: str | Path, refl: Reflections, f: np.ndarray,
-                         name: str = "xtalforge") -> None:
+def write_calculated_cif(
+    path: str | Path, refl: Reflections, f: np.ndarray, name: str = "xtalforge"
+) -> None:
     """Write a small-molecule CIF block: cell, space group (H-M, Hall, operators) and a
     ``_refln`` loop of h, k, l, d (Å), F_calc and phase_calc (degrees), core-dictionary names
     only."""
@@ -53,10 +57,12 @@ def write_calculated_cif(path: str | Path, refl: Reflections, f: np.ndarray,
     doc = gemmi.cif.Document()
     block = doc.add_new_block(name)
     set_cell_and_symmetry(block, refl.cell, refl.spacegroup)
-    loop = block.init_loop("_refln_", ["index_h", "index_k", "index_l", "d_spacing", "F_calc",
-                                       "phase_calc"])
+    loop = block.init_loop(
+        "_refln_", ["index_h", "index_k", "index_l", "d_spacing", "F_calc", "phase_calc"]
+    )
     amp, phase = np.abs(f), np.degrees(np.angle(f))
-    for i, (h, k, l) in enumerate(refl.hkl.tolist()):  # noqa: E741
-        loop.add_row([str(h), str(k), str(l), f"{refl.d[i]:.5f}", f"{amp[i]:.5f}",
-                      f"{phase[i]:.3f}"])
+    for i, (h, k, l) in enumerate(refl.hkl.tolist()):
+        loop.add_row(
+            [str(h), str(k), str(l), f"{refl.d[i]:.5f}", f"{amp[i]:.5f}", f"{phase[i]:.3f}"]
+        )
     doc.write_file(str(path))

@@ -16,8 +16,14 @@ from xtalforge.errors import CrystalError, ReflectionFileError, XtalforgeError
 if TYPE_CHECKING:
     from xtalforge.io.shelx import HklfInstruction
 
-__all__ = ["ReflectionData", "embedded_hklf", "read_cif_refln", "read_mtz",
-           "read_reflections", "read_xds_ascii"]
+__all__ = [
+    "ReflectionData",
+    "embedded_hklf",
+    "read_cif_refln",
+    "read_mtz",
+    "read_reflections",
+    "read_xds_ascii",
+]
 
 
 @dataclass(eq=False)
@@ -82,8 +88,10 @@ def read_mtz(path: str | Path, column: str | None = None) -> ReflectionData:
             for kind, sig_kind in (("K", "M"), ("G", "L")):
                 if sum(c.type == kind for c in mtz.columns) >= 2:
                     return _friedel_mean(mtz, path, kind, sig_kind)
-            raise ReflectionFileError(f"{path}: no intensity (J, or K pairs) or amplitude (F, or "
-                                      f"G pairs) column; columns are {labels}")
+            raise ReflectionFileError(
+                f"{path}: no intensity (J, or K pairs) or amplitude (F, or "
+                f"G pairs) column; columns are {labels}"
+            )
     if column not in labels:
         raise ReflectionFileError(f"{path}: no column {column!r}; columns are {labels}")
     col = mtz.column_with_label(column)
@@ -97,9 +105,17 @@ def read_mtz(path: str | Path, column: str | None = None) -> ReflectionData:
     notes = []
     if (~keep).any():
         notes.append(f"dropped {(~keep).sum()} reflections with no value in {column}")
-    return ReflectionData(hkl[keep], values[keep], None if sig is None else sig[keep],
-                          "intensity" if col.type == "J" else "amplitude", None,
-                          tuple(mtz.cell.parameters), mtz.spacegroup, str(path), notes)
+    return ReflectionData(
+        hkl[keep],
+        values[keep],
+        None if sig is None else sig[keep],
+        "intensity" if col.type == "J" else "amplitude",
+        None,
+        tuple(mtz.cell.parameters),
+        mtz.spacegroup,
+        str(path),
+        notes,
+    )
 
 
 def _friedel_mean(mtz: gemmi.Mtz, path: Path, kind: str, sig_kind: str) -> ReflectionData:
@@ -108,8 +124,12 @@ def _friedel_mean(mtz: gemmi.Mtz, path: Path, kind: str, sig_kind: str) -> Refle
     cols = list(mtz.columns)
     pair = [i for i, c in enumerate(cols) if c.type == kind][:2]
     values = [np.array(cols[i], dtype=np.float64) for i in pair]
-    sigmas = [np.array(cols[i + 1], dtype=np.float64) if i + 1 < len(cols)
-              and cols[i + 1].type == sig_kind else None for i in pair]
+    sigmas = [
+        np.array(cols[i + 1], dtype=np.float64)
+        if i + 1 < len(cols) and cols[i + 1].type == sig_kind
+        else None
+        for i in pair
+    ]
     plus, minus = values
     both = np.isfinite(plus) & np.isfinite(minus)
     mean = np.where(both, 0.5 * (plus + minus), np.where(np.isfinite(plus), plus, minus))
@@ -123,9 +143,17 @@ def _friedel_mean(mtz: gemmi.Mtz, path: Path, kind: str, sig_kind: str) -> Refle
     if (~keep).any():
         notes.append(f"dropped {(~keep).sum()} reflections with neither mate in {names}")
     hkl = np.array(mtz.make_miller_array(), dtype=np.int32)
-    return ReflectionData(hkl[keep], mean[keep], None if sig is None else sig[keep],
-                          "intensity" if kind == "K" else "amplitude", None,
-                          tuple(mtz.cell.parameters), mtz.spacegroup, str(path), notes)
+    return ReflectionData(
+        hkl[keep],
+        mean[keep],
+        None if sig is None else sig[keep],
+        "intensity" if kind == "K" else "amplitude",
+        None,
+        tuple(mtz.cell.parameters),
+        mtz.spacegroup,
+        str(path),
+        notes,
+    )
 
 
 def read_xds_ascii(path: str | Path) -> ReflectionData:
@@ -141,12 +169,22 @@ def read_xds_ascii(path: str | Path) -> ReflectionData:
     values = np.array(xds.iobs_array, dtype=np.float64)
     sigmas = np.array(xds.sigma_array, dtype=np.float64)
     keep = (sigmas >= 0) & np.isfinite(values)
-    notes = [] if keep.all() else [f"dropped {(~keep).sum()} reflections with σ < 0 (rejected "
-                                   "by XDS)"]
+    notes = (
+        [] if keep.all() else [f"dropped {(~keep).sum()} reflections with σ < 0 (rejected by XDS)"]
+    )
     cell = tuple(float(v) for v in xds.cell_constants)
     sg = gemmi.find_spacegroup_by_number(xds.spacegroup_number) if xds.spacegroup_number else None
-    return ReflectionData(hkl[keep], values[keep], sigmas[keep], "intensity", None,
-                          cell if all(cell) else None, sg, str(path), notes)
+    return ReflectionData(
+        hkl[keep],
+        values[keep],
+        sigmas[keep],
+        "intensity",
+        None,
+        cell if all(cell) else None,
+        sg,
+        str(path),
+        notes,
+    )
 
 
 _CIF_COLUMNS = [  # (value tag, sigma tag, kind), in order of preference
@@ -164,8 +202,9 @@ def _cif_values(block: gemmi.cif.Block, prefix: str, tag: str) -> list[str] | No
     return list(col) if len(col) else None
 
 
-def read_cif_refln(path: str | Path, block: str | None = None,
-                   instruction: HklfInstruction | None = None) -> ReflectionData:
+def read_cif_refln(
+    path: str | Path, block: str | None = None, instruction: HklfInstruction | None = None
+) -> ReflectionData:
     """Read a CIF ``_refln`` loop (small-molecule ``_refln_*`` or mmCIF ``_refln.*``) or a
     SHELX HKLF file embedded as ``_shelx_hkl_file``, read as ``instruction`` says or else as the
     HKLF line of the block's ``_shelx_res_file`` (format, scale, index matrix). Cell and
@@ -190,7 +229,7 @@ def read_cif_refln(path: str | Path, block: str | None = None,
             if h is None:
                 continue
             k = _cif_values(blk, prefix, "index_k")
-            l = _cif_values(blk, prefix, "index_l")  # noqa: E741
+            l = _cif_values(blk, prefix, "index_l")
             for vtag, stag, kind in _CIF_COLUMNS:
                 v = _cif_values(blk, prefix, vtag)
                 if v is None:
@@ -199,22 +238,36 @@ def read_cif_refln(path: str | Path, block: str | None = None,
                 try:
                     hkl = np.array([h, k, l], dtype=np.int32).T
                     vals = np.array([np.nan if x in ("?", ".") else float(x) for x in v])
-                    sig = None if s is None else np.array(
-                        [np.nan if x in ("?", ".") else float(x) for x in s])
+                    sig = (
+                        None
+                        if s is None
+                        else np.array([np.nan if x in ("?", ".") else float(x) for x in s])
+                    )
                 except ValueError as exc:
                     raise ReflectionFileError(f"{path} [{prefix}{vtag}]: {exc}") from None
                 keep = np.isfinite(vals)
                 notes = [] if keep.all() else [f"dropped {(~keep).sum()} rows without a value"]
-                return ReflectionData(hkl[keep], vals[keep], None if sig is None else sig[keep],
-                                      kind, None, cell, sg, str(path), notes)
+                return ReflectionData(
+                    hkl[keep],
+                    vals[keep],
+                    None if sig is None else sig[keep],
+                    kind,
+                    None,
+                    cell,
+                    sg,
+                    str(path),
+                    notes,
+                )
         if embedded:
             how = instruction or embedded_hklf(blk, path) or HklfInstruction()
-            data = how.apply(parse_hkl_text(gemmi.cif.as_string(embedded), str(path),
-                                            how.hkl_format()))
+            data = how.apply(
+                parse_hkl_text(gemmi.cif.as_string(embedded), str(path), how.hkl_format())
+            )
             data.cell, data.spacegroup = cell, sg
             return data
-    raise ReflectionFileError(f"{path}: no _refln loop with measured values or embedded "
-                              "_shelx_hkl_file")
+    raise ReflectionFileError(
+        f"{path}: no _refln loop with measured values or embedded _shelx_hkl_file"
+    )
 
 
 #: Where CIFs embed the SHELXL .res file (current tag, then the older IUCr one).
@@ -240,8 +293,9 @@ def embedded_hklf(block: gemmi.cif.Block, path: Path | str) -> HklfInstruction |
         return None
 
 
-def _cif_cell_symmetry(blk: gemmi.cif.Block, path: Path
-                       ) -> tuple[tuple[float, ...] | None, gemmi.SpaceGroup | None]:
+def _cif_cell_symmetry(
+    blk: gemmi.cif.Block, path: Path
+) -> tuple[tuple[float, ...] | None, gemmi.SpaceGroup | None]:
     vals = []
     for tag in ("a", "b", "c", "alpha", "beta", "gamma"):
         kind = "length" if len(tag) == 1 else "angle"
@@ -250,15 +304,21 @@ def _cif_cell_symmetry(blk: gemmi.cif.Block, path: Path
     cell = tuple(vals) if all(v is not None and np.isfinite(v) for v in vals) else None
     sg = None
     try:
-        for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz",
-                    "_space_group_symop.operation_xyz"):
+        for tag in (
+            "_space_group_symop_operation_xyz",
+            "_symmetry_equiv_pos_as_xyz",
+            "_space_group_symop.operation_xyz",
+        ):
             ops = blk.find_values(tag)
             if len(ops):
                 sg = space_group_from_ops([gemmi.cif.as_string(o) for o in ops])
                 break
         else:
-            for tag in ("_space_group_name_H-M_alt", "_symmetry_space_group_name_H-M",
-                        "_symmetry.space_group_name_H-M"):
+            for tag in (
+                "_space_group_name_H-M_alt",
+                "_symmetry_space_group_name_H-M",
+                "_symmetry.space_group_name_H-M",
+            ):
                 v = blk.find_value(tag)
                 if v and v not in ("?", "."):
                     sg = resolve_space_group(gemmi.cif.as_string(v))
@@ -288,8 +348,10 @@ def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> Refle
         return read_mtz(path)
     if b"\x00" in head:
         kind = " (a zip archive: a checkpoint?)" if head[:2] == b"PK" else ""
-        raise ReflectionFileError(f"{path}: a binary file{kind}, not reflections (SHELX .hkl, "
-                                  "MTZ, XDS_ASCII or a CIF with _refln)")
+        raise ReflectionFileError(
+            f"{path}: a binary file{kind}, not reflections (SHELX .hkl, "
+            "MTZ, XDS_ASCII or a CIF with _refln)"
+        )
     text = head.decode("latin-1").lstrip()
     if text.startswith("!FORMAT=XDS_ASCII"):
         return read_xds_ascii(path)

@@ -24,19 +24,34 @@ from xtalforge.diffraction.structure_factors import half_ops
 from xtalforge.errors import CrystalError, ReflectionFileError
 from xtalforge.io.reflection_data import ReflectionData
 
-__all__ = ["HklfInstruction", "InsFile", "hklf_from_ins_text", "parse_hkl_text",
-           "parse_ins_text", "read_hkl", "read_ins", "write_hkl", "write_ins"]
+__all__ = [
+    "HklfInstruction",
+    "InsFile",
+    "hklf_from_ins_text",
+    "parse_hkl_text",
+    "parse_ins_text",
+    "read_hkl",
+    "read_ins",
+    "write_hkl",
+    "write_ins",
+]
 
 _LATT = {"P": 1, "I": 2, "R": 3, "F": 4, "A": 5, "B": 6, "C": 7}
-_CENTRING = {1: [], 2: ["x+1/2,y+1/2,z+1/2"], 3: ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"],
-             4: ["x,y+1/2,z+1/2", "x+1/2,y,z+1/2", "x+1/2,y+1/2,z"], 5: ["x,y+1/2,z+1/2"],
-             6: ["x+1/2,y,z+1/2"], 7: ["x+1/2,y+1/2,z"]}
+_CENTRING = {
+    1: [],
+    2: ["x+1/2,y+1/2,z+1/2"],
+    3: ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"],
+    4: ["x,y+1/2,z+1/2", "x+1/2,y,z+1/2", "x+1/2,y+1/2,z"],
+    5: ["x,y+1/2,z+1/2"],
+    6: ["x+1/2,y,z+1/2"],
+    7: ["x+1/2,y+1/2,z"],
+}
 
 
 def _parse_line(line: str) -> tuple[int, int, int, float, float, int | None]:
     """Fixed columns first; whitespace-separated as a fallback for free-format writers."""
     try:
-        h, k, l = int(line[0:4]), int(line[4:8]), int(line[8:12])  # noqa: E741
+        h, k, l = int(line[0:4]), int(line[4:8]), int(line[8:12])
         if h == k == l == 0:
             return 0, 0, 0, 0.0, 0.0, None
         v, s = float(line[12:20]), float(line[20:28])
@@ -47,8 +62,14 @@ def _parse_line(line: str) -> tuple[int, int, int, float, float, int | None]:
         if len(parts) not in (5, 6):
             raise
         batch = int(parts[5]) if len(parts) == 6 else None
-        return (int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]), float(parts[4]),
-                batch)
+        return (
+            int(parts[0]),
+            int(parts[1]),
+            int(parts[2]),
+            float(parts[3]),
+            float(parts[4]),
+            batch,
+        )
 
 
 def parse_hkl_text(text: str, source: str = "<string>", hklf: int = 4) -> ReflectionData:
@@ -63,8 +84,9 @@ def parse_hkl_text(text: str, source: str = "<string>", hklf: int = 4) -> Reflec
         try:
             row = _parse_line(line.rstrip("\r\n"))
         except ValueError:
-            raise ReflectionFileError(f"{source}:{no}: cannot read h k l value sigma from "
-                                      f"{line.strip()!r}") from None
+            raise ReflectionFileError(
+                f"{source}:{no}: cannot read h k l value sigma from {line.strip()!r}"
+            ) from None
         if row[:3] == (0, 0, 0):
             terminated = True
             break
@@ -82,10 +104,14 @@ def parse_hkl_text(text: str, source: str = "<string>", hklf: int = 4) -> Reflec
     vals = np.array([r[3] for r in rows])
     sig = np.array([r[4] for r in rows])
     batches = [r[5] for r in rows]
-    batch = None if all(b is None for b in batches) else np.array(
-        [0 if b is None else b for b in batches], dtype=np.int32)
-    return ReflectionData(hkl, vals, sig, "intensity" if hklf == 4 else "amplitude", batch,
-                          source=source, notes=notes)
+    batch = (
+        None
+        if all(b is None for b in batches)
+        else np.array([0 if b is None else b for b in batches], dtype=np.int32)
+    )
+    return ReflectionData(
+        hkl, vals, sig, "intensity" if hklf == 4 else "amplitude", batch, source=source, notes=notes
+    )
 
 
 def read_hkl(path: str | Path, hklf: int = 4) -> ReflectionData:
@@ -100,9 +126,14 @@ def read_hkl(path: str | Path, hklf: int = 4) -> ReflectionData:
     return parse_hkl_text(text, str(path), hklf)
 
 
-def write_hkl(path: str | Path, hkl: np.ndarray, values: np.ndarray,
-              sigmas: np.ndarray | None = None, hklf: int = 4, batch: np.ndarray | None = None
-              ) -> float:
+def write_hkl(
+    path: str | Path,
+    hkl: np.ndarray,
+    values: np.ndarray,
+    sigmas: np.ndarray | None = None,
+    hklf: int = 4,
+    batch: np.ndarray | None = None,
+) -> float:
     """Write an HKLF 4 (intensities) or HKLF 3 (amplitudes) file with its ``0 0 0`` line.
 
     Values that would overflow the F8.2 columns are scaled down by a power of ten; the factor
@@ -118,14 +149,17 @@ def write_hkl(path: str | Path, hkl: np.ndarray, values: np.ndarray,
         raise ReflectionFileError(f"{path}: values must be finite")
     if np.abs(hkl).max(initial=0) > 999:
         raise ReflectionFileError(f"{path}: Miller indices above 999 do not fit HKLF columns")
-    sig = (np.maximum(0.01 * np.abs(values), 0.01) if sigmas is None
-           else np.asarray(sigmas, dtype=np.float64))
+    sig = (
+        np.maximum(0.01 * np.abs(values), 0.01)
+        if sigmas is None
+        else np.asarray(sigmas, dtype=np.float64)
+    )
     biggest = max(float(np.abs(values).max(initial=0)), float(np.abs(sig).max(initial=0)))
     scale = 1.0
     while biggest * scale >= 99999.99:
         scale /= 10.0
     lines = []
-    for i, (h, k, l) in enumerate(hkl):  # noqa: E741
+    for i, (h, k, l) in enumerate(hkl):
         line = f"{h:4d}{k:4d}{l:4d}{values[i] * scale:8.2f}{sig[i] * scale:8.2f}"
         if batch is not None:
             line += f"{int(batch[i]):4d}"
@@ -135,9 +169,14 @@ def write_hkl(path: str | Path, hkl: np.ndarray, values: np.ndarray,
     return scale
 
 
-def write_ins(path: str | Path, crystal: Crystal, wavelength: float = 0.71073,
-              title: str | None = None, hklf: int = 4,
-              composition: dict[str, float] | None = None) -> str:
+def write_ins(
+    path: str | Path,
+    crystal: Crystal,
+    wavelength: float = 0.71073,
+    title: str | None = None,
+    hklf: int = 4,
+    composition: dict[str, float] | None = None,
+) -> str:
     """Write a minimal SHELX .ins (TITL, CELL, ZERR, LATT, SYMM, SFAC, UNIT, HKLF, END) for the
     crystal's cell, space group and unit-cell composition — enough for SHELXT/SHELXS.
     ``composition``: the unit-cell content {element: count} for SFAC/UNIT, when it is known
@@ -149,11 +188,12 @@ def write_ins(path: str | Path, crystal: Crystal, wavelength: float = 0.71073,
         raise CrystalError(f"{path}: SHELX has no LATT for centring {centring!r}")
     n = _LATT[centring]
     reps = half_ops(sym) if sym.centrosymmetric_origin else np.arange(len(sym.rotations))
-    lines = [f"TITL {title or crystal.metadata.get('name', 'xtalforge')} in {sg.xhm()}",
-             "CELL {:.5f} {:.4f} {:.4f} {:.4f} {:.3f} {:.3f} {:.3f}".format(wavelength,
-                                                                           *crystal.cell),
-             f"ZERR {len(sym.rotations) * len(sym.centrings)} 0 0 0 0 0 0",
-             f"LATT {n if sym.centrosymmetric_origin else -n}"]
+    lines = [
+        f"TITL {title or crystal.metadata.get('name', 'xtalforge')} in {sg.xhm()}",
+        "CELL {:.5f} {:.4f} {:.4f} {:.4f} {:.3f} {:.3f} {:.3f}".format(wavelength, *crystal.cell),
+        f"ZERR {len(sym.rotations) * len(sym.centrings)} 0 0 0 0 0 0",
+        f"LATT {n if sym.centrosymmetric_origin else -n}",
+    ]
     for i in reps:
         op = gemmi.Op()
         op.rot = (sym.rotations[i] * gemmi.Op.DEN).tolist()
@@ -190,9 +230,11 @@ class HklfInstruction:
         """``n`` for the hkl reader (4: I, σ(I); 3: F, σ(F)); raises
         :class:`ReflectionFileError` for the formats this package does not read."""
         if self.n not in (3, 4):
-            raise ReflectionFileError(f"{self.source or 'HKLF'}: HKLF {self.n} data are not "
-                                      "supported (3 or 4; HKLF 5 twinned data need detwinning "
-                                      "first)")
+            raise ReflectionFileError(
+                f"{self.source or 'HKLF'}: HKLF {self.n} data are not "
+                "supported (3 or 4; HKLF 5 twinned data need detwinning "
+                "first)"
+            )
         return self.n
 
     def apply(self, data: ReflectionData) -> ReflectionData:
@@ -213,9 +255,13 @@ class HklfInstruction:
             notes.append(f"indices transformed by the HKLF matrix ({rows}) of {where}")
         if self.scale != 1.0:
             notes.append(f"values and sigmas multiplied by the HKLF scale {self.scale:g}")
-        return replace(data, hkl=rounded.astype(data.hkl.dtype), values=data.values * self.scale,
-                       sigmas=None if data.sigmas is None else data.sigmas * self.scale,
-                       notes=notes)
+        return replace(
+            data,
+            hkl=rounded.astype(data.hkl.dtype),
+            values=data.values * self.scale,
+            sigmas=None if data.sigmas is None else data.sigmas * self.scale,
+            notes=notes,
+        )
 
 
 def _parse_hklf(parts: list[str], where: str) -> HklfInstruction:
@@ -236,9 +282,15 @@ def _parse_hklf(parts: list[str], where: str) -> HklfInstruction:
 class InsFile:
     """Cell, space group, composition and HKLF instruction read from a SHELX .ins/.res file."""
 
-    def __init__(self, cell: tuple[float, ...], spacegroup: gemmi.SpaceGroup,
-                 sfac: list[str], unit: list[float], wavelength: float,
-                 hklf: HklfInstruction | None = None) -> None:
+    def __init__(
+        self,
+        cell: tuple[float, ...],
+        spacegroup: gemmi.SpaceGroup,
+        sfac: list[str],
+        unit: list[float],
+        wavelength: float,
+        hklf: HklfInstruction | None = None,
+    ) -> None:
         self.cell = cell
         self.spacegroup = spacegroup
         self.sfac = sfac

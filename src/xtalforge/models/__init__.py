@@ -19,13 +19,25 @@ from xtalforge.models.phai import PhaseNet
 from xtalforge.models.unet3d import UNet3D
 from xtalforge.models.xrd_transformer import XRDTransformer
 
-__all__ = ["MODELS", "DensityUNet", "FFTUNet", "PattersonUNet", "PhaseNet", "UNet3D",
-           "XRDTransformer", "build_model"]
+__all__ = [
+    "MODELS",
+    "DensityUNet",
+    "FFTUNet",
+    "PattersonUNet",
+    "PhaseNet",
+    "UNet3D",
+    "XRDTransformer",
+    "build_model",
+]
 
-MODELS: dict[str, type[nn.Module]] = {"unet3d": UNet3D, "fft_unet": FFTUNet,
-                                      "xrd_transformer": XRDTransformer,
-                                      "patterson_unet": PattersonUNet,
-                                      "density_unet": DensityUNet, "phai": PhaseNet}
+MODELS: dict[str, type[nn.Module]] = {
+    "unet3d": UNet3D,
+    "fft_unet": FFTUNet,
+    "xrd_transformer": XRDTransformer,
+    "patterson_unet": PattersonUNet,
+    "density_unet": DensityUNet,
+    "phai": PhaseNet,
+}
 
 
 def build_model(name: str, size: str = "small", **overrides: Any) -> nn.Module:
@@ -35,8 +47,9 @@ def build_model(name: str, size: str = "small", **overrides: Any) -> nn.Module:
     cls = MODELS[name]
     sizes = getattr(cls, "SIZES", {})
     if size not in sizes:
-        raise XtalforgeError(f"model {name!r} has no size {size!r}; choose one of "
-                             f"{', '.join(sizes)}")
+        raise XtalforgeError(
+            f"model {name!r} has no size {size!r}; choose one of {', '.join(sizes)}"
+        )
     kwargs = {**sizes[size], **overrides}
     try:
         return cls(**kwargs)

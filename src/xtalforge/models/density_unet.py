@@ -23,8 +23,9 @@ __all__ = ["DensityUNet", "ResidualSE", "SqueezeExcite"]
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(c_in, c_out, kernel, stride=stride, padding=kernel // 2,
-                     padding_mode="circular", bias=False)
+    return nn.Conv3d(
+        c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode="circular", bias=False
+    )
 
 
 class SqueezeExcite(nn.Module):
@@ -33,8 +34,9 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduction: int = 4) -> None:
         super().__init__()
         hidden = max(2, channels // reduction)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(),
-                                nn.Linear(hidden, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels), nn.Sigmoid()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.fc(x.mean(dim=(2, 3, 4)))[:, :, None, None, None]
@@ -45,9 +47,14 @@ class ResidualSE(nn.Module):
 
     def __init__(self, channels: int, kernel: int = 7) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv(channels, channels, kernel), nn.BatchNorm3d(channels),
-                                  nn.GELU(), _conv(channels, channels, kernel),
-                                  nn.BatchNorm3d(channels), SqueezeExcite(channels))
+        self.body = nn.Sequential(
+            _conv(channels, channels, kernel),
+            nn.BatchNorm3d(channels),
+            nn.GELU(),
+            _conv(channels, channels, kernel),
+            nn.BatchNorm3d(channels),
+            SqueezeExcite(channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x + self.body(x))
@@ -59,11 +66,18 @@ class DensityUNet(nn.Module):
     must be multiples of 4."""
 
     input_mode = "map"
-    SIZES: ClassVar[dict[str, dict]] = {"small": {"channels": (8, 16, 32), "blocks": 1},
-                                        "thesis": {"channels": (32, 64, 128), "blocks": 2}}
+    SIZES: ClassVar[dict[str, dict]] = {
+        "small": {"channels": (8, 16, 32), "blocks": 1},
+        "thesis": {"channels": (32, 64, 128), "blocks": 2},
+    }
 
-    def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), kernel: int = 7,
-                 blocks: int = 2, in_channels: int = 2) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, int, int] = (32, 64, 128),
+        kernel: int = 7,
+        blocks: int = 2,
+        in_channels: int = 2,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
 

@@ -24,8 +24,9 @@ class FourierUnit(nn.Module):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
-        self.mix = nn.Sequential(nn.Conv3d(2 * c_in, 2 * c_out, 1), nn.GELU(),
-                                 nn.Conv3d(2 * c_out, 2 * c_out, 1))
+        self.mix = nn.Sequential(
+            nn.Conv3d(2 * c_in, 2 * c_out, 1), nn.GELU(), nn.Conv3d(2 * c_out, 2 * c_out, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-3:]
@@ -51,8 +52,10 @@ class FourierBlock(nn.Module):
 class FFTUNet(UNet3D):
     """UNet3D whose blocks are :class:`FourierBlock` s."""
 
-    SIZES: ClassVar[dict[str, dict]] = {"small": {"channels": (16, 32, 64)},
-                                        "thesis": {"channels": (64, 128, 256)}}
+    SIZES: ClassVar[dict[str, dict]] = {
+        "small": {"channels": (16, 32, 64)},
+        "thesis": {"channels": (64, 128, 256)},
+    }
 
     def block(self, c_in: int, c_out: int) -> nn.Module:
         return FourierBlock(c_in, c_out)

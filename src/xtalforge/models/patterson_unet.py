@@ -32,8 +32,10 @@ def periodic_upsample(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Ten
         view = [1] * out.ndim
         view[dim] = m
         w = w.view(view)
-        out = out.index_select(dim, i0.to(x.device)) * (1 - w) + \
-            out.index_select(dim, i1.to(x.device)) * w
+        out = (
+            out.index_select(dim, i0.to(x.device)) * (1 - w)
+            + out.index_select(dim, i1.to(x.device)) * w
+        )
     return out
 
 
@@ -44,9 +46,12 @@ class CircularDoubleConv(nn.Sequential):
         pad = kernel // 2
         super().__init__(
             nn.Conv3d(c_in, c_out, kernel, padding=pad, padding_mode="circular", bias=False),
-            nn.BatchNorm3d(c_out), nn.GELU(),
+            nn.BatchNorm3d(c_out),
+            nn.GELU(),
             nn.Conv3d(c_out, c_out, kernel, padding=pad, padding_mode="circular", bias=False),
-            nn.BatchNorm3d(c_out), nn.GELU())
+            nn.BatchNorm3d(c_out),
+            nn.GELU(),
+        )
 
 
 class PattersonUNet(nn.Module):
@@ -55,15 +60,22 @@ class PattersonUNet(nn.Module):
     (pooling by 2 twice keeps the cell's periodicity when they are multiples of 4)."""
 
     input_mode = "map"
-    SIZES: ClassVar[dict[str, dict]] = {"small": {"channels": (8, 16, 32)},
-                                        "thesis": {"channels": (64, 128, 256)}}
+    SIZES: ClassVar[dict[str, dict]] = {
+        "small": {"channels": (8, 16, 32)},
+        "thesis": {"channels": (64, 128, 256)},
+    }
 
-    def __init__(self, out_shape: tuple[int, int, int] = (24, 24, 24),
-                 channels: tuple[int, int, int] = (64, 128, 256), kernel: int = 3) -> None:
+    def __init__(
+        self,
+        out_shape: tuple[int, int, int] = (24, 24, 24),
+        channels: tuple[int, int, int] = (64, 128, 256),
+        kernel: int = 3,
+    ) -> None:
         super().__init__()
         if any(n % 4 for n in out_shape):
-            raise ValueError(f"out_shape {tuple(out_shape)} must be multiples of 4 (two "
-                             "periodic poolings)")
+            raise ValueError(
+                f"out_shape {tuple(out_shape)} must be multiples of 4 (two periodic poolings)"
+            )
         self.out_shape = tuple(int(n) for n in out_shape)
         c1, c2, c3 = channels
         self.enc1 = CircularDoubleConv(1, c1, kernel)

@@ -24,8 +24,13 @@ __all__ = ["MixerBlock", "PhaseNet"]
 class _ResBlock(nn.Module):
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv3d(c, c, 3, padding=1), nn.GroupNorm(1, c), nn.GELU(),
-                                  nn.Conv3d(c, c, 3, padding=1), nn.GroupNorm(1, c))
+        self.body = nn.Sequential(
+            nn.Conv3d(c, c, 3, padding=1),
+            nn.GroupNorm(1, c),
+            nn.GELU(),
+            nn.Conv3d(c, c, 3, padding=1),
+            nn.GroupNorm(1, c),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x + self.body(x))
@@ -37,10 +42,12 @@ class MixerBlock(nn.Module):
     def __init__(self, tokens: int, dim: int, token_hidden: int, channel_hidden: int) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.tokens = nn.Sequential(nn.Linear(tokens, token_hidden), nn.GELU(),
-                                    nn.Linear(token_hidden, tokens))
-        self.channels = nn.Sequential(nn.Linear(dim, channel_hidden), nn.GELU(),
-                                      nn.Linear(channel_hidden, dim))
+        self.tokens = nn.Sequential(
+            nn.Linear(tokens, token_hidden), nn.GELU(), nn.Linear(token_hidden, tokens)
+        )
+        self.channels = nn.Sequential(
+            nn.Linear(dim, channel_hidden), nn.GELU(), nn.Linear(channel_hidden, dim)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)
@@ -55,11 +62,19 @@ class PhaseNet(nn.Module):
     input_mode = "phase"
     SIZES: ClassVar[dict[str, dict]] = {
         "small": {"channels": 32, "res_blocks": 2, "dim": 128, "mixer_blocks": 2},
-        "thesis": {"channels": 64, "res_blocks": 6, "dim": 512, "mixer_blocks": 8}}
+        "thesis": {"channels": 64, "res_blocks": 6, "dim": 512, "mixer_blocks": 8},
+    }
 
-    def __init__(self, grid_shape: tuple[int, int, int] = (13, 7, 7), channels: int = 64,
-                 res_blocks: int = 4, patch: int = 2, dim: int = 256, mixer_blocks: int = 4,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        grid_shape: tuple[int, int, int] = (13, 7, 7),
+        channels: int = 64,
+        res_blocks: int = 4,
+        patch: int = 2,
+        dim: int = 256,
+        mixer_blocks: int = 4,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         self.grid_shape = tuple(int(n) for n in grid_shape)
         self.patch = patch
@@ -68,24 +83,29 @@ class PhaseNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv3d(in_channels, channels, 3, padding=1), nn.GELU())
         self.res = nn.Sequential(*[_ResBlock(channels) for _ in range(res_blocks)])
         self.embed = nn.Conv3d(channels, dim, patch, stride=patch)
-        self.mixer = nn.Sequential(*[MixerBlock(n_tokens, dim, 2 * n_tokens, 2 * dim)
-                                     for _ in range(mixer_blocks)])
+        self.mixer = nn.Sequential(
+            *[MixerBlock(n_tokens, dim, 2 * n_tokens, 2 * dim) for _ in range(mixer_blocks)]
+        )
         self.norm = nn.LayerNorm(dim)
         self.unpatch = nn.Linear(dim, patch**3)
         self.local = nn.Conv3d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-3:]) != self.grid_shape:
-            raise ValueError(f"input grid {tuple(x.shape[-3:])} differs from the model's "
-                             f"{self.grid_shape}")
+            raise ValueError(
+                f"input grid {tuple(x.shape[-3:])} differs from the model's {self.grid_shape}"
+            )
         feat = self.res(self.stem(x))
-        pad = [v for n, m in zip(reversed(self.grid_shape), reversed(self.padded), strict=True)
-               for v in (0, m - n)]
-        tok = self.embed(F.pad(feat, pad))                      # (B, dim, h', k', l')
+        pad = [
+            v
+            for n, m in zip(reversed(self.grid_shape), reversed(self.padded), strict=True)
+            for v in (0, m - n)
+        ]
+        tok = self.embed(F.pad(feat, pad))  # (B, dim, h', k', l')
         b, _, *sub = tok.shape
-        y = self.norm(self.mixer(tok.flatten(2).transpose(1, 2)))   # (B, T, dim)
+        y = self.norm(self.mixer(tok.flatten(2).transpose(1, 2)))  # (B, T, dim)
         p = self.patch
-        y = self.unpatch(y).view(b, *sub, p, p, p)              # (B, h', k', l', p, p, p)
+        y = self.unpatch(y).view(b, *sub, p, p, p)  # (B, h', k', l', p, p, p)
         y = y.permute(0, 1, 4, 2, 5, 3, 6).reshape(b, 1, *self.padded)
         n_h, n_k, n_l = self.grid_shape
         return y[:, :, :n_h, :n_k, :n_l] + self.local(feat)

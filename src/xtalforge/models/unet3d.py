@@ -21,8 +21,13 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__(
-            nn.Conv3d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm3d(c_out), nn.GELU(),
-            nn.Conv3d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm3d(c_out), nn.GELU())
+            nn.Conv3d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm3d(c_out),
+            nn.GELU(),
+            nn.Conv3d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm3d(c_out),
+            nn.GELU(),
+        )
 
 
 def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -35,11 +40,17 @@ class UNet3D(nn.Module):
     known amplitudes, known mask, resolution d_high/d (see ``train.resolution.grid_channels``)."""
 
     input_mode = "grid"
-    SIZES: ClassVar[dict[str, dict]] = {"small": {"channels": (16, 32, 64)},
-                                        "thesis": {"channels": (64, 128, 256)}}
+    SIZES: ClassVar[dict[str, dict]] = {
+        "small": {"channels": (16, 32, 64)},
+        "thesis": {"channels": (64, 128, 256)},
+    }
 
-    def __init__(self, in_channels: int = 3, channels: tuple[int, int, int] = (64, 128, 256),
-                 out_channels: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: tuple[int, int, int] = (64, 128, 256),
+        out_channels: int = 1,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = channels
         self.enc1 = self.block(in_channels, c1)

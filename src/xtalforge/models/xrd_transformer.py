@@ -39,8 +39,9 @@ __all__ = ["XRDTransformer"]
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: x + MHA(LN(x)); x + MLP(LN(x))."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float,
-                 rope: bool = False) -> None:
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float, dropout: float, rope: bool = False
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"embed_dim {dim} is not divisible by heads {heads}")
@@ -56,8 +57,9 @@ class Block(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def rotate(self, q: torch.Tensor, k: torch.Tensor, hkl: torch.Tensor | None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, hkl: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k (B, heads, N, head_dim) with each channel pair rotated by 2π h·x_j."""
         if self.rope is None or hkl is None:
             return q, k
@@ -70,26 +72,35 @@ class Block(nn.Module):
 
         return turn(q), turn(k)
 
-    def forward(self, x: torch.Tensor, attend: torch.Tensor | None,
-                hkl: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attend: torch.Tensor | None, hkl: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, n, dim = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, dim // self.heads) \
+        q, k, v = (
+            self.qkv(self.norm1(x))
+            .view(b, n, 3, self.heads, dim // self.heads)
             .permute(2, 0, 3, 1, 4)
+        )
         q, k = self.rotate(q, k, hkl)
         mask = None if attend is None else attend[:, None, None, :]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, dim))
         return x + self.mlp(self.norm2(x))
 
-    def attention(self, x: torch.Tensor, attend: torch.Tensor | None,
-                  hkl: torch.Tensor | None = None) -> torch.Tensor:
+    def attention(
+        self, x: torch.Tensor, attend: torch.Tensor | None, hkl: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The block's attention weights (B, heads, N queries, N keys), rows summing to 1 —
         computed explicitly (the forward pass uses the fused kernel, which does not return
         them)."""
         b, n, dim = x.shape
-        q, k, _ = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, dim // self.heads) \
+        q, k, _ = (
+            self.qkv(self.norm1(x))
+            .view(b, n, 3, self.heads, dim // self.heads)
             .permute(2, 0, 3, 1, 4)
+        )
         q, k = self.rotate(q, k, hkl)
         logits = q @ k.transpose(-1, -2) / math.sqrt(dim // self.heads)
         if attend is not None:
@@ -105,20 +116,33 @@ class XRDTransformer(nn.Module):
     """
 
     input_mode = "list"
-    SIZES: ClassVar[dict[str, dict]] = {"small": {"embed_dim": 48, "heads": 4, "depth": 5},
-             "thesis": {"embed_dim": 192, "heads": 6, "depth": 5}}
+    SIZES: ClassVar[dict[str, dict]] = {
+        "small": {"embed_dim": 48, "heads": 4, "depth": 5},
+        "thesis": {"embed_dim": 192, "heads": 6, "depth": 5},
+    }
 
-    def __init__(self, embed_dim: int = 192, heads: int = 6, depth: int = 5,
-                 mlp_ratio: float = 4.0, dropout: float = 0.0, h_max: int = 64,
-                 hkl_embedding: Literal["onehot", "linear"] = "onehot",
-                 neighbourhood: int = 0, rope: bool = False) -> None:
+    def __init__(
+        self,
+        embed_dim: int = 192,
+        heads: int = 6,
+        depth: int = 5,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        h_max: int = 64,
+        hkl_embedding: Literal["onehot", "linear"] = "onehot",
+        neighbourhood: int = 0,
+        rope: bool = False,
+    ) -> None:
         super().__init__()
         if neighbourhood < 0:
-            raise ValueError(f"neighbourhood must be ≥ 0 (a radius in Miller-index steps), "
-                             f"got {neighbourhood}")
+            raise ValueError(
+                f"neighbourhood must be ≥ 0 (a radius in Miller-index steps), got {neighbourhood}"
+            )
         if hkl_embedding == "onehot" and embed_dim % 3:
-            raise ValueError(f"embed_dim {embed_dim} must be divisible by 3 for the per-axis "
-                             "one-hot hkl embedding")
+            raise ValueError(
+                f"embed_dim {embed_dim} must be divisible by 3 for the per-axis "
+                "one-hot hkl embedding"
+            )
         self.h_max, self.hkl_embedding = h_max, hkl_embedding
         self.neighbourhood = neighbourhood
         self.amplitude = nn.Linear(1, embed_dim)
@@ -126,14 +150,14 @@ class XRDTransformer(nn.Module):
             self.patch = nn.Linear(2 * (2 * neighbourhood + 1) ** 3, embed_dim)
         if hkl_embedding == "onehot":
             # one-hot → linear without bias is exactly an embedding lookup
-            self.axes = nn.ModuleList(nn.Embedding(2 * h_max + 1, embed_dim // 3)
-                                      for _ in range(3))
+            self.axes = nn.ModuleList(nn.Embedding(2 * h_max + 1, embed_dim // 3) for _ in range(3))
         else:
             self.hkl_linear = nn.Linear(3, embed_dim)
         self.known_embedding = nn.Embedding(2, embed_dim)
         self.resolution = nn.Linear(1, embed_dim)
-        self.blocks = nn.ModuleList(Block(embed_dim, heads, mlp_ratio, dropout, rope)
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, heads, mlp_ratio, dropout, rope) for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, 1)
 
@@ -141,14 +165,21 @@ class XRDTransformer(nn.Module):
         if self.hkl_embedding == "linear":
             return self.hkl_linear(hkl.float() / self.h_max)
         if int(hkl.abs().max()) > self.h_max:
-            raise XtalforgeError(f"Miller index {int(hkl.abs().max())} exceeds the model's h_max "
-                             f"{self.h_max}: the data reach finer resolution or larger cells "
-                             "than the model was built for")
+            raise XtalforgeError(
+                f"Miller index {int(hkl.abs().max())} exceeds the model's h_max "
+                f"{self.h_max}: the data reach finer resolution or larger cells "
+                "than the model was built for"
+            )
         idx = hkl.long() + self.h_max
         return torch.cat([emb(idx[..., i]) for i, emb in enumerate(self.axes)], dim=-1)
 
-    def neighbours(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
-                   pad_mask: torch.Tensor | None) -> torch.Tensor:
+    def neighbours(
+        self,
+        hkl: torch.Tensor,
+        value: torch.Tensor,
+        known: torch.Tensor,
+        pad_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         """(B, N, 2·(2r+1)³): the known amplitudes and the known mask at hkl + Δ for every
         Δ ∈ {−r … r}³, from the batch item's own reflections and their Friedel mates (0 where
         a neighbour is not among them)."""
@@ -157,7 +188,7 @@ class XRDTransformer(nn.Module):
         real = known if pad_mask is None else known & pad_mask
         m = int(hkl.abs().max()) + r
         size = 2 * m + 1
-        dummy = size ** 3                      # padding and unknown tokens write here
+        dummy = size**3  # padding and unknown tokens write here
 
         def flat(h: torch.Tensor) -> torch.Tensor:
             h = h.long() + m
@@ -166,37 +197,58 @@ class XRDTransformer(nn.Module):
         grid = value.new_zeros(b, 2, dummy + 1)
         amp, ones = value * real, real.to(value.dtype)
         dump = torch.full(real.shape, dummy, dtype=torch.int64, device=hkl.device)
-        for sign in (1, -1):                   # the reflection and its Friedel mate
+        for sign in (1, -1):  # the reflection and its Friedel mate
             where = torch.where(real, flat(sign * hkl), dump)
             grid[:, 0].scatter_(1, where, amp)
             grid[:, 1].scatter_(1, where, ones)
         grid[:, :, dummy] = 0
         steps = torch.arange(-r, r + 1, device=hkl.device)
-        delta = torch.cartesian_prod(steps, steps, steps)               # (K, 3)
+        delta = torch.cartesian_prod(steps, steps, steps)  # (K, 3)
         idx = flat(hkl[:, :, None, :] + delta).reshape(b, 1, -1).expand(b, 2, -1)
         patch = grid.gather(2, idx).view(b, 2, n, -1)
         return patch.permute(0, 2, 1, 3).reshape(b, n, -1)
 
-    def embed(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
-              d: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    def embed(
+        self,
+        hkl: torch.Tensor,
+        value: torch.Tensor,
+        known: torch.Tensor,
+        d: torch.Tensor,
+        pad_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         """Token embeddings (B, N, embed_dim) before the first block."""
         s = 0.5 / d.clamp_min(1e-3)
-        x = (self.amplitude((value * known)[..., None]) + self.embed_hkl(hkl)
-             + self.known_embedding(known.long()) + self.resolution(s[..., None]))
+        x = (
+            self.amplitude((value * known)[..., None])
+            + self.embed_hkl(hkl)
+            + self.known_embedding(known.long())
+            + self.resolution(s[..., None])
+        )
         if self.neighbourhood:
             x = x + self.patch(self.neighbours(hkl, value, known, pad_mask))
         return x
 
-    def forward(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
-                d: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        hkl: torch.Tensor,
+        value: torch.Tensor,
+        known: torch.Tensor,
+        d: torch.Tensor,
+        pad_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         x = self.embed(hkl, value, known, d, pad_mask)
         for block in self.blocks:  # hkl rotates q and k only in blocks built with rope
             x = block(x, pad_mask, hkl)
         return self.head(self.norm(x))[..., 0]
 
-    def attention_maps(self, hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor,
-                       d: torch.Tensor, pad_mask: torch.Tensor | None = None
-                       ) -> list[torch.Tensor]:
+    def attention_maps(
+        self,
+        hkl: torch.Tensor,
+        value: torch.Tensor,
+        known: torch.Tensor,
+        d: torch.Tensor,
+        pad_mask: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
         """Attention weights of every block, (B, heads, N, N) each, for the same inputs as
         :meth:`forward`."""
         x = self.embed(hkl, value, known, d, pad_mask)

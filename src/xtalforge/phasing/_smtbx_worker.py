@@ -78,8 +78,9 @@ def _solve(job: dict) -> list[dict]:
         if raw is None:
             p1_phases = [float("nan")] * len(hkl)
         else:
-            raw_p1 = miller.array(miller.set(p1_sym, raw.indices(), anomalous_flag=False),
-                                  raw.data())
+            raw_p1 = miller.array(
+                miller.set(p1_sym, raw.indices(), anomalous_flag=False), raw.data()
+            )
             p1_phases = _lookup(raw_p1, hkl)
         phases, height, shift = None, None, None
         if solving.f_calc_solutions:
@@ -91,9 +92,17 @@ def _solve(job: dict) -> list[dict]:
                 full = f_calc.expand_to_p1()
                 phases = _lookup(full, hkl)
             shift = list(shift)
-        runs.append({"phases": phases, "p1_phases": p1_phases, "cc_peak_height": height,
-                     "shift": shift, "phase_transition": bool(solving.had_phase_transition),
-                     "seconds": seconds, "error": error})
+        runs.append(
+            {
+                "phases": phases,
+                "p1_phases": p1_phases,
+                "cc_peak_height": height,
+                "shift": shift,
+                "phase_transition": bool(solving.had_phase_transition),
+                "seconds": seconds,
+                "error": error,
+            }
+        )
     return runs
 
 

@@ -84,8 +84,9 @@ def model_label(module: Any) -> str:
     """The benchmark's label of a model's rows: ``model``, ``patterson`` (amplitude extension),
     ``phai`` or ``density`` (phases straight from the model)."""
     name = module.task.get("name") if isinstance(module.task, dict) else "resolution"
-    return {"patterson_sr": "patterson", "phase": "phai",
-            "patterson_density": "density"}.get(name, "model")
+    return {"patterson_sr": "patterson", "phase": "phai", "patterson_density": "density"}.get(
+        name, "model"
+    )
 
 
 def check_extension(extend: tuple[float, float], module: Any) -> None:
@@ -93,11 +94,16 @@ def check_extension(extend: tuple[float, float], module: Any) -> None:
     (its input) and a d_high no finer than the model's (its predictions are then cut there,
     e.g. a 1.5 → 0.8 Å model used for 1.5 → 1.0 Å)."""
     m_low, m_high = model_range(module)
-    if not (math.isclose(extend[0], m_low, rel_tol=1e-6)
-            and extend[1] >= m_high * (1 - 1e-6) and extend[1] < extend[0]):
-        raise XtalforgeError(f"--extend {extend[0]:g}:{extend[1]:g} cannot use the model's task "
-                             f"{m_low:g}:{m_high:g}: the extension must start at its d_low "
-                             f"({m_low:g} Å) and end at or above its d_high ({m_high:g} Å)")
+    if not (
+        math.isclose(extend[0], m_low, rel_tol=1e-6)
+        and extend[1] >= m_high * (1 - 1e-6)
+        and extend[1] < extend[0]
+    ):
+        raise XtalforgeError(
+            f"--extend {extend[0]:g}:{extend[1]:g} cannot use the model's task "
+            f"{m_low:g}:{m_high:g}: the extension must start at its d_low "
+            f"({m_low:g} Å) and end at or above its d_high ({m_high:g} Å)"
+        )
 
 
 def model_extended(data: SolveData, module: Any, d_high: float | None = None) -> SolveData:
@@ -115,19 +121,30 @@ def model_extended(data: SolveData, module: Any, d_high: float | None = None) ->
     args = (known.refl.hkl, known.amplitudes, data.refl.cell, data.refl.spacegroup, data.z)
     new_hkl, new_f = extend(*args) if extend is not None else extend_amplitudes(module, *args)
     hkl = np.concatenate([known.refl.hkl, new_hkl]).astype(np.int64)
-    out = data.with_amplitudes(_refl_for(data, hkl),
-                               np.concatenate([known.amplitudes, np.maximum(new_f, 0)]))
+    out = data.with_amplitudes(
+        _refl_for(data, hkl), np.concatenate([known.amplitudes, np.maximum(new_f, 0)])
+    )
     return out if d_high is None else out.cut(d_high)
 
 
-def _row(method: str, label: str, d: float, scores: list[dict], seconds: float,
-         scored_to: float) -> BenchmarkRow:
+def _row(
+    method: str, label: str, d: float, scores: list[dict], seconds: float, scored_to: float
+) -> BenchmarkRow:
     n = len(scores)
     return BenchmarkRow(
-        method, label, d, n, sum(s["solved"] for s in scores) / n,
-        sum(s["solved_p1"] for s in scores) / n, _median([s["cc"] for s in scores]),
-        _median([s["cc_p1"] for s in scores]), _median([s["phase_error"] for s in scores]),
-        _median([s["atom_recovery"] for s in scores]), seconds / n, scored_to)
+        method,
+        label,
+        d,
+        n,
+        sum(s["solved"] for s in scores) / n,
+        sum(s["solved_p1"] for s in scores) / n,
+        _median([s["cc"] for s in scores]),
+        _median([s["cc_p1"] for s in scores]),
+        _median([s["phase_error"] for s in scores]),
+        _median([s["atom_recovery"] for s in scores]),
+        seconds / n,
+        scored_to,
+    )
 
 
 def phase_model_row(structures: list[SolveData], module: Any, seed: int = 0) -> BenchmarkRow:
@@ -142,8 +159,11 @@ def phase_model_row(structures: list[SolveData], module: Any, seed: int = 0) -> 
     scores, seconds = [], 0.0
     for k, s in enumerate(structures):
         cut = s.cut(d)
-        sol = phase_solution(module, cut, seed + k) if label == "phai" else \
-            density_solution(module, cut)
+        sol = (
+            phase_solution(module, cut, seed + k)
+            if label == "phai"
+            else density_solution(module, cut)
+        )
         seconds += sol.seconds
         scores.append(score_solution(cut, sol))
     return _row(label, "truth", d, scores, seconds, d)
@@ -155,15 +175,23 @@ def _score_on(truth: SolveData, solved_data: SolveData, sol: Solution) -> dict[s
     try:
         rows = np.array([index[tuple(h)] for h in truth.refl.hkl.tolist()], np.int64)
     except KeyError as exc:
-        raise XtalforgeError(f"{truth.source}: reflection {exc} missing from the "
-                             "solution") from None
-    sub = Solution(sol.method, None if sol.phases is None else sol.phases[rows],
-                   sol.p1_phases[rows], sol.seconds, sol.figure_of_merit, sol.info)
+        raise XtalforgeError(
+            f"{truth.source}: reflection {exc} missing from the solution"
+        ) from None
+    sub = Solution(
+        sol.method,
+        None if sol.phases is None else sol.phases[rows],
+        sol.p1_phases[rows],
+        sol.seconds,
+        sol.figure_of_merit,
+        sol.info,
+    )
     return score_solution(truth, sub)
 
 
-def _batches(inputs: list[SolveData], batch: int, starts: int,
-             max_points: float = 3e7) -> list[list[int]]:
+def _batches(
+    inputs: list[SolveData], batch: int, starts: int, max_points: float = 3e7
+) -> list[list[int]]:
     """Structures sorted by cell volume (similar cells share a batch's grid), at most ``batch``
     per batch and about ``max_points`` grid points (× starts) per batch."""
     size = [float(np.prod([2.0 * e / s.refl.d_min for e in s.refl.cell[:3]])) for s in inputs]
@@ -177,12 +205,20 @@ def _batches(inputs: list[SolveData], batch: int, starts: int,
     return out
 
 
-def solve_benchmark(structures: list[SolveData], resolutions: list[float],
-                    methods: tuple[str, ...] = ("cf", "smtbx"),
-                    extend: tuple[float, float] | None = None, module: Any = None,
-                    starts: int = 4, smtbx_starts: int = 1, batch: int = 32, seed: int = 0,
-                    device: str = "cpu", prior_weights: tuple[float, ...] = (),
-                    progress: Callable[[str, int], None] | None = None) -> list[BenchmarkRow]:
+def solve_benchmark(
+    structures: list[SolveData],
+    resolutions: list[float],
+    methods: tuple[str, ...] = ("cf", "smtbx"),
+    extend: tuple[float, float] | None = None,
+    module: Any = None,
+    starts: int = 4,
+    smtbx_starts: int = 1,
+    batch: int = 32,
+    seed: int = 0,
+    device: str = "cpu",
+    prior_weights: tuple[float, ...] = (),
+    progress: Callable[[str, int], None] | None = None,
+) -> list[BenchmarkRow]:
     """Run every row; ``progress(label, n_done)`` after each batch. ``structures`` need the
     truth (phases) and reflections to the finest resolution asked for. ``prior_weights``: with
     a model extension, one more cf row per weight, ``<model> prior w``: the model's shell as a
@@ -196,16 +232,19 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
     extender = module if module is not None and not direct else None  # amplitudes for a shell
     if extend is not None and extender is not None:
         check_extension(extend, extender)
-    asked = resolutions + ([extend[1]] if extend else []) + \
-        ([module.task["d_high"]] if direct else [])
+    asked = (
+        resolutions + ([extend[1]] if extend else []) + ([module.task["d_high"]] if direct else [])
+    )
     if not asked:
-        raise XtalforgeError("the solve benchmark needs a resolution, an extension or a "
-                             "phasing model")
+        raise XtalforgeError(
+            "the solve benchmark needs a resolution, an extension or a phasing model"
+        )
     finest = min(asked)
     for s in structures:
         if s.refl.d_min > finest * 1.03:  # the finest reflection present lies a little above
-            raise XtalforgeError(f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark "
-                                 f"asks for {finest} Å")
+            raise XtalforgeError(
+                f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark asks for {finest} Å"
+            )
     # (label, d_min, method, inputs, truths to score on, their d_min, solver options)
     plans: list[tuple[str, float, str, list[SolveData], list[SolveData], float, dict]] = []
     for d in resolutions:
@@ -218,8 +257,9 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         low = [s.cut(d_low) for s in structures]
         high = [s.cut(d_high) for s in structures]
         wil = [wilson_filled(s, d_low, d_high) for s in structures]
-        ext = None if extender is None else \
-            [model_extended(s, extender, d_high) for s in structures]
+        ext = (
+            None if extender is None else [model_extended(s, extender, d_high) for s in structures]
+        )
         label = model_label(module) if module is not None else "model"
         for m in methods:
             plans.append(("truth", d_low, m, low, low, d_low, {}))
@@ -229,9 +269,18 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
             if ext is not None:
                 plans.append((label, d_high, m, ext, low, d_low, {}))
                 if m == "cf":
-                    plans.extend((f"{label} prior {w:g}", d_high, m, ext, low, d_low,
-                                  {"prior_below": d_low, "prior_weight": w})
-                                 for w in prior_weights)
+                    plans.extend(
+                        (
+                            f"{label} prior {w:g}",
+                            d_high,
+                            m,
+                            ext,
+                            low,
+                            d_low,
+                            {"prior_below": d_low, "prior_weight": w},
+                        )
+                        for w in prior_weights
+                    )
             plans.append(("truth", d_high, m, high, low, d_low, {}))
     rows = []
     if direct:
@@ -245,9 +294,18 @@ def solve_benchmark(structures: list[SolveData], resolutions: list[float],
         if (label, d, m) not in solved:
             sols: list[Solution | None] = [None] * len(inputs)
             for part in _batches(inputs, batch, starts):
-                for i, sol in zip(part, solve_batch(
-                        [inputs[i] for i in part], m, starts=starts if m == "cf" else
-                        smtbx_starts, seed=seed, device=device, **opts), strict=True):
+                for i, sol in zip(
+                    part,
+                    solve_batch(
+                        [inputs[i] for i in part],
+                        m,
+                        starts=starts if m == "cf" else smtbx_starts,
+                        seed=seed,
+                        device=device,
+                        **opts,
+                    ),
+                    strict=True,
+                ):
                     sols[i] = sol
                 if progress is not None:
                     progress(f"{m} {label} {d:g} Å", len(part))

@@ -35,8 +35,13 @@ from xtalforge.errors import ReflectionError
 from xtalforge.phasing.half_grid import HalfGrid
 from xtalforge.phasing.symmetry_check import SymmetryCheck
 
-__all__ = ["DEFAULT_PRIOR_WEIGHT", "FlipResult", "charge_flip", "charge_flip_batch",
-           "locate_origin"]
+__all__ = [
+    "DEFAULT_PRIOR_WEIGHT",
+    "FlipResult",
+    "charge_flip",
+    "charge_flip_batch",
+    "locate_origin",
+]
 
 #: Weight of a predicted amplitude against the flipped map's in a restrained extension shell
 #: (``ext_prior``). On 25 real COD structures at 1.5 Å (BENCHMARKS.md, three seeds) weights
@@ -62,11 +67,16 @@ class FlipResult:
     cycles: int = 0  # flipping cycles the structure ran (its longest start)
 
 
-def _grid_shape(hkl: np.ndarray, sample_rate: float, cell: tuple, d_min: float,
-                factors: list[int]) -> tuple[int, int, int]:
-    return tuple(_good_size(max(math.ceil(sample_rate * cell[i] / d_min),
-                                2 * int(np.abs(hkl[:, i]).max()) + 1), int(factors[i]))
-                 for i in range(3))
+def _grid_shape(
+    hkl: np.ndarray, sample_rate: float, cell: tuple, d_min: float, factors: list[int]
+) -> tuple[int, int, int]:
+    return tuple(
+        _good_size(
+            max(math.ceil(sample_rate * cell[i] / d_min), 2 * int(np.abs(hkl[:, i]).max()) + 1),
+            int(factors[i]),
+        )
+        for i in range(3)
+    )
 
 
 def _half_sign(hkl: np.ndarray) -> np.ndarray:
@@ -80,16 +90,31 @@ def charge_flip(refl: Reflections, amplitudes: np.ndarray, **kwargs) -> FlipResu
     return charge_flip_batch([refl], [amplitudes], **kwargs)[0]
 
 
-def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], starts: int = 4,
-                      max_iter: int = 500, weak_fraction: float = 0.2, delta_k: float = 1.1,
-                      delta_spread: float = 0.15, sample_rate: float = 2.5,
-                      d_ext: float | None = None, seed: int = 0, device: str = "cpu",
-                      r_drop: float = 0.06, r_tol: float = 0.01, patience: int = 30,
-                      stop: str = "first", agreement_min: float = 0.25,
-                      agreement_noise: float = 4.0, agreement_tol: float = 0.05,
-                      grace: int | None = None, check_every: int = 10, double: bool = False,
-                      ext_prior: list[tuple[np.ndarray, np.ndarray]] | None = None,
-                      prior_weight: float = DEFAULT_PRIOR_WEIGHT) -> list[FlipResult]:
+def charge_flip_batch(
+    refls: list[Reflections],
+    amplitudes: list[np.ndarray],
+    starts: int = 4,
+    max_iter: int = 500,
+    weak_fraction: float = 0.2,
+    delta_k: float = 1.1,
+    delta_spread: float = 0.15,
+    sample_rate: float = 2.5,
+    d_ext: float | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    r_drop: float = 0.06,
+    r_tol: float = 0.01,
+    patience: int = 30,
+    stop: str = "first",
+    agreement_min: float = 0.25,
+    agreement_noise: float = 4.0,
+    agreement_tol: float = 0.05,
+    grace: int | None = None,
+    check_every: int = 10,
+    double: bool = False,
+    ext_prior: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+) -> list[FlipResult]:
     """Charge flipping of many structures at once, each with ``starts`` random starts.
 
     ``amplitudes``: |E| (recommended) or |F| per ASU reflection of each ``refls`` entry.
@@ -139,32 +164,64 @@ def charge_flip_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         ext = outer_hkl = None
         if d_ext is not None:
             if d_ext >= refl.d_min:
-                raise ReflectionError(f"d_ext ({d_ext} Å) must be finer than the data's d_min "
-                                      f"({refl.d_min:.3f} Å)")
-            outer = reflections(refl.cell, d_ext, refl.d_min * (1 - 1e-9),
-                                spacegroup=refl.spacegroup)
+                raise ReflectionError(
+                    f"d_ext ({d_ext} Å) must be finer than the data's d_min ({refl.d_min:.3f} Å)"
+                )
+            outer = reflections(
+                refl.cell, d_ext, refl.d_min * (1 - 1e-9), spacegroup=refl.spacegroup
+            )
             outer = outer.subset(outer.d < refl.d_min * (1 - 1e-9))
-            ext, prior = outer.expand_to_p1(_prior_on(outer.hkl, ext_prior[k])
-                                            if ext_prior is not None else np.zeros(len(outer)))
+            ext, prior = outer.expand_to_p1(
+                _prior_on(outer.hkl, ext_prior[k])
+                if ext_prior is not None
+                else np.zeros(len(outer))
+            )
             outer_hkl = outer.hkl
             ext = (ext, prior)
         p1.append((hkl[keep], vals[keep], ext, outer_hkl))
     d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
-    own = [tuple(_good_size(int(n)) for n in _grid_shape(
-        np.concatenate([h] + ([e[0]] if e is not None else [])), sample_rate, r.cell, d_all,
-        [1, 1, 1])) for (h, _, e, _), r in zip(p1, refls, strict=True)]
-    opts = _Options(starts, max_iter, weak_fraction, delta_k, delta_spread, d_ext is not None,
-                    torch.device(device), torch.float64 if double else torch.float32, r_drop,
-                    r_tol, patience, stop, agreement_min, agreement_noise, agreement_tol,
-                    (40 if d_ext is None else 100) if grace is None else grace, check_every,
-                    None if ext_prior is None else prior_weight)
+    own = [
+        tuple(
+            _good_size(int(n))
+            for n in _grid_shape(
+                np.concatenate([h] + ([e[0]] if e is not None else [])),
+                sample_rate,
+                r.cell,
+                d_all,
+                [1, 1, 1],
+            )
+        )
+        for (h, _, e, _), r in zip(p1, refls, strict=True)
+    ]
+    opts = _Options(
+        starts,
+        max_iter,
+        weak_fraction,
+        delta_k,
+        delta_spread,
+        d_ext is not None,
+        torch.device(device),
+        torch.float64 if double else torch.float32,
+        r_drop,
+        r_tol,
+        patience,
+        stop,
+        agreement_min,
+        agreement_noise,
+        agreement_tol,
+        (40 if d_ext is None else 100) if grace is None else grace,
+        check_every,
+        None if ext_prior is None else prior_weight,
+    )
     results: list[FlipResult | None] = [None] * len(refls)
     for members in _grid_groups(own):
         shape = tuple(int(n) for n in np.max([own[i] for i in members], axis=0))
         gens = [np.random.default_rng([seed, i]) for i in members]
-        for i, res in zip(members, _flip_group([refls[i] for i in members],
-                                               [p1[i] for i in members], shape, gens, opts),
-                          strict=True):
+        for i, res in zip(
+            members,
+            _flip_group([refls[i] for i in members], [p1[i] for i in members], shape, gens, opts),
+            strict=True,
+        ):
             results[i] = res
     return results  # type: ignore[return-value]
 
@@ -194,8 +251,10 @@ class _Options:
 def _prior_on(shell_hkl: np.ndarray, prior: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """The prior amplitudes of the extension shell's ASU reflections (NaN where none)."""
     hkl, amp = prior
-    lookup = {tuple(h): float(a) for h, a in zip(np.asarray(hkl).tolist(),
-                                                  np.abs(np.asarray(amp, float)), strict=True)}
+    lookup = {
+        tuple(h): float(a)
+        for h, a in zip(np.asarray(hkl).tolist(), np.abs(np.asarray(amp, float)), strict=True)
+    }
     return np.array([lookup.get(tuple(h), np.nan) for h in shell_hkl.tolist()])
 
 
@@ -228,8 +287,13 @@ def _grid_groups(own: list[tuple[int, int, int]], waste: float = 1.5) -> list[li
     return groups
 
 
-def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int, int],
-                gens: list[np.random.Generator], o: _Options) -> list[FlipResult]:
+def _flip_group(
+    refls: list[Reflections],
+    p1: list[tuple],
+    shape: tuple[int, int, int],
+    gens: list[np.random.Generator],
+    o: _Options,
+) -> list[FlipResult]:
     """Charge flipping of structures sharing one grid ``shape`` (see :func:`charge_flip_batch`)."""
     starts, max_iter, patience, check_every = o.starts, o.max_iter, o.patience, o.check_every
     real, dev = o.real, o.device
@@ -259,35 +323,51 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         ext_prior = np.full((n_struct, e_max), np.nan)
         for s, (rows, flat, w) in enumerate(ext_lists):
             pad = np.r_[np.arange(len(rows)), np.zeros(e_max - len(rows), np.int64)]
-            ext_idx[s], ext_w[s, :len(rows)] = flat[pad], w
+            ext_idx[s], ext_w[s, : len(rows)] = flat[pad], w
             ext_prior[s] = p1[s][2][1][rows][pad]
-    ks = o.delta_k * (1 + o.delta_spread * np.linspace(-1, 1, starts)) if starts > 1 else \
-        np.array([o.delta_k])
+    ks = (
+        o.delta_k * (1 + o.delta_spread * np.linspace(-1, 1, starts))
+        if starts > 1
+        else np.array([o.delta_k])
+    )
     rep = np.repeat(np.arange(n_struct), starts)
 
     def put(a: np.ndarray, dtype: torch.dtype = real) -> torch.Tensor:
         return torch.as_tensor(a, device=dev).to(dtype)
 
-    st = {"row": put(np.arange(n_struct * starts), torch.int64), "struct": put(rep, torch.int64),
-          "idx": put(idx[rep], torch.int64),
-          "amp": put(amp_t[rep]), "w": put(wgt[rep]), "weak": put(weak[rep], torch.bool),
-          "turn": put(-1j * sign[rep], real.to_complex()),
-          "k": put(np.tile(ks, n_struct)[:, None])}
+    st = {
+        "row": put(np.arange(n_struct * starts), torch.int64),
+        "struct": put(rep, torch.int64),
+        "idx": put(idx[rep], torch.int64),
+        "amp": put(amp_t[rep]),
+        "w": put(wgt[rep]),
+        "weak": put(weak[rep], torch.bool),
+        "turn": put(-1j * sign[rep], real.to_complex()),
+        "k": put(np.tile(ks, n_struct)[:, None]),
+    }
     if ext_idx is not None:
         st["ext_idx"], st["ext_w"] = put(ext_idx[rep], torch.int64), put(ext_w[rep])
-    phase0 = put(np.concatenate([np.pad(g.uniform(-np.pi, np.pi, (starts, len(o_[0]))),
-                                        ((0, 0), (0, n_max - len(o_[0]))))
-                                 for g, o_ in zip(gens, obs_lists, strict=True)]))
+    phase0 = put(
+        np.concatenate(
+            [
+                np.pad(
+                    g.uniform(-np.pi, np.pi, (starts, len(o_[0]))),
+                    ((0, 0), (0, n_max - len(o_[0]))),
+                )
+                for g, o_ in zip(gens, obs_lists, strict=True)
+            ]
+        )
+    )
     n_half, n_grid = half.size, int(np.prod(shape))
     # the running state: conj G on the half grid, as rfftn gives it
     gc = torch.zeros(len(rep), n_half, dtype=real.to_complex(), device=dev)
     prior_w = o.prior_weight
     if prior_w is not None and ext_prior is not None:  # the shell starts from its priors
         has = np.isfinite(ext_prior)
-        st["prior"], st["has_prior"] = put(np.nan_to_num(ext_prior)[rep]), put(has[rep],
-                                                                              torch.bool)
-        seed_phase = put(np.concatenate([g.uniform(-np.pi, np.pi, (starts, ext_prior.shape[1]))
-                                         for g in gens]))
+        st["prior"], st["has_prior"] = put(np.nan_to_num(ext_prior)[rep]), put(has[rep], torch.bool)
+        seed_phase = put(
+            np.concatenate([g.uniform(-np.pi, np.pi, (starts, ext_prior.shape[1])) for g in gens])
+        )
         gc.scatter_(1, st["ext_idx"], torch.polar(st["prior"], -seed_phase))
     gc.scatter_(1, st["idx"], torch.polar(st["amp"], -phase0))
     st["gc"] = gc
@@ -295,9 +375,15 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
     st["r_prev"] = torch.full((len(rep),), math.inf, dtype=real, device=dev)
     st["stable"] = torch.zeros(len(rep), dtype=torch.int64, device=dev)
     final: dict[int, _Start] = {}
-    checker: SymmetryCheck | None = SymmetryCheck(half, [
-        (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, h, v)
-        for r, (h, v, _, _) in zip(refls, p1, strict=True)], dev, real)
+    checker: SymmetryCheck | None = SymmetryCheck(
+        half,
+        [
+            (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, h, v)
+            for r, (h, v, _, _) in zip(refls, p1, strict=True)
+        ],
+        dev,
+        real,
+    )
     if not checker.active:
         checker = None
     watch = checker is not None and o.stop == "first"
@@ -320,11 +406,18 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         r = st["r_prev"][done].cpu().numpy()
         agree = np.full(len(rows), np.nan)
         if checker is not None:
-            agree = checker.agreement(st["gc"][done], st["struct"][done],
-                                      every_op=True).cpu().numpy()
+            agree = (
+                checker.agreement(st["gc"][done], st["struct"][done], every_op=True).cpu().numpy()
+            )
         for j, row in enumerate(rows):
-            final[row] = _Start(ph[j], None if ext is None else ext[j], float(r[j]), conv[j],
-                                float(agree[j]), cycles)
+            final[row] = _Start(
+                ph[j],
+                None if ext is None else ext[j],
+                float(r[j]),
+                conv[j],
+                float(agree[j]),
+                cycles,
+            )
         for key in list(st):
             st[key] = st[key][~done]
 
@@ -345,8 +438,9 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
             if "prior" in st:  # restrained towards the prior modulus, G's phase
                 e_abs = g_ext.abs()
                 target = prior_w * st["prior"] + (1 - prior_w) * e_abs
-                g_ext = torch.where(st["has_prior"],
-                                    g_ext * (target / e_abs.clamp_min(1e-30)), g_ext)
+                g_ext = torch.where(
+                    st["has_prior"], g_ext * (target / e_abs.clamp_min(1e-30)), g_ext
+                )
             fc.scatter_(1, st["ext_idx"], g_ext)
             var = var + (st["ext_w"] * g_ext.abs() ** 2).sum(1, keepdim=True)
         fc.scatter_(1, st["idx"], g_obs)
@@ -359,8 +453,9 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         g_abs = torch.gather(st["gc"], 1, st["idx"]).abs()
         strong = st["w"] * ~st["weak"]
         scale = (st["amp"] * g_abs * strong).sum(1) / (g_abs**2 * strong).sum(1).clamp_min(1e-30)
-        r = ((st["amp"] - scale[:, None] * g_abs).abs() * strong).sum(1) / \
-            (st["amp"] * strong).sum(1).clamp_min(1e-30)
+        r = ((st["amp"] - scale[:, None] * g_abs).abs() * strong).sum(1) / (st["amp"] * strong).sum(
+            1
+        ).clamp_min(1e-30)
         st["peak"] = torch.maximum(st["peak"], r)
         steady = ((st["r_prev"] - r).abs() < o.r_tol) & ((st["peak"] - r) > o.r_drop)
         st["stable"] = torch.where(steady, st["stable"] + 1, torch.zeros_like(st["stable"]))
@@ -371,8 +466,11 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
             if watch:  # a structure with a start showing its symmetry is done
                 struct = st["struct"]
                 agree = checker.agreement(st["gc"], struct)
-                found = (agree >= st["thr"]) & (st["agree"] >= st["thr"]) & \
-                    ((agree - st["agree"]).abs() <= o.agreement_tol)
+                found = (
+                    (agree >= st["thr"])
+                    & (st["agree"] >= st["thr"])
+                    & ((agree - st["agree"]).abs() <= o.agreement_tol)
+                )
                 st["agree"] = agree
                 st["seen"] = torch.where(found & (st["seen"] < 0), it, st["seen"])
                 at = torch.where(at < 0, st["seen"], at)
@@ -389,12 +487,14 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         retire(torch.ones_like(st["stable"], dtype=torch.bool), last, max_iter)
     results = []
     for s, (refl, (full_hkl, full_amp, _, outer_hkl), (rows, flat, _)) in enumerate(
-            zip(refls, p1, obs_lists, strict=True)):
+        zip(refls, p1, obs_lists, strict=True)
+    ):
         m = len(rows)
         own = [final[s * starts + j] for j in range(starts)]
         # the start kept: the best agreement with every operation (P1: the lowest R)
-        best = max(own, key=lambda c: (-math.inf if math.isnan(c.agreement) else c.agreement,
-                                       -c.r_factor))
+        best = max(
+            own, key=lambda c: (-math.inf if math.isnan(c.agreement) else c.agreement, -c.r_factor)
+        )
         # observed amplitudes with its phases on the full grid (mates by Friedel)
         unit = np.zeros(half.size, complex)
         unit[flat] = np.exp(1j * best.phases[:m])
@@ -405,11 +505,20 @@ def _flip_group(refls: list[Reflections], p1: list[tuple], shape: tuple[int, int
         if outer_hkl is not None:
             _, ext_flat, _ = half.select(p1[s][2][0])
             lookup = np.zeros(half.size)
-            lookup[ext_flat] = best.extrapolated[:len(ext_flat)]
+            lookup[ext_flat] = best.extrapolated[: len(ext_flat)]
             extrap = (outer_hkl, half.values_at(lookup, outer_hkl))
-        results.append(FlipResult(phases, _asu_phases(grid, refl.hkl, shape), best.r_factor,
-                                  int(best.converged_at), origin, agreement, extrap,
-                                  max(c.cycles for c in own)))
+        results.append(
+            FlipResult(
+                phases,
+                _asu_phases(grid, refl.hkl, shape),
+                best.r_factor,
+                int(best.converged_at),
+                origin,
+                agreement,
+                extrap,
+                max(c.cycles for c in own),
+            )
+        )
     return results
 
 
@@ -454,7 +563,8 @@ def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tupl
     acc = np.zeros(len(hkl), complex)
     for rot, t in zip(rots_i, trans, strict=True):
         hr = hkl @ rot
-        f_hr = grid[tuple(hr[:, i] % shape[i] for i in range(3))] * \
-            np.exp(2j * np.pi * (hr @ x0))  # shifted solution F(hR) = F'(hR) e^{2πi hR·x0}
+        f_hr = grid[tuple(hr[:, i] % shape[i] for i in range(3))] * np.exp(
+            2j * np.pi * (hr @ x0)
+        )  # shifted solution F(hR) = F'(hR) e^{2πi hR·x0}
         acc += f_hr * np.exp(2j * np.pi * (hkl @ t))  # F(h) = F(hR) e^{2πi h·t}
     return np.angle(acc), tuple(float(v) for v in x0), agreement

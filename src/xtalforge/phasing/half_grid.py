@@ -30,8 +30,9 @@ class HalfGrid:
         """Values at Miller indices (n, 3) of a Hermitian array stored on the half grid (flat):
         stored indices directly, the others as the conjugate of their Friedel mate's."""
         at, mate = self.to_half(self.flat(hkl)), self.to_half(self.flat(-hkl))
-        return np.where(at >= 0, half_values[np.maximum(at, 0)],
-                        np.conj(half_values[np.maximum(mate, 0)]))
+        return np.where(
+            at >= 0, half_values[np.maximum(at, 0)], np.conj(half_values[np.maximum(mate, 0)])
+        )
 
     def select(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rows of a full-sphere hkl list stored in the half grid, their flat half-grid
@@ -39,7 +40,8 @@ class HalfGrid:
         n2 = self.full[2]
         l_idx = hkl[:, 2] % n2
         rows = np.nonzero(l_idx < self.shape[2])[0]
-        flat = np.ravel_multi_index(tuple(hkl[rows, i] % self.shape[i] for i in range(3)),
-                                    self.shape)
+        flat = np.ravel_multi_index(
+            tuple(hkl[rows, i] % self.shape[i] for i in range(3)), self.shape
+        )
         self_mated = (l_idx[rows] == 0) | ((n2 % 2 == 0) & (l_idx[rows] == n2 // 2))
         return rows, flat, np.where(self_mated, 1.0, 2.0)

@@ -23,8 +23,9 @@ def _images(frac: np.ndarray, refl: Reflections) -> np.ndarray:
     return np.einsum("sij,nj->nsi", rots, frac) + trans[None]
 
 
-def min_image_distances(a: np.ndarray, b: np.ndarray, cell: tuple[float, ...],
-                        refl: Reflections | None = None) -> np.ndarray:
+def min_image_distances(
+    a: np.ndarray, b: np.ndarray, cell: tuple[float, ...], refl: Reflections | None = None
+) -> np.ndarray:
     """(len(a), len(b)) shortest distances (Å) between positions of ``a`` and any lattice
     translate (and, given ``refl``, any symmetry image) of positions of ``b``."""
     if len(a) == 0 or len(b) == 0:
@@ -42,8 +43,9 @@ def min_image_distances(a: np.ndarray, b: np.ndarray, cell: tuple[float, ...],
     return best.min(axis=2)
 
 
-def find_peaks(refl: Reflections, f: np.ndarray, n: int, sample_rate: float = 3.0,
-               min_distance: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+def find_peaks(
+    refl: Reflections, f: np.ndarray, n: int, sample_rate: float = 3.0, min_distance: float = 0.7
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` highest unique peaks of the map of complex ``f`` (one per ASU reflection):
     fractional positions (n, 3) and heights (e/Å³ up to the map's scale), highest first."""
     from scipy.ndimage import maximum_filter
@@ -70,20 +72,23 @@ def find_peaks(refl: Reflections, f: np.ndarray, n: int, sample_rate: float = 3.
     for i in range(len(frac)):
         if len(kept) >= n:
             break
-        if kept and min_image_distances(frac[i:i + 1], frac[kept], refl.cell, refl).min() \
-                < min_distance:
+        if (
+            kept
+            and min_image_distances(frac[i : i + 1], frac[kept], refl.cell, refl).min()
+            < min_distance
+        ):
             continue
         # a peak on a special position is its own image: keep it (distance to itself ≈ 0)
         kept.append(i)
     return frac[kept], heights[kept]
 
 
-def atom_recovery(true_frac: np.ndarray, peaks: np.ndarray, refl: Reflections,
-                  tolerance: float = 0.5) -> float:
+def atom_recovery(
+    true_frac: np.ndarray, peaks: np.ndarray, refl: Reflections, tolerance: float = 0.5
+) -> float:
     """Fraction of the true (non-H, ASU) atoms within ``tolerance`` Å of a symmetry image of a
     peak. The peaks must be in the truth's origin and hand (see :func:`~.score.score_phases`)."""
     if len(true_frac) == 0:
         return float("nan")
-    d = min_image_distances(np.asarray(true_frac, float), np.asarray(peaks, float), refl.cell,
-                            refl)
+    d = min_image_distances(np.asarray(true_frac, float), np.asarray(peaks, float), refl.cell, refl)
     return float((d.min(axis=1) <= tolerance).mean()) if d.size else 0.0

@@ -40,8 +40,9 @@ class Score:
         return self.cc >= SOLVED_CC
 
 
-def permissible_shift_mask(refl: Reflections, shape: tuple[int, int, int],
-                           p1: bool = False) -> np.ndarray:
+def permissible_shift_mask(
+    refl: Reflections, shape: tuple[int, int, int], p1: bool = False
+) -> np.ndarray:
     """Boolean grid (shape) of the origin shifts s = index / shape that keep the space group's
     symmetry: (I − R)s ≡ a centring vector (mod 1) for every operation. ``p1``: all shifts."""
     if p1:
@@ -67,7 +68,7 @@ def _free_directions(refl: Reflections, p1: bool) -> np.ndarray:
         return np.eye(3)
     stack = np.concatenate([np.eye(3) - r for r in refl.symmetry.rotations])
     _, sv, vt = np.linalg.svd(stack)
-    return vt[int((sv > 1e-8).sum()):].T
+    return vt[int((sv > 1e-8).sum()) :].T
 
 
 def _shift_grid(refl: Reflections, oversample: float) -> tuple[int, int, int]:
@@ -76,8 +77,14 @@ def _shift_grid(refl: Reflections, oversample: float) -> tuple[int, int, int]:
     return tuple(12 * max(1, math.ceil(oversample * edge / d / 12)) for edge in refl.cell[:3])
 
 
-def score_phases(refl: Reflections, amplitudes: np.ndarray, true_phases: np.ndarray,
-                 phases: np.ndarray, p1: bool = False, oversample: float = 4.0) -> Score:
+def score_phases(
+    refl: Reflections,
+    amplitudes: np.ndarray,
+    true_phases: np.ndarray,
+    phases: np.ndarray,
+    p1: bool = False,
+    oversample: float = 4.0,
+) -> Score:
     """Score ``phases`` (radians, one per ASU reflection) against ``true_phases``.
 
     ``p1``: treat the solution as a P1 map (any origin shift is allowed), e.g. the raw
@@ -92,8 +99,10 @@ def score_phases(refl: Reflections, amplitudes: np.ndarray, true_phases: np.ndar
     hkl, ft = refl.expand_to_p1(f_true)
     _, fs = refl.expand_to_p1(f_sol)
     shape = _shift_grid(refl, oversample)
-    shape = tuple(max(n, 12 * math.ceil((2 * int(np.abs(hkl[:, i]).max()) + 1) / 12))
-                  for i, n in enumerate(shape))
+    shape = tuple(
+        max(n, 12 * math.ceil((2 * int(np.abs(hkl[:, i]).max()) + 1) / 12))
+        for i, n in enumerate(shape)
+    )
     allowed = permissible_shift_mask(refl, shape, p1)
     norm = float((np.abs(ft) ** 2).sum())
     idx = tuple(hkl[:, i] % shape[i] for i in range(3))
@@ -121,11 +130,17 @@ def score_phases(refl: Reflections, amplitudes: np.ndarray, true_phases: np.ndar
             s_vec = np.array(shift) + free @ x
             return -float((w * np.cos(base + 2 * np.pi * (refl.hkl @ s_vec))).sum() / w.sum())
 
-        res = minimize(neg_cc, np.zeros(free.shape[1]), method="Nelder-Mead",
-                       options={"xatol": 1e-5, "fatol": 1e-9})
+        res = minimize(
+            neg_cc,
+            np.zeros(free.shape[1]),
+            method="Nelder-Mead",
+            options={"xatol": 1e-5, "fatol": 1e-9},
+        )
         if -res.fun > cc:
-            cc, shift = float(-res.fun), tuple(float(v) for v in
-                                              (np.array(shift) + free @ res.x) % 1.0)
+            cc, shift = (
+                float(-res.fun),
+                tuple(float(v) for v in (np.array(shift) + free @ res.x) % 1.0),
+            )
     aligned = sol + 2 * np.pi * (refl.hkl @ np.array(shift))
     dphi = np.abs((aligned - np.asarray(true_phases, float) + np.pi) % (2 * np.pi) - np.pi)
     err = float(np.degrees((amp * dphi).sum() / amp.sum())) if amp.sum() > 0 else math.nan

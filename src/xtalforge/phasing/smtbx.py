@@ -25,8 +25,9 @@ from xtalforge.errors import ReflectionError, XtalforgeError
 __all__ = ["SmtbxRun", "smtbx_available", "smtbx_solve_batch"]
 
 _WORKER = Path(__file__).with_name("_smtbx_worker.py")
-INSTALL_HINT = ("the smtbx solver needs cctbx: pip install 'xtalforge[cctbx]' "
-                "(or pip install cctbx-base)")
+INSTALL_HINT = (
+    "the smtbx solver needs cctbx: pip install 'xtalforge[cctbx]' (or pip install cctbx-base)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,20 @@ class SmtbxRun:
 
 def smtbx_available() -> bool:
     """True when cctbx/smtbx can be imported (checked without importing it here)."""
-    return importlib.util.find_spec("cctbx") is not None and \
-        importlib.util.find_spec("smtbx") is not None
+    return (
+        importlib.util.find_spec("cctbx") is not None
+        and importlib.util.find_spec("smtbx") is not None
+    )
 
 
-def smtbx_solve_batch(refls: list[Reflections], amplitudes: list[np.ndarray], starts: int = 1,
-                      seed: int = 0, amplitude_type: str = "F",
-                      timeout: float | None = None) -> list[list[SmtbxRun]]:
+def smtbx_solve_batch(
+    refls: list[Reflections],
+    amplitudes: list[np.ndarray],
+    starts: int = 1,
+    seed: int = 0,
+    amplitude_type: str = "F",
+    timeout: float | None = None,
+) -> list[list[SmtbxRun]]:
     """Solve each structure with smtbx's weak-reflection-improved charge flipping from
     ``starts`` random starts (``amplitude_type``: ``F`` as given, or ``quasi-E`` to let smtbx
     normalise). One subprocess for the whole batch."""
@@ -64,17 +72,42 @@ def smtbx_solve_batch(refls: list[Reflections], amplitudes: list[np.ndarray], st
         amp = np.abs(np.asarray(amp, float))
         if amp.shape != (len(refl),) or not np.isfinite(amp).all():
             raise ReflectionError("amplitudes must be finite, one per reflection")
-        jobs.append({"cell": list(refl.cell), "hall": refl.spacegroup.hall,
-                     "hkl": refl.hkl.tolist(), "amplitudes": amp.tolist(), "starts": starts,
-                     "seed": seed * 1000003 + k + 1, "amplitude_type": amplitude_type})
+        jobs.append(
+            {
+                "cell": list(refl.cell),
+                "hall": refl.spacegroup.hall,
+                "hkl": refl.hkl.tolist(),
+                "amplitudes": amp.tolist(),
+                "starts": starts,
+                "seed": seed * 1000003 + k + 1,
+                "amplitude_type": amplitude_type,
+            }
+        )
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    proc = subprocess.run([sys.executable, "-P", str(_WORKER)], input=json.dumps({"jobs": jobs}),
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-P", str(_WORKER)],
+        input=json.dumps({"jobs": jobs}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if proc.returncode != 0:
-        raise XtalforgeError(f"smtbx solver failed (exit {proc.returncode}): "
-                             f"{proc.stderr.strip()[-2000:]}")
+        raise XtalforgeError(
+            f"smtbx solver failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+        )
     out = json.loads(proc.stdout)["results"]
-    return [[SmtbxRun(None if r["phases"] is None else np.asarray(r["phases"], float),
-                      np.asarray(r["p1_phases"], float), r["cc_peak_height"],
-                      r["phase_transition"], r["seconds"], r["error"]) for r in runs]
-            for runs in out]
+    return [
+        [
+            SmtbxRun(
+                None if r["phases"] is None else np.asarray(r["phases"], float),
+                np.asarray(r["p1_phases"], float),
+                r["cc_peak_height"],
+                r["phase_transition"],
+                r["seconds"],
+                r["error"],
+            )
+            for r in runs
+        ]
+        for runs in out
+    ]

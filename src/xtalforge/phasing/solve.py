@@ -51,14 +51,27 @@ class SolveData:
     z: np.ndarray | None = None  # atomic numbers of the ASU atoms, when known (Wilson scale)
 
     def subset(self, mask: np.ndarray) -> SolveData:
-        return SolveData(self.refl.subset(mask), self.amplitudes[mask], self.source,
-                         None if self.true_phases is None else self.true_phases[mask],
-                         self.true_frac, self.composition, self.z)
+        return SolveData(
+            self.refl.subset(mask),
+            self.amplitudes[mask],
+            self.source,
+            None if self.true_phases is None else self.true_phases[mask],
+            self.true_frac,
+            self.composition,
+            self.z,
+        )
 
     def with_amplitudes(self, refl: Reflections, amplitudes: np.ndarray) -> SolveData:
         """The same structure with other reflections/amplitudes (the truth's phases dropped)."""
-        return SolveData(refl, np.asarray(amplitudes, float), self.source, None,
-                         self.true_frac, self.composition, self.z)
+        return SolveData(
+            refl,
+            np.asarray(amplitudes, float),
+            self.source,
+            None,
+            self.true_frac,
+            self.composition,
+            self.z,
+        )
 
     def cut(self, d_min: float) -> SolveData:
         """The reflections with d ≥ ``d_min`` Å."""
@@ -87,11 +100,17 @@ def quasi_e(amplitudes: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.n
     return amp / np.sqrt(refl.epsilon * np.where(mean > 0, mean, 1.0))
 
 
-def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed: int = 0,
-                d_ext: float | None = None, device: str = "cpu",
-                prior_below: float | None = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
-                **options: Any
-                ) -> list[Solution]:
+def solve_batch(
+    data: list[SolveData],
+    method: str = "cf",
+    starts: int = 4,
+    seed: int = 0,
+    d_ext: float | None = None,
+    device: str = "cpu",
+    prior_below: float | None = None,
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+    **options: Any,
+) -> list[Solution]:
     """Phase every structure. ``cf``: one batched charge-flipping run on quasi-normalised E
     (``d_ext``: free-lunch extrapolation to that resolution); ``smtbx``: cctbx's solver in a
     subprocess on |F| with its own quasi-normalisation, best of ``starts`` random starts by its
@@ -110,13 +129,18 @@ def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed
     if prior_below is not None:
         if method != "cf" or d_ext is not None:
             raise XtalforgeError("prior_below is a charge-flipping option and sets its own d_ext")
-        return _solve_with_priors(data, prior_below, prior_weight, starts, seed, device,
-                                  **options)
+        return _solve_with_priors(data, prior_below, prior_weight, starts, seed, device, **options)
     if method == "cf":
         t0 = time.perf_counter()
-        res = charge_flip_batch([d.refl for d in data],
-                                [quasi_e(d.amplitudes, d.refl) for d in data], starts=starts,
-                                seed=seed, d_ext=d_ext, device=device, **options)
+        res = charge_flip_batch(
+            [d.refl for d in data],
+            [quasi_e(d.amplitudes, d.refl) for d in data],
+            starts=starts,
+            seed=seed,
+            d_ext=d_ext,
+            device=device,
+            **options,
+        )
         seconds = (time.perf_counter() - t0) / len(data)
         return [_cf_solution(r, seconds, r.phases, r.p1_phases) for r in res]
     if d_ext is not None:
@@ -124,24 +148,49 @@ def solve_batch(data: list[SolveData], method: str = "cf", starts: int = 4, seed
     from xtalforge.phasing.smtbx import smtbx_solve_batch
 
     out = []
-    runs = smtbx_solve_batch([d.refl for d in data], [d.amplitudes for d in data],
-                             starts=starts, seed=seed, amplitude_type="quasi-E", **options)
+    runs = smtbx_solve_batch(
+        [d.refl for d in data],
+        [d.amplitudes for d in data],
+        starts=starts,
+        seed=seed,
+        amplitude_type="quasi-E",
+        **options,
+    )
     for per in runs:
         good = [r for r in per if r.phases is not None and not np.isnan(r.phases).any()]
         best = max(good, key=lambda r: r.cc_peak_height) if good else per[0]
-        out.append(Solution("smtbx", best.phases if good else None,
-                            np.nan_to_num(best.p1_phases), sum(r.seconds for r in per),
-                            best.cc_peak_height, {"phase_transition": best.phase_transition,
-                                                 "error": best.error}))
+        out.append(
+            Solution(
+                "smtbx",
+                best.phases if good else None,
+                np.nan_to_num(best.p1_phases),
+                sum(r.seconds for r in per),
+                best.cc_peak_height,
+                {"phase_transition": best.phase_transition, "error": best.error},
+            )
+        )
     return out
 
 
-def _cf_solution(r: Any, seconds: float, phases: np.ndarray, p1_phases: np.ndarray,
-                 **info: Any) -> Solution:
+def _cf_solution(
+    r: Any, seconds: float, phases: np.ndarray, p1_phases: np.ndarray, **info: Any
+) -> Solution:
     """A charge-flipping :class:`FlipResult` as a :class:`Solution` (phases as given)."""
-    return Solution("cf", phases, p1_phases, seconds, r.symmetry_agreement,
-                    {"r_factor": r.r_factor, "converged_at": r.converged_at, "cycles": r.cycles,
-                     "origin": r.origin, "extrapolated": r.extrapolated, **info})
+    return Solution(
+        "cf",
+        phases,
+        p1_phases,
+        seconds,
+        r.symmetry_agreement,
+        {
+            "r_factor": r.r_factor,
+            "converged_at": r.converged_at,
+            "cycles": r.cycles,
+            "origin": r.origin,
+            "extrapolated": r.extrapolated,
+            **info,
+        },
+    )
 
 
 def _measured(refl: Reflections, prior_below: float) -> np.ndarray:
@@ -149,8 +198,15 @@ def _measured(refl: Reflections, prior_below: float) -> np.ndarray:
     return refl.d >= prior_below * (1 - 1e-9)
 
 
-def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: float,
-                       starts: int, seed: int, device: str, **options: Any) -> list[Solution]:
+def _solve_with_priors(
+    data: list[SolveData],
+    prior_below: float,
+    prior_weight: float,
+    starts: int,
+    seed: int,
+    device: str,
+    **options: Any,
+) -> list[Solution]:
     """See ``prior_below`` in :func:`solve_batch`."""
     obs_refl, obs_e, priors, rows = [], [], [], []
     d_ext = math.inf
@@ -158,17 +214,27 @@ def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: 
         e = quasi_e(d.amplitudes, d.refl)
         obs = _measured(d.refl, prior_below)
         if obs.all() or not obs.any():
-            raise XtalforgeError(f"{d.source}: prior_below {prior_below} Å must split the data "
-                                 f"(they reach {d.refl.d.max():.3f}–{d.refl.d_min:.3f} Å)")
+            raise XtalforgeError(
+                f"{d.source}: prior_below {prior_below} Å must split the data "
+                f"(they reach {d.refl.d.max():.3f}–{d.refl.d_min:.3f} Å)"
+            )
         obs_refl.append(d.refl.subset(obs))
         obs_e.append(e[obs])
         priors.append((d.refl.hkl[~obs], e[~obs]))
         rows.append(np.flatnonzero(obs))
         d_ext = min(d_ext, float(d.refl.d_min))
     t0 = time.perf_counter()
-    res = charge_flip_batch(obs_refl, obs_e, starts=starts, seed=seed, device=device,
-                            d_ext=d_ext * (1 - 1e-6), ext_prior=priors,
-                            prior_weight=prior_weight, **options)
+    res = charge_flip_batch(
+        obs_refl,
+        obs_e,
+        starts=starts,
+        seed=seed,
+        device=device,
+        d_ext=d_ext * (1 - 1e-6),
+        ext_prior=priors,
+        prior_weight=prior_weight,
+        **options,
+    )
     seconds = (time.perf_counter() - t0) / len(data)
     out = []
     for d, r, keep in zip(data, res, rows, strict=True):
@@ -178,15 +244,14 @@ def _solve_with_priors(data: list[SolveData], prior_below: float, prior_weight: 
     return out
 
 
-def measured_part(data: SolveData, sol: Solution, prior_below: float
-                  ) -> tuple[SolveData, Solution]:
+def measured_part(data: SolveData, sol: Solution, prior_below: float) -> tuple[SolveData, Solution]:
     """The data (d ≥ ``prior_below`` Å) and their phases of a solution found with predicted
     reflections as priors (``prior_below`` in :func:`solve_batch`): what maps, peaks and
     scores are computed from."""
     keep = _measured(data.refl, prior_below)
     return data.subset(keep), replace(
-        sol, phases=None if sol.phases is None else sol.phases[keep],
-        p1_phases=sol.p1_phases[keep])
+        sol, phases=None if sol.phases is None else sol.phases[keep], p1_phases=sol.p1_phases[keep]
+    )
 
 
 def aligned_phases(refl: Reflections, phases: np.ndarray, score: Score) -> np.ndarray:
@@ -195,8 +260,7 @@ def aligned_phases(refl: Reflections, phases: np.ndarray, score: Score) -> np.nd
     return sol + 2 * np.pi * (refl.hkl @ np.array(score.shift))
 
 
-def score_solution(data: SolveData, sol: Solution, n_peaks: int | None = None
-                   ) -> dict[str, Any]:
+def score_solution(data: SolveData, sol: Solution, n_peaks: int | None = None) -> dict[str, Any]:
     """CC, phase error (degrees) and solved for the final (symmetrised) and the raw P1 map,
     and atom recovery (fraction of true atoms within 0.5 Å of one of the ``n_peaks`` highest
     peaks; default as many peaks as true atoms; NaN without true atoms). When the solver
@@ -206,8 +270,11 @@ def score_solution(data: SolveData, sol: Solution, n_peaks: int | None = None
         raise XtalforgeError(f"{data.source}: the true phases are unknown; nothing to score")
     amp, truth = data.amplitudes, data.true_phases
     raw = score_phases(data.refl, amp, truth, sol.p1_phases, p1=True)
-    out: dict[str, Any] = {"cc_p1": raw.cc, "phase_error_p1": raw.phase_error,
-                           "solved_p1": raw.solved}
+    out: dict[str, Any] = {
+        "cc_p1": raw.cc,
+        "phase_error_p1": raw.phase_error,
+        "solved_p1": raw.solved,
+    }
     if sol.phases is None:  # the solver gave up: scored as no information at all
         out.update(cc=0.0, phase_error=90.0, solved=False, atom_recovery=0.0)
         return out
@@ -223,8 +290,13 @@ def score_solution(data: SolveData, sol: Solution, n_peaks: int | None = None
     return out
 
 
-def dataset_entries(root: str | Path, split: str | None = None, limit: int | None = None,
-                    entry: int | None = None, d_min: float | None = None) -> list[SolveData]:
+def dataset_entries(
+    root: str | Path,
+    split: str | None = None,
+    limit: int | None = None,
+    entry: int | None = None,
+    d_min: float | None = None,
+) -> list[SolveData]:
     """Structures of a dataset folder (``split``: train/val/test or all), with the truth."""
     from xtalforge.data.torch_data import ShardDataset
     from xtalforge.diffraction.reflections import reflections_from_hkl
@@ -245,9 +317,14 @@ def dataset_entries(root: str | Path, split: str | None = None, limit: int | Non
         true_frac = None
         if frac is not None and z is not None:
             true_frac = np.asarray(frac, float).reshape(-1, 3)[np.asarray(z) > 1]
-        data = SolveData(refl, np.asarray(row["F"], float), f"{root}#{int(row['id'])}",
-                         None if phase is None else np.asarray(phase, float), true_frac,
-                         z=None if z is None else np.asarray(z))
+        data = SolveData(
+            refl,
+            np.asarray(row["F"], float),
+            f"{root}#{int(row['id'])}",
+            None if phase is None else np.asarray(phase, float),
+            true_frac,
+            z=None if z is None else np.asarray(z),
+        )
         out.append(data.cut(d_min) if d_min else data)
     if entry is not None and not out:
         raise XtalforgeError(f"{root}: no dataset entry with id {entry}")
@@ -262,8 +339,15 @@ def calculated_solve_data(crystal: Crystal, d_min: float, source: str) -> SolveD
     refl = reflections(crystal, d_min)
     f = structure_factors(crystal, refl)
     heavy = np.asarray(crystal.z) > 1
-    return SolveData(refl, np.abs(f), source, np.angle(f), crystal.frac[heavy],
-                     crystal.composition(), np.asarray(crystal.z))
+    return SolveData(
+        refl,
+        np.abs(f),
+        source,
+        np.angle(f),
+        crystal.frac[heavy],
+        crystal.composition(),
+        np.asarray(crystal.z),
+    )
 
 
 def cell_content(data: SolveData) -> dict[str, float]:
@@ -283,9 +367,14 @@ def cell_content(data: SolveData) -> dict[str, float]:
     return {"C": float(max(1, round(cell_volume(*data.refl.cell) / 18.0)))}
 
 
-def load_solve_data(path: str | Path, structure: str | Path | None = None,
-                    cell: tuple[float, ...] | None = None, spacegroup: str | None = None,
-                    d_min: float | None = None, entry: int | None = None) -> SolveData:
+def load_solve_data(
+    path: str | Path,
+    structure: str | Path | None = None,
+    cell: tuple[float, ...] | None = None,
+    spacegroup: str | None = None,
+    d_min: float | None = None,
+    entry: int | None = None,
+) -> SolveData:
     """Amplitudes to solve from ``path``: a reflection file (SHELX .hkl, MTZ, CIF with
     ``_refln``) with cell and symmetry from ``structure`` (.ins/.res/CIF) or ``cell`` +
     ``spacegroup``; a structure CIF/PDB (calculated F to ``d_min``, default 0.8 Å, and the truth
@@ -304,8 +393,9 @@ def load_solve_data(path: str | Path, structure: str | Path | None = None,
         return calculated_solve_data(read_structure(p), d_min or 0.8, str(p))
     from xtalforge.data.hkl_import import load_measured
 
-    refl, amp, _, _, comp = load_measured(p, Path(structure) if structure else None, cell,
-                                          spacegroup)
+    refl, amp, _, _, comp = load_measured(
+        p, Path(structure) if structure else None, cell, spacegroup
+    )
     data = SolveData(refl, amp, str(p), composition=comp)
     return data.cut(d_min) if d_min else data
 
@@ -331,15 +421,21 @@ def write_peaks(path: str | Path, data: SolveData, phases: np.ndarray, n_peaks: 
 
     f = data.amplitudes * np.exp(1j * np.asarray(phases, float))
     peaks, _ = find_peaks(data.refl, f, n_peaks)
-    crystal = Crystal(data.refl.cell, data.refl.spacegroup, np.full(len(peaks), 6), peaks,
-                      u_iso=np.full(len(peaks), 0.03),
-                      labels=[f"Q{i + 1}" for i in range(len(peaks))])
+    crystal = Crystal(
+        data.refl.cell,
+        data.refl.spacegroup,
+        np.full(len(peaks), 6),
+        peaks,
+        u_iso=np.full(len(peaks), 0.03),
+        labels=[f"Q{i + 1}" for i in range(len(peaks))],
+    )
     crystal.to_cif(path, name="xtalforge_solution")
     return len(peaks)
 
 
-def write_map(path: str | Path, data: SolveData, phases: np.ndarray,
-              sample_rate: float = 3.0) -> tuple[int, int, int]:
+def write_map(
+    path: str | Path, data: SolveData, phases: np.ndarray, sample_rate: float = 3.0
+) -> tuple[int, int, int]:
     """Write the solution's density (|F| with the solved phases, whole cell) as CCP4/MRC."""
     import gemmi
 

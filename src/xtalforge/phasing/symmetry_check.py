@@ -47,8 +47,11 @@ def _checked_ops(rots: np.ndarray, trans: np.ndarray) -> list[tuple[np.ndarray, 
     """The point group's non-identity operations, the one that pins the origin most (largest
     rank of I − R, so the inversion when there is one) first."""
     ops = [(int(np.linalg.matrix_rank(np.eye(3) - r)), i) for i, r in enumerate(rots)]
-    return [(np.rint(rots[i]).astype(np.int64), np.asarray(trans[i], float))
-            for rank, i in sorted(ops, key=lambda x: -x[0]) if rank]
+    return [
+        (np.rint(rots[i]).astype(np.int64), np.asarray(trans[i], float))
+        for rank, i in sorted(ops, key=lambda x: -x[0])
+        if rank
+    ]
 
 
 class SymmetryCheck:
@@ -60,8 +63,9 @@ class SymmetryCheck:
     Structures in P1 (no operation to check) get NaN.
     """
 
-    def __init__(self, half: HalfGrid, structures: list[tuple], device: torch.device,
-                 real: torch.dtype) -> None:
+    def __init__(
+        self, half: HalfGrid, structures: list[tuple], device: torch.device, real: torch.dtype
+    ) -> None:
         self.half = half
         self.device = device
         self.real = real
@@ -70,8 +74,9 @@ class SymmetryCheck:
         for s, (hall, rots, trans, *_rest) in enumerate(structures):
             if _checked_ops(rots, trans):
                 by_group.setdefault(hall, []).append(s)
-        jgrid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"),
-                         -1).reshape(-1, 3)
+        jgrid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(
+            -1, 3
+        )
         dims = np.array(shape)
         cplx = real.to_complex()
         self.groups: list[_Group] = []
@@ -107,19 +112,29 @@ class SymmetryCheck:
             def put(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
                 return torch.as_tensor(a, device=device, dtype=dtype)
 
-            self.groups.append(_Group(
-                members=put(members), src=put(src), mate=put(mate), amp=put(amp, real),
-                norm=put((amp**2).sum(1), real), pos=[put(x) for x in pos],
-                shift=[put(x, cplx) for x in shift], at_h=put(at_h), at_minus_h=put(at_minus_h),
-                origin=[put(x) for x in origin]))
+            self.groups.append(
+                _Group(
+                    members=put(members),
+                    src=put(src),
+                    mate=put(mate),
+                    amp=put(amp, real),
+                    norm=put((amp**2).sum(1), real),
+                    pos=[put(x) for x in pos],
+                    shift=[put(x, cplx) for x in shift],
+                    at_h=put(at_h),
+                    at_minus_h=put(at_minus_h),
+                    origin=[put(x) for x in origin],
+                )
+            )
 
     @property
     def active(self) -> bool:
         """Whether any structure of the batch has a symmetry operation to check."""
         return bool(self.groups)
 
-    def agreement(self, gc: torch.Tensor, struct: torch.Tensor, every_op: bool = False
-                  ) -> torch.Tensor:
+    def agreement(
+        self, gc: torch.Tensor, struct: torch.Tensor, every_op: bool = False
+    ) -> torch.Tensor:
         """Agreement (0–1) of each row's phases; ``gc``: (B, half-grid) conj G as rfftn gives
         it; ``struct``: (B,) structure id of each row. NaN for structures in P1. The operation
         that pins the origin most, or with ``every_op`` all of them (one origin for all: the
@@ -138,15 +153,17 @@ class SymmetryCheck:
             f = grp.amp[local] * unit
             n_ops = len(grp.pos) if every_op else 1
             total = torch.zeros(len(rows), n_grid, dtype=self.real, device=self.device)
-            for pos, shift, origin in zip(grp.pos[:n_ops], grp.shift[:n_ops],
-                                          grp.origin[:n_ops], strict=True):
+            for pos, shift, origin in zip(
+                grp.pos[:n_ops], grp.shift[:n_ops], grp.origin[:n_ops], strict=True
+            ):
                 a = torch.gather(f, 1, pos[local]) * f.conj() * shift[local]
                 # Re Σ_h A(h) e^{−2πi h·s} = N · irfftn(X) with X(h) = (A(−h) + A(h)*) / 2
                 x = torch.zeros(len(rows), n_half + 1, dtype=a.dtype, device=self.device)
                 x.scatter_add_(1, grp.at_h[local], a.conj() / 2)
                 x.scatter_add_(1, grp.at_minus_h[local], a / 2)
-                s_g = torch.fft.irfftn(x[:, :n_half].reshape(-1, *self.half.shape),
-                                       s=self.half.full, dim=(1, 2, 3)).reshape(len(rows), n_grid)
+                s_g = torch.fft.irfftn(
+                    x[:, :n_half].reshape(-1, *self.half.shape), s=self.half.full, dim=(1, 2, 3)
+                ).reshape(len(rows), n_grid)
                 total += s_g[:, origin]
             best = total.max(1).values * n_grid / n_ops
             out[rows] = best / grp.norm[local].clamp_min(1e-30)

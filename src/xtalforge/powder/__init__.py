@@ -2,13 +2,13 @@
 
 from xtalforge.powder.instrument import WAVELENGTHS, Instrument, PowderError
 from xtalforge.powder.pattern import (
-                                      PeakList,
-                                      background,
-                                      lorentz_polarization,
-                                      peak_list,
-                                      simulate,
-                                      simulate_batch,
-                                      simulate_mixture,
+    PeakList,
+    background,
+    lorentz_polarization,
+    peak_list,
+    simulate,
+    simulate_batch,
+    simulate_mixture,
 )
 from xtalforge.powder.profiles import fcj_nodes, pseudo_voigt, tch_parameters
 from xtalforge.powder.sampler import InstrumentSampler, training_sample

@@ -75,8 +75,10 @@ class Instrument(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Instrument:
         if not 0 <= self.two_theta_min < self.two_theta_max <= 180:
-            raise ValueError(f"2θ grid {self.two_theta_min}–{self.two_theta_max}° must lie within "
-                             "0–180° and increase")
+            raise ValueError(
+                f"2θ grid {self.two_theta_min}–{self.two_theta_max}° must lie within "
+                "0–180° and increase"
+            )
         if self.two_theta_max >= 180:
             raise ValueError("2θ_max must be below 180°")
         # the Gaussian variance must stay positive over the whole grid
@@ -86,9 +88,11 @@ class Instrument(BaseModel):
             tan = math.tan(t)
             s2 = self.U * tan**2 + self.V * tan + self.W + self.Z / math.cos(t) ** 2
             if s2 <= 0:
-                raise ValueError(f"U={self.U}, V={self.V}, W={self.W}, Z={self.Z} give a negative "
-                                 "Gaussian variance (imaginary FWHM) at "
-                                 f"2θ = {2 * math.degrees(t):.2f}°")
+                raise ValueError(
+                    f"U={self.U}, V={self.V}, W={self.W}, Z={self.Z} give a negative "
+                    "Gaussian variance (imaginary FWHM) at "
+                    f"2θ = {2 * math.degrees(t):.2f}°"
+                )
         return self
 
     @classmethod

@@ -15,8 +15,14 @@ from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.powder.instrument import Instrument, PowderError
 from xtalforge.powder.profiles import fcj_nodes, pseudo_voigt, tch_parameters
 
-__all__ = ["PeakList", "lorentz_polarization", "peak_list", "simulate", "simulate_batch",
-           "simulate_mixture"]
+__all__ = [
+    "PeakList",
+    "lorentz_polarization",
+    "peak_list",
+    "simulate",
+    "simulate_batch",
+    "simulate_mixture",
+]
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,12 @@ def _d_min(instrument: Instrument) -> float:
     return lam / (2 * math.sin(math.radians(top / 2)))
 
 
-def peak_list(crystal: Crystal, instrument: Instrument | None = None,
-              f: np.ndarray | None = None, refl: Reflections | None = None) -> PeakList:
+def peak_list(
+    crystal: Crystal,
+    instrument: Instrument | None = None,
+    f: np.ndarray | None = None,
+    refl: Reflections | None = None,
+) -> PeakList:
     """All reflections up to the grid's 2θ_max (plus 1°) for every wavelength component.
 
     ``f`` (complex structure factors aligned with ``refl``) can be passed to reuse a batched
@@ -81,12 +91,14 @@ def peak_list(crystal: Crystal, instrument: Instrument | None = None,
     weight = np.concatenate([np.full(len(r[0]), r[3]) for r in rows])
     lp = lorentz_polarization(tt, instrument.monochromator_2theta)
     mult = refl.multiplicity[idx].astype(np.float64)
-    return PeakList(tt, refl.d[idx], refl.hkl[idx], mult, f2[idx], lp, weight,
-                    weight * mult * f2[idx] * lp, lam)
+    return PeakList(
+        tt, refl.d[idx], refl.hkl[idx], mult, f2[idx], lp, weight, weight * mult * f2[idx] * lp, lam
+    )
 
 
-def background(two_theta: np.ndarray, coefficients: Sequence[float], lo: float, hi: float
-               ) -> np.ndarray:
+def background(
+    two_theta: np.ndarray, coefficients: Sequence[float], lo: float, hi: float
+) -> np.ndarray:
     """Chebyshev background Σ c_i T_i(x) with x = 2θ mapped linearly from [lo, hi] to [−1, 1]."""
     if not len(coefficients):
         return np.zeros_like(two_theta)
@@ -94,10 +106,15 @@ def background(two_theta: np.ndarray, coefficients: Sequence[float], lo: float, 
     return np.polynomial.chebyshev.chebval(x, np.asarray(coefficients, dtype=np.float64))
 
 
-def simulate(crystal: Crystal | PeakList, instrument: Instrument | None = None,
-             noise: bool = False, seed: int | None = None,
-             f: np.ndarray | None = None, refl: Reflections | None = None,
-             exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def simulate(
+    crystal: Crystal | PeakList,
+    instrument: Instrument | None = None,
+    noise: bool = False,
+    seed: int | None = None,
+    f: np.ndarray | None = None,
+    refl: Reflections | None = None,
+    exact: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """A profiled powder pattern: returns (2θ grid in degrees, counts).
 
     counts = scale · Σ_peaks I_k · P(2θ − 2θ_k − zero) + background, where P is the TCH
@@ -131,8 +148,9 @@ def simulate(crystal: Crystal | PeakList, instrument: Instrument | None = None,
     return grid, y
 
 
-def _exact_profile(grid: np.ndarray, step: float, pos: np.ndarray, intensity: np.ndarray,
-                   ins: Instrument) -> np.ndarray:
+def _exact_profile(
+    grid: np.ndarray, step: float, pos: np.ndarray, intensity: np.ndarray, ins: Instrument
+) -> np.ndarray:
     """Every FCJ sub-peak of every peak evaluated directly (reference for the fast path)."""
     _, _, fwhm, eta = tch_parameters(pos, ins.U, ins.V, ins.W, ins.X, ins.Y, ins.Z)
     # sub-peaks closer than a quarter FWHM, so wide asymmetric tails are smooth (no comb)
@@ -143,13 +161,23 @@ def _exact_profile(grid: np.ndarray, step: float, pos: np.ndarray, intensity: np
     height = (intensity[:, None] * w).ravel()
     fw = np.repeat(fwhm, off.shape[1])
     et = np.repeat(eta, off.shape[1])
-    use = (height > 0) & (centre + ins.window_fwhm * fw >= grid[0]) & (
-        centre - ins.window_fwhm * fw <= grid[-1])
+    use = (
+        (height > 0)
+        & (centre + ins.window_fwhm * fw >= grid[0])
+        & (centre - ins.window_fwhm * fw <= grid[-1])
+    )
     return _accumulate(grid, step, centre[use], height[use], fw[use], et[use], ins.window_fwhm)
 
 
-def _accumulate(grid: np.ndarray, step: float, centre: np.ndarray, height: np.ndarray,
-                fwhm: np.ndarray, eta: np.ndarray, window: float) -> np.ndarray:
+def _accumulate(
+    grid: np.ndarray,
+    step: float,
+    centre: np.ndarray,
+    height: np.ndarray,
+    fwhm: np.ndarray,
+    eta: np.ndarray,
+    window: float,
+) -> np.ndarray:
     """Σ height · pV on the grid, each sub-peak within ±window·FWHM, grouped by window size so
     that narrow peaks do not pay for wide ones."""
     out = np.zeros(len(grid))
@@ -170,8 +198,9 @@ def _accumulate(grid: np.ndarray, step: float, centre: np.ndarray, height: np.nd
     return out
 
 
-def _convolve_blended(grid: np.ndarray, step: float, pos: np.ndarray, intensity: np.ndarray,
-                      ins: Instrument) -> np.ndarray:
+def _convolve_blended(
+    grid: np.ndarray, step: float, pos: np.ndarray, intensity: np.ndarray, ins: Instrument
+) -> np.ndarray:
     """Σ I_k P_k(2θ − 2θ_k) with P tabulated at nodes along 2θ and blended linearly (see
     :func:`simulate`)."""
     n_nodes = max(2, ins.n_kernels)
@@ -211,10 +240,13 @@ def _convolve_blended(grid: np.ndarray, step: float, pos: np.ndarray, intensity:
         h = (len(pv) - 1) // 2 + (len(fcj) - 1) // 2
         start = int(i0[sel].min())
         length = int(i0[sel].max()) - start + 2
-        sticks = np.bincount(np.concatenate([i0[sel] - start, i0[sel] + 1 - start]),
-                             weights=np.concatenate([intensity[sel] * share[sel] * (1 - a[sel]),
-                                                     intensity[sel] * share[sel] * a[sel]]),
-                             minlength=length)
+        sticks = np.bincount(
+            np.concatenate([i0[sel] - start, i0[sel] + 1 - start]),
+            weights=np.concatenate(
+                [intensity[sel] * share[sel] * (1 - a[sel]), intensity[sel] * share[sel] * a[sel]]
+            ),
+            minlength=length,
+        )
         n = length + 2 * h
         size = 1 << math.ceil(math.log2(n))
         spec = np.fft.rfft(sticks, size) * np.fft.rfft(pv, size)
@@ -228,8 +260,9 @@ def _convolve_blended(grid: np.ndarray, step: float, pos: np.ndarray, intensity:
     return out[idx] / fine
 
 
-def _node_kernel(off: np.ndarray, w: np.ndarray, fwhm: float, eta: float, half: int, reach: int,
-                 fine: float) -> tuple[np.ndarray, np.ndarray]:
+def _node_kernel(
+    off: np.ndarray, w: np.ndarray, fwhm: float, eta: float, half: int, reach: int, fine: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The profile at one node on the fine grid as two centred, odd-length factors to convolve:
     the pseudo-Voigt (× step, sums to ≈ 1) and the FCJ sub-peak weights split linearly onto
     the grid (sums to 1; ``[1.0]`` when there is no asymmetry)."""
@@ -241,13 +274,20 @@ def _node_kernel(off: np.ndarray, w: np.ndarray, fwhm: float, eta: float, half: 
     t = off / fine + reach
     k = np.floor(t).astype(np.int64)
     f = t - k
-    sticks = np.bincount(np.concatenate([k, k + 1]), weights=np.concatenate([w * (1 - f), w * f]),
-                         minlength=2 * reach + 2)[: 2 * reach + 1]
+    sticks = np.bincount(
+        np.concatenate([k, k + 1]),
+        weights=np.concatenate([w * (1 - f), w * f]),
+        minlength=2 * reach + 2,
+    )[: 2 * reach + 1]
     return pv, sticks
 
 
-def simulate_batch(crystals: Sequence[Crystal], instruments: Sequence[Instrument] | Instrument,
-                   noise: bool = False, seed: int = 0) -> np.ndarray:
+def simulate_batch(
+    crystals: Sequence[Crystal],
+    instruments: Sequence[Instrument] | Instrument,
+    noise: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
     """Patterns of many crystals (structure factors computed in one batch): (n, n_points)."""
     if isinstance(instruments, Instrument):
         instruments = [instruments] * len(crystals)
@@ -268,9 +308,13 @@ def cell_mass(crystal: Crystal) -> float:
     return float(sum(n * gemmi.Element(el).weight for el, n in crystal.composition().items()))
 
 
-def simulate_mixture(crystals: Sequence[Crystal], weight_fractions: Sequence[float],
-                     instrument: Instrument | None = None, noise: bool = False,
-                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def simulate_mixture(
+    crystals: Sequence[Crystal],
+    weight_fractions: Sequence[float],
+    instrument: Instrument | None = None,
+    noise: bool = False,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pattern of a multiphase mixture with the given weight fractions (normalised to 1).
 
     Each phase's diffraction part is scaled by w_i / (M_i V_i), with M_i the mass of its cell

@@ -15,8 +15,9 @@ __all__ = ["fcj_nodes", "pseudo_voigt", "tch_parameters"]
 _LN2 = math.log(2.0)
 
 
-def tch_parameters(two_theta: np.ndarray, U: float, V: float, W: float, X: float, Y: float,
-                   Z: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def tch_parameters(
+    two_theta: np.ndarray, U: float, V: float, W: float, X: float, Y: float, Z: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """TCH profile at peak positions 2θ (degrees): (FWHM_G, FWHM_L, FWHM, η), widths in degrees.
 
     FWHM_G = √(8 ln2 σ²)/100 with σ² = U tan²θ + V tanθ + W + Z/cos²θ (centidegrees²);
@@ -28,14 +29,21 @@ def tch_parameters(two_theta: np.ndarray, U: float, V: float, W: float, X: float
     sig2 = U * tan**2 + V * tan + W + Z / cos**2
     if (sig2 <= 0).any():
         bad = float(np.asarray(two_theta)[np.argmin(sig2)])
-        raise PowderError(f"U, V, W, Z give a negative Gaussian variance at 2θ = {bad:.2f}° "
-                          "(imaginary FWHM)")
+        raise PowderError(
+            f"U, V, W, Z give a negative Gaussian variance at 2θ = {bad:.2f}° (imaginary FWHM)"
+        )
     g = np.sqrt(8 * _LN2 * sig2) / 100.0
     lo = (X / cos + Y * tan) / 100.0
     if (lo < 0).any():
         raise PowderError("X, Y give a negative Lorentzian FWHM")
-    fwhm = (g**5 + 2.69269 * g**4 * lo + 2.42843 * g**3 * lo**2 + 4.47163 * g**2 * lo**3
-            + 0.07842 * g * lo**4 + lo**5) ** 0.2
+    fwhm = (
+        g**5
+        + 2.69269 * g**4 * lo
+        + 2.42843 * g**3 * lo**2
+        + 4.47163 * g**2 * lo**3
+        + 0.07842 * g * lo**4
+        + lo**5
+    ) ** 0.2
     q = lo / fwhm
     eta = np.clip(1.36603 * q - 0.47719 * q**2 + 0.11116 * q**3, 0.0, 1.0)
     return g, lo, fwhm, eta
@@ -55,8 +63,9 @@ def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(n)
 
 
-def fcj_nodes(two_theta: np.ndarray, shl: float, hl: float, n: int = 6
-              ) -> tuple[np.ndarray, np.ndarray]:
+def fcj_nodes(
+    two_theta: np.ndarray, shl: float, hl: float, n: int = 6
+) -> tuple[np.ndarray, np.ndarray]:
     """Axial-divergence sub-peaks of Finger, Cox & Jephcoat (1994) for peaks at 2θ (degrees).
 
     The observed profile is Σ_k w_k P(2θ − 2φ_k) with the symmetric profile P; returns offsets

@@ -42,8 +42,19 @@ class InstrumentSampler(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> InstrumentSampler:
-        for name in ("U", "V", "W", "X", "Y", "shl", "hl", "zero", "scale", "background_level",
-                     "background_order"):
+        for name in (
+            "U",
+            "V",
+            "W",
+            "X",
+            "Y",
+            "shl",
+            "hl",
+            "zero",
+            "scale",
+            "background_level",
+            "background_order",
+        ):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: lower bound {lo} exceeds upper bound {hi}")
@@ -52,8 +63,10 @@ class InstrumentSampler(BaseModel):
     def sample(self, seed: int) -> Instrument:
         """A random instrument; the same seed always gives the same one."""
         rng = np.random.default_rng(seed)
-        vals = {k: float(rng.uniform(*getattr(self, k))) for k in
-                ("U", "V", "W", "X", "Y", "shl", "hl", "zero", "scale")}
+        vals = {
+            k: float(rng.uniform(*getattr(self, k)))
+            for k in ("U", "V", "W", "X", "Y", "shl", "hl", "zero", "scale")
+        }
         order = int(rng.integers(self.background_order[0], self.background_order[1] + 1))
         coef = rng.normal(size=order + 1) / (1 + np.arange(order + 1))
         x = np.linspace(-1, 1, 256)
@@ -63,13 +76,20 @@ class InstrumentSampler(BaseModel):
         coef = coef * ((hi - lo) / span if span > 0 else 0.0)
         coef[0] += lo - (shape.min() * ((hi - lo) / span if span > 0 else 0.0))
         vals["W"] = max(vals["W"], 1e-6 - min(0.0, vals["V"]))  # keep σ² > 0 at low angle
-        return Instrument(wavelengths=self.wavelengths, background=coef.tolist(), normalize=True,
-                          two_theta_min=self.two_theta_min, two_theta_max=self.two_theta_max,
-                          n_points=self.n_points, **vals)
+        return Instrument(
+            wavelengths=self.wavelengths,
+            background=coef.tolist(),
+            normalize=True,
+            two_theta_min=self.two_theta_min,
+            two_theta_max=self.two_theta_max,
+            n_points=self.n_points,
+            **vals,
+        )
 
 
-def training_sample(crystal: Crystal, sampler: InstrumentSampler, seed: int,
-                    noise: bool = True) -> dict:
+def training_sample(
+    crystal: Crystal, sampler: InstrumentSampler, seed: int, noise: bool = True
+) -> dict:
     """One training example: a fixed-length float32 pattern (``n_points``) with the instrument
     that made it, as plain values ready to store in a dataset row."""
     from xtalforge.powder.pattern import simulate

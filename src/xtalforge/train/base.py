@@ -35,13 +35,16 @@ class TaskModule(L.LightningModule):
                 self.log(f"{stage}/{k}", float(v / s["n"]), prog_bar=k in prog_bar)
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.hparams.optim,
-                                    self.hparams.max_epochs)
+        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.max_epochs)
 
 
-def headline(name: str, value: float, better: str, baseline: float, baseline_name: str
-             ) -> dict[str, Any]:
+def headline(
+    name: str, value: float, better: str, baseline: float, baseline_name: str
+) -> dict[str, Any]:
     """The keys every evaluation starts with: ``metric`` {name, value, better}, ``baseline``
     (the trivial baseline's value of the same metric on the same structures) and its name."""
-    return {"metric": {"name": name, "value": float(value), "better": better},
-            "baseline": float(baseline), "baseline_name": baseline_name}
+    return {
+        "metric": {"name": name, "value": float(value), "better": better},
+        "baseline": float(baseline),
+        "baseline_name": baseline_name,
+    }

@@ -32,14 +32,14 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    path: str | None = None          # an existing dataset folder
-    spec: str | dict | None = None   # or a dataset spec (preset, YAML, mapping) built into cache
+    path: str | None = None  # an existing dataset folder
+    spec: str | dict | None = None  # or a dataset spec (preset, YAML, mapping) built into cache
     generator: str | dict | None = None  # or structures generated on the fly (preset/YAML/map)
     train_length: int = Field(4096, ge=1)  # on the fly: structures per training epoch
-    val_length: int = Field(256, ge=1)     # on the fly: fixed validation structures
-    test_length: int = Field(256, ge=1)    # on the fly: fixed test structures (evaluate)
-    cache_dir: str = "datasets"      # where specs are built: <cache_dir>/<name>-<spec hash>
-    workers: int = Field(1, ge=1)    # processes used to build the spec's dataset
+    val_length: int = Field(256, ge=1)  # on the fly: fixed validation structures
+    test_length: int = Field(256, ge=1)  # on the fly: fixed test structures (evaluate)
+    cache_dir: str = "datasets"  # where specs are built: <cache_dir>/<name>-<spec hash>
+    workers: int = Field(1, ge=1)  # processes used to build the spec's dataset
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(0, ge=0)
     # list-mode models on a dataset folder: training batches of similar length, sorted within
@@ -49,8 +49,10 @@ class DataConfig(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if sum(v is not None for v in (self.path, self.spec, self.generator)) != 1:
-            raise ValueError("give exactly one of data.path (a dataset folder), data.spec (a "
-                             "dataset spec) or data.generator (structures made on the fly)")
+            raise ValueError(
+                "give exactly one of data.path (a dataset folder), data.spec (a "
+                "dataset spec) or data.generator (structures made on the fly)"
+            )
         return self
 
 
@@ -60,8 +62,10 @@ Shape = tuple[int, int, int]
 #: The models each task can train.
 TASK_MODELS: dict[str, tuple[str, ...]] = {
     "resolution": ("unet3d", "fft_unet", "xrd_transformer"),
-    "patterson_sr": ("patterson_unet",), "patterson_density": ("density_unet",),
-    "phase": ("phai",)}
+    "patterson_sr": ("patterson_unet",),
+    "patterson_density": ("density_unet",),
+    "phase": ("phai",),
+}
 
 
 class TaskConfig(_Strict):
@@ -73,7 +77,7 @@ class TaskConfig(_Strict):
     ``inference_cycles`` × ``inference_starts`` at evaluation)."""
 
     name: TaskName = "resolution"
-    d_low: float = Field(1.2, gt=0)   # Å: known reflections have d ≥ d_low
+    d_low: float = Field(1.2, gt=0)  # Å: known reflections have d ≥ d_low
     d_high: float = Field(0.8, gt=0)  # Å: targets have d_high ≤ d < d_low
     normalization: Literal["max", "e", "wilson"] = "max"
     low_shape: Shape = (12, 12, 12)
@@ -92,8 +96,9 @@ class TaskConfig(_Strict):
         if self.name in ("resolution", "patterson_sr") and not self.d_low > self.d_high:
             raise ValueError(f"d_low ({self.d_low} Å) must exceed d_high ({self.d_high} Å)")
         if self.loss != "mse" and self.name != "resolution":
-            raise ValueError(f"loss {self.loss!r} is for the resolution task; task "
-                             f"{self.name} has its own loss")
+            raise ValueError(
+                f"loss {self.loss!r} is for the resolution task; task {self.name} has its own loss"
+            )
         for shape in (self.low_shape, self.high_shape):
             if min(shape) < 4 or max(shape) > 128:
                 raise ValueError(f"map shape {shape} must have 4–128 points per axis")
@@ -101,8 +106,9 @@ class TaskConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: Literal["unet3d", "fft_unet", "xrd_transformer", "patterson_unet", "density_unet",
-                  "phai"] = "unet3d"
+    name: Literal[
+        "unet3d", "fft_unet", "xrd_transformer", "patterson_unet", "density_unet", "phai"
+    ] = "unet3d"
     size: Literal["small", "thesis"] = "small"
     params: dict[str, Any] = {}
 
@@ -112,15 +118,15 @@ class OptimConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     scheduler: Literal["plateau", "cosine", "none"] = "plateau"
-    factor: float = Field(0.1, gt=0, lt=1)      # ReduceLROnPlateau
-    patience: int = Field(5, ge=0)              # ReduceLROnPlateau, epochs
+    factor: float = Field(0.1, gt=0, lt=1)  # ReduceLROnPlateau
+    patience: int = Field(5, ge=0)  # ReduceLROnPlateau, epochs
     min_lr: float = Field(0.0, ge=0)
-    warmup_epochs: int = Field(0, ge=0)         # linear warm-up before cosine
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up before cosine
 
 
 class TrainerConfig(_Strict):
     max_epochs: int = Field(10, ge=1)
-    max_time: str | None = None                 # "DD:HH:MM:SS", stops cleanly
+    max_time: str | None = None  # "DD:HH:MM:SS", stops cleanly
     accelerator: str = "cpu"
     devices: int | str = 1
     precision: str = "32-true"
@@ -135,9 +141,9 @@ class RunConfig(_Strict):
     name: str = "run"
     seed: int = 0
     output_dir: str = "runs"
-    init_from: str | None = None     # checkpoint whose weights start this run (fine-tuning)
-    loss_on_known: bool = False      # also penalise the known reflections (the thesis did)
-    n_shells: int = Field(5, ge=1)   # resolution shells for R per shell
+    init_from: str | None = None  # checkpoint whose weights start this run (fine-tuning)
+    loss_on_known: bool = False  # also penalise the known reflections (the thesis did)
+    n_shells: int = Field(5, ge=1)  # resolution shells for R per shell
     data: DataConfig
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
@@ -148,11 +154,13 @@ class RunConfig(_Strict):
     def _fits(self) -> RunConfig:
         allowed = TASK_MODELS[self.task.name]
         if self.model.name not in allowed:
-            raise ValueError(f"task {self.task.name} trains {' or '.join(allowed)}, not model "
-                             f"{self.model.name}")
+            raise ValueError(
+                f"task {self.task.name} trains {' or '.join(allowed)}, not model {self.model.name}"
+            )
         if self.task.name in ("patterson_density", "phase") and self.data.generator is None:
-            raise ValueError(f"task {self.task.name} trains on structures made on the fly: "
-                             "give data.generator")
+            raise ValueError(
+                f"task {self.task.name} trains on structures made on the fly: give data.generator"
+            )
         if self.task.name == "resolution" and self.data.generator is not None:
             raise ValueError("task resolution reads a dataset: give data.path or data.spec")
         return self
@@ -193,8 +201,12 @@ def load_run_config(source: str | Path | dict, overrides: list[str] | None = Non
     if path is not None and isinstance(data.get("data"), dict):
         for key in ("path", "spec", "generator"):
             value = data["data"].get(key)
-            if isinstance(value, str) and not Path(value).is_absolute() and \
-                    (path.parent / value).exists() and (key == "path" or value.endswith(".yaml")):
+            if (
+                isinstance(value, str)
+                and not Path(value).is_absolute()
+                and (path.parent / value).exists()
+                and (key == "path" or value.endswith(".yaml"))
+            ):
                 data["data"][key] = str(path.parent / value)
     try:
         return RunConfig(**data)

@@ -46,8 +46,15 @@ def centre_fragment(crystal: Crystal) -> Crystal:
         j = int(np.argmin(np.linalg.norm(diff @ orth.T, axis=1)))
         frac[i] = frac[j] + diff[j]
     frac += 0.5 - frac.mean(axis=0)
-    return Crystal(crystal.cell, crystal.spacegroup, crystal.z, frac, crystal.u_iso,
-                   crystal.occ, metadata=crystal.metadata)
+    return Crystal(
+        crystal.cell,
+        crystal.spacegroup,
+        crystal.z,
+        frac,
+        crystal.u_iso,
+        crystal.occ,
+        metadata=crystal.metadata,
+    )
 
 
 def to_pm1(m: np.ndarray) -> np.ndarray:
@@ -56,15 +63,15 @@ def to_pm1(m: np.ndarray) -> np.ndarray:
     return (2 * (m - lo) / (hi - lo) - 1) if hi > lo else np.zeros_like(m)
 
 
-def map_pair(crystal: Crystal, d_high: float, shape: tuple[int, int, int]
-             ) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray]:
+def map_pair(
+    crystal: Crystal, d_high: float, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray]:
     """(Patterson map, density map — both [−1, 1] on ``shape`` —, reflections, F) of the
     centred fragment to ``d_high`` Å."""
     from xtalforge.train.task_data import crystal_data
 
     if crystal.spacegroup.number != 1:
-        raise XtalforgeError(f"patterson_density works in P1 boxes, got "
-                             f"{crystal.spacegroup.xhm()}")
+        raise XtalforgeError(f"patterson_density works in P1 boxes, got {crystal.spacegroup.xhm()}")
     c = centre_fragment(crystal)
     refl, f = crystal_data(c, d_high)
     check_grid(refl, shape, "density")
@@ -84,8 +91,9 @@ def other_hand(m: torch.Tensor) -> torch.Tensor:
     return torch.roll(torch.flip(m, dims), shifts=(1, 1, 1), dims=dims)
 
 
-def hand_loss(pred: torch.Tensor, true: torch.Tensor, w: float
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def hand_loss(
+    pred: torch.Tensor, true: torch.Tensor, w: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-structure loss MSE + w (1 − CC) against the better hand of ``true``: (loss (B,),
     True where the inverted hand was better)."""
     losses = []
@@ -102,12 +110,17 @@ class PattersonDensity(TaskModule):
 
     MONITOR = "val/loss"
 
-    def __init__(self, model: dict[str, Any], task: dict[str, Any], optim: dict[str, Any],
-                 max_epochs: int = 10, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: dict[str, Any],
+        task: dict[str, Any],
+        optim: dict[str, Any],
+        max_epochs: int = 10,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = build_model(model["name"], model.get("size", "small"),
-                               **model.get("params", {}))
+        self.net = build_model(model["name"], model.get("size", "small"), **model.get("params", {}))
         self.task = task
 
     def forward(self, patterson: torch.Tensor) -> torch.Tensor:
@@ -133,10 +146,14 @@ class PattersonDensity(TaskModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         pred, true = self(batch["input"]), batch["target"]
-        self.add_sums({"loss": hand_loss(pred, true, self.task["pearson_weight"])[0].sum(),
-                       "cc": self._cc(pred, true).sum(),
-                       "cc_baseline": self._cc(self.baseline(batch["input"]), true).sum()},
-                      len(true))
+        self.add_sums(
+            {
+                "loss": hand_loss(pred, true, self.task["pearson_weight"])[0].sum(),
+                "cc": self._cc(pred, true).sum(),
+                "cc_baseline": self._cc(self.baseline(batch["input"]), true).sum(),
+            },
+            len(true),
+        )
 
     def on_validation_epoch_end(self) -> None:
         self.log_means("val", ("cc", "cc_baseline"))
@@ -145,31 +162,41 @@ class PattersonDensity(TaskModule):
 def map_phases(rho: np.ndarray, hkl: np.ndarray) -> np.ndarray:
     """Phases (radians) of the Fourier coefficients of a map ρ(i/n) at Miller indices ``hkl``,
     in the convention ρ(x) = (1/V) Σ F(h) exp(−2πi h·x)."""
-    spec = np.fft.ifftn(np.asarray(rho, np.float64))   # Σ ρ exp(+2πi h·x) / N
+    spec = np.fft.ifftn(np.asarray(rho, np.float64))  # Σ ρ exp(+2πi h·x) / N
     return np.angle(spec[tuple(hkl[:, i] % rho.shape[i] for i in range(3))])
 
 
 # -- building and evaluating ---------------------------------------------------------------------
 
+
 def _data_info(cfg: Any) -> dict[str, Any]:
-    return {"generator": cfg.data.generator, "test_length": cfg.data.test_length,
-            "seed": cfg.seed}
+    return {"generator": cfg.data.generator, "test_length": cfg.data.test_length, "seed": cfg.seed}
 
 
 def make_module(cfg: Any, data_root: Path | None) -> PattersonDensity:
-    return PattersonDensity(cfg.model.model_dump(), cfg.task.model_dump(), cfg.optim.model_dump(),
-                            cfg.trainer.max_epochs, _data_info(cfg))
+    return PattersonDensity(
+        cfg.model.model_dump(),
+        cfg.task.model_dump(),
+        cfg.optim.model_dump(),
+        cfg.trainer.max_epochs,
+        _data_info(cfg),
+    )
 
 
 def make_datamodule(cfg: Any, data_root: Path | None) -> Any:
     from xtalforge.train.task_data import generated_datamodule
 
-    return generated_datamodule(cfg, functools.partial(item_from_crystal,
-                                                       task=cfg.task.model_dump()))
+    return generated_datamodule(
+        cfg, functools.partial(item_from_crystal, task=cfg.task.model_dump())
+    )
 
 
-def evaluate(module: PattersonDensity, data: Path | None, split: str | None = "test",
-             limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate(
+    module: PattersonDensity,
+    data: Path | None,
+    split: str | None = "test",
+    limit: int | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Map CC (better hand) beside the shifted-Patterson baseline, phase error per shell and
     the solved fraction on the run's test fragments (or P1 CIFs in ``data``)."""
     from xtalforge.phasing.score import score_phases
@@ -202,23 +229,39 @@ def evaluate(module: PattersonDensity, data: Path | None, split: str | None = "t
             err_num[i] += float((amp * dphi)[sh].sum())
             err_den[i] += float(amp[sh].sum())
         score = score_phases(refl, amp, np.angle(f), phi, p1=True)
-        rows.append({"id": name, "cc": max(cc_same, cc_inv), "cc_baseline": cc_base,
-                     "phase_cc": score.cc, "phase_error": score.phase_error,
-                     "solved": score.solved})
+        rows.append(
+            {
+                "id": name,
+                "cc": max(cc_same, cc_inv),
+                "cc_baseline": cc_base,
+                "phase_cc": score.cc,
+                "phase_error": score.phase_error,
+                "solved": score.solved,
+            }
+        )
     if not rows:
         raise XtalforgeError("no structures to evaluate")
     summary = {
-        **headline("map_cc", np.mean([r["cc"] for r in rows]), "higher",
-                   np.mean([r["cc_baseline"] for r in rows]),
-                   "Patterson map shifted by half a cell"),
+        **headline(
+            "map_cc",
+            np.mean([r["cc"] for r in rows]),
+            "higher",
+            np.mean([r["cc_baseline"] for r in rows]),
+            "Patterson map shifted by half a cell",
+        ),
         "solved_fraction": float(np.mean([r["solved"] for r in rows])),
         "median_phase_error": float(np.median([r["phase_error"] for r in rows])),
-        "phase_error_shells": [{"d_upper": float(u), "d_lower": float(lo),
-                                "phase_error": float(np.degrees(n / d)) if d else float("nan")}
-                               for (u, lo), n, d in zip(itertools.pairwise(edges), err_num,
-                                                        err_den, strict=True)],
+        "phase_error_shells": [
+            {
+                "d_upper": float(u),
+                "d_lower": float(lo),
+                "phase_error": float(np.degrees(n / d)) if d else float("nan"),
+            }
+            for (u, lo), n, d in zip(itertools.pairwise(edges), err_num, err_den, strict=True)
+        ],
         "units": "maps scaled to [−1, 1]; CC with the better hand; phase errors in degrees, "
-                 "amplitude-weighted; solved = phase CC ≥ 0.8 at any origin"}
+        "amplitude-weighted; solved = phase CC ≥ 0.8 at any origin",
+    }
     return summary, rows
 
 
@@ -232,8 +275,10 @@ def density_solution(module: PattersonDensity, data: Any) -> Any:
 
     t0 = time.perf_counter()
     if data.refl.spacegroup.number != 1:
-        raise XtalforgeError(f"{data.source}: the Patterson → density model works in P1, got "
-                             f"{data.refl.spacegroup.xhm()}")
+        raise XtalforgeError(
+            f"{data.source}: the Patterson → density model works in P1, got "
+            f"{data.refl.spacegroup.xhm()}"
+        )
     d_high, shape = module.task["d_high"], tuple(module.task["high_shape"])
     keep = data.refl.d >= d_high * (1 - 1e-9)
     refl = data.refl.subset(keep)

@@ -32,26 +32,34 @@ def training_domain(cfg: Any, data_root: Path | None) -> dict[str, Any]:
 
         m = read_manifest(data_root)
         edges = m.get("max_edges") or []
-        return {"spacegroups": sorted(m.get("spacegroups") or {}),
-                "max_edge": float(max(edges)) if edges else None,
-                "source": str(m.get("name") or data_root)}
+        return {
+            "spacegroups": sorted(m.get("spacegroups") or {}),
+            "max_edge": float(max(edges)) if edges else None,
+            "source": str(m.get("name") or data_root),
+        }
     from xtalforge.generate.config import load_config
 
     gen = load_config(cfg.data.generator)
-    return {"spacegroups": sorted(gen.spacegroups), "max_edge": float(gen.cell.a_max),
-            "source": f"generator {gen.name}"}
+    return {
+        "spacegroups": sorted(gen.spacegroups),
+        "max_edge": float(gen.cell.a_max),
+        "source": f"generator {gen.name}",
+    }
 
 
-def merge_domains(first: dict[str, Any] | None, second: dict[str, Any] | None
-                  ) -> dict[str, Any] | None:
+def merge_domains(
+    first: dict[str, Any] | None, second: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """The union of two domains (a fine-tuned model has seen both its base's data and its own);
     None stays unknown."""
     if not first or not second:
         return None
     edges = [e for e in (first.get("max_edge"), second.get("max_edge")) if e is not None]
-    return {"spacegroups": sorted(set(first["spacegroups"]) | set(second["spacegroups"])),
-            "max_edge": max(edges) if edges else None,
-            "source": f"{first.get('source')} + {second.get('source')}"}
+    return {
+        "spacegroups": sorted(set(first["spacegroups"]) | set(second["spacegroups"])),
+        "max_edge": max(edges) if edges else None,
+        "source": f"{first.get('source')} + {second.get('source')}",
+    }
 
 
 def _numbers(symbols: Iterable[str]) -> set[int]:
@@ -64,8 +72,12 @@ def _numbers(symbols: Iterable[str]) -> set[int]:
     return out
 
 
-def domain_warnings(domain: dict[str, Any] | None, spacegroups: Iterable[gemmi.SpaceGroup | str],
-                    max_edge: float | None, what: str) -> list[str]:
+def domain_warnings(
+    domain: dict[str, Any] | None,
+    spacegroups: Iterable[gemmi.SpaceGroup | str],
+    max_edge: float | None,
+    what: str,
+) -> list[str]:
     """Warnings when data (``what``: a file or dataset name) lie outside a model's training
     domain: a space group (compared by IT number, so another setting of a trained group is
     in) that the model never saw, or a cell edge longer than any it saw (Å). Empty for an
@@ -75,18 +87,22 @@ def domain_warnings(domain: dict[str, Any] | None, spacegroups: Iterable[gemmi.S
     trained = _numbers(domain["spacegroups"])
     groups = {sg.xhm(): sg.number for sg in map(resolve_space_group, spacegroups)}
     outside = sorted(x for x, n in groups.items() if n not in trained)
-    shown = ", ".join(domain["spacegroups"][:6]) + (" …" if len(domain["spacegroups"]) > 6
-                                                    else "")
+    shown = ", ".join(domain["spacegroups"][:6]) + (" …" if len(domain["spacegroups"]) > 6 else "")
     notes = []
     if outside:
-        some = ", ".join(outside[:6]) + (f" and {len(outside) - 6} more" if len(outside) > 6
-                                         else "")
+        some = ", ".join(outside[:6]) + (
+            f" and {len(outside) - 6} more" if len(outside) > 6 else ""
+        )
         these = f"space group {some} is" if len(outside) == 1 else f"space groups {some} are"
-        notes.append(f"{what}: {these} outside the model's training set ({shown}); its "
-                     "predictions there are an extrapolation")
+        notes.append(
+            f"{what}: {these} outside the model's training set ({shown}); its "
+            "predictions there are an extrapolation"
+        )
     limit = domain.get("max_edge")
     if limit and max_edge is not None and max_edge > EDGE_SLACK * limit:
-        notes.append(f"{what}: a cell edge of {max_edge:.1f} Å is longer than any the model "
-                     f"was trained on ({limit:.1f} Å); its predictions there are an "
-                     "extrapolation")
+        notes.append(
+            f"{what}: a cell edge of {max_edge:.1f} Å is longer than any the model "
+            f"was trained on ({limit:.1f} Å); its predictions there are an "
+            "extrapolation"
+        )
     return notes

@@ -20,8 +20,17 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mse", "r_factor", "r_factor_per_sample", "r_per_shell", "relative_mse", "relative_se",
-           "shell_edges", "shell_masks", "ssim3d"]
+__all__ = [
+    "mse",
+    "r_factor",
+    "r_factor_per_sample",
+    "r_per_shell",
+    "relative_mse",
+    "relative_se",
+    "shell_edges",
+    "shell_masks",
+    "ssim3d",
+]
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -34,8 +43,7 @@ def r_factor(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torc
     return ((pred - true).abs() * m).sum() / (true.abs() * m).sum()
 
 
-def r_factor_per_sample(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor
-                        ) -> torch.Tensor:
+def r_factor_per_sample(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """R of each structure in the batch: (B,)."""
     m = _flat(mask).to(pred.dtype)
     return (_flat(pred - true).abs() * m).sum(1) / (_flat(true).abs() * m).sum(1)
@@ -54,8 +62,9 @@ def relative_mse(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> 
     return ratio.sum() / ok.sum().clamp_min(1)
 
 
-def relative_se(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def relative_se(
+    pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per structure: Σ(pred − true)² / Σ true² over ``mask`` (0 where Σ true² = 0) and
     whether Σ true² > 0 there, both (B,)."""
     m, t = _flat(mask.to(pred.dtype)), _flat(true)
@@ -71,8 +80,9 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> torch.Tenso
     return g / g.sum()
 
 
-def ssim3d(pred: torch.Tensor, true: torch.Tensor, window: int = 7, sigma: float = 1.5
-           ) -> torch.Tensor:
+def ssim3d(
+    pred: torch.Tensor, true: torch.Tensor, window: int = 7, sigma: float = 1.5
+) -> torch.Tensor:
     """Mean 3D SSIM of (B, 1, H, K, L) grids, per structure: (B,).
 
     Gaussian-weighted local statistics ('valid' windows, size shrunk to the smallest grid edge),
@@ -95,7 +105,8 @@ def ssim3d(pred: torch.Tensor, true: torch.Tensor, window: int = 7, sigma: float
     var_t = blur(true * true) - mu_t**2
     cov = blur(pred * true) - mu_p * mu_t
     s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / (
-        (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+        (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)
+    )
     return _flat(s).mean(1)
 
 
@@ -105,17 +116,21 @@ def shell_edges(d_high: float, d_low: float, n_shells: int) -> list[float]:
     return [1 / math.cbrt(lo + (hi - lo) * i / n_shells) for i in range(n_shells + 1)]
 
 
-def shell_masks(mask: torch.Tensor, d: torch.Tensor, edges: list[float]
-                ) -> Iterator[tuple[float, float, torch.Tensor]]:
+def shell_masks(
+    mask: torch.Tensor, d: torch.Tensor, edges: list[float]
+) -> Iterator[tuple[float, float, torch.Tensor]]:
     """(d_upper, d_lower, ``mask`` restricted to d_lower ≤ d < d_upper) for the shells between
     consecutive ``edges`` (Å, descending), edges compared with a relative tolerance of 1e-6."""
     for upper, lower in itertools.pairwise(edges):
         yield upper, lower, mask & (d >= lower * (1 - 1e-6)) & (d < upper * (1 - 1e-6))
 
 
-def r_per_shell(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor, d: torch.Tensor,
-                edges: list[float]) -> list[tuple[float, float, float]]:
+def r_per_shell(
+    pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor, d: torch.Tensor, edges: list[float]
+) -> list[tuple[float, float, float]]:
     """[(d_upper, d_lower, R)] for shells d_lower ≤ d < d_upper (Å) between consecutive
     ``edges`` (descending), over ``mask``."""
-    return [(upper, lower, float(r_factor(pred, true, shell)))
-            for upper, lower, shell in shell_masks(mask, d, edges)]
+    return [
+        (upper, lower, float(r_factor(pred, true, shell)))
+        for upper, lower, shell in shell_masks(mask, d, edges)
+    ]

@@ -63,16 +63,22 @@ class ResolutionExtension(L.LightningModule):
     held, so that ``predict`` and ``evaluate`` can warn about data outside it.
     """
 
-    def __init__(self, model: dict[str, Any], task: dict[str, Any], optim: dict[str, Any],
-                 loss_on_known: bool = False, n_shells: int = 5, max_epochs: int = 10,
-                 training_domain: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: dict[str, Any],
+        task: dict[str, Any],
+        optim: dict[str, Any],
+        loss_on_known: bool = False,
+        n_shells: int = 5,
+        max_epochs: int = 10,
+        training_domain: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         params = dict(model.get("params", {}))
         self.net = build_model(model["name"], model.get("size", "small"), **params)
         self.input_mode: str = self.net.input_mode
-        self.task = Task(**{k: task[k] for k in ('d_low', 'd_high', 'normalization')
-                            if k in task})
+        self.task = Task(**{k: task[k] for k in ("d_low", "d_high", "normalization") if k in task})
         self.edges = shell_edges(self.task.d_high, self.task.d_low, n_shells)
         self.loss_name: str = task.get("loss", "mse")
         self._sums: dict[str, torch.Tensor] = {}
@@ -82,8 +88,13 @@ class ResolutionExtension(L.LightningModule):
         """The network's output before composition (same shape as the truth)."""
         if self.input_mode == "grid":
             return self.net(grid_channels(batch, self.task.d_high))
-        return self.net(batch["hkl"], batch["value"] * batch["known"], batch["known"],
-                        batch["d"], batch["pad_mask"])
+        return self.net(
+            batch["hkl"],
+            batch["value"] * batch["known"],
+            batch["known"],
+            batch["d"],
+            batch["pad_mask"],
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return compose(self.raw(batch), batch)
@@ -99,8 +110,9 @@ class ResolutionExtension(L.LightningModule):
         target, known = self._masks(batch)
         return target | known if self.hparams.loss_on_known else target
 
-    def _loss_sums(self, raw: torch.Tensor, batch: dict[str, torch.Tensor]
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_sums(
+        self, raw: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(numerator, denominator) of the loss: squared errors over reflections (``mse``) or
         relative squared errors over structures (``relative_mse``), so that epoch sums pool
         batches the way the loss pools reflections."""
@@ -139,9 +151,12 @@ class ResolutionExtension(L.LightningModule):
         pred, true = pred_n * batch["scale"], true_n * batch["scale"]
         loss_num, loss_den = self._loss_sums(raw, batch)
         sums = {
-            "loss_num": loss_num, "loss_den": loss_den,
-            "mse_num": ((pred_n - true_n) ** 2 * tf).sum(), "mse_den": tf.sum(),
-            "R_num": ((pred - true).abs() * tf).sum(), "R_den": (true.abs() * tf).sum(),
+            "loss_num": loss_num,
+            "loss_den": loss_den,
+            "mse_num": ((pred_n - true_n) ** 2 * tf).sum(),
+            "mse_den": tf.sum(),
+            "R_num": ((pred - true).abs() * tf).sum(),
+            "R_den": (true.abs() * tf).sum(),
             "Rall_num": ((pred - true).abs() * (tf + kf)).sum(),
             "Rall_den": (true.abs() * (tf + kf)).sum(),
             "Rw_num": ((batch["wilson"] * batch["scale"] - true).abs() * tf).sum(),
@@ -161,9 +176,13 @@ class ResolutionExtension(L.LightningModule):
         self._sums = {}
         if not s:
             return {}
-        out = {"loss": s["loss_num"] / s["loss_den"], "mse": s["mse_num"] / s["mse_den"],
-               "R_target": s["R_num"] / s["R_den"], "R_all": s["Rall_num"] / s["Rall_den"],
-               "R_wilson": s["Rw_num"] / s["R_den"]}
+        out = {
+            "loss": s["loss_num"] / s["loss_den"],
+            "mse": s["mse_num"] / s["mse_den"],
+            "R_target": s["R_num"] / s["R_den"],
+            "R_all": s["Rall_num"] / s["Rall_den"],
+            "R_wilson": s["Rw_num"] / s["R_den"],
+        }
         if "ssim" in s:
             out["ssim"] = s["ssim"] / s["n"]
         for i, (upper, lower) in enumerate(itertools.pairwise(self.edges)):
@@ -187,8 +206,7 @@ class ResolutionExtension(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.hparams.optim,
-                                    self.hparams.max_epochs)
+        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.max_epochs)
 
 
 def per_structure(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -201,7 +219,9 @@ def per_structure(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[st
         target, known = target & batch["pad_mask"], known & batch["pad_mask"]
     m = target.reshape(len(true), -1).to(true.dtype)
     sq = ((pred - true) ** 2).reshape(len(true), -1)
-    return {"R_target": r_factor_per_sample(pred * sc, true * sc, target),
-            "R_all": r_factor_per_sample(pred * sc, true * sc, target | known),
-            "R_wilson": r_factor_per_sample(batch["wilson"] * sc, true * sc, target),
-            "mse": (sq * m).sum(1) / m.sum(1).clamp_min(1)}
+    return {
+        "R_target": r_factor_per_sample(pred * sc, true * sc, target),
+        "R_all": r_factor_per_sample(pred * sc, true * sc, target | known),
+        "R_wilson": r_factor_per_sample(batch["wilson"] * sc, true * sc, target),
+        "mse": (sq * m).sum(1) / m.sum(1).clamp_min(1),
+    }

@@ -20,8 +20,14 @@ from xtalforge.data.spec import sample_seed
 from xtalforge.data.torch_data import BlockShuffleSampler, ShardDataset
 from xtalforge.errors import XtalforgeError
 
-__all__ = ["GeneratedItems", "RowItems", "TaskDataModule", "crystal_data",
-           "evaluation_crystals", "generated_datamodule"]
+__all__ = [
+    "GeneratedItems",
+    "RowItems",
+    "TaskDataModule",
+    "crystal_data",
+    "evaluation_crystals",
+    "generated_datamodule",
+]
 
 Maker = Callable[[Crystal, int], dict[str, Any]]
 
@@ -46,8 +52,9 @@ class GeneratedItems(IterableDataset):
     def __init__(self, generator: Any, make: Maker, length: int, seed: int = 0) -> None:
         from xtalforge.generate import Generator
 
-        self.generator = generator if isinstance(generator, Generator) else \
-            Generator.from_config(generator)
+        self.generator = (
+            generator if isinstance(generator, Generator) else Generator.from_config(generator)
+        )
         self.make, self.length, self.seed, self.epoch = make, length, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -86,15 +93,27 @@ class TaskDataModule(L.LightningDataModule):
     """Train / val / test loaders over given datasets; map-style training data is shuffled by
     row group (seeded per epoch), generated training data gets the trainer's epoch."""
 
-    def __init__(self, train: Any, val: Any, test: Any = None, batch_size: int = 16,
-                 num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        train: Any,
+        val: Any,
+        test: Any = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.train, self.val, self.test = train, val, test
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
     def _loader(self, ds: Any, sampler: Any = None) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, persistent_workers=False)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         if isinstance(self.train, GeneratedItems):
@@ -114,22 +133,31 @@ def generated_datamodule(cfg: Any, make: Maker) -> TaskDataModule:
     """Train / val / test sets of ``cfg.data.generator`` (lengths from ``cfg.data``; val and
     test fixed by their seed offsets) made into items by ``make``."""
     gen, d = cfg.data.generator, cfg.data
-    return TaskDataModule(GeneratedItems(gen, make, d.train_length, cfg.seed),
-                          GeneratedItems(gen, make, d.val_length, cfg.seed + VAL_OFFSET),
-                          GeneratedItems(gen, make, d.test_length, cfg.seed + TEST_OFFSET),
-                          batch_size=d.batch_size, num_workers=d.num_workers, seed=cfg.seed)
+    return TaskDataModule(
+        GeneratedItems(gen, make, d.train_length, cfg.seed),
+        GeneratedItems(gen, make, d.val_length, cfg.seed + VAL_OFFSET),
+        GeneratedItems(gen, make, d.test_length, cfg.seed + TEST_OFFSET),
+        batch_size=d.batch_size,
+        num_workers=d.num_workers,
+        seed=cfg.seed,
+    )
 
 
-def evaluation_crystals(info: dict[str, Any], data: Path | None, limit: int | None
-                        ) -> list[tuple[str, Crystal]]:
+def evaluation_crystals(
+    info: dict[str, Any], data: Path | None, limit: int | None
+) -> list[tuple[str, Crystal]]:
     """(name, structure) of the evaluation set: the run's generated test structures, the test
     split of a dataset folder, or the CIFs of a folder (those that fail to load are reported
     on stderr and skipped)."""
     if data is None:
         if not info:
             raise XtalforgeError("this checkpoint records no generator: give --data")
-        gen = GeneratedItems(info["generator"], lambda c, i: None,
-                             limit or info["test_length"], info["seed"] + TEST_OFFSET)
+        gen = GeneratedItems(
+            info["generator"],
+            lambda c, i: None,
+            limit or info["test_length"],
+            info["seed"] + TEST_OFFSET,
+        )
         return [(f"generated-{i}", gen.crystal(i)) for i in range(len(gen))]
     import sys
 
@@ -139,11 +167,11 @@ def evaluation_crystals(info: dict[str, Any], data: Path | None, limit: int | No
         from xtalforge.data.rows import crystal_from_row
         from xtalforge.data.torch_data import ShardDataset
 
-        rows = ShardDataset(data, "test", mode="list",
-                            extra_columns=("frac", "u_iso", "occ", "metadata"))
+        rows = ShardDataset(
+            data, "test", mode="list", extra_columns=("frac", "u_iso", "occ", "metadata")
+        )
         n = len(rows) if limit is None else min(limit, len(rows))
-        return [(f"entry-{rows.row(i)['id']}", crystal_from_row(rows.row(i)))
-                for i in range(n)]
+        return [(f"entry-{rows.row(i)['id']}", crystal_from_row(rows.row(i))) for i in range(n)]
     out = []
     for path, block in cif_entries(data):
         if limit is not None and len(out) >= limit:
