@@ -3,7 +3,7 @@ mean intensity of the target shell (d_high ≤ d < d_low), per structure, for da
 
 For each structure: ln(⟨|F|²⟩ / ⟨ε K Σf² exp(−2B s²)⟩) over the target reflections, K and B
 fitted on the known ones exactly as the ``wilson`` normalisation does
-(``xtalforge.data.torch_data.wilson_rms``). 0 means the extrapolated scale is right; the
+(``xtalforge.diffraction.wilson.wilson_rms``). 0 means the extrapolated scale is right; the
 spread is what a network trained on Wilson-normalised amplitudes must predict from the known
 shells alone. Also reported: the MSE of the Wilson fill in those normalised units (the loss a
 model starts from) as mean and median over structures.

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xtalforge.crystal import Crystal
+from xtalforge.crystal import CellSymmetry, Crystal
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -37,7 +37,7 @@ def well_separated(
     """Random general-position atoms ≥ ``min_dist`` Å from all symmetry images (so that no atom
     sits near a special position by chance), plus the given exact special positions."""
     rng = np.random.default_rng(seed)
-    probe = Crystal(cell, sg, [6], [[0.1, 0.2, 0.3]])
+    probe = CellSymmetry(cell, sg)
     rots, trans = probe.symmetry.all_ops()
     orth = probe.orthogonalization_matrix
     pts: list[np.ndarray] = [np.asarray(p, float) for p in special]

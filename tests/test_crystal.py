@@ -13,6 +13,7 @@ from tests.conftest import real_data
 from xtalforge import Crystal, CrystalError
 from xtalforge.crystal import resolve_space_group
 from xtalforge.crystal.examples import random_crystal, sodium_chloride
+from xtalforge.io import read_cif, read_pdb, write_cif
 
 MONO = (7.0, 8.0, 9.0, 90.0, 100.0, 90.0)
 
@@ -65,8 +66,8 @@ def test_composition_and_p1_expansion_count_special_positions():
 def test_cif_round_trip(tmp_path):
     c = random_crystal("C 1 2/c 1", 9, seed=3)
     path = tmp_path / "x.cif"
-    c.to_cif(path)
-    back = Crystal.from_cif(path)
+    write_cif(c, path)
+    back = read_cif(path)
     assert back.spacegroup.hall == c.spacegroup.hall
     np.testing.assert_allclose(back.cell, c.cell, atol=1e-5)
     np.testing.assert_allclose(back.frac, c.frac, atol=1e-6)
@@ -114,7 +115,7 @@ Cl1 0.02 0.03 0.04 0 0 0
 def test_cif_symmetry_from_operators_p21n_uaniso_and_hydrogens(tmp_path):
     path = tmp_path / "ops.cif"
     path.write_text(CIF_OPS_ONLY)
-    c = Crystal.from_cif(path)
+    c = read_cif(path)
     assert c.spacegroup.xhm() == "P 1 21/n 1"
     assert c.elements == ["Cl", "O", "H"]
     # U_eq = 1/3 Σ U^ij a*_i a*_j a_i·a_j; with U12 = U13 = U23 = 0 in a monoclinic cell
@@ -130,7 +131,7 @@ def test_cif_missing_u_is_filled_with_a_warning(tmp_path):
     path = tmp_path / "nou.cif"
     path.write_text(text)
     with pytest.warns(UserWarning, match="no displacement parameter"):
-        c = Crystal.from_cif(path, default_u_iso=0.03)
+        c = read_cif(path, default_u_iso=0.03)
     assert c.u_iso[0] == 0.03
     assert any("Cl1" in w for w in c.metadata["warnings"])
 
@@ -155,7 +156,7 @@ def test_bad_cif_names_the_file(tmp_path, text, message):
     path = tmp_path / "bad.cif"
     path.write_text(text)
     with pytest.raises(CrystalError, match=message) as err:
-        Crystal.from_cif(path)
+        read_cif(path)
     assert "bad.cif" in str(err.value)
 
 
@@ -177,7 +178,7 @@ def test_ddlm_dotted_names_read_like_ddl1(tmp_path):
     dotted.write_text(_dotted(CIF_OPS_ONLY))
     assert "_atom_site.fract_x" in dotted.read_text()
     assert len(gemmi.make_small_structure_from_block(gemmi.cif.read(str(dotted))[0]).sites) == 0
-    a, b = Crystal.from_cif(plain), Crystal.from_cif(dotted)
+    a, b = read_cif(plain), read_cif(dotted)
     assert b.spacegroup.hall == a.spacegroup.hall == gemmi.SpaceGroup("P 1 21/n 1").hall
     np.testing.assert_array_equal(b.cell, (7.0, 8.0, 9.0, 90.0, 100.0, 90.0))
     np.testing.assert_array_equal(b.frac, a.frac)
@@ -193,7 +194,7 @@ def test_residual_peaks_and_dummy_sites_are_skipped_with_a_warning(tmp_path):
     path = tmp_path / "q.cif"
     path.write_text(text)
     with pytest.warns(UserWarning, match=r"skipped 2 dummy site\(s\).*Q1, Q12"):
-        c = Crystal.from_cif(path)
+        c = read_cif(path)
     assert c.labels == ["Cl1", "O1", "H1"]
     flagged = CIF_OPS_ONLY.replace(
         "_atom_site_occupancy\n", "_atom_site_occupancy\n_atom_site_calc_flag\n"
@@ -202,18 +203,18 @@ def test_residual_peaks_and_dummy_sites_are_skipped_with_a_warning(tmp_path):
     flagged = flagged.replace("0.05 1\n", "0.05 1 dum\n")
     path.write_text(flagged)
     with pytest.warns(UserWarning, match="H1"):
-        assert Crystal.from_cif(path).labels == ["Cl1", "O1"]
+        assert read_cif(path).labels == ["Cl1", "O1"]
 
 
 def test_refined_occupancy_slightly_above_one_is_taken_as_one(tmp_path):
     path, h1 = tmp_path / "o.cif", "H1 H 0.2 0.4 0.1 0.05 "
     path.write_text(CIF_OPS_ONLY.replace(h1 + "1\n", h1 + "1.03\n"))
     with pytest.warns(UserWarning, match=r"occupancy above 1.*taken as 1.*\(H1\)"):
-        c = Crystal.from_cif(path)
+        c = read_cif(path)
     assert c.occ.tolist() == [1.0, 0.5, 1.0]
     path.write_text(CIF_OPS_ONLY.replace(h1 + "1\n", h1 + "1.2\n"))
     with pytest.raises(CrystalError, match=r"o\.cif: atom H1: occupancy 1\.2"):
-        Crystal.from_cif(path)
+        read_cif(path)
 
 
 def test_operators_contradicting_the_symbol_warn(tmp_path):
@@ -224,7 +225,7 @@ def test_operators_contradicting_the_symbol_warn(tmp_path):
         )
     )
     with pytest.warns(UserWarning, match=r"generate P 1 21/n 1 \(No. 14\).*No. 15"):
-        c = Crystal.from_cif(path)
+        c = read_cif(path)
     assert c.spacegroup.number == 14
     # another setting of the same type is not a conflict
     path.write_text(
@@ -235,12 +236,12 @@ def test_operators_contradicting_the_symbol_warn(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", message=".*no displacement")
-        assert Crystal.from_cif(path).spacegroup.xhm() == "P 1 21/n 1"
+        assert read_cif(path).spacegroup.xhm() == "P 1 21/n 1"
 
 
 def test_missing_file():
     with pytest.raises(CrystalError, match="no such file"):
-        Crystal.from_cif("/nonexistent/x.cif")
+        read_cif("/nonexistent/x.cif")
 
 
 def test_every_cod_cif_loads_or_raises_crystal_error():
@@ -251,7 +252,7 @@ def test_every_cod_cif_loads_or_raises_crystal_error():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                c = Crystal.from_cif(f)
+                c = read_cif(f)
             assert c.n_atoms > 0 and c.volume > 0
             loaded += 1
         except CrystalError as exc:
@@ -273,7 +274,7 @@ def test_cod_cell_matches_index_volume():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                c = Crystal.from_cif(folder / name)
+                c = read_cif(folder / name)
         except CrystalError:
             continue
         assert c.volume == pytest.approx(float(row["volume"]), rel=2e-3)
@@ -283,7 +284,7 @@ def test_cod_cell_matches_index_volume():
 
 
 def test_pdb_crambin():
-    c = Crystal.from_pdb(real_data("pdb") / "PDB_1crn.pdb")
+    c = read_pdb(real_data("pdb") / "PDB_1crn.pdb")
     assert c.spacegroup.number == 4 and c.n_atoms == 327
     st = gemmi.read_structure(str(real_data("pdb") / "PDB_1crn.pdb"))
     pos = st[0][0][0][0].pos  # fractional through the file's SCALE matrix, as gemmi does

@@ -44,6 +44,7 @@ from xtalforge.data.torch_data import (
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.generate import Generator
+from xtalforge.io import read_cif, write_cif
 
 SMALL = {
     "name": "small",
@@ -203,7 +204,7 @@ def test_rows_match_direct_structure_factors(small_dataset):
     gen = Generator.from_config("phai-p21c")
     row = pq.read_table(small_dataset / "shards" / "part-00001.parquet").slice(2, 1).to_pylist()[0]
     c = gen.sample(row["seed"])
-    assert crystal_from_row(row).to_cif() == c.to_cif()
+    assert write_cif(crystal_from_row(row)) == write_cif(c)
     refl = reflections(c, 0.9)
     f = structure_factors(c, refl)  # float64 direct sum, checked against gemmi elsewhere
     np.testing.assert_array_equal(np.array(row["hkl"]).reshape(-1, 3), refl.hkl)
@@ -410,7 +411,7 @@ def test_shard_data_module_length_grouping(small_dataset):
 
 # --------------------------------------------------------------------------- imports
 def _write(c: Crystal, path: Path) -> Path:
-    c.to_cif(path)
+    write_cif(c, path)
     return path
 
 
@@ -449,7 +450,7 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
     )
     _write(shelx, src / "g_shelx_occ.cif")
     (src / "h_corrupt.cif").write_text("data_bad\n_cell_length_a 5\nloop_\n_atom_site_label\n")
-    text, last = (src / "a_good.cif").read_text(), Crystal.from_cif(src / "a_good.cif").labels[-1]
+    text, last = (src / "a_good.cif").read_text(), read_cif(src / "a_good.cif").labels[-1]
     end = text.index("\n", text.index(f"{last} "))
     (src / "i_qpeak.cif").write_text(text[:end] + "\nQ1 Q 0.5 0.5 0.5 0.05 Uiso 1" + text[end:])
     out = tmp_path / "ds"
@@ -476,7 +477,7 @@ def test_import_cif_reports_fixes_and_skips_without_aborting(tmp_path):
         "i_qpeak.cif",
     }
     # the fixed structures give the original's structure factors
-    ref = np.abs(structure_factors(Crystal.from_cif(src / "a_good.cif"), 0.8))
+    ref = np.abs(structure_factors(read_cif(src / "a_good.cif"), 0.8))
     for name in ("a_good.cif", "b_u_times_1e4.cif", "f_duplicate.cif", "i_qpeak.cif"):
         f = np.asarray(rows.loc[rows["source"] == name, "F"].iloc[0])
         np.testing.assert_allclose(f, ref, rtol=1e-3, atol=1e-3 * ref.max())
@@ -488,7 +489,7 @@ def test_import_cif_takes_every_structure_of_a_multi_block_file(tmp_path):
     src.mkdir()
     gen = Generator.from_config("phai-p21c")
     first, second = gen.sample(11), gen.sample(12)
-    texts = [first.to_cif(name="compound_1"), second.to_cif(name="compound_2")]
+    texts = [write_cif(first, name="compound_1"), write_cif(second, name="compound_2")]
     (src / "paper.cif").write_text(
         "data_global\n_journal_name_full 'J. Test'\n\n" + "\n".join(texts)
     )
@@ -516,7 +517,7 @@ def test_audit_on_the_cod_folder_never_raises():
 
 
 def test_import_hkl_round_trip_with_unmerged_symmetry_mates(tmp_path):
-    from xtalforge.io.shelx import write_hkl
+    from xtalforge.io import write_hkl
 
     c = Generator.from_config("phai-p21c").sample(4)
     refl = reflections(c, 1.0)
@@ -524,7 +525,7 @@ def test_import_hkl_round_trip_with_unmerged_symmetry_mates(tmp_path):
     # write every reflection twice, once as the (h, -k, l) mate (2/m: same intensity)
     hkl = np.concatenate([refl.hkl, refl.hkl * np.array([1, -1, 1])])
     scale = write_hkl(tmp_path / "x.hkl", hkl, np.r_[i_calc, i_calc] / 10)
-    c.to_cif(tmp_path / "x.cif")
+    write_cif(c, tmp_path / "x.cif")
     res = CliRunner().invoke(
         app, ["import-hkl", str(tmp_path / "x.hkl"), "--out", str(tmp_path / "ds")]
     )
@@ -540,9 +541,9 @@ def test_import_hkl_round_trip_with_unmerged_symmetry_mates(tmp_path):
 
 def test_import_hkl_measured_data_agrees_with_the_model():
     hkl_dir, cod = real_data("hkl"), real_data("cod")
-    from xtalforge.data.hkl_import import merged_amplitudes
+    from xtalforge.io.merge import merged_amplitudes
 
-    c = Crystal.from_cif(cod / "COD_1501469.cif")
+    c = read_cif(cod / "COD_1501469.cif")
     refl, fo, _, _ = merged_amplitudes(hkl_dir / "COD_1501469.hkl", c.cell, c.spacegroup)
     fc = np.abs(structure_factors(c, refl))
     k = (fo * fc).sum() / (fc * fc).sum()

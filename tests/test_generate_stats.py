@@ -18,6 +18,7 @@ from xtalforge.generate import Generator, load_config
 from xtalforge.generate.compare import compare_sets, distance_histogram
 from xtalforge.generate.descriptors import interatomic_distances
 from xtalforge.generate.fit import fit_config
+from xtalforge.io import read_cif, write_cif
 
 
 def test_interatomic_distances_rock_salt_shells():
@@ -130,13 +131,13 @@ def test_stats_rejects_an_empty_folder_clearly(tmp_path):
 def test_read_back_of_fitted_cif_folder(tmp_path):
     gen = Generator.from_config("thesis-monoclinic")
     for s in range(4):
-        gen.sample(s).to_cif(tmp_path / f"s{s}.cif")
+        write_cif(gen.sample(s), tmp_path / f"s{s}.cif")
     res = CliRunner().invoke(app, ["stats", str(tmp_path), "--out", str(tmp_path / "g.yaml")])
     assert res.exit_code == 0, res.stdout
     cfg = load_config(tmp_path / "g.yaml")
     assert set(cfg.spacegroups) <= {"P 1 21 1", "C 1 2 1"}
     assert set(cfg.composition.elements) <= {"C", "N", "O", "Cl", "Br"}
-    assert isinstance(Crystal.from_cif(tmp_path / "s0.cif"), Crystal)
+    assert isinstance(read_cif(tmp_path / "s0.cif"), Crystal)
 
 
 @pytest.mark.parametrize("bad", ["P 7", "Q 21"])

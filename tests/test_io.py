@@ -216,7 +216,7 @@ def _r_against(truth, refl, amp):
 
 
 def test_hklf_matrix_of_the_ins_transforms_the_indices(tmp_path):
-    from xtalforge.data.hkl_import import load_measured
+    from xtalforge.io.merge import load_measured
 
     matrix = " ".join(str(v) for v in HKLF_MATRIX.ravel())
     _, truth, hkl_path, ins_path = _transformed_data(tmp_path, f"HKLF 4 1 {matrix}")
@@ -235,7 +235,7 @@ def test_hklf_matrix_of_the_ins_transforms_the_indices(tmp_path):
 
 
 def test_hklf_3_scale_and_bad_instructions(tmp_path):
-    from xtalforge.data.hkl_import import load_measured
+    from xtalforge.io.merge import load_measured
 
     c, truth, hkl_path, ins_path = _transformed_data(
         tmp_path, "HKLF 3 0.5 " + " ".join(str(v) for v in HKLF_MATRIX.ravel()), kind=3
@@ -290,8 +290,8 @@ END
 
 
 def test_measured_data_with_a_pdb_model_for_cell_and_symmetry(tmp_path):
-    from xtalforge.crystal import read_structure
-    from xtalforge.data.hkl_import import load_measured
+    from xtalforge.io import read_structure
+    from xtalforge.io.merge import load_measured
 
     pdb = tmp_path / "model.pdb"
     pdb.write_text(PDB_TEXT)
@@ -328,7 +328,7 @@ def _xds_ascii(cell, number: int, hkl: np.ndarray, i: np.ndarray, sig: np.ndarra
 
 
 def test_xds_ascii_unmerged_data_merge_to_the_calculated_amplitudes(tmp_path):
-    from xtalforge.data.hkl_import import load_measured
+    from xtalforge.io.merge import load_measured
 
     c = random_crystal("P 1 21 1", 6, seed=8)
     refl = reflections(c, 1.2)
@@ -360,7 +360,7 @@ def test_xds_ascii_unmerged_data_merge_to_the_calculated_amplitudes(tmp_path):
 def test_observed_absences_warn_that_the_space_group_is_wrong(tmp_path):
     import warnings
 
-    from xtalforge.data.hkl_import import load_measured
+    from xtalforge.io.merge import load_measured
 
     c = random_crystal("P 1 21 1", 8, seed=3)  # no c glide: its h0l, l odd are not absent
     p1 = reflections(c.expand_p1(), 1.0)

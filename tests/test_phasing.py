@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import has_cctbx
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.generate import Generator
+from xtalforge.io import read_cif, write_cif
 from xtalforge.phasing import permissible_shift_mask, score_phases
 from xtalforge.phasing.charge_flipping import locate_origin
 
@@ -327,11 +328,10 @@ def test_cli_solve_writes_peaks_and_a_ccp4_map(tmp_path):
     from typer.testing import CliRunner
 
     from xtalforge.cli import app
-    from xtalforge.crystal import Crystal
     from xtalforge.crystal.examples import random_crystal
 
     truth = random_crystal("P 1 21 1", 12, seed=2)
-    truth.to_cif(tmp_path / "truth.cif")
+    write_cif(truth, tmp_path / "truth.cif")
     res = CliRunner().invoke(
         app,
         [
@@ -345,7 +345,7 @@ def test_cli_solve_writes_peaks_and_a_ccp4_map(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "solved (CC ≥ 0.8)" in res.output and "yes" in res.output
-    sol = Crystal.from_cif(tmp_path / "sol.cif")
+    sol = read_cif(tmp_path / "sol.cif")
     assert len(sol.frac) == 12 and sol.spacegroup.xhm() == "P 1 21 1"
     m = gemmi.read_ccp4_map(str(tmp_path / "sol.ccp4"))
     assert m.grid.unit_cell.a == pytest.approx(truth.cell[0], abs=1e-3)
@@ -392,12 +392,12 @@ def test_cli_benchmark_solve_and_export_shelx(tmp_path):
 
     from xtalforge.cli import app
     from xtalforge.crystal.examples import random_crystal
-    from xtalforge.io.shelx import read_hkl, read_ins
+    from xtalforge.io import read_hkl, read_ins
 
     folder = tmp_path / "cifs"
     folder.mkdir()
     for i in range(3):
-        random_crystal("P 1 21 1", 10, seed=20 + i).to_cif(folder / f"s{i}.cif")
+        write_cif(random_crystal("P 1 21 1", 10, seed=20 + i), folder / f"s{i}.cif")
     res = CliRunner().invoke(
         app,
         [
@@ -449,9 +449,15 @@ def test_cli_benchmark_solve_and_export_shelx(tmp_path):
     # the origin (site-symmetry order 6: 3 per cell) and C in a general position (18 per cell)
     from xtalforge.crystal import Crystal
 
-    Crystal(
-        (10.0, 10.0, 14.0, 90, 90, 120), "R -3 :H", ["C", "Na"], [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]]
-    ).to_cif(tmp_path / "r.cif")
+    write_cif(
+        Crystal(
+            (10.0, 10.0, 14.0, 90, 90, 120),
+            "R -3 :H",
+            ["C", "Na"],
+            [[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]],
+        ),
+        tmp_path / "r.cif",
+    )
     res = CliRunner().invoke(
         app, ["export-shelx", str(tmp_path / "r.cif"), "--out", str(tmp_path / "r")]
     )
@@ -463,7 +469,7 @@ def test_load_solve_data_takes_an_mmcif_model(tmp_path):
     import gemmi
 
     from tests.test_io import PDB_TEXT
-    from xtalforge.crystal import read_structure
+    from xtalforge.io import read_structure
     from xtalforge.phasing.solve import load_solve_data
 
     st = gemmi.read_pdb_string(PDB_TEXT)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xtalforge.crystal.examples import quartz, random_crystal, sodium_chloride
+from xtalforge.io import write_cif
 from xtalforge.powder import (
     Instrument,
     InstrumentSampler,
@@ -205,7 +206,7 @@ def test_cli_powder(tmp_path):
     from xtalforge.cli import app
 
     cif = tmp_path / "q.cif"
-    quartz().to_cif(cif)
+    write_cif(quartz(), cif)
     yml = tmp_path / "ins.yaml"
     yml.write_text("wavelengths: CuKa1\nshl: 0.02\nhl: 0.02\n")
     out, png = tmp_path / "q.xy", tmp_path / "q.png"

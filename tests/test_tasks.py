@@ -340,7 +340,7 @@ def test_map_task_runs_save_load_and_evaluate(tmp_path):
     assert r["task"] == "patterson_sr" and r["metric"]["name"] == "map_mse"
     assert r["R_wilson"] > 0.2 and r["R_target"] > 0
     # a folder of CIFs: the one that fits is scored, the corrupt and the too-large are skipped
-    from xtalforge.crystal.cif_io import write_cif
+    from xtalforge.io.cif_structure import write_cif
 
     cifs = tmp_path / "cifs"
     cifs.mkdir()

@@ -23,7 +23,7 @@ from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
-from xtalforge.io.shelx import read_hkl, write_hkl, write_ins
+from xtalforge.io import read_hkl, write_hkl, write_ins
 from xtalforge.train import load_run_config
 from xtalforge.train.metrics import r_factor, r_per_shell, relative_mse, shell_edges, ssim3d
 from xtalforge.train.resolution import ResolutionExtension
@@ -395,7 +395,7 @@ def test_evaluate_a_folder_of_cifs(run_dir, tmp_path):
     the calculated |F|; rows name file and space group; a broken file is skipped with a
     warning naming it; a group the model never saw is flagged."""
     from xtalforge.crystal import Crystal
-    from xtalforge.crystal.cif_io import write_cif
+    from xtalforge.io.cif_structure import write_cif
     from xtalforge.train.run import extend_amplitudes
 
     folder = tmp_path / "cifs"

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xtalforge.errors import XtalforgeError
+from xtalforge.io import write_cif
 
 app = typer.Typer(
     add_completion=False,
@@ -61,7 +62,7 @@ def _fail(exc: Exception) -> None:
 
 def load_structure(path: Path):
     """Read a small-molecule CIF, or a PDB/mmCIF model (recognised by content)."""
-    from xtalforge.crystal import read_structure
+    from xtalforge.io import read_structure
 
     return read_structure(path)
 
@@ -76,9 +77,9 @@ def info(
     ),
 ) -> None:
     """Cell, space group, composition and reflection counts of a file; what a checkpoint is."""
-    from xtalforge.crystal.structure_file import MODEL_TAGS
     from xtalforge.diffraction import reflections
     from xtalforge.io import read_reflections
+    from xtalforge.io.detect import MODEL_TAGS
 
     try:
         if file.is_dir():
@@ -366,7 +367,7 @@ def sample(
         for i in range(n):
             c = gen.sample(seed + i)
             path = out / f"{gen.config.name}-{seed + i:06d}.cif"
-            c.to_cif(path, name=path.stem.replace("-", "_"))
+            write_cif(c, path, name=path.stem.replace("-", "_"))
             table.add_row(
                 path.name,
                 c.spacegroup.xhm(),
@@ -1118,7 +1119,7 @@ def benchmark_solve(
         if (data / "manifest.json").is_file():
             structures = dataset_entries(data, None if split == "all" else split, n)
         else:
-            from xtalforge.crystal.cif_io import cif_entries, entry_name, read_cif
+            from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif
 
             structures = []
             for path, block in cif_entries(data):
@@ -1173,13 +1174,13 @@ def export_shelx(
     """Write SHELX .ins + .hkl for a data set (for users who have SHELXT)."""
     import numpy as np
 
-    from xtalforge.crystal.model import Crystal
-    from xtalforge.io.shelx import write_hkl, write_ins
+    from xtalforge.crystal import CellSymmetry
+    from xtalforge.io import write_hkl, write_ins
     from xtalforge.phasing.solve import cell_content, load_solve_data
 
     try:
         sd = load_solve_data(data, ins, None, None, d_min, entry)
-        cell_atoms = Crystal(sd.refl.cell, sd.refl.spacegroup, [6], [[0.1, 0.2, 0.3]])
+        cell_atoms = CellSymmetry(sd.refl.cell, sd.refl.spacegroup)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_ins(
             out.with_suffix(".ins"),

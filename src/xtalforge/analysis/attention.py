@@ -42,7 +42,7 @@ def absent_reflections(
     (hkl (n, 3), d (n,) Å)."""
     import gemmi
 
-    from xtalforge.data.torch_data import _d_spacing
+    from xtalforge.diffraction.reflections import d_spacing
 
     sg = gemmi.SpaceGroup(spacegroup)
     ops = sg.operations()
@@ -53,7 +53,7 @@ def absent_reflections(
     )
     first = np.where(hkl[:, 0] != 0, hkl[:, 0], np.where(hkl[:, 1] != 0, hkl[:, 1], hkl[:, 2]))
     hkl = hkl[first > 0]
-    d = _d_spacing(hkl, cell)
+    d = d_spacing(hkl, cell)
     hkl, d = hkl[d >= d_min], d[d >= d_min]
     absent = np.array([ops.is_systematically_absent(h.tolist()) for h in hkl], bool)
     return hkl[absent], d[absent]

@@ -1,14 +1,16 @@
-"""Crystal model, symmetry helpers and structure-file I/O."""
+"""The crystal model: a unit cell with its space group (:class:`CellSymmetry`), asymmetric-unit
+atoms (:class:`Crystal`), vectorised symmetry, elements and form factors, example structures.
+Files are read and written by :mod:`xtalforge.io`."""
 
-from xtalforge.crystal.model import Crystal, cell_volume
-from xtalforge.crystal.structure_file import holds_a_model, read_structure
+from xtalforge.crystal.cell import CellSymmetry, cell_volume, orthogonalization_matrix
+from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops, symmetry_info
 
 __all__ = [
+    "CellSymmetry",
     "Crystal",
     "cell_volume",
-    "holds_a_model",
-    "read_structure",
+    "orthogonalization_matrix",
     "resolve_space_group",
     "space_group_from_ops",
     "symmetry_info",

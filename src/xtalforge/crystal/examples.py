@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from xtalforge.crystal.cell import CellSymmetry
 from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, symmetry_info
 
@@ -74,7 +75,7 @@ def random_crystal(
     sym = symmetry_info(spacegroup)
     rots, trans = sym.all_ops()
     cell = _lattice_cell(spacegroup, volume_per_atom * n_atoms * len(rots), rng)
-    probe = Crystal(cell, spacegroup, [6], [[0.1, 0.2, 0.3]])
+    probe = CellSymmetry(cell, spacegroup)
     orth = probe.orthogonalization_matrix
     placed: list[np.ndarray] = []  # all images of accepted atoms
     frac = []

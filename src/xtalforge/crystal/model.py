@@ -2,57 +2,26 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import gemmi
 import numpy as np
 
+from xtalforge.crystal.cell import CellSymmetry, cell_volume, orthogonalization_matrix
 from xtalforge.crystal.elements import atomic_number, symbol
-from xtalforge.crystal.symmetry import SymmetryInfo, resolve_space_group, symmetry_info
 from xtalforge.errors import CrystalError
 
-__all__ = ["Crystal", "cell_volume"]
+__all__ = ["SPECIAL_POSITION_TOL", "Crystal", "cell_volume", "orthogonalization_matrix"]
 
 #: Distance (Å) under which a symmetry copy of an atom counts as the atom itself (special position).
 SPECIAL_POSITION_TOL = 0.01
 
 
-@lru_cache(maxsize=4096)
-def orthogonalization_matrix(cell: tuple[float, ...]) -> np.ndarray:
-    """3×3 matrix M with Cartesian = M @ fractional (Å) for a cell (PDB convention, a along x)."""
-    m = np.array(gemmi.UnitCell(*cell).orth.mat.tolist(), dtype=np.float64)
-    m.setflags(write=False)
-    return m
-
-
-def cell_volume(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> float:
-    """Unit-cell volume in Å³ from edges (Å) and angles (degrees); NaN for impossible angles."""
-    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
-    q = 1.0 - ca * ca - cb * cb - cg * cg + 2.0 * ca * cb * cg
-    return a * b * c * math.sqrt(q) if q > 0 else float("nan")
-
-
-#: Relative tolerance on the metric tensor when checking a cell against the lattice of its space
-#: group (published cells often carry rounding, e.g. a = 24.433, b = 24.4328 Å for a cubic cell).
-METRIC_TOL = 2e-3
-
-
-def _metric_fits_group(cell: tuple[float, ...], sg: gemmi.SpaceGroup) -> bool:
-    """Every rotation R of the group keeps the metric tensor: RᵀGR = G within METRIC_TOL."""
-    g = np.array(gemmi.UnitCell(*cell).metric_tensor().as_mat33().tolist())
-    rots = symmetry_info(sg).rotations
-    diff = np.einsum("sji,jk,skl->sil", rots, g, rots) - g
-    return bool(np.abs(diff).max() <= METRIC_TOL * np.abs(g).max())
-
-
 @dataclass(eq=False)
-class Crystal:
-    """A crystal structure.
+class Crystal(CellSymmetry):
+    """A crystal structure: a :class:`CellSymmetry` with asymmetric-unit atoms.
 
     Parameters
     ----------
@@ -68,8 +37,6 @@ class Crystal:
     The object is validated on construction and raises :class:`CrystalError` naming the field.
     """
 
-    cell: tuple[float, float, float, float, float, float]
-    spacegroup: gemmi.SpaceGroup
     z: np.ndarray
     frac: np.ndarray
     u_iso: np.ndarray | None = None
@@ -77,34 +44,13 @@ class Crystal:
     labels: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def _where(self) -> str:
         src = self.metadata.get("source")
-        pre = f"{src}: " if src else ""
-        try:
-            cell = tuple(float(x) for x in self.cell)
-        except (TypeError, ValueError):
-            raise CrystalError(f"{pre}cell must be six numbers, got {self.cell!r}") from None
-        if len(cell) != 6 or not all(math.isfinite(x) for x in cell):
-            raise CrystalError(f"{pre}cell must be six finite numbers, got {self.cell!r}")
-        for name, v in zip("abc", cell[:3]):
-            if v <= 0:
-                raise CrystalError(f"{pre}cell edge {name} = {v} Å must be positive")
-        for name, v in zip(("alpha", "beta", "gamma"), cell[3:]):
-            if not 0 < v < 180:
-                raise CrystalError(f"{pre}cell angle {name} = {v}° must lie in (0, 180)")
-        if not cell_volume(*cell) > 0:
-            raise CrystalError(f"{pre}cell angles {cell[3:]} give no positive volume")
-        self.cell = cell  # type: ignore[assignment]
-        try:
-            self.spacegroup = resolve_space_group(self.spacegroup)
-        except CrystalError as exc:
-            raise CrystalError(f"{pre}{exc}") from None
-        if not _metric_fits_group(cell, self.spacegroup):
-            system = self.spacegroup.crystal_system_str()
-            raise CrystalError(
-                f"{pre}cell {cell} does not fit the {system}"
-                f" lattice of space group {self.spacegroup.xhm()}"
-            )
+        return f"{src}: " if src else ""
+
+    def __post_init__(self) -> None:
+        pre = self._where()
+        self._check_cell_symmetry(pre)
         zs = np.atleast_1d(np.asarray(self.z))
         if zs.dtype.kind in "USO":
             try:
@@ -156,34 +102,14 @@ class Crystal:
 
     # ---------------------------------------------------------------- derived properties
     @property
-    def unit_cell(self) -> gemmi.UnitCell:
-        """The cell as a ``gemmi.UnitCell``."""
-        return gemmi.UnitCell(*self.cell)
-
-    @property
-    def volume(self) -> float:
-        """Unit-cell volume in Å³."""
-        return cell_volume(*self.cell)
-
-    @property
     def n_atoms(self) -> int:
         """Number of atoms in the asymmetric unit."""
         return len(self.z)
 
     @property
-    def symmetry(self) -> SymmetryInfo:
-        """Vectorised symmetry operations of the space group."""
-        return symmetry_info(self.spacegroup)
-
-    @property
     def elements(self) -> list[str]:
         """Element symbols of the asymmetric-unit atoms."""
         return [symbol(int(v)) for v in self.z]
-
-    @property
-    def orthogonalization_matrix(self) -> np.ndarray:
-        """3×3 matrix M with Cartesian = M @ fractional (Å), PDB convention (a along x)."""
-        return orthogonalization_matrix(self.cell)
 
     def site_symmetry_order(self) -> np.ndarray:
         """Order m of each atom's site-symmetry group: the cell holds |G|/m copies of the atom."""
@@ -264,40 +190,3 @@ class Crystal:
             f"Crystal({self.spacegroup.xhm()!r}, cell=({a:.4g}, {b:.4g}, {c:.4g}, {al:.4g}, "
             f"{be:.4g}, {ga:.4g}), n_atoms={self.n_atoms})"
         )
-
-    # ---------------------------------------------------------------- file I/O
-    @classmethod
-    def from_cif(
-        cls, path: str | Path, block: str | int | None = None, default_u_iso: float = 0.025
-    ) -> Crystal:
-        """Read a small-molecule CIF (see :func:`xtalforge.crystal.cif_io.read_cif`)."""
-        from xtalforge.crystal.cif_io import read_cif
-
-        return read_cif(path, block=block, default_u_iso=default_u_iso)
-
-    @classmethod
-    def from_pdb(cls, path: str | Path) -> Crystal:
-        """Read a macromolecular PDB or mmCIF model (first model, all alternate conformations)."""
-        from xtalforge.crystal.pdb_io import read_pdb
-
-        return read_pdb(path)
-
-    @classmethod
-    def from_gemmi(
-        cls, obj: gemmi.SmallStructure | gemmi.Structure, source: str | None = None
-    ) -> Crystal:
-        """Convert a ``gemmi.SmallStructure`` or ``gemmi.Structure`` (first model)."""
-        from xtalforge.crystal.cif_io import from_small_structure
-        from xtalforge.crystal.pdb_io import from_structure
-
-        if isinstance(obj, gemmi.SmallStructure):
-            return from_small_structure(obj, source=source)
-        if isinstance(obj, gemmi.Structure):
-            return from_structure(obj, source=source)
-        raise CrystalError(f"cannot convert {type(obj).__name__} to a Crystal")
-
-    def to_cif(self, path: str | Path | None = None, name: str | None = None) -> str:
-        """Write a small-molecule CIF; returns the text (and writes it when ``path`` is given)."""
-        from xtalforge.crystal.cif_io import write_cif
-
-        return write_cif(self, path, name=name)

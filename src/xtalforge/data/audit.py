@@ -17,9 +17,10 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from xtalforge.crystal.cif_io import ddl1_block, entry_name
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
+from xtalforge.io import read_cif
+from xtalforge.io.cif_structure import ddl1_block, entry_name
 
 __all__ = ["AuditResult", "audit_cif"]
 
@@ -117,7 +118,7 @@ def audit_cif(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            c = Crystal.from_cif(path, block=block)
+            c = read_cif(path, block=block)
     except XtalforgeError as exc:
         return _skip(name, f"parse error: {exc}")
     except Exception as exc:

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from xtalforge.crystal.cif_io import cif_entries, entry_name
 from xtalforge.data.shards import read_manifest, shard_done, write_manifest, write_shard
 from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
+from xtalforge.io.cif_structure import cif_entries, entry_name
 
 __all__ = ["build_dataset", "build_shard", "verify_dataset"]
 

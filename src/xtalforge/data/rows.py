@@ -21,7 +21,7 @@ from xtalforge.crystal.model import Crystal
 from xtalforge.data.spec import DatasetSpec
 from xtalforge.diffraction.batch import structure_factors_batch
 from xtalforge.diffraction.maps import density_map, patterson_map
-from xtalforge.diffraction.reflections import reflections
+from xtalforge.diffraction.reflections import at_or_above, reflections
 
 __all__ = ["compute_rows", "crystal_from_row"]
 
@@ -29,7 +29,7 @@ __all__ = ["compute_rows", "crystal_from_row"]
 SF_BATCH = 64
 
 
-def _flat_list(arrays: Sequence[np.ndarray], dtype: pa.DataType) -> pa.ListArray:
+def flat_list(arrays: Sequence[np.ndarray], dtype: pa.DataType) -> pa.ListArray:
     lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
     offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
@@ -71,7 +71,7 @@ def compute_rows(
                 cols["E"].append(e.astype(np.float32))
             d_min.append(float(refl.d.min()) if len(refl) else np.nan)
             for m in comp.patterson:
-                use = refl.d >= (m.d_min or comp.d_high) * (1 - 1e-9)
+                use = at_or_above(refl.d, m.d_min or comp.d_high)
                 p = patterson_map(
                     refl.subset(use),
                     amp[use],
@@ -83,7 +83,7 @@ def compute_rows(
                 )
                 maps[f"patterson_{m.name}"].append(p.astype(np.float32))
             for m in comp.density:
-                use = refl.d >= (m.d_min or comp.d_high) * (1 - 1e-9)
+                use = at_or_above(refl.d, m.d_min or comp.d_high)
                 rho = density_map(refl.subset(use), f[use], shape=m.shape, scale01=m.scale01)
                 maps[f"density_{m.name}"].append(rho.astype(np.float32))
             if comp.powder is not None:
@@ -103,23 +103,23 @@ def compute_rows(
         "cell": pa.FixedSizeListArray.from_arrays(
             pa.array(np.array([c.cell for c in crystals], np.float64).ravel()), 6
         ),
-        "z": _flat_list([c.z for c in crystals], pa.int16()),
-        "frac": _flat_list([c.frac for c in crystals], pa.float64()),
-        "u_iso": _flat_list([c.u_iso for c in crystals], pa.float64()),
-        "occ": _flat_list([c.occ for c in crystals], pa.float64()),
-        "hkl": _flat_list(cols["hkl"], pa.int16()),
-        "F": _flat_list(cols["F"], pa.float32()),
+        "z": flat_list([c.z for c in crystals], pa.int16()),
+        "frac": flat_list([c.frac for c in crystals], pa.float64()),
+        "u_iso": flat_list([c.u_iso for c in crystals], pa.float64()),
+        "occ": flat_list([c.occ for c in crystals], pa.float64()),
+        "hkl": flat_list(cols["hkl"], pa.int16()),
+        "F": flat_list(cols["F"], pa.float32()),
         "d_min": pa.array(np.array(d_min, np.float32)),
         "n_refl": pa.array(np.array([len(a) for a in cols["F"]], np.int32)),
     }
     if comp.phases:
-        data["phase"] = _flat_list(cols["phase"], pa.float32())
+        data["phase"] = flat_list(cols["phase"], pa.float32())
     if comp.e_values:
-        data["E"] = _flat_list(cols["E"], pa.float32())
+        data["E"] = flat_list(cols["E"], pa.float32())
     for name, arrays in maps.items():
-        data[name] = _flat_list(arrays, pa.float32())
+        data[name] = flat_list(arrays, pa.float32())
     if comp.powder is not None:
-        data["powder"] = _flat_list(powder, pa.float32())
+        data["powder"] = flat_list(powder, pa.float32())
         data["powder_instrument"] = pa.array(powder_ins, pa.string())
     data["source"] = pa.array(
         list(sources) if sources is not None else [""] * len(crystals), pa.string()

@@ -29,8 +29,8 @@ from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 from xtalforge.data.shards import read_manifest
 from xtalforge.data.spec import DatasetError, sample_seed
 from xtalforge.diffraction.hkl_grid import HKLGrid
-from xtalforge.diffraction.reflections import reciprocal_metric, reflections_from_hkl
-from xtalforge.diffraction.wilson import normalize, sum_f2, wilson_fit
+from xtalforge.diffraction.reflections import at_or_above, d_spacing, reflections_from_hkl
+from xtalforge.diffraction.wilson import ACENTRIC_MEAN, CENTRIC_MEAN, normalize, wilson_rms
 
 __all__ = [
     "BlockShuffleSampler",
@@ -40,7 +40,6 @@ __all__ = [
     "Task",
     "collate_reflections",
     "make_item",
-    "wilson_rms",
 ]
 
 Normalization = Literal["max", "e", "wilson"]
@@ -62,36 +61,6 @@ class Task:
             raise DatasetError(
                 f"normalization must be max, e or wilson, got {self.normalization!r}"
             )
-
-
-def _d_spacing(hkl: np.ndarray, cell: tuple[float, ...]) -> np.ndarray:
-    hf = hkl.astype(np.float64)
-    return 1.0 / np.sqrt(((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1))
-
-
-# ⟨|F|⟩ / √⟨|F|²⟩ for Wilson's acentric (Rayleigh) and centric (Gaussian) distributions
-ACENTRIC_MEAN = float(np.sqrt(np.pi) / 2)
-CENTRIC_MEAN = float(np.sqrt(2 / np.pi))
-
-
-def wilson_rms(
-    amp: np.ndarray,
-    known: np.ndarray,
-    hkl: np.ndarray,
-    cell: tuple,
-    sg: str,
-    z: np.ndarray | None,
-    refl: Any = None,
-) -> np.ndarray:
-    """√(ε K Σf² exp(−2B s²)) at every reflection, K and B fitted on the ``known`` amplitudes
-    (composition from the atomic numbers ``z``; one carbon when unknown, K absorbing the rest)."""
-    refl = refl if refl is not None else reflections_from_hkl(hkl, cell, sg)
-    comp: dict = {}
-    for v in [] if z is None else np.asarray(z).tolist():
-        comp[int(v)] = comp.get(int(v), 0) + 1
-    comp = comp or {"C": 1.0}
-    k, b = wilson_fit(amp[known], refl.subset(known), comp)
-    return np.sqrt(refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2))
 
 
 def _normalised(
@@ -145,11 +114,11 @@ def make_item(
     is compared with, in the same units), ``scale`` (values × scale = amplitudes with the largest
     known one = 1, the units of every R) and ``d`` (Å; 0 at absent voxels in grid mode).
     """
-    d = _d_spacing(hkl, cell)
-    use = d >= task.d_high * (1 - 1e-9)
+    d = d_spacing(hkl, cell)
+    use = at_or_above(d, task.d_high)
     hkl, amp, d = hkl[use], amp[use], d[use]
     e = e[use] if e is not None else None
-    known = d >= task.d_low * (1 - 1e-9)
+    known = at_or_above(d, task.d_low)
     value, fill, scale = (
         v.astype(np.float32)
         for v in _normalised(

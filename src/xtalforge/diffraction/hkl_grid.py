@@ -18,7 +18,7 @@ import gemmi
 import numpy as np
 
 from xtalforge.crystal.symmetry import symmetry_info
-from xtalforge.diffraction.reflections import Reflections
+from xtalforge.diffraction.reflections import Reflections, at_or_above
 from xtalforge.errors import ReflectionError
 
 __all__ = ["DenseHKL", "HKLGrid"]
@@ -108,13 +108,13 @@ class HKLGrid:
             raise ReflectionError("values placed on the hkl grid must be finite")
         d_low = math.inf if d_low is None else d_low
         d_high = 0.0 if d_high is None else d_high
-        use = refl.d >= d_high * (1 - 1e-9)
+        use = at_or_above(refl.d, d_high)
         idx = self.index(refl.hkl[use])
         arr = np.zeros(self.shape, dtype=dtype)
         arr[idx] = values[use]
         known = np.zeros(self.shape, dtype=bool)
         target = np.zeros(self.shape, dtype=bool)
-        is_known = refl.d[use] >= d_low * (1 - 1e-9)
+        is_known = at_or_above(refl.d[use], d_low)
         known[tuple(i[is_known] for i in idx)] = True
         target[tuple(i[~is_known] for i in idx)] = True
         return DenseHKL(arr, known, target, ~(known | target))

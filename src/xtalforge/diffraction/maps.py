@@ -15,11 +15,19 @@ from xtalforge.crystal.model import cell_volume
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import ReflectionError
 
-__all__ = ["auto_grid_shape", "density_map", "patterson_map"]
+__all__ = [
+    "auto_grid_shape",
+    "density_map",
+    "fft_size",
+    "grid_shape",
+    "patterson_map",
+    "shell_mean",
+]
 
 
-def _good_size(n: int, factor: int = 1) -> int:
-    """Smallest m ≥ n, a multiple of ``factor``, with no prime factor above 5."""
+def fft_size(n: int, factor: int = 1) -> int:
+    """Smallest m ≥ n, a multiple of ``factor``, with no prime factor above 5 (a fast FFT
+    length)."""
     m = max(n, 1)
     while True:
         if m % factor == 0:
@@ -32,16 +40,29 @@ def _good_size(n: int, factor: int = 1) -> int:
         m += 1
 
 
+def grid_shape(
+    cell: tuple[float, ...],
+    hkl: np.ndarray,
+    d_min: float,
+    sample_rate: float = 3.0,
+    factors: tuple[int, int, int] = (1, 1, 1),
+) -> tuple[int, int, int]:
+    """FFT grid with at least ``sample_rate`` points per ``d_min`` (Å) along each cell edge,
+    large enough to hold every index of ``hkl`` (2|h|max + 1 points), each size a fast FFT
+    length (:func:`fft_size`) and a multiple of its ``factors`` entry."""
+    hmax = np.abs(hkl).max(axis=0) if len(hkl) else np.zeros(3, int)
+    n = [
+        fft_size(max(math.ceil(sample_rate * edge / d_min), 2 * int(h) + 1), int(f))
+        for edge, h, f in zip(cell[:3], hmax, factors, strict=True)
+    ]
+    return n[0], n[1], n[2]
+
+
 def auto_grid_shape(refl: Reflections, sample_rate: float = 3.0) -> tuple[int, int, int]:
     """Grid with at least ``sample_rate`` points per d_min along each edge, FFT-friendly sizes,
     compatible with the space group's symmetry and large enough to hold every index."""
-    d_min = refl.d_min
     factors = refl.spacegroup.operations().find_grid_factors()
-    hmax = np.abs(refl.hkl).max(axis=0) if len(refl) else np.zeros(3, int)
-    return tuple(
-        _good_size(max(math.ceil(sample_rate * edge / d_min), 2 * int(h) + 1), int(f))
-        for edge, h, f in zip(refl.cell[:3], hmax, factors)
-    )  # type: ignore[return-value]
+    return grid_shape(refl.cell, refl.hkl, refl.d_min, sample_rate, tuple(factors))
 
 
 def _fourier_grid(
@@ -104,12 +125,14 @@ def patterson_map(
     else:
         coef = amp**2
         if remove_origin:
-            coef = coef - _shell_mean(coef / refl.epsilon, refl) * refl.epsilon
+            coef = coef - shell_mean(coef / refl.epsilon, refl) * refl.epsilon
     m = _fourier_grid(refl, coef.astype(np.float64), shape, sample_rate)
     return _scale01(m) if scale01 else m
 
 
-def _shell_mean(y: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.ndarray:
+def shell_mean(y: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.ndarray:
+    """Mean of ``y`` over equal-count resolution shells (at most ``n_bins``, at least 20
+    reflections each), returned at every reflection."""
     order = np.argsort(refl.d)
     out = np.empty_like(y)
     for part in np.array_split(order, max(1, min(n_bins, len(y) // 20))):

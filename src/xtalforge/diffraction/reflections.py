@@ -18,7 +18,38 @@ from xtalforge.crystal.symmetry import (
 )
 from xtalforge.errors import ReflectionError
 
-__all__ = ["Reflections", "reciprocal_metric", "reflections", "reflections_from_hkl"]
+__all__ = [
+    "D_SLACK",
+    "Reflections",
+    "at_or_above",
+    "below",
+    "d_spacing",
+    "reciprocal_metric",
+    "reflections",
+    "reflections_from_hkl",
+]
+
+
+#: Relative slack on resolution limits: a reflection at d = d_min·(1 − D_SLACK) still counts as
+#: d ≥ d_min, so that a limit printed with a few decimals never drops the reflection it names.
+D_SLACK = 1e-9
+
+
+def at_or_above(d: np.ndarray, d_min: float) -> np.ndarray:
+    """Mask of the reflections with d ≥ ``d_min`` (Å), within :data:`D_SLACK`."""
+    return np.asarray(d) >= d_min * (1 - D_SLACK)
+
+
+def below(d: np.ndarray, d_limit: float) -> np.ndarray:
+    """Mask of the reflections with d < ``d_limit`` (Å): the complement of :func:`at_or_above`."""
+    return np.asarray(d) < d_limit * (1 - D_SLACK)
+
+
+def d_spacing(hkl: np.ndarray, cell: tuple[float, ...]) -> np.ndarray:
+    """Interplanar spacings d (Å) of Miller indices (n, 3) in a cell (Å, degrees):
+    1/d² = hᵀ G* h with the reciprocal metric G*."""
+    hf = np.asarray(hkl, dtype=np.float64)
+    return 1.0 / np.sqrt(((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1))
 
 
 def reciprocal_metric(cell: tuple[float, ...]) -> np.ndarray:
@@ -91,7 +122,7 @@ class Reflections:
 
     def shell(self, d_high: float, d_low: float = math.inf) -> np.ndarray:
         """Mask of reflections with d_high ≤ d < d_low (Å)."""
-        return (self.d >= d_high * (1 - 1e-9)) & (self.d < d_low)
+        return (at_or_above(self.d, d_high)) & (self.d < d_low)
 
     def expand_to_p1(
         self, values: np.ndarray | None = None, friedel: bool = True
@@ -175,7 +206,7 @@ def reflections(
     inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
     keep = inv_d2 <= (1 + 1e-9) / d_min**2
     if math.isfinite(d_max):
-        keep &= inv_d2 >= (1 - 1e-9) / d_max**2
+        keep &= inv_d2 >= (1 - D_SLACK) / d_max**2
     sel = np.flatnonzero(keep) if rows is None else rows[keep]
     return Reflections(
         sup[0][sel],
@@ -209,9 +240,7 @@ def reflections_from_hkl(
         raise ReflectionError(
             f"reflection {tuple(int(v) for v in bad)} is systematically absent in {sg.xhm()}"
         )
-    hf = hkl.astype(np.float64)
-    inv_d2 = ((hf @ reciprocal_metric(tuple(cell))) * hf).sum(axis=1)
-    return Reflections(hkl, 1.0 / np.sqrt(inv_d2), eps, centric, mult, tuple(cell), sg)
+    return Reflections(hkl, d_spacing(hkl, cell), eps, centric, mult, tuple(cell), sg)
 
 
 #: Index boxes up to this many points have their ASU members cached (they depend only on the

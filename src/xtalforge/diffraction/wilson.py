@@ -15,10 +15,25 @@ import numpy as np
 
 from xtalforge.crystal.elements import atomic_number, form_factors
 from xtalforge.crystal.model import Crystal
-from xtalforge.diffraction.reflections import Reflections
+from xtalforge.diffraction.reflections import Reflections, reflections_from_hkl
 from xtalforge.errors import ReflectionError
 
-__all__ = ["expected_intensity", "normalize", "sum_f2", "wilson_fit"]
+__all__ = [
+    "ACENTRIC_MEAN",
+    "CENTRIC_MEAN",
+    "expected_intensity",
+    "normalize",
+    "sum_f2",
+    "wilson_fill",
+    "wilson_fit",
+    "wilson_rms",
+]
+
+
+#: ⟨|F|⟩ / √⟨|F|²⟩ of Wilson's acentric (Rayleigh) distribution.
+ACENTRIC_MEAN = float(np.sqrt(np.pi) / 2)
+#: ⟨|F|⟩ / √⟨|F|²⟩ of Wilson's centric (Gaussian) distribution.
+CENTRIC_MEAN = float(np.sqrt(2 / np.pi))
 
 
 def sum_f2(composition: Mapping[str | int, float], stol2: np.ndarray) -> np.ndarray:
@@ -111,3 +126,33 @@ def normalize(
         comp = composition if composition else {"C": 1.0}
         expected = refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2)
     return amp / np.sqrt(expected)
+
+
+def wilson_rms(
+    amp: np.ndarray,
+    known: np.ndarray,
+    hkl: np.ndarray,
+    cell: tuple,
+    sg: str,
+    z: np.ndarray | None,
+    refl: Reflections | None = None,
+) -> np.ndarray:
+    """√(ε K Σf² exp(−2B s²)) at every reflection, K and B fitted on the ``known`` amplitudes
+    (composition from the atomic numbers ``z``; one carbon when unknown, K absorbing the rest)."""
+    refl = refl if refl is not None else reflections_from_hkl(hkl, cell, sg)
+    comp: dict = {}
+    for v in [] if z is None else np.asarray(z).tolist():
+        comp[int(v)] = comp.get(int(v), 0) + 1
+    comp = comp or {"C": 1.0}
+    k, b = wilson_fit(amp[known], refl.subset(known), comp)
+    return np.sqrt(refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2))
+
+
+def wilson_fill(
+    amp: np.ndarray, known: np.ndarray, refl: Reflections, z: np.ndarray | None = None
+) -> np.ndarray:
+    """Every reflection's Wilson expectation ⟨|F|⟩ (√π/2 or √(2/π) × √(εKΣf²e^{−2Bs²}) for
+    acentric or centric reflections), K and B fitted on the ``known`` amplitudes: the baseline
+    that fills unmeasured reflections."""
+    rms = wilson_rms(amp, known, refl.hkl, refl.cell, refl.spacegroup.xhm(), z, refl)
+    return np.where(refl.centric, CENTRIC_MEAN, ACENTRIC_MEAN) * rms

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xtalforge.crystal.cif_io import cif_entries, entry_name
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
+from xtalforge.io import read_cif
+from xtalforge.io.cif_structure import cif_entries, entry_name
 
 __all__ = ["CellDescriptors", "cell_descriptors", "interatomic_distances", "read_cif_folder"]
 
@@ -83,7 +84,7 @@ def read_cif_folder(
         try:
             with warnings.catch_warnings():  # kept in c.metadata["warnings"]
                 warnings.simplefilter("ignore")
-                c = Crystal.from_cif(path, block=block)
+                c = read_cif(path, block=block)
         except XtalforgeError as exc:
             failed.append((entry_name(path, block), str(exc)))
             continue

@@ -1,27 +1,45 @@
-"""Reflection-file input and output: SHELX .hkl/.ins, MTZ, XDS_ASCII and CIF ``_refln`` (gemmi)."""
+"""Every file format, one module each, and two entry points that tell formats apart by content:
+:func:`read_structure` (small-molecule CIF, PDB, mmCIF) and :func:`read_reflections` (SHELX
+.hkl, MTZ, XDS_ASCII, CIF ``_refln``). Writers: CIF models, SHELX .ins/.hkl, calculated
+structure factors as MTZ or CIF ``_refln``."""
 
 from xtalforge.io.calculated import write_calculated_cif, write_calculated_mtz
-from xtalforge.io.reflection_data import (
-    ReflectionData,
-    read_cif_refln,
-    read_mtz,
-    read_reflections,
-    read_xds_ascii,
-)
-from xtalforge.io.shelx import InsFile, parse_hkl_text, read_hkl, read_ins, write_hkl, write_ins
+from xtalforge.io.cif_refln import read_cif_refln
+from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif, write_cif
+from xtalforge.io.detect import file_kind, holds_a_model
+from xtalforge.io.merge import load_measured, merged_amplitudes
+from xtalforge.io.mtz import read_mtz
+from xtalforge.io.pdb import read_pdb
+from xtalforge.io.readers import from_gemmi, read_reflections, read_structure
+from xtalforge.io.shelx_hkl import parse_hkl_text, read_hkl, write_hkl
+from xtalforge.io.shelx_ins import InsFile, read_ins, write_ins
+from xtalforge.io.types import HklfInstruction, ReflectionData
+from xtalforge.io.xds_ascii import read_xds_ascii
 
 __all__ = [
+    "HklfInstruction",
     "InsFile",
     "ReflectionData",
+    "cif_entries",
+    "entry_name",
+    "file_kind",
+    "from_gemmi",
+    "holds_a_model",
+    "load_measured",
+    "merged_amplitudes",
     "parse_hkl_text",
+    "read_cif",
     "read_cif_refln",
     "read_hkl",
     "read_ins",
     "read_mtz",
+    "read_pdb",
     "read_reflections",
+    "read_structure",
     "read_xds_ascii",
     "write_calculated_cif",
     "write_calculated_mtz",
+    "write_cif",
     "write_hkl",
     "write_ins",
 ]

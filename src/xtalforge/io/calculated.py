@@ -8,9 +8,9 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from xtalforge.crystal.cif_io import set_cell_and_symmetry
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import ReflectionFileError
+from xtalforge.io.cif_structure import set_cell_and_symmetry
 
 __all__ = ["write_calculated_cif", "write_calculated_mtz"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from xtalforge.diffraction.reflections import reflections
+from xtalforge.diffraction.reflections import below, reflections
 from xtalforge.errors import XtalforgeError
 from xtalforge.phasing.solve import Solution, SolveData, score_solution, solve_batch
 
@@ -54,17 +54,16 @@ def _median(values: list[float]) -> float:
 def wilson_filled(data: SolveData, d_low: float, d_high: float) -> SolveData:
     """Known reflections (d ≥ d_low) as measured; the shell d_high ≤ d < d_low filled with
     ⟨|F|⟩ from a Wilson fit on the known ones (√π/2 or √(2/π) × √(εKΣf²e^{−2Bs²}))."""
-    from xtalforge.data.torch_data import ACENTRIC_MEAN, CENTRIC_MEAN, wilson_rms
+    from xtalforge.diffraction.wilson import wilson_fill
 
     known = data.cut(d_low)
     full = reflections(data.refl.cell, d_high, spacegroup=data.refl.spacegroup)
-    shell = full.subset(full.d < d_low * (1 - 1e-9))
+    shell = full.subset(below(full.d, d_low))
     hkl = np.concatenate([known.refl.hkl, shell.hkl]).astype(np.int64)
     amp = np.concatenate([known.amplitudes, np.zeros(len(shell))])
     is_known = np.r_[np.ones(len(known.refl), bool), np.zeros(len(shell), bool)]
     refl = _refl_for(data, hkl)
-    rms = wilson_rms(amp, is_known, hkl, data.refl.cell, data.refl.spacegroup.xhm(), data.z, refl)
-    fill = np.where(refl.centric, CENTRIC_MEAN, ACENTRIC_MEAN) * rms
+    fill = wilson_fill(amp, is_known, refl, data.z)
     return data.with_amplitudes(refl, np.where(is_known, amp, fill))
 
 

@@ -29,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from xtalforge.diffraction.maps import _good_size
-from xtalforge.diffraction.reflections import Reflections, reflections
+from xtalforge.diffraction.maps import grid_shape
+from xtalforge.diffraction.reflections import D_SLACK, Reflections, below, reflections
 from xtalforge.errors import ReflectionError
 from xtalforge.phasing.half_grid import HalfGrid
 from xtalforge.phasing.symmetry_check import SymmetryCheck
@@ -65,18 +65,6 @@ class FlipResult:
     symmetry_agreement: float
     extrapolated: tuple[np.ndarray, np.ndarray] | None = None  # (hkl, |F|) beyond the data
     cycles: int = 0  # flipping cycles the structure ran (its longest start)
-
-
-def _grid_shape(
-    hkl: np.ndarray, sample_rate: float, cell: tuple, d_min: float, factors: list[int]
-) -> tuple[int, int, int]:
-    return tuple(
-        _good_size(
-            max(math.ceil(sample_rate * cell[i] / d_min), 2 * int(np.abs(hkl[:, i]).max()) + 1),
-            int(factors[i]),
-        )
-        for i in range(3)
-    )
 
 
 def _half_sign(hkl: np.ndarray) -> np.ndarray:
@@ -168,9 +156,9 @@ def charge_flip_batch(
                     f"d_ext ({d_ext} Å) must be finer than the data's d_min ({refl.d_min:.3f} Å)"
                 )
             outer = reflections(
-                refl.cell, d_ext, refl.d_min * (1 - 1e-9), spacegroup=refl.spacegroup
+                refl.cell, d_ext, refl.d_min * (1 - D_SLACK), spacegroup=refl.spacegroup
             )
-            outer = outer.subset(outer.d < refl.d_min * (1 - 1e-9))
+            outer = outer.subset(below(outer.d, refl.d_min))
             ext, prior = outer.expand_to_p1(
                 _prior_on(outer.hkl, ext_prior[k])
                 if ext_prior is not None
@@ -181,15 +169,8 @@ def charge_flip_batch(
         p1.append((hkl[keep], vals[keep], ext, outer_hkl))
     d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
     own = [
-        tuple(
-            _good_size(int(n))
-            for n in _grid_shape(
-                np.concatenate([h] + ([e[0]] if e is not None else [])),
-                sample_rate,
-                r.cell,
-                d_all,
-                [1, 1, 1],
-            )
+        grid_shape(
+            r.cell, np.concatenate([h] + ([e[0]] if e is not None else [])), d_all, sample_rate
         )
         for (h, _, e, _), r in zip(p1, refls, strict=True)
     ]

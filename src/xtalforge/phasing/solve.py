@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from xtalforge.crystal.model import Crystal, cell_volume
-from xtalforge.diffraction.maps import _shell_mean, density_map
-from xtalforge.diffraction.reflections import Reflections
+from xtalforge.diffraction.maps import density_map, shell_mean
+from xtalforge.diffraction.reflections import Reflections, at_or_above
 from xtalforge.errors import XtalforgeError
+from xtalforge.io import write_cif
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT, charge_flip_batch
 from xtalforge.phasing.peaks import atom_recovery, find_peaks
 from xtalforge.phasing.score import Score, score_phases
@@ -75,7 +76,7 @@ class SolveData:
 
     def cut(self, d_min: float) -> SolveData:
         """The reflections with d ≥ ``d_min`` Å."""
-        return self.subset(self.refl.d >= d_min * (1 - 1e-9))
+        return self.subset(at_or_above(self.refl.d, d_min))
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def quasi_e(amplitudes: np.ndarray, refl: Reflections, n_bins: int = 20) -> np.n
     """Quasi-normalised |E|: |F| / √(ε ⟨|F|²/ε⟩) with the mean over equal-count resolution
     shells (no composition needed)."""
     amp = np.abs(np.asarray(amplitudes, float))
-    mean = _shell_mean(amp**2 / refl.epsilon, refl, n_bins)
+    mean = shell_mean(amp**2 / refl.epsilon, refl, n_bins)
     return amp / np.sqrt(refl.epsilon * np.where(mean > 0, mean, 1.0))
 
 
@@ -195,7 +196,7 @@ def _cf_solution(
 
 def _measured(refl: Reflections, prior_below: float) -> np.ndarray:
     """The reflections that are data, not predictions: d ≥ ``prior_below`` (Å)."""
-    return refl.d >= prior_below * (1 - 1e-9)
+    return at_or_above(refl.d, prior_below)
 
 
 def _solve_with_priors(
@@ -379,7 +380,7 @@ def load_solve_data(
     ``_refln``) with cell and symmetry from ``structure`` (.ins/.res/CIF) or ``cell`` +
     ``spacegroup``; a structure CIF/PDB (calculated F to ``d_min``, default 0.8 Å, and the truth
     kept for scoring); or a dataset folder (``entry``: sample id, default the first)."""
-    from xtalforge.crystal import holds_a_model, read_structure
+    from xtalforge.io import holds_a_model, read_structure
 
     p = Path(path)
     if not p.exists():
@@ -391,7 +392,7 @@ def load_solve_data(
         return found[0]
     if structure is None and cell is None and holds_a_model(p):
         return calculated_solve_data(read_structure(p), d_min or 0.8, str(p))
-    from xtalforge.data.hkl_import import load_measured
+    from xtalforge.io.merge import load_measured
 
     refl, amp, _, _, comp = load_measured(
         p, Path(structure) if structure else None, cell, spacegroup
@@ -429,7 +430,7 @@ def write_peaks(path: str | Path, data: SolveData, phases: np.ndarray, n_peaks: 
         u_iso=np.full(len(peaks), 0.03),
         labels=[f"Q{i + 1}" for i in range(len(peaks))],
     )
-    crystal.to_cif(path, name="xtalforge_solution")
+    write_cif(crystal, path, name="xtalforge_solution")
     return len(peaks)
 
 

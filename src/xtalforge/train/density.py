@@ -26,6 +26,7 @@ import torch
 
 from xtalforge.crystal.model import Crystal, orthogonalization_matrix
 from xtalforge.diffraction.maps import density_map, patterson_map
+from xtalforge.diffraction.reflections import at_or_above
 from xtalforge.errors import XtalforgeError
 from xtalforge.models import build_model
 from xtalforge.train.base import TaskModule, headline
@@ -280,7 +281,7 @@ def density_solution(module: PattersonDensity, data: Any) -> Any:
             f"{data.refl.spacegroup.xhm()}"
         )
     d_high, shape = module.task["d_high"], tuple(module.task["high_shape"])
-    keep = data.refl.d >= d_high * (1 - 1e-9)
+    keep = at_or_above(data.refl.d, d_high)
     refl = data.refl.subset(keep)
     check_grid(refl, shape, "density")
     p = to_pm1(patterson_map(refl, data.amplitudes[keep], shape=shape)).astype(np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from xtalforge.diffraction.maps import patterson_map
-from xtalforge.diffraction.reflections import Reflections, reflections_from_hkl
+from xtalforge.diffraction.reflections import Reflections, at_or_above, below, reflections_from_hkl
 from xtalforge.errors import ReflectionError, XtalforgeError
 from xtalforge.models import build_model
 from xtalforge.train.base import TaskModule, headline
@@ -52,7 +52,7 @@ def patterson_pair(
     """([0, 1]-scaled Patterson map from the reflections with d ≥ ``d_low`` on ``low_shape``,
     the one from all reflections on ``high_shape``), float32."""
     check_grid(refl, high_shape, "high-resolution Patterson")
-    known = refl.d >= d_low * (1 - 1e-9)
+    known = at_or_above(refl.d, d_low)
     low = patterson_map(refl.subset(known), amp[known], shape=low_shape, scale01=True)
     high = patterson_map(refl, amp, shape=high_shape, scale01=True)
     return low.astype(np.float32), high.astype(np.float32)
@@ -94,7 +94,7 @@ def item_from_row(row: dict, task: dict) -> dict[str, Any]:
     refl = reflections_from_hkl(
         row["hkl"].reshape(-1, 3).astype(np.int64), tuple(row["cell"].tolist()), row["spacegroup"]
     )
-    use = refl.d >= task["d_high"] * (1 - 1e-9)
+    use = at_or_above(refl.d, task["d_high"])
     return _item(refl.subset(use), np.asarray(row["F"], float)[use], task, int(row["id"]))
 
 
@@ -183,14 +183,14 @@ class PattersonSR(TaskModule):
         full = reflections(tuple(cell), d_high, spacegroup=spacegroup)
         known_refl = reflections_from_hkl(np.asarray(hkl, np.int64), tuple(cell), spacegroup)
         amps = np.asarray(amplitudes, float)
-        keep = known_refl.d >= d_low * (1 - 1e-9)
+        keep = at_or_above(known_refl.d, d_low)
         check_grid(full, tuple(self.task["high_shape"]), "high-resolution Patterson")
         low = patterson_map(
             known_refl.subset(keep), amps[keep], shape=tuple(self.task["low_shape"]), scale01=True
         )
         with torch.no_grad():
             pred = self(torch.from_numpy(low.astype(np.float32))[None, None])[0, 0].numpy()
-        shell = full.d < d_low * (1 - 1e-9)
+        shell = below(full.d, d_low)
         both = reflections_from_hkl(
             np.concatenate([known_refl.hkl[keep], full.hkl[shell]]), tuple(cell), spacegroup
         )
@@ -250,7 +250,7 @@ def _structures(module: PattersonSR, data: Path | None, split: str | None, limit
                 tuple(row["cell"].tolist()),
                 row["spacegroup"],
             )
-            use = refl.d >= d_high * (1 - 1e-9)
+            use = at_or_above(refl.d, d_high)
             yield int(row["id"]), refl.subset(use), np.asarray(row["F"], float)[use], row.get("z")
         return
     for name, crystal in evaluation_crystals(module.hparams.data, data, limit):
@@ -269,7 +269,7 @@ def evaluate(
     """Map MSE and Pearson CC of the predicted high-resolution Patterson maps beside the
     upsampled low-resolution map, and R of the target shell's amplitudes recovered from them
     beside the Wilson fill. Returns (summary, per-structure rows)."""
-    from xtalforge.data.torch_data import ACENTRIC_MEAN, CENTRIC_MEAN, wilson_rms
+    from xtalforge.diffraction.wilson import wilson_fill
 
     t = module.task
     rows: list[dict[str, Any]] = []
@@ -282,10 +282,9 @@ def evaluate(
         with torch.no_grad():
             pred, base = module(x), module.baseline(x)
         true = torch.from_numpy(high)[None, None]
-        known = refl.d >= t["d_low"] * (1 - 1e-9)
+        known = at_or_above(refl.d, t["d_low"])
         rec = amplitudes_from_patterson(pred[0, 0].numpy(), refl, known, amp[known])
-        rms = wilson_rms(amp, known, refl.hkl, refl.cell, refl.spacegroup.xhm(), z, refl)
-        fill = np.where(refl.centric, CENTRIC_MEAN, ACENTRIC_MEAN) * rms
+        fill = wilson_fill(amp, known, refl, z)
         tg = ~known
         r_num, r_den = float(np.abs(rec - amp)[tg].sum()), float(amp[tg].sum())
         w_num = float(np.abs(fill - amp)[tg].sum())

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.diffraction.reflections import at_or_above
 from xtalforge.errors import XtalforgeError
 from xtalforge.models import build_model
 from xtalforge.train.base import TaskModule, headline
@@ -359,6 +360,6 @@ def phase_solution(module: PhaseSign, data: Any, seed: int = 0) -> Any:
         module, item, module.task["inference_cycles"], module.task["inference_starts"], seed
     )
     full = np.zeros(len(data.refl))
-    keep = data.refl.d >= module.task["d_high"] * (1 - 1e-9)
+    keep = at_or_above(data.refl.d, module.task["d_high"])
     full[keep] = np.where(signs.numpy()[module.grid.index(cut.refl.hkl)] > 0, 0.0, np.pi)
     return Solution("phai", full, full, time.perf_counter() - t0, fom)

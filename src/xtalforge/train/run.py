@@ -26,6 +26,7 @@ import yaml
 from xtalforge.data.shards import read_manifest
 from xtalforge.data.spec import DatasetError, load_spec
 from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.diffraction.reflections import at_or_above, below
 from xtalforge.errors import XtalforgeError
 from xtalforge.train.config import ConfigError, RunConfig
 from xtalforge.train.domain import domain_warnings, merge_domains, training_domain
@@ -395,8 +396,8 @@ def import_cif_folder(folder: Path, out: Path, d_low: float, d_high: float) -> P
     structure in the test split) computed to ``d_high`` with the split at ``d_low`` (Å); files
     that cannot be used are skipped and summed up in one warning (``import-report.csv`` in the
     dataset says why, per file)."""
-    from xtalforge.crystal.cif_io import cif_entries
     from xtalforge.data.build import build_dataset
+    from xtalforge.io.cif_structure import cif_entries
 
     if not cif_entries(folder):
         raise XtalforgeError(f"{folder}: neither a dataset (no manifest.json) nor a folder of CIFs")
@@ -644,13 +645,14 @@ def extend_amplitudes(
     Returns the shell's ASU indices and amplitudes.
     """
     from xtalforge.crystal.symmetry import resolve_space_group
-    from xtalforge.data.torch_data import collate_reflections, make_item, wilson_rms
+    from xtalforge.data.torch_data import collate_reflections, make_item
     from xtalforge.diffraction.reflections import reflections
+    from xtalforge.diffraction.wilson import wilson_rms
 
     task = module.task
     sg = resolve_space_group(spacegroup)
     shell = reflections(tuple(cell), task.d_high, spacegroup=sg)
-    todo = shell.d < task.d_low * (1 - 1e-9)
+    todo = below(shell.d, task.d_low)
     hkl = np.concatenate([np.asarray(hkl, np.int64), shell.hkl[todo].astype(np.int64)])
     amps = np.concatenate([np.asarray(amplitudes, float), np.zeros(int(todo.sum()))])
     norm_task = (
@@ -721,8 +723,8 @@ def predict_hkl(
     """
     import gemmi
 
-    from xtalforge.data.hkl_import import load_measured
-    from xtalforge.io.shelx import write_hkl
+    from xtalforge.io import write_hkl
+    from xtalforge.io.merge import load_measured
     from xtalforge.train.resolution import ResolutionExtension
 
     module = load_checkpoint(checkpoint)
@@ -738,7 +740,7 @@ def predict_hkl(
         path, Path(structure) if structure else None, cell, spacegroup
     )
     cell, sg = refl.cell, refl.spacegroup
-    known = refl.d >= task.d_low * (1 - 1e-9)
+    known = at_or_above(refl.d, task.d_low)
     if not known.any():
         raise XtalforgeError(f"{path}: no measured reflection with d ≥ {task.d_low} Å")
     gap = _completeness_note(path, refl.d[known], tuple(cell), sg, task.d_low)

@@ -161,7 +161,7 @@ def evaluation_crystals(
         return [(f"generated-{i}", gen.crystal(i)) for i in range(len(gen))]
     import sys
 
-    from xtalforge.crystal.cif_io import cif_entries, entry_name, read_cif
+    from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif
 
     if (Path(data) / "manifest.json").is_file():  # a dataset folder: its test split
         from xtalforge.data.rows import crystal_from_row
