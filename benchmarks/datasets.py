@@ -4,8 +4,8 @@ xtalforge's `build_dataset` (generator, batched structure factors, exact E value
 shards with checksums) against the thesis generator's pipeline done by cctbx in the same run
 (`random_structure` + `structure_factors` + `normalised_amplitudes` + `np.savez_compressed`, in a
 subprocess) on the same space groups and asymmetric-unit compositions. Then the scaling with
-local worker processes, samples/s an `OnTheFlyDataset` feeds a DataLoader with 2 workers, and
-the peak memory (parent and workers) of a large run.
+local worker processes, samples/s that `GeneratedItems` of resolution items feed a DataLoader
+with 2 workers, and the peak memory (parent and workers) of a large run.
 
     python benchmarks/datasets.py [--n 2000] [--repeats 3] [--big 0]
 """
@@ -26,12 +26,15 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import functools
+
 import torch
 
 from xtalforge.crystal.elements import symbol
 from xtalforge.data import build_dataset, load_spec, sample_seed
-from xtalforge.data.torch_data import OnTheFlyDataset, Task
+from xtalforge.data.items import GeneratedItems
 from xtalforge.generate import Generator
+from xtalforge.tasks.resolution.items import Extension, generator_grid, items_from_crystals
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = {
@@ -86,7 +89,10 @@ def peer(generator: str, n: int, repeats: int) -> float | None:
 
 
 def on_the_fly_rate(n: int) -> float:
-    ds = OnTheFlyDataset("thesis-monoclinic", Task(1.2, 0.8), length=n, sf_batch=32)
+    task = Extension(1.2, 0.8)
+    grid = generator_grid("thesis-monoclinic", task.d_high)
+    make = functools.partial(items_from_crystals, task=task, grid=grid)
+    ds = GeneratedItems("thesis-monoclinic", None, n, make_batch=make, batch=32)
     loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2)
     t0 = time.perf_counter()
     count = sum(len(b["id"]) for b in loader)
@@ -126,7 +132,7 @@ def main() -> None:
             flush=True,
         )
     print(
-        f"\nOnTheFlyDataset (thesis-monoclinic, 0.8 Å, 2 DataLoader workers): "
+        f"\nGeneratedItems (thesis-monoclinic, 0.8 Å, 2 DataLoader workers): "
         f"{on_the_fly_rate(max(256, a.n // 4)):.0f} samples/s"
     )
     if a.big:  # in a fresh process, so that its peak memory is this run's alone

@@ -22,8 +22,7 @@ import statistics
 from pathlib import Path
 
 from xtalforge.data import build_dataset, load_spec
-from xtalforge.train import load_run_config
-from xtalforge.train.run import evaluate, train
+from xtalforge.tasks import evaluate, load_run_config, train
 
 
 def rows(path: Path) -> list[dict[str, str]]:

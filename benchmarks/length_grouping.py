@@ -28,12 +28,14 @@ from _timing import dataset_or_build, training_seconds
 from xtalforge.data.torch_data import (
     BlockShuffleSampler,
     LengthGroupedBatchSampler,
-    ShardDataset,
-    Task,
-    collate_reflections,
 )
-from xtalforge.train.resolution import ResolutionExtension
-from xtalforge.train.run import _h_max, dataset_grid
+from xtalforge.tasks.resolution import (
+    Extension,
+    ResolutionExtension,
+    collate_reflections,
+    dataset_grid,
+    extension_dataset,
+)
 
 
 def main() -> None:
@@ -47,8 +49,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     root = dataset_or_build(args.data, "monoclinic-20", 2000)
-    task = Task(1.2, 1.0, "wilson")
-    ds = ShardDataset(root, "train", task, mode="list")
+    task = Extension(1.2, 1.0, "wilson")
+    ds = extension_dataset(root, "train", task, mode="list")
     grouped = list(LengthGroupedBatchSampler(ds, args.batch, args.pool, seed=0))
     order = list(BlockShuffleSampler(ds, seed=0))
     # the same items in both arms: those of the first grouped pools
@@ -59,7 +61,7 @@ def main() -> None:
         "length-grouped": grouped[: args.batches],
     }
     items = {i: ds[i] for i in chosen}
-    h_max = _h_max(dataset_grid(root, task.d_high))
+    h_max = dataset_grid(root, task.d_high).h_max
     tokens = float(np.mean([len(items[i]["value"]) for i in chosen]))
     print(
         f"dataset {root}, {len(chosen)} items, batch {args.batch}, pool {args.pool} batches, "

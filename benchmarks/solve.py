@@ -23,11 +23,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from xtalforge.data.solve_data import load_solve_data
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
-from xtalforge.phasing.benchmark import solve_benchmark
-from xtalforge.phasing.solve import SolveData, load_solve_data
+from xtalforge.phasing.solve import SolveData
+from xtalforge.workflows.solve_benchmark import solve_benchmark
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "cod"
 
@@ -116,7 +117,7 @@ def main() -> None:
     ext = tuple(float(v) for v in args.extend.split(":")) if args.extend else None
     module = None
     if args.model:
-        from xtalforge.train.run import load_checkpoint
+        from xtalforge.tasks import load_checkpoint
 
         module = load_checkpoint(args.model)
     finest = min(res + ([ext[1]] if ext else []))

@@ -3,7 +3,7 @@ a GPU with --device cuda), beside the data pipeline feeding it, measured in the 
 
 For each model (small and thesis sizes) the median over repeats of the seconds per optimiser
 step (forward + backward + Adam) on batches already in memory, as samples/s; the peer is the
-`ShardDataset` + DataLoader that feeds it (0 and 2 workers): training is data-bound when the
+`extension_dataset` + DataLoader that feeds it (0 and 2 workers): training is data-bound when the
 loader is the slower of the two.
 
     python benchmarks/training.py [--data DIR] [--batch 16] [--steps 20] [--repeats 3]
@@ -26,13 +26,17 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import dataset_or_build, training_seconds
-from xtalforge.data.torch_data import ShardDataset, Task, collate_reflections
-from xtalforge.train.resolution import ResolutionExtension
-from xtalforge.train.run import _h_max, dataset_grid
+from xtalforge.tasks.resolution import (
+    Extension,
+    ResolutionExtension,
+    collate_reflections,
+    dataset_grid,
+    extension_dataset,
+)
 
 
-def batches(root: Path, task: Task, mode: str, batch: int, n: int) -> list[dict]:
-    ds = ShardDataset(root, "train", task, mode=mode)
+def batches(root: Path, task: Extension, mode: str, batch: int, n: int) -> list[dict]:
+    ds = extension_dataset(root, "train", task, mode=mode)
     loader = DataLoader(
         ds, batch_size=batch, collate_fn=collate_reflections if mode == "list" else None
     )
@@ -45,9 +49,9 @@ def batches(root: Path, task: Task, mode: str, batch: int, n: int) -> list[dict]
 
 
 def loader_rate(
-    root: Path, task: Task, mode: str, batch: int, workers: int, n_batches: int
+    root: Path, task: Extension, mode: str, batch: int, workers: int, n_batches: int
 ) -> float:
-    ds = ShardDataset(root, "train", task, mode=mode)
+    ds = extension_dataset(root, "train", task, mode=mode)
     loader = DataLoader(
         ds,
         batch_size=batch,
@@ -74,7 +78,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     root = dataset_or_build(args.data, "quick-p21", 1000)
-    task = Task(1.2, 1.0, "wilson")
+    task = Extension(1.2, 1.0, "wilson")
     grid = dataset_grid(root, task.d_high)
     print(
         f"dataset {root}, hkl grid {grid.shape}, batch {args.batch}, device {args.device}, "
@@ -99,7 +103,7 @@ def main() -> None:
     ]
     for name, options in models:
         for size in args.sizes.split(","):
-            params = {"h_max": _h_max(grid), **options} if name == "xrd_transformer" else {}
+            params = {"h_max": grid.h_max, **options} if name == "xrd_transformer" else {}
             module = ResolutionExtension(
                 {"name": name, "size": size, "params": params},
                 task.__dict__,

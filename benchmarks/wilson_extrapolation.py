@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from xtalforge.data.torch_data import ShardDataset, Task
+from xtalforge.tasks.resolution.items import Extension, extension_dataset
 
 
 def extrapolation_errors(
-    root: Path, split: str | None, task: Task
+    root: Path, split: str | None, task: Extension
 ) -> tuple[np.ndarray, np.ndarray]:
     """(log ratio, fill MSE) per structure of a dataset folder's ``split``."""
-    ds = ShardDataset(root, split=split, task=task, mode="list")
+    ds = extension_dataset(root, split, task, mode="list")
     if len(ds) == 0 and split is not None:
-        ds = ShardDataset(root, split=None, task=task, mode="list")
+        ds = extension_dataset(root, None, task, mode="list")
     log_ratio, fill_mse = [], []
     for i in range(len(ds)):
         item = ds[i]
@@ -58,16 +58,14 @@ def model_scale(checkpoint: Path, root: Path, split: str) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from xtalforge.train.metrics import shell_masks
-    from xtalforge.train.resolution import truth
-    from xtalforge.train.run import dataset_grid, load_checkpoint
+    from xtalforge.tasks import load_checkpoint
+    from xtalforge.tasks.metrics import shell_masks
+    from xtalforge.tasks.resolution.module import truth
 
     module = load_checkpoint(checkpoint).eval()
     if module.input_mode != "grid":
         raise SystemExit(f"{checkpoint}: only grid (U-Net) models are supported here")
-    ds = ShardDataset(
-        root, split, module.task, mode="grid", grid=dataset_grid(root, module.task.d_high)
-    )
+    ds = extension_dataset(root, split, module.extension, mode="grid")
     log_ratio, fill_ratio, beats = [], [], []
     sums = np.zeros(4)  # |model − true|, |rescaled − true|, |fill − true|, |true|
     with torch.no_grad():
@@ -110,7 +108,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, action="append", default=[])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    task = Task(args.d_low, args.d_high, "wilson")
+    task = Extension(args.d_low, args.d_high, "wilson")
     rows = []
     print(
         f"Wilson extrapolation from d ≥ {args.d_low} Å to {args.d_high} Å "

@@ -50,16 +50,16 @@ def test_sensitivity_of_the_known_voxels_is_the_mean_absolute_normal():
     is √(2/π)."""
     torch.manual_seed(0)
     from tests.test_train import TASK, TINY
-    from xtalforge.data.torch_data import make_item
     from xtalforge.diffraction import reflections, structure_factors
     from xtalforge.generate import Generator
+    from xtalforge.tasks.resolution import make_item
 
     c = Generator.from_config(TINY).sample(5)
     r = reflections(c, 1.0)
     item = make_item(
         r.hkl, np.abs(structure_factors(c, r)), c.cell, c.spacegroup.xhm(), TASK, None, z=c.z
     )
-    from xtalforge.data.torch_data import collate_reflections
+    from xtalforge.tasks.resolution import collate_reflections
 
     batch = collate_reflections([item])
     module = module_for("xrd_transformer")

@@ -3,6 +3,7 @@ checksums, readers, CIF/hkl import, torch datasets checked against direct comput
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -32,19 +33,22 @@ from xtalforge.data import (
     verify_dataset,
 )
 from xtalforge.data.audit import audit_cif
+from xtalforge.data.items import GeneratedItems, ItemsDataModule
 from xtalforge.data.rows import crystal_from_row
-from xtalforge.data.torch_data import (
-    BlockShuffleSampler,
-    LengthGroupedBatchSampler,
-    OnTheFlyDataset,
-    ShardDataset,
-    Task,
-    collate_reflections,
-)
+from xtalforge.data.torch_data import BlockShuffleSampler, LengthGroupedBatchSampler
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.diffraction.hkl_grid import HKLGrid
+from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
 from xtalforge.io import read_cif, write_cif
+from xtalforge.tasks.resolution.items import (
+    Extension,
+    collate_reflections,
+    dataset_grid,
+    extension_dataset,
+    generator_grid,
+    items_from_crystals,
+)
 
 SMALL = {
     "name": "small",
@@ -272,7 +276,7 @@ def test_verify_detects_corruption_and_other_specs_are_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- torch datasets
-def expected_item(c: Crystal, task: Task, grid: HKLGrid) -> tuple[np.ndarray, ...]:
+def expected_item(c: Crystal, task: Extension, grid: HKLGrid) -> tuple[np.ndarray, ...]:
     """Independent construction: direct F, max-of-known normalisation, explicit voxel loop."""
     refl = reflections(c, task.d_high)
     amp = np.abs(structure_factors(c, refl))
@@ -289,13 +293,13 @@ def expected_item(c: Crystal, task: Task, grid: HKLGrid) -> tuple[np.ndarray, ..
 
 
 def test_shard_dataset_tensors_and_masks_match_direct_computation(small_dataset):
-    task = Task(1.3, 0.9)
-    ds = ShardDataset(small_dataset, "train", task)
+    task = Extension(1.3, 0.9)
+    ds = extension_dataset(small_dataset, "train", task)
     gen = Generator.from_config("phai-p21c")
     for i in (0, len(ds) - 1):
         item = ds[i]
         c = gen.sample(sample_seed(5, item["id"]))
-        full, kmask, tmask = expected_item(c, task, ds.grid)
+        full, kmask, tmask = expected_item(c, task, dataset_grid(small_dataset, 0.9))
         np.testing.assert_array_equal(item["known"][0].numpy(), kmask)
         np.testing.assert_array_equal(item["target_mask"][0].numpy(), tmask)
         np.testing.assert_array_equal(item["absent"][0].numpy(), ~(kmask | tmask))
@@ -303,22 +307,24 @@ def test_shard_dataset_tensors_and_masks_match_direct_computation(small_dataset)
         np.testing.assert_allclose(item["input"][0].numpy(), np.where(kmask, full, 0), atol=2e-3)
     assert (
         len(ds)
-        + len(ShardDataset(small_dataset, "val", task))
-        + len(ShardDataset(small_dataset, "test", task))
+        + len(extension_dataset(small_dataset, "val", task))
+        + len(extension_dataset(small_dataset, "test", task))
         == 48
     )
 
 
 def test_e_and_wilson_normalisations(small_dataset):
-    e_item = ShardDataset(small_dataset, "train", Task(1.3, 0.9, "e"), mode="list")[0]
-    w_item = ShardDataset(small_dataset, "train", Task(1.3, 0.9, "wilson"), mode="list")[0]
+    e_item = extension_dataset(small_dataset, "train", Extension(1.3, 0.9, "e"), mode="list")[0]
+    w_item = extension_dataset(small_dataset, "train", Extension(1.3, 0.9, "wilson"), mode="list")[
+        0
+    ]
     # ⟨E²⟩ = 1 over all reflections; the Wilson scale (known shells only) gives about 1 there too
     assert abs(float((e_item["value"] ** 2).mean()) - 1) < 0.25
     assert 0.5 < float((w_item["value"][w_item["known"]] ** 2).mean()) < 2.0
 
 
 def test_list_mode_and_padded_collation(small_dataset):
-    ds = ShardDataset(small_dataset, "train", Task(1.3, 0.9), mode="list")
+    ds = extension_dataset(small_dataset, "train", Extension(1.3, 0.9), mode="list")
     a, b = ds[0], ds[1]
     batch = collate_reflections([a, b])
     n = max(len(a["value"]), len(b["value"]))
@@ -328,9 +334,11 @@ def test_list_mode_and_padded_collation(small_dataset):
     assert not batch["known"][~batch["pad_mask"]].any()
 
 
-def test_on_the_fly_dataset_same_samples_whatever_the_workers():
-    task = Task(1.3, 0.9)
-    ds = OnTheFlyDataset("phai-p21c", task, length=6, seed=2, sf_batch=4)
+def test_generated_items_same_samples_whatever_the_workers():
+    task = Extension(1.3, 0.9)
+    grid = generator_grid("phai-p21c", task.d_high)
+    make = functools.partial(items_from_crystals, task=task, grid=grid)
+    ds = GeneratedItems("phai-p21c", None, 6, seed=2, make_batch=make, batch=4)
     one = {it["id"]: it for it in ds}
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     two = {int(it["id"]): it for it in loader}
@@ -338,16 +346,14 @@ def test_on_the_fly_dataset_same_samples_whatever_the_workers():
     for i in one:
         torch.testing.assert_close(one[i]["target"], two[i]["target"])
     c = Generator.from_config("phai-p21c").sample(sample_seed(2, 3))
-    full, kmask, _ = expected_item(c, task, ds.grid)
+    full, kmask, _ = expected_item(c, task, grid)
     np.testing.assert_allclose(one[3]["target"][0].numpy(), full, atol=2e-3)
     np.testing.assert_array_equal(one[3]["known"][0].numpy(), kmask)
 
 
-def test_shard_data_module_batches(small_dataset):
-    from xtalforge.data.modules import ShardDataModule
-
-    dm = ShardDataModule(small_dataset, Task(1.3, 0.9), batch_size=4)
-    dm.setup("fit")
+def test_items_data_module_batches(small_dataset):
+    sets = [extension_dataset(small_dataset, s, Extension(1.3, 0.9)) for s in ("train", "val")]
+    dm = ItemsDataModule(*sets, batch_size=4)
     batch = next(iter(dm.train_dataloader()))
     assert batch["input"].shape[:2] == (4, 1) and batch["known"].dtype == torch.bool
     ids = [int(i) for b in dm.train_dataloader() for i in b["id"]]
@@ -362,7 +368,7 @@ def test_shard_data_module_batches(small_dataset):
 def test_length_grouped_batches(small_dataset):
     """Each item once per epoch; a pool's batches are the block-shuffled order's items, cut
     into length intervals that do not overlap; seeded per epoch; less padding than random."""
-    ds = ShardDataset(small_dataset, "train", Task(1.3, 0.9), mode="list")
+    ds = extension_dataset(small_dataset, "train", Extension(1.3, 0.9), mode="list")
     lengths = ds.lengths()
     assert lengths.tolist() == [ds.row(i)["hkl"].size // 3 for i in range(len(ds))]
     batch, pool_batches = 3, 2
@@ -394,19 +400,16 @@ def test_length_grouped_batches(small_dataset):
         LengthGroupedBatchSampler(ds, 4, 0)
 
 
-def test_shard_data_module_length_grouping(small_dataset):
-    from xtalforge.data.modules import ShardDataModule
-
-    dm = ShardDataModule(
-        small_dataset, Task(1.3, 0.9), batch_size=4, mode="list", length_grouping=2, seed=1
+def test_items_data_module_length_grouping(small_dataset):
+    train = extension_dataset(small_dataset, "train", Extension(1.3, 0.9), mode="list")
+    dm = ItemsDataModule(
+        train, train, batch_size=4, collate=collate_reflections, length_grouping=2, seed=1
     )
-    dm.setup("fit")
     ids = [int(i) for b in dm.train_dataloader() for i in b["id"]]
-    assert sorted(ids) == sorted(
-        int(dm.datasets["train"][i]["id"]) for i in range(len(dm.datasets["train"]))
-    )
-    with pytest.raises(ValueError, match="list-mode"):
-        ShardDataModule(small_dataset, Task(1.3, 0.9), mode="grid", length_grouping=2)
+    assert sorted(ids) == sorted(int(train[i]["id"]) for i in range(len(train)))
+    gen = GeneratedItems("phai-p21c", lambda c, i: i, 4)
+    with pytest.raises(XtalforgeError, match="length grouping batches the rows"):
+        ItemsDataModule(gen, gen, length_grouping=2)
 
 
 # --------------------------------------------------------------------------- imports

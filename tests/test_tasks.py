@@ -16,22 +16,22 @@ from xtalforge.cli import app
 from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.diffraction.hkl_grid import HKLGrid
-from xtalforge.diffraction.maps import density_map, patterson_map
+from xtalforge.diffraction.maps import check_grid, density_map, patterson_map
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
 from xtalforge.models.density_unet import DensityUNet
 from xtalforge.models.patterson_unet import PattersonUNet, periodic_upsample
-from xtalforge.train import load_run_config
-from xtalforge.train.density import (
+from xtalforge.tasks import evaluate, load_checkpoint, load_run_config, predict_hkl, train
+from xtalforge.tasks.patterson_density import (
     PattersonDensity,
     centre_fragment,
     map_pair,
-    map_phases,
     other_hand,
 )
-from xtalforge.train.patterson import PattersonSR, amplitudes_from_patterson, check_grid
-from xtalforge.train.phase import PhaseSign, invariant_accuracy, invariant_bce, sign_item
-from xtalforge.train.run import evaluate, load_checkpoint, predict_hkl, train
+from xtalforge.tasks.patterson_density.maps import map_phases
+from xtalforge.tasks.patterson_sr import PattersonSR, amplitudes_from_patterson
+from xtalforge.tasks.phase import PhaseSign, sign_item
+from xtalforge.tasks.phase.signs import invariant_accuracy, invariant_bce
 
 P21 = {
     "name": "t",
@@ -148,7 +148,7 @@ def test_origin_invariant_loss_and_accuracy_against_a_shifted_structure():
 
 
 def _patterson_batch(n: int = 4) -> dict:
-    from xtalforge.train.patterson import item_from_crystal
+    from xtalforge.tasks.patterson_sr.maps import item_from_crystal
 
     gen = Generator.from_config(P21)
     task = {"d_low": 1.5, "d_high": 1.0, "low_shape": (8, 8, 8), "high_shape": (16, 16, 16)}
@@ -194,7 +194,8 @@ def test_patterson_sr_overfits_a_batch():
 
 
 def test_density_model_overfits_a_batch():
-    from xtalforge.train.density import hand_loss, item_from_crystal
+    from xtalforge.tasks.patterson_density.maps import item_from_crystal
+    from xtalforge.tasks.patterson_density.module import hand_loss
 
     torch.manual_seed(0)
     gen = Generator.from_config(FRAG)
@@ -355,8 +356,8 @@ def test_map_task_runs_save_load_and_evaluate(tmp_path):
 
 
 def test_solve_benchmark_extra_rows(phase_run):
-    from xtalforge.phasing.benchmark import solve_benchmark
     from xtalforge.phasing.solve import SolveData
+    from xtalforge.workflows.solve_benchmark import solve_benchmark
 
     gen = Generator.from_config(P21C)
     structures = []
@@ -394,7 +395,7 @@ def test_solve_benchmark_extra_rows(phase_run):
     # from another d_low, is refused
     import gemmi
 
-    from xtalforge.phasing.benchmark import model_extended
+    from xtalforge.workflows.solve_benchmark import model_extended
 
     full, part = model_extended(structures[0], sr), model_extended(structures[0], sr, 1.2)
     cell = gemmi.UnitCell(*structures[0].refl.cell)

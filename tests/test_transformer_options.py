@@ -12,9 +12,9 @@ import math
 import pytest
 import torch
 
-from xtalforge.data.torch_data import collate_reflections
 from xtalforge.models import build_model
 from xtalforge.models.xrd_transformer import Block
+from xtalforge.tasks.resolution import collate_reflections
 
 from .test_train import four_items  # noqa: F401  (fixture)
 

@@ -64,7 +64,7 @@ def attention_statistics(
 ) -> dict[str, Any]:
     """Per block: attention to an absent key / attention to an ordinary key (see module doc),
     plus the maps for the one structure (heads and head mean) for plotting."""
-    from xtalforge.data.torch_data import collate_reflections
+    from xtalforge.tasks.resolution.items import collate_reflections
 
     hkl_abs, d_abs = absent_reflections(cell, spacegroup, float(item["d"].min()))
     n_abs = len(hkl_abs)

@@ -17,6 +17,8 @@ __all__ = [
     "curves_figure",
     "overlay_figure",
     "png_bytes",
+    "powder_figure",
+    "save_png",
     "solve_figure",
     "structure_maps_figure",
 ]
@@ -29,6 +31,12 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_png(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Write the figure as a PNG file (the figure is closed); returns the path."""
+    Path(path).write_bytes(png_bytes(fig, dpi))
+    return Path(path)
 
 
 def png_bytes(fig: Any, dpi: int = 90) -> bytes:
@@ -174,3 +182,14 @@ def structure_maps_figure(refl: Any, f: np.ndarray, title: str) -> Any:
 def finite(v: float) -> str:
     """Format a metric for a table (– for NaN)."""
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def powder_figure(two_theta: np.ndarray, counts: np.ndarray, title: str) -> Any:
+    """A powder pattern: counts against 2θ (degrees)."""
+    fig, ax = _plt().subplots(figsize=(10, 3.5))
+    ax.plot(two_theta, counts, lw=0.7)
+    ax.set_xlabel("2θ (°)")
+    ax.set_ylabel("counts")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

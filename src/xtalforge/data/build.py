@@ -11,7 +11,6 @@ in flight and receives only small summaries, so its memory does not grow with n.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,22 +22,9 @@ import numpy as np
 from xtalforge.data.shards import read_manifest, shard_done, write_manifest, write_shard
 from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
 from xtalforge.io.cif_structure import cif_entries, entry_name
+from xtalforge.provenance import git_commit
 
 __all__ = ["build_dataset", "build_shard", "verify_dataset"]
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
@@ -190,7 +176,7 @@ def build_dataset(
         "spec": resolved,
         "status": "in_progress",
         "version": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "n": spec.n,
         "n_shards": spec.n_shards,
         "seed": spec.seed,

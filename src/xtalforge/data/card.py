@@ -89,22 +89,33 @@ def dataset_card(root: str | Path, out: str | Path) -> dict[str, Any]:
 
 def _slices(root: Path, m: dict, path: Path, plt: Any) -> Path:
     """l = 0 slices of the hkl-grid amplitudes and of each stored map for the first rows."""
-    from xtalforge.data.torch_data import ShardDataset, Task
+    from xtalforge.data.torch_data import ShardDataset
+    from xtalforge.diffraction.hkl_grid import HKLGrid
+    from xtalforge.diffraction.reflections import reflections_from_hkl
 
     spec = m.get("spec", {}).get("compute", {})
     d_high = spec.get("d_high", 0.8)
     d_low = spec.get("d_low") or d_high * 1.5
-    ds = ShardDataset(root, None, Task(d_low, d_high))
+    ds = ShardDataset(root, None)
+    grid = HKLGrid.from_bounds(tuple(m["max_edges"]), d_high, list(m["spacegroups"]))
     table = pq.read_table(root / m["shards"][0]["file"]).slice(0, 3)
     maps = [c for c in table.column_names if c.startswith(("patterson_", "density_"))]
     shapes = {mp["name"]: mp["shape"] for mp in spec.get("patterson", []) + spec.get("density", [])}
     n = min(3, len(ds))
     fig, ax = plt.subplots(n, 2 + len(maps), figsize=(3.2 * (2 + len(maps)), 3 * n), squeeze=False)
     for r in range(n):
-        item = ds[r]
-        ax[r, 0].imshow(item["input"][0, :, :, 0].numpy().T, origin="lower", cmap="viridis")
-        ax[r, 0].set_title(f"id {item['id']}: known |F|, l=0")
-        ax[r, 1].imshow(item["target"][0, :, :, 0].numpy().T, origin="lower", cmap="viridis")
+        row = ds.row(r)
+        refl = reflections_from_hkl(
+            row["hkl"].reshape(-1, 3).astype(np.int64),
+            tuple(row["cell"].tolist()),
+            row["spacegroup"],
+        )
+        dense = grid.to_dense(refl, np.asarray(row["F"], np.float32), d_low, d_high)
+        top = float(dense.values[dense.known].max()) if dense.known.any() else 1.0
+        known = np.where(dense.known, dense.values, 0.0) / (top or 1.0)
+        ax[r, 0].imshow(known[:, :, 0].T, origin="lower", cmap="viridis")
+        ax[r, 0].set_title(f"id {row['id']}: known |F|, l=0")
+        ax[r, 1].imshow((dense.values / (top or 1.0))[:, :, 0].T, origin="lower", cmap="viridis")
         ax[r, 1].set_title("known + target, l=0")
         for c, name in enumerate(maps):
             shape = shapes.get(name.split("_", 1)[1])

@@ -20,6 +20,8 @@ from xtalforge.powder.sampler import InstrumentSampler
 from xtalforge.yaml_config import find_preset, read_mapping, validation_message
 
 __all__ = [
+    "TEST_OFFSET",
+    "VAL_OFFSET",
     "ComputeSpec",
     "DatasetError",
     "DatasetSpec",
@@ -179,6 +181,11 @@ class DatasetSpec(_Strict):
         if self.n is None:
             raise DatasetError("n is unknown until the CIF folder is listed")
         return -(-self.n // self.shard_size)
+
+
+#: Seed offsets of the fixed validation and test structures of a run that generates its
+#: structures on the fly (training sample i of epoch e has seed ``sample_seed(seed, e·n + i)``).
+VAL_OFFSET, TEST_OFFSET = 1_000_003, 2_000_003
 
 
 def sample_seed(dataset_seed: int, index: int) -> int:

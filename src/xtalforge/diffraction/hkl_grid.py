@@ -72,6 +72,13 @@ class HKLGrid:
         lo, hi = box[inside].min(axis=0), box[inside].max(axis=0)
         return cls(tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo + 1))
 
+    @property
+    def h_max(self) -> int:
+        """The largest |h|, |k| or |l| the grid holds."""
+        return int(
+            max(max(abs(lo), abs(lo + n - 1)) for lo, n in zip(self.lower, self.shape, strict=True))
+        )
+
     def index(self, hkl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel indices of Miller indices (n, 3); raises :class:`ReflectionError` when any
         reflection lies outside the grid."""

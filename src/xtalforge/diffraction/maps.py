@@ -17,6 +17,7 @@ from xtalforge.errors import ReflectionError
 
 __all__ = [
     "auto_grid_shape",
+    "check_grid",
     "density_map",
     "fft_size",
     "grid_shape",
@@ -158,3 +159,18 @@ def density_map(
     m = _fourier_grid(refl, f.astype(np.complex128), shape, sample_rate)
     m += f000 / cell_volume(*refl.cell)
     return _scale01(m) if scale01 else m
+
+
+def check_grid(refl: Reflections, shape: tuple[int, int, int], what: str = "map") -> None:
+    """Raise when ``shape`` cannot hold the reflections' Fourier components without aliasing
+    (2|h|max + 1 points needed along each axis)."""
+    if not len(refl):
+        return
+    need = 2 * np.abs(refl.hkl).max(axis=0) + 1
+    if (need > np.asarray(shape)).any():
+        raise ReflectionError(
+            f"{what} grid {tuple(shape)} cannot hold reflections up to "
+            f"|h|,|k|,|l| = {tuple(int(v) for v in (need - 1) // 2)} (needs "
+            f"{tuple(int(v) for v in need)} points): raise the grid shape or "
+            "lower the resolution / cell size"
+        )

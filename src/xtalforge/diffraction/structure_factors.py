@@ -22,7 +22,7 @@ from xtalforge.crystal.symmetry import SymmetryInfo, symmetry_info_from_hall
 from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.errors import ReflectionError
 
-__all__ = ["atom_images", "half_ops", "structure_factors"]
+__all__ = ["atom_images", "calculated_data", "half_ops", "structure_factors"]
 
 #: Largest number of (reflection × atom-image) terms held in memory at once by the numpy path.
 CHUNK_TERMS = 1 << 22
@@ -112,3 +112,9 @@ def structure_factors(
         else:
             out[lo:hi] = re + 1j * np.einsum("ra,ra->r", w, np.sin(arg).sum(axis=2))
     return out
+
+
+def calculated_data(crystal: Crystal, d_min: float) -> tuple[Reflections, np.ndarray]:
+    """(ASU reflections to ``d_min`` Å, their complex structure factors) of a structure."""
+    refl = reflections(crystal, d_min)
+    return refl, structure_factors(crystal, refl)

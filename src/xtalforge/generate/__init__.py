@@ -9,6 +9,7 @@ from xtalforge.generate.config import (
     load_config,
 )
 from xtalforge.generate.generator import Generator
+from xtalforge.generate.samples import write_samples
 
 __all__ = [
     "CellConfig",
@@ -18,4 +19,5 @@ __all__ = [
     "GeneratorConfig",
     "PlacementConfig",
     "load_config",
+    "write_samples",
 ]

@@ -24,7 +24,7 @@ from xtalforge.generate.config import GeneratorConfig
 from xtalforge.generate.descriptors import cell_descriptors
 from xtalforge.generate.placement import special_operations
 
-__all__ = ["FitResult", "fit_config", "plot_fit"]
+__all__ = ["FitResult", "fit_config", "plot_fit", "write_fit"]
 
 #: Quantiles used for fitted ranges: wide enough for the bulk, robust to outliers.
 LOW_Q, HIGH_Q = 0.05, 0.95
@@ -189,3 +189,15 @@ def plot_fit(fit: FitResult, path: str | Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def write_fit(fit: FitResult, path: str | Path, header: str = "") -> Path:
+    """Write the fitted config as YAML (``header`` lines first, each starting with ``#``) and
+    its plots beside it (``.png``); returns the plot's path."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = fit.config.model_dump(mode="json", exclude_none=False)
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return plot_fit(fit, path.with_suffix(".png"))

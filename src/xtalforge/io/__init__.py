@@ -3,7 +3,11 @@
 .hkl, MTZ, XDS_ASCII, CIF ``_refln``). Writers: CIF models, SHELX .ins/.hkl, calculated
 structure factors as MTZ or CIF ``_refln``."""
 
-from xtalforge.io.calculated import write_calculated_cif, write_calculated_mtz
+from xtalforge.io.calculated import (
+    write_calculated_cif,
+    write_calculated_mtz,
+    write_structure_factors,
+)
 from xtalforge.io.cif_refln import read_cif_refln
 from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif, write_cif
 from xtalforge.io.detect import file_kind, holds_a_model
@@ -42,4 +46,5 @@ __all__ = [
     "write_cif",
     "write_hkl",
     "write_ins",
+    "write_structure_factors",
 ]

@@ -11,8 +11,14 @@ import numpy as np
 from xtalforge.diffraction.reflections import Reflections
 from xtalforge.errors import ReflectionFileError
 from xtalforge.io.cif_structure import set_cell_and_symmetry
+from xtalforge.io.shelx_hkl import write_hkl
 
-__all__ = ["write_calculated_cif", "write_calculated_mtz"]
+__all__ = [
+    "SF_FORMATS",
+    "write_calculated_cif",
+    "write_calculated_mtz",
+    "write_structure_factors",
+]
 
 
 def _check(refl: Reflections, f: np.ndarray, e: np.ndarray | None, path: Path) -> None:
@@ -66,3 +72,51 @@ def write_calculated_cif(
             [str(h), str(k), str(l), f"{refl.d[i]:.5f}", f"{amp[i]:.5f}", f"{phase[i]:.3f}"]
         )
     doc.write_file(str(path))
+
+
+#: Output formats of :func:`write_structure_factors`, by suffix.
+SF_FORMATS = (".mtz", ".cif", ".hkl", ".csv", ".parquet")
+
+
+def write_structure_factors(
+    path: str | Path, refl: Reflections, f: np.ndarray, e: np.ndarray
+) -> float:
+    """Write calculated structure factors in the format the suffix of ``path`` names: .mtz
+    (FC, PHIC, E), .cif (``_refln`` F_calc, phase_calc), .hkl (HKLF 4 intensities), .csv or
+    .parquet (h, k, l, d, ε, centric, F, phase in radians, E). Returns the factor the
+    intensities were scaled by to fit the HKLF columns (1.0 otherwise)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SF_FORMATS:
+        raise ReflectionFileError(f"{path}: unknown output format (use {', '.join(SF_FORMATS)})")
+    if suffix == ".hkl":
+        return write_hkl(path, refl.hkl, np.abs(f) ** 2, hklf=4)
+    if suffix == ".mtz":
+        write_calculated_mtz(path, refl, f, e)
+    elif suffix == ".cif":
+        write_calculated_cif(path, refl, f, name=path.stem)
+    else:
+        import pyarrow as pa
+
+        table = pa.table(
+            {
+                "h": refl.hkl[:, 0],
+                "k": refl.hkl[:, 1],
+                "l": refl.hkl[:, 2],
+                "d": refl.d,
+                "epsilon": refl.epsilon,
+                "centric": refl.centric,
+                "F": np.abs(f),
+                "phase": np.angle(f),
+                "E": e,
+            }
+        )
+        if suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, path)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, path)
+    return 1.0

@@ -1,6 +1,6 @@
 """Powder diffraction patterns with a real instrument profile."""
 
-from xtalforge.powder.instrument import WAVELENGTHS, Instrument, PowderError
+from xtalforge.powder.instrument import WAVELENGTHS, Instrument, PowderError, load_instrument
 from xtalforge.powder.pattern import (
     PeakList,
     background,
@@ -9,6 +9,7 @@ from xtalforge.powder.pattern import (
     simulate,
     simulate_batch,
     simulate_mixture,
+    write_xy,
 )
 from xtalforge.powder.profiles import fcj_nodes, pseudo_voigt, tch_parameters
 from xtalforge.powder.sampler import InstrumentSampler, training_sample
@@ -21,6 +22,7 @@ __all__ = [
     "PowderError",
     "background",
     "fcj_nodes",
+    "load_instrument",
     "lorentz_polarization",
     "peak_list",
     "pseudo_voigt",
@@ -29,4 +31,5 @@ __all__ = [
     "simulate_mixture",
     "tch_parameters",
     "training_sample",
+    "write_xy",
 ]

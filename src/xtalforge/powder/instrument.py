@@ -11,13 +11,21 @@ axial divergence by S/L and H/L (Finger–Cox–Jephcoat); angles in degrees 2θ
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from xtalforge.errors import XtalforgeError
 
-__all__ = ["WAVELENGTHS", "Instrument", "PowderError"]
+__all__ = ["WAVELENGTHS", "Instrument", "PowderError", "load_instrument"]
 
 
 class PowderError(XtalforgeError):
@@ -102,3 +110,26 @@ class Instrument(BaseModel):
             return cls(**kwargs)
         except ValueError as exc:
             raise PowderError(str(exc)) from None
+
+
+def load_instrument(path: str | Path | None = None, **fields: Any) -> Instrument:
+    """An :class:`Instrument` from ``fields``, overridden by the mapping in the YAML file
+    ``path`` when given; errors name the file and the field."""
+    import yaml
+
+    where = f"{path}: " if path else ""
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise PowderError(f"{path}: cannot read instrument YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise PowderError(f"{path}: expected a mapping of Instrument fields")
+        fields.update(loaded)
+    try:
+        return Instrument(**fields)
+    except ValidationError as exc:
+        msgs = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'instrument'}: {e['msg']}" for e in exc.errors()
+        )
+        raise PowderError(f"{where}{msgs}") from None

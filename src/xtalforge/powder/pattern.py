@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -338,3 +339,8 @@ def simulate_mixture(
     if noise:
         y = np.random.default_rng(seed).poisson(np.clip(y, 0, None)).astype(np.float64)
     return x, y
+
+
+def write_xy(path: str | Path, two_theta: np.ndarray, counts: np.ndarray) -> None:
+    """Write a pattern as two columns, 2θ (degrees) and counts, with a ``#`` header."""
+    np.savetxt(path, np.column_stack([two_theta, counts]), fmt="%.4f %.3f", header="2theta counts")

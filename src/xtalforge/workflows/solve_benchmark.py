@@ -1,0 +1,402 @@
+"""The solve benchmark (the thesis's Table 3.5 design with open solvers).
+
+For each resolution d and solver: the truth's amplitudes cut at d. With an extension
+``d_low → d_high``: the truth at d_low, the target shell filled with Wilson-expected amplitudes
+⟨|F|⟩ (K and B fitted on the known reflections), free-lunch extrapolation to d_high (charge
+flipping only), the model's amplitudes (given a checkpoint), and the truth at d_high. Rows of the
+extension block are all scored on the measured reflections (d ≥ d_low) with the true amplitudes,
+so they answer the same question: are the phases of the data one has right?
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xtalforge.data.solve_data import dataset_entries
+from xtalforge.diffraction.reflections import below, reflections
+from xtalforge.errors import XtalforgeError
+from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif
+from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
+from xtalforge.phasing.solve import (
+    Solution,
+    SolveData,
+    calculated_solve_data,
+    score_solution,
+    solve_batch,
+)
+from xtalforge.tasks.checkpoints import load_checkpoint
+
+__all__ = [
+    "BenchmarkPlan",
+    "BenchmarkRow",
+    "benchmark_structures",
+    "plan_benchmark",
+    "solve_benchmark",
+    "wilson_filled",
+]
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """One (method, data, resolution) cell of the benchmark; medians over structures."""
+
+    method: str
+    data: str
+    d_min: float
+    n: int
+    solved_fraction: float
+    solved_fraction_p1: float
+    median_cc: float
+    median_cc_p1: float
+    median_phase_error: float
+    median_atom_recovery: float
+    seconds_per_structure: float
+    scored_to: float  # Å: the solution is scored on the reflections with d ≥ this
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _median(values: list[float]) -> float:
+    vals = [v for v in values if v == v]  # drop NaN
+    return float(statistics.median(vals)) if vals else float("nan")
+
+
+def wilson_filled(data: SolveData, d_low: float, d_high: float) -> SolveData:
+    """Known reflections (d ≥ d_low) as measured; the shell d_high ≤ d < d_low filled with
+    ⟨|F|⟩ from a Wilson fit on the known ones (√π/2 or √(2/π) × √(εKΣf²e^{−2Bs²}))."""
+    from xtalforge.diffraction.wilson import wilson_fill
+
+    known = data.cut(d_low)
+    full = reflections(data.refl.cell, d_high, spacegroup=data.refl.spacegroup)
+    shell = full.subset(below(full.d, d_low))
+    hkl = np.concatenate([known.refl.hkl, shell.hkl]).astype(np.int64)
+    amp = np.concatenate([known.amplitudes, np.zeros(len(shell))])
+    is_known = np.r_[np.ones(len(known.refl), bool), np.zeros(len(shell), bool)]
+    refl = _refl_for(data, hkl)
+    fill = wilson_fill(amp, is_known, refl, data.z)
+    return data.with_amplitudes(refl, np.where(is_known, amp, fill))
+
+
+def _refl_for(data: SolveData, hkl: np.ndarray):
+    from xtalforge.diffraction.reflections import reflections_from_hkl
+
+    return reflections_from_hkl(hkl, data.refl.cell, data.refl.spacegroup)
+
+
+#: Relative tolerance when matching an extension's limits to a model's (Å / Å).
+RANGE_TOL = 1e-6
+
+
+def model_range(module: Any) -> tuple[float, float]:
+    """(d_low, d_high) in Å of an amplitude-extension model (resolution or Patterson SR)."""
+    return module.task["d_low"], module.task["d_high"]
+
+
+def model_label(module: Any) -> str:
+    """The benchmark's label of a model's rows (its module's ``BENCHMARK_LABEL``): ``model``,
+    ``patterson`` (amplitude extension), ``phai`` or ``density`` (phases from the model)."""
+    return str(getattr(module, "BENCHMARK_LABEL", "model"))
+
+
+def phases_directly(module: Any) -> bool:
+    """The model phases amplitudes itself (its ``phase`` hook) rather than extending them."""
+    return callable(getattr(module, "phase", None))
+
+
+def check_extension(extend: tuple[float, float], module: Any) -> None:
+    """Raise unless ``extend`` = (d_low, d_high) in Å can be served by the model: the same d_low
+    (its input) and a d_high no finer than the model's (its predictions are then cut there,
+    e.g. a 1.5 → 0.8 Å model used for 1.5 → 1.0 Å)."""
+    m_low, m_high = model_range(module)
+    if not (
+        math.isclose(extend[0], m_low, rel_tol=RANGE_TOL)
+        and extend[1] >= m_high * (1 - RANGE_TOL)
+        and extend[1] < extend[0]
+    ):
+        raise XtalforgeError(
+            f"--extend {extend[0]:g}:{extend[1]:g} cannot use the model's task "
+            f"{m_low:g}:{m_high:g}: the extension must start at its d_low "
+            f"({m_low:g} Å) and end at or above its d_high ({m_high:g} Å)"
+        )
+
+
+def model_extended(data: SolveData, module: Any, d_high: float | None = None) -> SolveData:
+    """Known reflections as measured, the target shell from the model (same scale): a
+    resolution-extension model or a Patterson super-resolution model (its ``extend_amplitudes``
+    goes through the predicted map). ``d_high`` (Å, default the model's): keep only the
+    predictions with d ≥ d_high (see :func:`check_extension`)."""
+    d_low, _ = model_range(module)
+    if d_high is not None:
+        check_extension((d_low, d_high), module)
+    known = data.cut(d_low)
+    new_hkl, new_f = module.extend_amplitudes(
+        known.refl.hkl, known.amplitudes, data.refl.cell, data.refl.spacegroup, data.z
+    )
+    hkl = np.concatenate([known.refl.hkl, new_hkl]).astype(np.int64)
+    out = data.with_amplitudes(
+        _refl_for(data, hkl), np.concatenate([known.amplitudes, np.maximum(new_f, 0)])
+    )
+    return out if d_high is None else out.cut(d_high)
+
+
+def _row(
+    method: str, label: str, d: float, scores: list[dict], seconds: float, scored_to: float
+) -> BenchmarkRow:
+    n = len(scores)
+    return BenchmarkRow(
+        method,
+        label,
+        d,
+        n,
+        sum(s["solved"] for s in scores) / n,
+        sum(s["solved_p1"] for s in scores) / n,
+        _median([s["cc"] for s in scores]),
+        _median([s["cc_p1"] for s in scores]),
+        _median([s["phase_error"] for s in scores]),
+        _median([s["atom_recovery"] for s in scores]),
+        seconds / n,
+        scored_to,
+    )
+
+
+def phase_model_row(structures: list[SolveData], module: Any, seed: int = 0) -> BenchmarkRow:
+    """A phasing model's row (``phai``: signs of centrosymmetric structures; ``density``:
+    Patterson → density of P1 fragments): phases of the truth's amplitudes at the model's
+    d_high, scored like any solver's."""
+    label = model_label(module)
+    d = module.task["d_high"]
+    scores, seconds = [], 0.0
+    for k, s in enumerate(structures):
+        cut = s.cut(d)
+        sol = module.phase(cut, seed + k)
+        seconds += sol.seconds
+        scores.append(score_solution(cut, sol))
+    return _row(label, "truth", d, scores, seconds, d)
+
+
+def _score_on(truth: SolveData, solved_data: SolveData, sol: Solution) -> dict[str, Any]:
+    """Score a solution of ``solved_data`` on the reflections of ``truth`` (a subset)."""
+    index = {tuple(h): i for i, h in enumerate(solved_data.refl.hkl.tolist())}
+    try:
+        rows = np.array([index[tuple(h)] for h in truth.refl.hkl.tolist()], np.int64)
+    except KeyError as exc:
+        raise XtalforgeError(
+            f"{truth.source}: reflection {exc} missing from the solution"
+        ) from None
+    sub = Solution(
+        sol.method,
+        None if sol.phases is None else sol.phases[rows],
+        sol.p1_phases[rows],
+        sol.seconds,
+        sol.figure_of_merit,
+        sol.info,
+    )
+    return score_solution(truth, sub)
+
+
+def _batches(
+    inputs: list[SolveData], batch: int, starts: int, max_points: float = 3e7
+) -> list[list[int]]:
+    """Structures sorted by cell volume (similar cells share a batch's grid), at most ``batch``
+    per batch and about ``max_points`` grid points (× starts) per batch."""
+    size = [float(np.prod([2.0 * e / s.refl.d_min for e in s.refl.cell[:3]])) for s in inputs]
+    out: list[list[int]] = []
+    for i in np.argsort(size, kind="stable"):
+        i = int(i)
+        if out and len(out[-1]) < batch and size[i] * starts * (len(out[-1]) + 1) <= max_points:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def solve_benchmark(
+    structures: list[SolveData],
+    resolutions: list[float],
+    methods: tuple[str, ...] = ("cf", "smtbx"),
+    extend: tuple[float, float] | None = None,
+    module: Any = None,
+    starts: int = 4,
+    smtbx_starts: int = 1,
+    batch: int = 32,
+    seed: int = 0,
+    device: str = "cpu",
+    prior_weights: tuple[float, ...] = (),
+    progress: Callable[[str, int], None] | None = None,
+) -> list[BenchmarkRow]:
+    """Run every row; ``progress(label, n_done)`` after each batch. ``structures`` need the
+    truth (phases) and reflections to the finest resolution asked for. ``prior_weights``: with
+    a model extension, one more cf row per weight, ``<model> prior w``: the model's shell as a
+    restrained free-lunch extension instead of data (``prior_below`` in
+    :func:`~xtalforge.phasing.solve.solve_batch`)."""
+    if not structures:
+        raise XtalforgeError("the solve benchmark needs at least one structure")
+    if any(s.true_phases is None for s in structures):
+        raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
+    direct = module is not None and phases_directly(module)
+    extender = module if module is not None and not direct else None  # amplitudes for a shell
+    if extend is not None and extender is not None:
+        check_extension(extend, extender)
+    asked = (
+        resolutions + ([extend[1]] if extend else []) + ([module.task["d_high"]] if direct else [])
+    )
+    if not asked:
+        raise XtalforgeError(
+            "the solve benchmark needs a resolution, an extension or a phasing model"
+        )
+    finest = min(asked)
+    for s in structures:
+        if s.refl.d_min > finest * 1.03:  # the finest reflection present lies a little above
+            raise XtalforgeError(
+                f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark asks for {finest} Å"
+            )
+    # (label, d_min, method, inputs, truths to score on, their d_min, solver options)
+    plans: list[tuple[str, float, str, list[SolveData], list[SolveData], float, dict]] = []
+    for d in resolutions:
+        cut = [s.cut(d) for s in structures]
+        plans.extend(("truth", d, m, cut, cut, d, {}) for m in methods)
+    if extend is not None:
+        d_low, d_high = extend
+        if not d_low > d_high:
+            raise XtalforgeError(f"--extend needs d_low > d_high, got {d_low}:{d_high}")
+        low = [s.cut(d_low) for s in structures]
+        high = [s.cut(d_high) for s in structures]
+        wil = [wilson_filled(s, d_low, d_high) for s in structures]
+        ext = (
+            None if extender is None else [model_extended(s, extender, d_high) for s in structures]
+        )
+        label = model_label(module) if module is not None else "model"
+        for m in methods:
+            plans.append(("truth", d_low, m, low, low, d_low, {}))
+            plans.append(("wilson", d_high, m, wil, low, d_low, {}))
+            if m == "cf":
+                plans.append(("free_lunch", d_high, m, low, low, d_low, {"d_ext": d_high}))
+            if ext is not None:
+                plans.append((label, d_high, m, ext, low, d_low, {}))
+                if m == "cf":
+                    plans.extend(
+                        (
+                            f"{label} prior {w:g}",
+                            d_high,
+                            m,
+                            ext,
+                            low,
+                            d_low,
+                            {"prior_below": d_low, "prior_weight": w},
+                        )
+                        for w in prior_weights
+                    )
+            plans.append(("truth", d_high, m, high, low, d_low, {}))
+    rows = []
+    if direct:
+        rows.append(phase_model_row(structures, module, seed))
+    solved: dict[tuple, tuple[list[Solution], float]] = {}  # a data set is solved once
+    seen: set[tuple] = set()
+    for label, d, m, inputs, truths, score_d, opts in plans:
+        if (label, d, m, score_d) in seen:
+            continue
+        seen.add((label, d, m, score_d))
+        if (label, d, m) not in solved:
+            sols: list[Solution | None] = [None] * len(inputs)
+            for part in _batches(inputs, batch, starts):
+                for i, sol in zip(
+                    part,
+                    solve_batch(
+                        [inputs[i] for i in part],
+                        m,
+                        starts=starts if m == "cf" else smtbx_starts,
+                        seed=seed,
+                        device=device,
+                        **opts,
+                    ),
+                    strict=True,
+                ):
+                    sols[i] = sol
+                if progress is not None:
+                    progress(f"{m} {label} {d:g} Å", len(part))
+            solved[(label, d, m)] = (sols, sum(s.seconds for s in sols))
+        sols, seconds = solved[(label, d, m)]
+        scores = [_score_on(t, x, s) for t, x, s in zip(truths, inputs, sols, strict=True)]
+        rows.append(_row(m, label, d, scores, seconds, score_d))
+    return rows
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    """What a benchmark run asks for: resolutions (Å) of the truth rows, solvers, the
+    extension (d_low, d_high) in Å or None, the model (a loaded checkpoint) or None, and the
+    prior weights of the model-prior rows."""
+
+    resolutions: list[float]
+    methods: tuple[str, ...]
+    extend: tuple[float, float] | None
+    module: Any
+    prior_weights: tuple[float, ...]
+
+    @property
+    def finest(self) -> float:
+        """The finest resolution (Å) the structures must reach."""
+        return min(self.resolutions + ([self.extend[1]] if self.extend else []))
+
+    def solves(self, n_structures: int) -> int:
+        """Data sets solved for ``n_structures`` structures (the progress total)."""
+        per = len(self.resolutions) * len(self.methods)
+        if self.extend:
+            per += 4 * len(self.methods) + len(self.prior_weights)
+        return per * n_structures
+
+
+def plan_benchmark(
+    resolutions: list[float],
+    methods: tuple[str, ...],
+    model: str | Path | None = None,
+    extend: tuple[float, float] | None = None,
+    prior_weights: tuple[float, ...] | None = None,
+) -> BenchmarkPlan:
+    """The rows for the arguments of ``benchmark solve``: a phasing model adds its d_high to
+    the resolutions; an amplitude-extension model sets the extension (default its own task)
+    and a prior row at :data:`DEFAULT_PRIOR_WEIGHT` unless ``prior_weights`` says otherwise."""
+    if prior_weights and model is None:
+        raise XtalforgeError("--prior-weights needs --model (the priors are its predictions)")
+    weights = (
+        prior_weights
+        if prior_weights is not None
+        else ((DEFAULT_PRIOR_WEIGHT,) if model is not None else ())
+    )
+    module = None
+    res = list(resolutions)
+    if model is not None:
+        module = load_checkpoint(model)
+        if phases_directly(module):
+            res = sorted(set(res) | {module.task["d_high"]})
+        else:
+            extend = extend or model_range(module)
+            check_extension(extend, module)
+    return BenchmarkPlan(res, tuple(methods), extend, module, tuple(weights))
+
+
+def benchmark_structures(data: Path, split: str | None, n: int, d_min: float) -> list[SolveData]:
+    """At most ``n`` structures with their truth: a dataset folder's ``split`` (None: all), or
+    the structure CIFs of a folder (calculated F to ``d_min`` Å; files that cannot be read are
+    skipped with a warning naming them)."""
+    if (data / "manifest.json").is_file():
+        return dataset_entries(data, split, n)
+    structures: list[SolveData] = []
+    for path, block in cif_entries(data):
+        if len(structures) >= n:
+            break
+        try:
+            crystal = read_cif(path, block=block)
+            structures.append(calculated_solve_data(crystal, d_min, entry_name(path, block)))
+        except XtalforgeError as exc:
+            warnings.warn(f"skipped {entry_name(path, block)}: {exc}", stacklevel=2)
+    return structures
