@@ -20,13 +20,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/xtalforge demo
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+test: $(STAMP) lint
 	$(PY) -m pytest -q
 
+# style, format, types and the layers of docs/design.md (import-linter)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/structure_factors.py

@@ -54,6 +54,7 @@ def grad_cam(module: Any, batch: dict[str, torch.Tensor], layer: str) -> torch.T
         handle.remove()
         module.train(was_training)
     act = store["act"]
+    assert act.grad is not None  # the backward pass reached the layer
     weights = act.grad.mean(dim=(2, 3, 4), keepdim=True)
     cam = F.relu((weights * act).sum(dim=1, keepdim=True)).detach()
     cam = F.interpolate(cam, size=batch["input"].shape[-3:], mode="trilinear", align_corners=False)[

@@ -4,7 +4,7 @@ reflection file, a SHELX .ins or a dataset row knows before any atom is placed."
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 
 import gemmi
@@ -13,7 +13,13 @@ import numpy as np
 from xtalforge.crystal.symmetry import SymmetryInfo, resolve_space_group, symmetry_info
 from xtalforge.errors import CrystalError
 
-__all__ = ["METRIC_TOL", "CellSymmetry", "cell_volume", "orthogonalization_matrix"]
+__all__ = [
+    "METRIC_TOL",
+    "CellSymmetry",
+    "SpaceGroupLike",
+    "cell_volume",
+    "orthogonalization_matrix",
+]
 
 #: Relative tolerance on the metric tensor when checking a cell against the lattice of its space
 #: group (published cells often carry rounding, e.g. a = 24.433, b = 24.4328 Å for a cubic cell).
@@ -58,10 +64,13 @@ def _checked_cell(cell: object, pre: str) -> tuple[float, float, float, float, f
             raise CrystalError(f"{pre}cell angle {name} = {v}° must lie in (0, 180)")
     if not cell_volume(*values) > 0:
         raise CrystalError(f"{pre}cell angles {values[3:]} give no positive volume")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2], values[3], values[4], values[5]
 
 
-@dataclass(eq=False)
+#: A space group as given: a symbol (H-M or Hall), an IT number, or a ``gemmi.SpaceGroup``.
+SpaceGroupLike = str | int | gemmi.SpaceGroup
+
+
 class CellSymmetry:
     """A unit cell and its space group, validated together.
 
@@ -77,16 +86,15 @@ class CellSymmetry:
     cell: tuple[float, float, float, float, float, float]
     spacegroup: gemmi.SpaceGroup
 
-    def __post_init__(self) -> None:
-        self._check_cell_symmetry(self._where())
+    def __init__(self, cell: Sequence[float], spacegroup: SpaceGroupLike) -> None:
+        self._set_cell_symmetry(cell, spacegroup, "")
 
-    def _where(self) -> str:
-        return ""
-
-    def _check_cell_symmetry(self, pre: str) -> None:
-        self.cell = _checked_cell(self.cell, pre)
+    def _set_cell_symmetry(
+        self, cell: Sequence[float], spacegroup: SpaceGroupLike, pre: str
+    ) -> None:
+        self.cell = _checked_cell(cell, pre)
         try:
-            self.spacegroup = resolve_space_group(self.spacegroup)
+            self.spacegroup = resolve_space_group(spacegroup)
         except CrystalError as exc:
             raise CrystalError(f"{pre}{exc}") from None
         if not _metric_fits_group(self.cell, self.spacegroup):
@@ -95,6 +103,9 @@ class CellSymmetry:
                 f"{pre}cell {self.cell} does not fit the {system}"
                 f" lattice of space group {self.spacegroup.xhm()}"
             )
+
+    def __repr__(self) -> str:
+        return f"CellSymmetry({self.spacegroup.xhm()!r}, cell={self.cell})"
 
     @property
     def unit_cell(self) -> gemmi.UnitCell:

@@ -19,7 +19,7 @@ def sodium_chloride() -> Crystal:
         (5.6402, 5.6402, 5.6402, 90, 90, 90),
         "F m -3 m",
         [11, 17],
-        [[0, 0, 0], [0.5, 0.5, 0.5]],
+        [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
         [0.01, 0.01],
         metadata={"name": "NaCl"},
     )
@@ -78,7 +78,7 @@ def random_crystal(
     probe = CellSymmetry(cell, spacegroup)
     orth = probe.orthogonalization_matrix
     placed: list[np.ndarray] = []  # all images of accepted atoms
-    frac = []
+    frac: list[np.ndarray] = []
     for _ in range(200 * n_atoms):
         if len(frac) == n_atoms:
             break

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import gemmi
 import numpy as np
+from numpy.typing import ArrayLike
 
-from xtalforge.crystal.cell import CellSymmetry, cell_volume, orthogonalization_matrix
+from xtalforge.crystal.cell import (
+    CellSymmetry,
+    SpaceGroupLike,
+    cell_volume,
+    orthogonalization_matrix,
+)
 from xtalforge.crystal.elements import atomic_number, symbol
 from xtalforge.errors import CrystalError
 
@@ -17,9 +23,10 @@ __all__ = ["SPECIAL_POSITION_TOL", "Crystal", "cell_volume", "orthogonalization_
 
 #: Distance (Å) under which a symmetry copy of an atom counts as the atom itself (special position).
 SPECIAL_POSITION_TOL = 0.01
+#: Occupancies up to 1 + OCC_SLACK count as 1 (rounding in refined values).
+OCC_SLACK = 1e-6
 
 
-@dataclass(eq=False)
 class Crystal(CellSymmetry):
     """A crystal structure: a :class:`CellSymmetry` with asymmetric-unit atoms.
 
@@ -37,21 +44,40 @@ class Crystal(CellSymmetry):
     The object is validated on construction and raises :class:`CrystalError` naming the field.
     """
 
-    z: np.ndarray
-    frac: np.ndarray
-    u_iso: np.ndarray | None = None
-    occ: np.ndarray | None = None
-    labels: list[str] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    z: np.ndarray  # (N,) int16
+    frac: np.ndarray  # (N, 3) float64
+    u_iso: np.ndarray  # (N,) Å²
+    occ: np.ndarray  # (N,)
+    labels: list[str] | None
+    metadata: dict[str, Any]
 
-    def _where(self) -> str:
+    def __init__(
+        self,
+        cell: Sequence[float],
+        spacegroup: SpaceGroupLike,
+        z: ArrayLike,
+        frac: ArrayLike,
+        u_iso: ArrayLike | None = None,
+        occ: ArrayLike | None = None,
+        labels: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.metadata = {} if metadata is None else metadata
+        self.labels = None if labels is None else [str(x) for x in labels]
         src = self.metadata.get("source")
-        return f"{src}: " if src else ""
+        pre = f"{src}: " if src else ""
+        self._set_cell_symmetry(cell, spacegroup, pre)
+        self._set_atoms(z, frac, u_iso, occ, pre)
 
-    def __post_init__(self) -> None:
-        pre = self._where()
-        self._check_cell_symmetry(pre)
-        zs = np.atleast_1d(np.asarray(self.z))
+    def _set_atoms(
+        self,
+        z: ArrayLike,
+        frac_in: ArrayLike,
+        u_iso: ArrayLike | None,
+        occ: ArrayLike | None,
+        pre: str,
+    ) -> None:
+        zs = np.atleast_1d(np.asarray(z))
         if zs.dtype.kind in "USO":
             try:
                 zs = np.array([atomic_number(str(s)) for s in zs], dtype=np.int16)
@@ -61,28 +87,26 @@ class Crystal(CellSymmetry):
         if zs.dtype.kind not in "iu" or ((zs < 1) | (zs > 118)).any():
             raise CrystalError(f"{pre}z must hold atomic numbers 1..118, got {zs!r}")
         self.z = zs.astype(np.int16)
-        frac = np.asarray(self.frac, dtype=np.float64).reshape(-1, 3) if n else np.zeros((0, 3))
+        frac = np.asarray(frac_in, dtype=np.float64).reshape(-1, 3) if n else np.zeros((0, 3))
         if frac.shape != (n, 3):
-            raise CrystalError(f"{pre}frac must have shape ({n}, 3), got {np.shape(self.frac)}")
+            raise CrystalError(f"{pre}frac must have shape ({n}, 3), got {np.shape(frac_in)}")
         if not np.isfinite(frac).all():
             bad = int(np.argwhere(~np.isfinite(frac))[0, 0])
             raise CrystalError(f"{pre}frac: coordinate of atom {self._name(bad)} is not finite")
         self.frac = frac
-        self.u_iso = self._per_atom("u_iso", self.u_iso, 0.0, n, pre)
+        self.u_iso = self._per_atom("u_iso", u_iso, 0.0, n, pre)
         if (self.u_iso < 0).any():
             raise CrystalError(
                 f"{pre}u_iso of atom {self._name(int(np.argmin(self.u_iso)))} is negative"
             )
-        self.occ = self._per_atom("occ", self.occ, 1.0, n, pre)
-        if ((self.occ <= 0) | (self.occ > 1 + 1e-6)).any():
-            bad = int(np.argwhere((self.occ <= 0) | (self.occ > 1 + 1e-6))[0, 0])
+        self.occ = self._per_atom("occ", occ, 1.0, n, pre)
+        if ((self.occ <= 0) | (self.occ > 1 + OCC_SLACK)).any():
+            bad = int(np.argwhere((self.occ <= 0) | (self.occ > 1 + OCC_SLACK))[0, 0])
             raise CrystalError(
                 f"{pre}occupancy {self.occ[bad]} of atom {self._name(bad)} is outside (0, 1]"
             )
-        if self.labels is not None:
-            self.labels = [str(x) for x in self.labels]
-            if len(self.labels) != n:
-                raise CrystalError(f"{pre}labels must have {n} entries, got {len(self.labels)}")
+        if self.labels is not None and len(self.labels) != n:
+            raise CrystalError(f"{pre}labels must have {n} entries, got {len(self.labels)}")
 
     def _per_atom(self, name: str, value: Any, default: float, n: int, pre: str) -> np.ndarray:
         arr = np.full(n, default) if value is None else np.asarray(value, dtype=np.float64)
@@ -140,11 +164,11 @@ class Crystal(CellSymmetry):
 
     def composition(self) -> dict[str, float]:
         """Unit-cell content: element symbol → number of atoms (occupancy-weighted)."""
-        counts: Counter[str] = Counter()
+        counts: dict[str, float] = {}
         per_site = self.symmetry.n_ops / self.site_symmetry_order()
         for el, w, o in zip(self.elements, per_site, self.occ):
-            counts[el] += float(w * o)
-        return dict(counts)
+            counts[el] = counts.get(el, 0.0) + float(w * o)
+        return counts
 
     # ---------------------------------------------------------------- transformations
     def expand_p1(self) -> Crystal:
@@ -171,7 +195,7 @@ class Crystal(CellSymmetry):
 
     def copy(self, **changes: Any) -> Crystal:
         """A copy with some fields replaced (validated again)."""
-        kw = dict(
+        kw: dict[str, Any] = dict(
             cell=self.cell,
             spacegroup=self.spacegroup,
             z=self.z.copy(),

@@ -29,6 +29,12 @@ OVERLAP = 0.5
 #: Same-element sites closer than this (Å) are taken as exact duplicates and merged.
 DUPLICATE = 0.1
 _B_TO_U = 1.0 / (8.0 * math.pi**2)
+#: Occupancies within OCC_TOL of 1 are full; SHELX special-position occupancies (occ × site
+#: order = 1) are recognised within SHELX_OCC_TOL.
+OCC_TOL, SHELX_OCC_TOL = 1e-3, 0.02
+#: Non-H displacement parameters (Å²): all above U_TIMES_1E4 were written × 10⁴; all above
+#: U_AS_B are B; a median above U_MAX_MEDIAN is neither and not physical.
+U_TIMES_1E4, U_AS_B, U_MAX_MEDIAN = 20.0, 0.8, 0.5
 
 
 @dataclass
@@ -100,6 +106,101 @@ def _overlaps(c: Crystal) -> list[tuple[int, int, float]]:
     return out
 
 
+class _Skip(Exception):
+    """A check found a reason to skip the structure (the message)."""
+
+
+def _reader_fixes(c: Crystal) -> list[str]:
+    """What the CIF reader already repaired (from its warnings) that the report should list."""
+    fixes = []
+    for w in c.metadata.get("warnings", []):
+        if any(
+            k in w
+            for k in ("no displacement parameter", "dummy site", "operators generate", "taken as 1")
+        ):
+            fixes.append(w.split(": ", 1)[-1])
+        elif w.startswith("dropped"):
+            fixes.append(w)
+    return fixes
+
+
+def _cif_block(path: Path, c: Crystal) -> gemmi.cif.Block | None:
+    try:
+        doc = gemmi.cif.read(str(path))
+        return ddl1_block(doc.find_block(c.metadata.get("block", "")) or doc[0])
+    except (RuntimeError, ValueError, IndexError):
+        return None
+
+
+def _occupancies(c: Crystal, allow_partial: bool, fixes: list[str]) -> Crystal:
+    """SHELX writes occ × (site-symmetry order) = 1 for a full atom on a special site."""
+    order = c.site_symmetry_order()
+    occ = c.occ.copy()
+    shelx = (order > 1) & (occ < 1 - OCC_TOL) & (np.abs(occ * order - 1) < SHELX_OCC_TOL)
+    if shelx.any():
+        occ[shelx] = 1.0
+        fixes.append(
+            f"{int(shelx.sum())} special-position occupancies in the SHELX convention "
+            "(occ × site-symmetry order = 1) set to 1"
+        )
+    partial = occ < 1 - OCC_TOL
+    if partial.any() and not allow_partial:
+        labels = [c.labels[i] if c.labels else f"#{i}" for i in np.nonzero(partial)[0][:5]]
+        raise _Skip(f"partial occupancy: {int(partial.sum())} site(s) ({', '.join(labels)})")
+    return c.copy(occ=occ)
+
+
+def _overlapping(c: Crystal, fixes: list[str]) -> Crystal:
+    """Exact duplicates merged; other overlapping atoms are a reason to skip."""
+    pairs = _overlaps(c)
+    dup = [(i, j, d) for i, j, d in pairs if c.z[i] == c.z[j] and d < DUPLICATE and i != j]
+    if dup and len(dup) == len(pairs):
+        drop = sorted({j for _, j, _ in dup})
+        keep = np.setdiff1d(np.arange(c.n_atoms), drop)
+        fixes.append(f"{len(drop)} duplicated site(s) merged")
+        return c.copy(
+            z=c.z[keep],
+            frac=c.frac[keep],
+            u_iso=c.u_iso[keep],
+            occ=c.occ[keep],
+            labels=[c.labels[k] for k in keep] if c.labels else None,
+        )
+    if pairs:
+        i, j, d = pairs[0]
+        lab = c.labels or [f"#{k}" for k in range(c.n_atoms)]
+        raise _Skip(
+            f"overlapping atoms: {len(pairs)} pair(s) closer than {OVERLAP} Å, "
+            f"e.g. {lab[i]}–{lab[j]} at {d:.2f} Å (unflagged disorder or duplicates)"
+        )
+    return c
+
+
+def _displacements(c: Crystal, block: gemmi.cif.Block | None, fixes: list[str]) -> Crystal:
+    """U_aniso that is not positive definite, U given as B or as U × 10⁴, unphysical U."""
+    not_pd = _aniso_not_positive_definite(block) if block is not None else []
+    if not_pd:
+        fixes.append(
+            f"non-positive-definite U_aniso for {len(not_pd)} site(s) "
+            f"({', '.join(not_pd[:5])}): isotropic U_eq used"
+        )
+    heavy = c.u_iso[c.z != 1] if (c.z != 1).any() else c.u_iso
+    u = c.u_iso.copy()
+    if (heavy <= 0).any():
+        raise _Skip("displacement parameters: non-positive U_iso/U_eq")
+    if heavy.min() > U_TIMES_1E4:
+        u = u * 1e-4
+        fixes.append("U values look multiplied by 10⁴ (all > 20 Å²): divided by 10⁴")
+    elif heavy.min() > U_AS_B:
+        u = u * _B_TO_U
+        fixes.append("U values look like B (all non-H in 0.8–20 Å²): divided by 8π²")
+    elif np.median(heavy) > U_MAX_MEDIAN:
+        raise _Skip(
+            f"displacement parameters not physical (median U {np.median(heavy):.2f} Å²) and "
+            "not clearly B or U×10⁴"
+        )
+    return c.copy(u_iso=u) if (u != c.u_iso).any() else c
+
+
 def audit_cif(
     path: str | Path, allow_partial: bool = False, block: str | None = None
 ) -> AuditResult:
@@ -123,88 +224,15 @@ def audit_cif(
         return _skip(name, f"parse error: {exc}")
     except Exception as exc:
         return _skip(name, f"parse error: {type(exc).__name__}: {exc}")
-    fixes: list[str] = []
-    for w in c.metadata.get("warnings", []):
-        if any(
-            k in w
-            for k in ("no displacement parameter", "dummy site", "operators generate", "taken as 1")
-        ):
-            fixes.append(w.split(": ", 1)[-1])
-        elif w.startswith("dropped"):
-            fixes.append(w)
+    fixes = _reader_fixes(c)
+    cif_block = _cif_block(path, c)
     try:
-        doc = gemmi.cif.read(str(path))
-        block = ddl1_block(doc.find_block(c.metadata.get("block", "")) or doc[0])
-    except (RuntimeError, ValueError, IndexError):
-        block = None
-    if block is not None and _disorder_flagged(block):
-        return _skip(name, "disorder: _atom_site_disorder_group is set", fixes)
-    # occupancies: SHELX writes occ × (site-symmetry order) = 1 for a full atom on a special site
-    order = c.site_symmetry_order()
-    occ = c.occ.copy()
-    shelx = (order > 1) & (occ < 1 - 1e-3) & (np.abs(occ * order - 1) < 0.02)
-    if shelx.any():
-        occ[shelx] = 1.0
-        fixes.append(
-            f"{int(shelx.sum())} special-position occupancies in the SHELX convention "
-            "(occ × site-symmetry order = 1) set to 1"
-        )
-    partial = occ < 1 - 1e-3
-    if partial.any() and not allow_partial:
-        labels = [c.labels[i] if c.labels else f"#{i}" for i in np.nonzero(partial)[0][:5]]
-        return _skip(
-            name, f"partial occupancy: {int(partial.sum())} site(s) ({', '.join(labels)})", fixes
-        )
-    c = c.copy(occ=occ)
-    # overlapping atoms
-    pairs = _overlaps(c)
-    dup = [(i, j, d) for i, j, d in pairs if c.z[i] == c.z[j] and d < DUPLICATE and i != j]
-    if dup and len(dup) == len(pairs):
-        drop = sorted({j for _, j, _ in dup})
-        keep = np.setdiff1d(np.arange(c.n_atoms), drop)
-        c = c.copy(
-            z=c.z[keep],
-            frac=c.frac[keep],
-            u_iso=c.u_iso[keep],
-            occ=c.occ[keep],
-            labels=[c.labels[k] for k in keep] if c.labels else None,
-        )
-        fixes.append(f"{len(drop)} duplicated site(s) merged")
-    elif pairs:
-        i, j, d = pairs[0]
-        lab = c.labels or [f"#{k}" for k in range(c.n_atoms)]
-        return _skip(
-            name,
-            f"overlapping atoms: {len(pairs)} pair(s) closer than {OVERLAP} Å, "
-            f"e.g. {lab[i]}–{lab[j]} at {d:.2f} Å (unflagged disorder or "
-            "duplicates)",
-            fixes,
-        )
-    # displacement parameters
-    not_pd = _aniso_not_positive_definite(block) if block is not None else []
-    if not_pd:
-        fixes.append(
-            f"non-positive-definite U_aniso for {len(not_pd)} site(s) "
-            f"({', '.join(not_pd[:5])}): isotropic U_eq used"
-        )
-    heavy = c.u_iso[c.z != 1] if (c.z != 1).any() else c.u_iso
-    u = c.u_iso.copy()
-    if (heavy <= 0).any():
-        return _skip(name, "displacement parameters: non-positive U_iso/U_eq", fixes)
-    if heavy.min() > 20.0:
-        u = u * 1e-4
-        fixes.append("U values look multiplied by 10⁴ (all > 20 Å²): divided by 10⁴")
-    elif heavy.min() > 0.8:
-        u = u * _B_TO_U
-        fixes.append("U values look like B (all non-H in 0.8–20 Å²): divided by 8π²")
-    elif np.median(heavy) > 0.5:
-        return _skip(
-            name,
-            f"displacement parameters not physical (median U "
-            f"{np.median(heavy):.2f} Å²) and not clearly B or U×10⁴",
-            fixes,
-        )
-    if (u != c.u_iso).any():
-        c = c.copy(u_iso=u)
+        if cif_block is not None and _disorder_flagged(cif_block):
+            raise _Skip("disorder: _atom_site_disorder_group is set")
+        c = _occupancies(c, allow_partial, fixes)
+        c = _overlapping(c, fixes)
+        c = _displacements(c, cif_block, fixes)
+    except _Skip as why:
+        return _skip(name, str(why), fixes)
     c.metadata.setdefault("audit", fixes)
     return AuditResult(name, "fixed" if fixes else "ok", c, fixes, [])

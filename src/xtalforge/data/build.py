@@ -14,6 +14,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
     if "torch" in sys.modules:  # one thread per worker process
         sys.modules["torch"].set_num_threads(1)
     spec = DatasetSpec(**spec_data)
+    assert spec.n is not None  # set for CIF imports by build_dataset
     start = index * spec.shard_size
     stop = min(start + spec.shard_size, spec.n)
     ids = list(range(start, stop))
@@ -50,7 +52,7 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
     else:
         from xtalforge.data.audit import audit_cif
 
-        entries = cif_entries(spec.cif_dir)
+        entries = cif_entries(str(spec.cif_dir))
         crystals, kept, seeds = [], [], []
         for i in ids:
             res = audit_cif(entries[i][0], block=entries[i][1])
@@ -129,6 +131,81 @@ def _dask_executor(client: Any) -> Callable[[Callable, list[tuple]], Iterator[di
     return run
 
 
+def _prepare_folder(root: Path, spec_hash: str, overwrite: bool) -> None:
+    """Make ``root`` ready for the dataset of ``spec_hash``: refuse (or, with ``overwrite``,
+    empty) a folder of another spec; drop temporary files a killed run left behind."""
+    if (root / "manifest.json").is_file():
+        old = read_manifest(root)
+        if old.get("spec_hash") != spec_hash:
+            if not overwrite:
+                raise DatasetError(
+                    f"{root} holds another dataset (spec hash "
+                    f"{old.get('spec_hash')} ≠ {spec_hash}); choose another "
+                    "folder or pass overwrite"
+                )
+            for p in (root / "shards").glob("*"):
+                p.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "shards").mkdir(exist_ok=True)
+    for stale in (root / "shards").glob(".*.tmp-*"):
+        stale.unlink()
+
+
+def _new_manifest(spec: DatasetSpec, resolved: dict, spec_hash: str) -> dict[str, Any]:
+    from xtalforge import __version__
+
+    return {
+        "format": "xtalforge-dataset",
+        "format_version": 1,
+        "name": spec.name,
+        "spec_hash": spec_hash,
+        "spec": resolved,
+        "status": "in_progress",
+        "version": __version__,
+        "git_commit": git_commit(),
+        "n": spec.n,
+        "n_shards": spec.n_shards,
+        "seed": spec.seed,
+    }
+
+
+@contextmanager
+def _executor(
+    executor: str, workers: int, scheduler: str | None, client: Any
+) -> Iterator[Callable[[Callable, list[tuple]], Iterator[dict]]]:
+    """The ``run(fn, jobs)`` of an executor; a Dask cluster started here is closed after."""
+    if executor == "local":
+        yield _local_executor(workers)
+        return
+    if executor != "dask":
+        raise DatasetError(f"unknown executor {executor!r} (local or dask)")
+    if client is not None:
+        yield _dask_executor(client)
+        return
+    from distributed import Client, LocalCluster
+
+    owned = (
+        Client(scheduler)
+        if scheduler
+        else Client(
+            LocalCluster(
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+        )
+    )
+    try:
+        yield _dask_executor(owned)
+    finally:
+        cluster = owned.cluster
+        owned.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def build_dataset(
     spec: DatasetSpec,
     out: str | Path,
@@ -149,87 +226,27 @@ def build_dataset(
     root = Path(out)
     if spec.cif_dir is not None:
         spec = spec.model_copy(update={"n": len(cif_entries(spec.cif_dir))})
-    resolved = spec.resolved()
-    spec_hash = spec.spec_hash()
-    if (root / "manifest.json").is_file():
-        old = read_manifest(root)
-        if old.get("spec_hash") != spec_hash:
-            if not overwrite:
-                raise DatasetError(
-                    f"{root} holds another dataset (spec hash "
-                    f"{old.get('spec_hash')} ≠ {spec_hash}); choose another "
-                    "folder or pass overwrite"
-                )
-            for p in (root / "shards").glob("*"):
-                p.unlink()
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "shards").mkdir(exist_ok=True)
-    for stale in (root / "shards").glob(".*.tmp-*"):
-        stale.unlink()
-    from xtalforge import __version__
-
-    manifest: dict[str, Any] = {
-        "format": "xtalforge-dataset",
-        "format_version": 1,
-        "name": spec.name,
-        "spec_hash": spec_hash,
-        "spec": resolved,
-        "status": "in_progress",
-        "version": __version__,
-        "git_commit": git_commit(),
-        "n": spec.n,
-        "n_shards": spec.n_shards,
-        "seed": spec.seed,
-    }
+    resolved, spec_hash = spec.resolved(), spec.spec_hash()
+    _prepare_folder(root, spec_hash, overwrite)
+    manifest = _new_manifest(spec, resolved, spec_hash)
     write_manifest(root, manifest)
     infos: dict[int, dict] = {}
-    todo = []
     for k in range(spec.n_shards):
         info = shard_done(root, k)
-        if info is None:
-            todo.append(k)
-        else:
+        if info is not None:
             infos[k] = info
+    todo = [k for k in range(spec.n_shards) if k not in infos]
     done_count = sum(i["ids"][1] - i["ids"][0] for i in infos.values())
     if progress:
-        progress(done_count, spec.n)
+        progress(done_count, spec.n or 0)
     jobs = [(resolved, k, str(root)) for k in todo]  # generator inlined: no file lookups there
-    owned_client = None
     t0 = time.perf_counter()
-    if executor == "local":
-        run = _local_executor(workers)
-    elif executor == "dask":
-        if client is None:
-            from distributed import Client, LocalCluster
-
-            if scheduler:
-                owned_client = Client(scheduler)
-            else:
-                owned_client = Client(
-                    LocalCluster(
-                        n_workers=max(1, workers),
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address=None,
-                    )
-                )
-            client = owned_client
-        run = _dask_executor(client)
-    else:
-        raise DatasetError(f"unknown executor {executor!r} (local or dask)")
-    try:
+    with _executor(executor, workers, scheduler, client) as run:
         for info in run(build_shard, jobs):
             infos[info["index"]] = info
             done_count += info["ids"][1] - info["ids"][0]
             if progress:
-                progress(done_count, spec.n)
-    finally:
-        if owned_client is not None:
-            cluster = owned_client.cluster
-            owned_client.close()
-            if cluster is not None:
-                cluster.close()
+                progress(done_count, spec.n or 0)
     shards = [infos[k] for k in sorted(infos)]
     manifest.update(_summarise(shards, spec))
     if spec.cif_dir is not None:
@@ -328,7 +345,9 @@ def _summarise(shards: list[dict], spec: DatasetSpec) -> dict[str, Any]:
     if groups:
         from xtalforge.diffraction.hkl_grid import HKLGrid
 
-        grid = HKLGrid.from_bounds(tuple(edges), spec.compute.d_high, list(groups))
+        grid = HKLGrid.from_bounds(
+            (float(edges[0]), float(edges[1]), float(edges[2])), spec.compute.d_high, list(groups)
+        )
         out["hkl_grid"] = {
             "lower": list(grid.lower),
             "shape": list(grid.shape),

@@ -30,7 +30,8 @@ def dataset_card(root: str | Path, out: str | Path) -> dict[str, Any]:
     files = [root / s["file"] for s in m.get("shards", [])]
     per_file = max(1, MAX_ROWS // max(1, len(files)))
     cols = ["cell", "n_refl", "d_min", "z", "spacegroup"]
-    cells, n_refl, n_atoms, elements = [], [], [], Counter()
+    cells, n_refl, n_atoms = [], [], []
+    elements: Counter[str] = Counter()
     for path in files:
         t = pq.read_table(path, columns=cols).slice(0, per_file)
         cells.append(np.array(t.column("cell").to_pylist(), float).reshape(-1, 6))

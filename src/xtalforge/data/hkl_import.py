@@ -27,65 +27,52 @@ from xtalforge.io.merge import merged_amplitudes, structure_for
 __all__ = ["import_hkl"]
 
 
-def import_hkl(
-    files: Sequence[str | Path], out: str | Path, structure: str | Path | None = None
-) -> dict[str, Any]:
-    """Write measured reflection files as a dataset (one row per file, one shard)."""
-    root = Path(out)
-    if structure is not None and len(files) > 1:
-        raise DatasetError(
-            "--structure applies to a single reflection file; with several, put "
-            "each structure beside its file (same name, .cif/.ins/.res)"
-        )
-    rows: dict[str, list] = {
-        k: []
-        for k in (
-            "cell",
-            "sg",
-            "z",
-            "frac",
-            "u",
-            "occ",
-            "hkl",
-            "F",
-            "sigF",
-            "E",
-            "d_min",
-            "source",
-            "metadata",
-        )
+_COLUMNS = (
+    "cell",
+    "sg",
+    "z",
+    "frac",
+    "u",
+    "occ",
+    "hkl",
+    "F",
+    "sigF",
+    "E",
+    "d_min",
+    "source",
+    "metadata",
+)
+
+
+def _file_row(path: Path, structure: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """One reflection file's row (merged amplitudes, E, the structure's atoms when known) and
+    the notes of what was done to it."""
+    cell, sg, crystal, comp, hklf = structure_for(path, structure)
+    refl, amp, sig, notes = merged_amplitudes(path, cell, sg, hklf)
+    e = normalize(amp, refl, composition=comp or None)
+    empty = np.zeros(0)
+    row = {
+        "cell": cell,
+        "sg": sg,
+        "z": crystal.z if crystal else empty.astype(np.int16),
+        "frac": crystal.frac if crystal else empty,
+        "u": crystal.u_iso if crystal else empty,
+        "occ": crystal.occ if crystal else empty,
+        "hkl": refl.hkl.astype(np.int16),
+        "F": amp.astype(np.float32),
+        "sigF": sig.astype(np.float32),
+        "E": e.astype(np.float32),
+        "d_min": refl.d_min,
+        "source": path.name,
+        "metadata": json.dumps({"notes": notes, "composition": comp}, sort_keys=True),
     }
-    report = []
-    for path in map(Path, files):
-        try:
-            cell, sg, crystal, comp, hklf = structure_for(
-                path, Path(structure) if structure else None
-            )
-            refl, amp, sig, notes = merged_amplitudes(path, cell, sg, hklf)
-            e = normalize(amp, refl, composition=comp or None)
-        except XtalforgeError as exc:
-            report.append({"file": path.name, "status": "skipped", "problems": [str(exc)]})
-            continue
-        report.append({"file": path.name, "status": "ok", "notes": notes})
-        rows["cell"].append(cell)
-        rows["sg"].append(sg)
-        empty = np.zeros(0)
-        rows["z"].append(crystal.z if crystal else empty.astype(np.int16))
-        rows["frac"].append(crystal.frac if crystal else empty)
-        rows["u"].append(crystal.u_iso if crystal else empty)
-        rows["occ"].append(crystal.occ if crystal else empty)
-        rows["hkl"].append(refl.hkl.astype(np.int16))
-        rows["F"].append(amp.astype(np.float32))
-        rows["sigF"].append(sig.astype(np.float32))
-        rows["E"].append(e.astype(np.float32))
-        rows["d_min"].append(refl.d_min)
-        rows["source"].append(path.name)
-        rows["metadata"].append(json.dumps({"notes": notes, "composition": comp}, sort_keys=True))
-    if not rows["F"]:
-        why = "; ".join(f"{r['file']}: {p}" for r in report for p in r["problems"])
-        raise DatasetError(f"no reflection file could be imported ({why})")
+    return row, notes
+
+
+def _table(rows: dict[str, list]) -> pa.Table:
+    """The dataset rows of the imported files (all in the test split)."""
     n = len(rows["F"])
-    table = pa.table(
+    return pa.table(
         {
             "id": pa.array(np.arange(n, dtype=np.int64)),
             "seed": pa.array(np.zeros(n, np.int64)),
@@ -109,6 +96,34 @@ def import_hkl(
             "metadata": pa.array(rows["metadata"]),
         }
     )
+
+
+def import_hkl(
+    files: Sequence[str | Path], out: str | Path, structure: str | Path | None = None
+) -> dict[str, Any]:
+    """Write measured reflection files as a dataset (one row per file, one shard)."""
+    root = Path(out)
+    if structure is not None and len(files) > 1:
+        raise DatasetError(
+            "--structure applies to a single reflection file; with several, put "
+            "each structure beside its file (same name, .cif/.ins/.res)"
+        )
+    rows: dict[str, list] = {k: [] for k in _COLUMNS}
+    report = []
+    for path in map(Path, files):
+        try:
+            row, notes = _file_row(path, Path(structure) if structure else None)
+        except XtalforgeError as exc:
+            report.append({"file": path.name, "status": "skipped", "problems": [str(exc)]})
+            continue
+        report.append({"file": path.name, "status": "ok", "notes": notes})
+        for k, v in row.items():
+            rows[k].append(v)
+    if not rows["F"]:
+        why = "; ".join(f"{r['file']}: {p}" for r in report for p in r["problems"])
+        raise DatasetError(f"no reflection file could be imported ({why})")
+    n = len(rows["F"])
+    table = _table(rows)
     root.mkdir(parents=True, exist_ok=True)
     info = write_shard(root, 0, table, 64, {"ids": [0, n], "splits": {"test": n}})
     from xtalforge import __version__

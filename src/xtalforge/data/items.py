@@ -157,12 +157,18 @@ def generated_datamodule(
 ) -> ItemsDataModule:
     """Train / val / test sets of ``generator`` (``lengths`` structures each; val and test fixed
     by their seed offsets :data:`VAL_OFFSET` and :data:`TEST_OFFSET`) made into items."""
-    sets = [
+    train, val, test = (
         GeneratedItems(generator, make, n, seed + offset, make_batch)
         for n, offset in zip(lengths, (0, VAL_OFFSET, TEST_OFFSET), strict=True)
-    ]
+    )
     return ItemsDataModule(
-        *sets, batch_size=batch_size, num_workers=num_workers, seed=seed, collate=collate
+        train,
+        val,
+        test,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=seed,
+        collate=collate,
     )
 
 
@@ -192,7 +198,7 @@ def evaluation_structures(
         rows = ShardDataset(data, split, extra_columns=("frac", "u_iso", "occ", "metadata"))
         n = len(rows) if limit is None else min(limit, len(rows))
         return [(f"entry-{rows.row(i)['id']}", crystal_from_row(rows.row(i))) for i in range(n)]
-    out = []
+    out: list[tuple[str, Crystal]] = []
     for path, block in cif_entries(data):
         if limit is not None and len(out) >= limit:
             break

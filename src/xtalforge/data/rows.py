@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 
 from xtalforge.crystal.model import Crystal
-from xtalforge.data.spec import DatasetSpec
+from xtalforge.data.spec import ComputeSpec, DatasetSpec
 from xtalforge.diffraction.batch import structure_factors_batch
 from xtalforge.diffraction.maps import density_map, patterson_map
-from xtalforge.diffraction.reflections import at_or_above, reflections
+from xtalforge.diffraction.reflections import Reflections, at_or_above, reflections
 
 __all__ = ["compute_rows", "crystal_from_row"]
 
@@ -40,6 +40,45 @@ def flat_list(arrays: Sequence[np.ndarray], dtype: pa.DataType) -> pa.ListArray:
 
 def _json(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _maps(
+    refl: Reflections, amp: np.ndarray, f: np.ndarray, e: np.ndarray, comp: ComputeSpec
+) -> dict[str, np.ndarray]:
+    """The fixed-shape Patterson and density maps the spec asks for (float32, by column)."""
+    out = {}
+    for m in comp.patterson:
+        use = at_or_above(refl.d, m.d_min or comp.d_high)
+        p = patterson_map(
+            refl.subset(use),
+            amp[use],
+            shape=m.shape,
+            e_values=e[use] if m.sharpen else None,
+            sharpen=m.sharpen,
+            remove_origin=m.remove_origin,
+            scale01=m.scale01,
+        )
+        out[f"patterson_{m.name}"] = p.astype(np.float32)
+    for m in comp.density:
+        use = at_or_above(refl.d, m.d_min or comp.d_high)
+        rho = density_map(refl.subset(use), f[use], shape=m.shape, scale01=m.scale01)
+        out[f"density_{m.name}"] = rho.astype(np.float32)
+    return out
+
+
+def _structure_columns(crystals: Sequence[Crystal]) -> dict[str, pa.Array]:
+    """Space group, cell and atoms of each structure."""
+    return {
+        "spacegroup": pa.array([c.spacegroup.xhm() for c in crystals], pa.string()),
+        "sg_number": pa.array(np.array([c.spacegroup.number for c in crystals], np.int16)),
+        "cell": pa.FixedSizeListArray.from_arrays(
+            pa.array(np.array([c.cell for c in crystals], np.float64).ravel()), 6
+        ),
+        "z": flat_list([c.z for c in crystals], pa.int16()),
+        "frac": flat_list([c.frac for c in crystals], pa.float64()),
+        "u_iso": flat_list([c.u_iso for c in crystals], pa.float64()),
+        "occ": flat_list([c.occ for c in crystals], pa.float64()),
+    }
 
 
 def compute_rows(
@@ -61,7 +100,7 @@ def compute_rows(
         chunk = crystals[start : start + SF_BATCH]
         refls = [reflections(c, comp.d_high) for c in chunk]
         fs, expected = structure_factors_batch(chunk, refls, with_expected=True)
-        for k, (c, refl, f, ex) in enumerate(zip(chunk, refls, fs, expected)):
+        for k, (c, refl, f, ex) in enumerate(zip(chunk, refls, fs, expected, strict=True)):
             amp = np.abs(f)
             cols["hkl"].append(refl.hkl.astype(np.int16))
             cols["F"].append(amp.astype(np.float32))
@@ -70,22 +109,8 @@ def compute_rows(
             if comp.e_values:
                 cols["E"].append(e.astype(np.float32))
             d_min.append(float(refl.d.min()) if len(refl) else np.nan)
-            for m in comp.patterson:
-                use = at_or_above(refl.d, m.d_min or comp.d_high)
-                p = patterson_map(
-                    refl.subset(use),
-                    amp[use],
-                    shape=m.shape,
-                    e_values=e[use] if m.sharpen else None,
-                    sharpen=m.sharpen,
-                    remove_origin=m.remove_origin,
-                    scale01=m.scale01,
-                )
-                maps[f"patterson_{m.name}"].append(p.astype(np.float32))
-            for m in comp.density:
-                use = at_or_above(refl.d, m.d_min or comp.d_high)
-                rho = density_map(refl.subset(use), f[use], shape=m.shape, scale01=m.scale01)
-                maps[f"density_{m.name}"].append(rho.astype(np.float32))
+            for name, m in _maps(refl, amp, np.asarray(f), e, comp).items():
+                maps[name].append(m)
             if comp.powder is not None:
                 from xtalforge.powder.sampler import training_sample
 
@@ -98,15 +123,7 @@ def compute_rows(
         "id": pa.array(np.asarray(ids, dtype=np.int64)),
         "seed": pa.array(np.asarray(seeds, dtype=np.int64)),
         "split": pa.array(list(splits), pa.string()),
-        "spacegroup": pa.array([c.spacegroup.xhm() for c in crystals], pa.string()),
-        "sg_number": pa.array(np.array([c.spacegroup.number for c in crystals], np.int16)),
-        "cell": pa.FixedSizeListArray.from_arrays(
-            pa.array(np.array([c.cell for c in crystals], np.float64).ravel()), 6
-        ),
-        "z": flat_list([c.z for c in crystals], pa.int16()),
-        "frac": flat_list([c.frac for c in crystals], pa.float64()),
-        "u_iso": flat_list([c.u_iso for c in crystals], pa.float64()),
-        "occ": flat_list([c.occ for c in crystals], pa.float64()),
+        **_structure_columns(crystals),
         "hkl": flat_list(cols["hkl"], pa.int16()),
         "F": flat_list(cols["F"], pa.float32()),
         "d_min": pa.array(np.array(d_min, np.float32)),

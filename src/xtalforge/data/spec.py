@@ -235,8 +235,8 @@ def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
                 and not Path(value).is_absolute()
                 and (key == "cif_dir" or value.endswith((".yaml", ".yml")))
             )
-            if relative and (path.parent / value).exists():
-                data[key] = str(path.parent / value)
+            if relative and (path.parent / str(value)).exists():
+                data[key] = str(path.parent / str(value))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return DatasetSpec(**data)

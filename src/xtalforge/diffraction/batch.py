@@ -143,7 +143,7 @@ def _core_torch(
 def _run_group(
     items: list[dict],
     device: str,
-    np_dtype: type,
+    np_dtype: Any,
     workspace: _Workspace,
     expected: list | None = None,
 ) -> list:
@@ -205,8 +205,8 @@ def _run_group(
     import torch
 
     tdtype = torch.float32 if np_dtype == np.float32 else torch.float64
-    out = _core_torch(xyz, hkl, w, real, tdtype, torch.device(device))
-    return [out[i, : len(it["hkl"])] for i, it in enumerate(items)]
+    got = _core_torch(xyz, hkl, w, real, tdtype, torch.device(device))
+    return [got[i, : len(it["hkl"])] for i, it in enumerate(items)]
 
 
 def _numpy_dtype(dtype: Any) -> type:

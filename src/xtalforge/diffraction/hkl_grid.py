@@ -70,7 +70,8 @@ class HKLGrid:
         for sg in sgs:
             inside |= symmetry_info(sg).in_asu(box)
         lo, hi = box[inside].min(axis=0), box[inside].max(axis=0)
-        return cls(tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo + 1))
+        n = hi - lo + 1
+        return cls((int(lo[0]), int(lo[1]), int(lo[2])), (int(n[0]), int(n[1]), int(n[2])))
 
     @property
     def h_max(self) -> int:
@@ -117,7 +118,7 @@ class HKLGrid:
         d_high = 0.0 if d_high is None else d_high
         use = at_or_above(refl.d, d_high)
         idx = self.index(refl.hkl[use])
-        arr = np.zeros(self.shape, dtype=dtype)
+        arr: np.ndarray = np.zeros(self.shape, dtype=dtype)
         arr[idx] = values[use]
         known = np.zeros(self.shape, dtype=bool)
         target = np.zeros(self.shape, dtype=bool)

@@ -63,7 +63,8 @@ def auto_grid_shape(refl: Reflections, sample_rate: float = 3.0) -> tuple[int, i
     """Grid with at least ``sample_rate`` points per d_min along each edge, FFT-friendly sizes,
     compatible with the space group's symmetry and large enough to hold every index."""
     factors = refl.spacegroup.operations().find_grid_factors()
-    return grid_shape(refl.cell, refl.hkl, refl.d_min, sample_rate, tuple(factors))
+    fa, fb, fc = (int(f) for f in factors)
+    return grid_shape(refl.cell, refl.hkl, refl.d_min, sample_rate, (fa, fb, fc))
 
 
 def _fourier_grid(
@@ -73,11 +74,10 @@ def _fourier_grid(
     sample_rate: float,
 ) -> np.ndarray:
     """(1/V) Σ_h C(h) exp(−2πi h·x) on a grid, ASU coefficients expanded to the full sphere."""
-    if shape is None:
-        shape = auto_grid_shape(refl, sample_rate)
-    shape = tuple(int(n) for n in shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ReflectionError(f"grid shape must be three positive integers, got {shape}")
+    given = auto_grid_shape(refl, sample_rate) if shape is None else tuple(int(n) for n in shape)
+    if len(given) != 3 or min(given) < 1:
+        raise ReflectionError(f"grid shape must be three positive integers, got {given}")
+    shape = (given[0], given[1], given[2])
     hkl, values = refl.expand_to_p1(coefficients)
     span = 2 * np.abs(hkl).max(axis=0) + 1 if len(hkl) else np.ones(3, int)
     # Evaluate on a fine grid that holds every index, then keep every k-th point: the result is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import overload
 
 import gemmi
 import numpy as np
@@ -124,6 +125,16 @@ class Reflections:
         """Mask of reflections with d_high ≤ d < d_low (Å)."""
         return (at_or_above(self.d, d_high)) & (self.d < d_low)
 
+    @overload
+    def expand_to_p1(
+        self, values: np.ndarray, friedel: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def expand_to_p1(
+        self, values: None = None, friedel: bool = True
+    ) -> tuple[np.ndarray, None]: ...
+
     def expand_to_p1(
         self, values: np.ndarray | None = None, friedel: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -189,14 +200,15 @@ def reflections(
     else:
         if spacegroup is None:
             raise ReflectionError("reflections() needs a space group when given a bare cell")
-        cell = tuple(crystal.parameters) if isinstance(crystal, gemmi.UnitCell) else tuple(crystal)
+        cell = tuple(crystal.parameters) if isinstance(crystal, gemmi.UnitCell) else tuple(crystal)  # type: ignore[assignment]
         sg = resolve_space_group(spacegroup)
     if not (d_min > 0 and math.isfinite(d_min)):
         raise ReflectionError(f"d_min must be a positive number of Å, got {d_min}")
     if not d_max > d_min:
         raise ReflectionError(f"d_max ({d_max} Å) must exceed d_min ({d_min} Å)")
     gstar = reciprocal_metric(cell)
-    lim = tuple(int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
+    la, lb, lc = (int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
+    lim = (la, lb, lc)
     n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
     if n_box <= CACHE_MAX_BOX:
         sup, rows = _asu_candidates(sg.hall, lim)

@@ -84,10 +84,10 @@ def structure_factors(
         )
     if not np.allclose(refl.cell, crystal.cell, rtol=1e-6):
         raise ReflectionError(f"reflections are for cell {refl.cell}, crystal has {crystal.cell}")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in (np.float32, np.float64):
         raise ValueError("dtype must be float32 or float64")
-    ctype = np.complex64 if dtype == np.float32 else np.complex128
+    ctype = np.complex64 if np_dtype == np.float32 else np.complex128
     images, weight, real = atom_images(crystal)
     n_atoms, n_img = images.shape[:2]
     stol2 = refl.stol2
@@ -102,9 +102,9 @@ def structure_factors(
         hi = min(lo + step, len(refl))
         p = hkl[lo:hi] @ flat
         p -= np.round(p)
-        arg = (2 * np.pi * p).astype(dtype).reshape(hi - lo, n_atoms, n_img)
+        arg = (2 * np.pi * p).astype(np_dtype).reshape(hi - lo, n_atoms, n_img)
         w = (f_el[elem_idx][:, lo:hi].T * weight * np.exp(-np.outer(stol2[lo:hi], b_iso))).astype(
-            dtype
+            np_dtype
         )  # (r, N)
         re = np.einsum("ra,ra->r", w, np.cos(arg).sum(axis=2))
         if real:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ ACENTRIC_MEAN = float(np.sqrt(np.pi) / 2)
 CENTRIC_MEAN = float(np.sqrt(2 / np.pi))
 
 
-def sum_f2(composition: Mapping[str | int, float], stol2: np.ndarray) -> np.ndarray:
+def sum_f2(composition: Mapping[Any, float], stol2: np.ndarray) -> np.ndarray:
     """Σ_j n_j f_j²(s) for a unit-cell composition {element: count}, at (sinθ/λ)² (Å⁻²)."""
     z = np.array([atomic_number(k) for k in composition], dtype=np.int64)
     n = np.array(list(composition.values()), dtype=np.float64)
@@ -70,7 +71,7 @@ def _check_amplitudes(values: np.ndarray, refl: Reflections) -> np.ndarray:
 def wilson_fit(
     amplitudes: np.ndarray,
     refl: Reflections,
-    composition: Mapping[str | int, float] | None = None,
+    composition: Mapping[Any, float] | None = None,
     n_bins: int = 20,
     d_max_fit: float = 4.5,
 ) -> tuple[float, float]:
@@ -82,7 +83,7 @@ def wilson_fit(
     least-squares line of ln⟨|F|²/(ε Σf²)⟩ against s².
     """
     amp = _check_amplitudes(amplitudes, refl)
-    comp = composition if composition else {"C": 1.0}
+    comp: Mapping[Any, float] = composition if composition else {"C": 1.0}
     stol2 = refl.stol2
     y = amp**2 / (refl.epsilon * sum_f2(comp, stol2))
     use = refl.d < d_max_fit
@@ -106,7 +107,7 @@ def normalize(
     crystal: Crystal | None = None,
     k: float | None = None,
     b: float | None = None,
-    composition: Mapping[str | int, float] | None = None,
+    composition: Mapping[Any, float] | None = None,
 ) -> np.ndarray:
     """Normalised amplitudes |E| for structure factors or amplitudes ``values``.
 
@@ -123,7 +124,7 @@ def normalize(
             k_fit, b_fit = wilson_fit(amp, refl, composition)
             k = k_fit if k is None else k
             b = b_fit if b is None else b
-        comp = composition if composition else {"C": 1.0}
+        comp: Mapping[Any, float] = composition if composition else {"C": 1.0}
         expected = refl.epsilon * k * sum_f2(comp, refl.stol2) * np.exp(-2 * b * refl.stol2)
     return amp / np.sqrt(expected)
 

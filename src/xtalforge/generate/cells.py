@@ -29,7 +29,7 @@ def sample_volume(cfg: CellConfig, n_cell_atoms: int, rng: np.random.Generator) 
                 if lo <= log_v <= hi:
                     break
             return float(np.exp(min(max(log_v, lo), hi)))
-        return float(rng.uniform(*cfg.volume))
+        return float(rng.uniform(*cfg.volume))  # type: ignore[misc]  # a Range here
     return float(rng.uniform(*cfg.v_atom)) * n_cell_atoms
 
 

@@ -90,7 +90,7 @@ class CompositionConfig(_Strict):
     """Element weights (general positions), optional separate weights for special positions,
     and the hydrogen fraction x_H ~ U(h_fraction) (None: no hydrogens)."""
 
-    elements: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ELEMENTS))
+    elements: dict[str, float] = Field(default_factory=lambda: dict(_default_elements()))
     special_elements: dict[str, float] | None = None
     h_fraction: Range | None = None
 
@@ -158,7 +158,7 @@ class GeneratorConfig(_Strict):
         weights = {s: 1.0 for s in v} if isinstance(v, list) else dict(v)
         if not weights:
             raise ValueError("at least one space group is needed")
-        out = {}
+        out: dict[str, float] = {}
         for sym, w in weights.items():
             try:
                 sg = resolve_space_group(sym)
@@ -222,3 +222,7 @@ def load_config(source: str | Path | dict) -> GeneratorConfig:
     except ValidationError as exc:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}{validation_message(exc)}") from None
+
+
+def _default_elements() -> dict[str, float]:
+    return DEFAULT_ELEMENTS

@@ -20,7 +20,7 @@ import numpy as np
 from xtalforge.crystal.elements import symbol
 from xtalforge.crystal.model import Crystal
 from xtalforge.errors import XtalforgeError
-from xtalforge.generate.config import GeneratorConfig
+from xtalforge.generate.config import GeneratorConfig, LogNormal
 from xtalforge.generate.descriptors import cell_descriptors
 from xtalforge.generate.placement import special_operations
 
@@ -40,6 +40,13 @@ class FitResult:
     spacegroups: Counter = field(default_factory=Counter)
     elements_general: Counter = field(default_factory=Counter)
     elements_special: Counter = field(default_factory=Counter)
+
+    @property
+    def volume(self) -> LogNormal:
+        """The fitted ln V distribution."""
+        volume = self.config.cell.volume
+        assert isinstance(volume, LogNormal)  # fit_config fits a log-normal volume
+        return volume
 
 
 def _reference_setting(sg: gemmi.SpaceGroup) -> str:
@@ -164,7 +171,7 @@ def plot_fit(fit: FitResult, path: str | Path) -> Path:
             a.hist(values, bins=30, density=True, color="0.6")
         a.set_title(label)
         if label.startswith("ln V"):
-            mu, sigma = cfg.cell.volume.mu, cfg.cell.volume.sigma
+            mu, sigma = fit.volume.mu, fit.volume.sigma
             x = np.linspace(mu - 4 * sigma, mu + 4 * sigma, 200)
             a.plot(
                 x,

@@ -68,7 +68,8 @@ class Generator:
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
         self._groups = list(config.spacegroups)
-        weights = np.array(list(config.spacegroups.values()), dtype=np.float64)
+        groups: dict[str, float] = config.spacegroups  # type: ignore[assignment]  # validated
+        weights = np.array(list(groups.values()), dtype=np.float64)
         cdf = (weights / weights.sum()).cumsum()
         self._group_cdf = (cdf / cdf[-1]).tolist()
         self._resolved = [resolve_space_group(g) for g in self._groups]
@@ -105,7 +106,8 @@ class Generator:
         else:
             cell = sample_cell(cfg.cell, sg, 1, rng)
             volume = cell_volume(*cell)
-            n_heavy = max(1, int(volume // (rng.uniform(*cfg.v_atom_count) * n_ops)))
+            v_atom = rng.uniform(*cfg.v_atom_count)  # type: ignore[misc]  # set with atoms unset
+            n_heavy = max(1, int(volume // (v_atom * n_ops)))
         n_h = 0
         if cfg.composition.h_fraction is not None:
             x_h = rng.uniform(*cfg.composition.h_fraction)
@@ -172,13 +174,15 @@ class Generator:
             cutoff = 1.4 * (radius + r_max) * (1 + 1e-9)
         d = sites.candidate_distances(x, cutoff)  # (T, M + S): placed images, then own images
         if cfg.method == "uniform":
-            return (d >= cfg.min_distance).all(axis=1)
+            return np.asarray((d >= cfg.min_distance).all(axis=1))
         m = len(sites.radius)
         r_sum = np.empty(d.shape[1])
         r_sum[:m] = sites.radius
         r_sum[m:] = radius
         r_sum += radius
-        return ((d > 0.9 * r_sum) & ~((d >= 1.1 * r_sum) & (d <= 1.4 * r_sum))).all(axis=1)
+        return np.asarray(
+            ((d > 0.9 * r_sum) & ~((d >= 1.1 * r_sum) & (d <= 1.4 * r_sum))).all(axis=1)
+        )
 
     def _place_uniform(
         self, sites: SiteSet, n_heavy: int, n_h: int, rng: np.random.Generator

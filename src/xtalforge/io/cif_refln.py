@@ -155,4 +155,4 @@ def _cif_cell_symmetry(
                     break
     except CrystalError as exc:
         raise ReflectionFileError(f"{path}: {exc}") from None
-    return cell, sg  # type: ignore[return-value]
+    return cell, sg

@@ -6,11 +6,12 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import gemmi
 import numpy as np
 
-from xtalforge.crystal.model import Crystal
+from xtalforge.crystal.model import OCC_SLACK, Crystal
 from xtalforge.crystal.symmetry import resolve_space_group, space_group_from_ops
 from xtalforge.errors import CrystalError
 
@@ -115,8 +116,8 @@ def ddl1_block(block: gemmi.cif.Block) -> gemmi.cif.Block:
     out = gemmi.cif.Document().add_new_block(block.name)
     for item in block:
         if item.pair is not None:
-            tag, value = item.pair
-            out.set_pair(tag.replace(".", "_", 1), value)
+            pair: tuple[str, str] = item.pair  # type: ignore[assignment]  # gemmi's stub
+            out.set_pair(pair[0].replace(".", "_", 1), pair[1])
         elif item.loop is not None:
             loop = item.loop
             new = out.init_loop("", [t.replace(".", "_", 1) for t in loop.tags])
@@ -193,6 +194,40 @@ def _dummy_sites(block: gemmi.cif.Block | None, sites: list) -> np.ndarray:
     return dummy
 
 
+def _site(
+    site: gemmi.SmallStructure.Site,
+    no_u: bool,
+    cell: gemmi.UnitCell,
+    default_u_iso: float,
+    where: str,
+    filled: list[str],
+    capped: list[str],
+) -> tuple[int, list[float], float, float, str]:
+    """(Z, fractional position, U_iso in Å², occupancy, label) of one atom site; U_eq when only
+    U_aniso is given, ``default_u_iso`` when no U is (named in ``filled``); a refined
+    occupancy slightly above 1 is taken as 1 (named in ``capped``)."""
+    if site.element.atomic_number == 0:
+        raise CrystalError(f"{where}atom {site.label}: unknown element {site.type_symbol!r}")
+    site_occ = site.occ
+    if site_occ > 1 + OCC_SLACK:
+        if site_occ > MAX_REFINED_OCC:
+            raise CrystalError(
+                f"{where}atom {site.label}: occupancy {site_occ} > 1 (refined "
+                f"values up to {MAX_REFINED_OCC} are taken as 1)"
+            )
+        capped.append(site.label)
+        site_occ = 1.0
+    uiso = site.u_iso
+    if site.aniso.nonzero():
+        ueq = cell.calculate_u_eq(site.aniso)
+        if uiso <= 0 or no_u:
+            uiso = ueq
+    elif no_u:
+        uiso = default_u_iso
+        filled.append(site.label)
+    return site.element.atomic_number, site.fract.tolist(), uiso, site_occ, site.label
+
+
 def from_small_structure(
     small: gemmi.SmallStructure,
     source: str | None = None,
@@ -212,7 +247,11 @@ def from_small_structure(
     notes: list[str] = []
     if conflict:
         _warn(notes, conflict)
-    z, frac, u, occ, labels = [], [], [], [], []
+    z: list[int] = []
+    frac: list[list[float]] = []
+    u: list[float] = []
+    occ: list[float] = []
+    labels: list[str] = []
     missing = _missing_u(block, len(sites)) if block is not None else np.zeros(len(sites), bool)
     dummy = _dummy_sites(block, sites)
     if dummy.any():
@@ -224,36 +263,18 @@ def from_small_structure(
         )
     filled: list[str] = []
     capped: list[str] = []
-    for site, no_u, skip in zip(sites, missing, dummy):
+    for site, no_u, skip in zip(sites, missing, dummy, strict=True):
         if skip:
             continue
-        if site.element.atomic_number == 0:
-            raise CrystalError(f"{where}atom {site.label}: unknown element {site.type_symbol!r}")
         if not 0 < site.occ:
             notes.append(f"dropped {site.label}: occupancy {site.occ}")
             continue
-        site_occ = site.occ
-        if site_occ > 1 + 1e-6:
-            if site_occ > MAX_REFINED_OCC:
-                raise CrystalError(
-                    f"{where}atom {site.label}: occupancy {site_occ} > 1 (refined "
-                    f"values up to {MAX_REFINED_OCC} are taken as 1)"
-                )
-            capped.append(site.label)
-            site_occ = 1.0
-        uiso = site.u_iso
-        if site.aniso.nonzero():
-            ueq = cell.calculate_u_eq(site.aniso)
-            if uiso <= 0 or no_u:
-                uiso = ueq
-        elif no_u:
-            uiso = default_u_iso
-            filled.append(site.label)
-        z.append(site.element.atomic_number)
-        frac.append(site.fract.tolist())
-        u.append(uiso)
-        occ.append(site_occ)
-        labels.append(site.label)
+        zi, xyz, ui, oi, label = _site(site, no_u, cell, default_u_iso, where, filled, capped)
+        z.append(zi)
+        frac.append(xyz)
+        u.append(ui)
+        occ.append(oi)
+        labels.append(label)
     if capped:
         _warn(
             notes,
@@ -268,7 +289,7 @@ def from_small_structure(
         )
     if not z:
         raise CrystalError(f"{where}no atom with non-zero occupancy")
-    meta = {"source": source} if source else {}
+    meta: dict[str, Any] = {"source": source} if source else {}
     if notes:
         meta["warnings"] = notes
     try:

@@ -70,7 +70,7 @@ def load_measured(
     if cell is not None:
         if spacegroup is None:
             raise ReflectionFileError("--cell needs --spacegroup")
-        sg, comp = resolve_space_group(spacegroup), {}
+        sg, comp = resolve_space_group(spacegroup), dict[str, float]()
     else:
         cell, sg, _, comp, hklf = structure_for(path, structure)
     refl, amp, sig, notes = merged_amplitudes(path, tuple(cell), sg, hklf)

@@ -85,8 +85,8 @@ def _friedel_mean(mtz: gemmi.Mtz, path: Path, kind: str, sig_kind: str) -> Refle
     both = np.isfinite(plus) & np.isfinite(minus)
     mean = np.where(both, 0.5 * (plus + minus), np.where(np.isfinite(plus), plus, minus))
     sig = None
-    if sigmas[0] is not None and sigmas[1] is not None:
-        sp, sm = sigmas
+    sp, sm = sigmas
+    if sp is not None and sm is not None:
         sig = np.where(both, 0.5 * np.sqrt(sp**2 + sm**2), np.where(np.isfinite(plus), sp, sm))
     keep = np.isfinite(mean)
     names = f"{cols[pair[0]].label}/{cols[pair[1]].label}"

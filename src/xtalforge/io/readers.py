@@ -78,6 +78,6 @@ def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> Refle
     instruction = hklf if isinstance(hklf, HklfInstruction) else None
     if kind == "cif":
         return read_cif_refln(path, instruction=instruction)
-    if instruction is None:
+    if not isinstance(hklf, HklfInstruction):
         return read_hkl(path, hklf=int(hklf))
-    return instruction.apply(read_hkl(path, hklf=instruction.hkl_format()))
+    return hklf.apply(read_hkl(path, hklf=hklf.hkl_format()))

@@ -76,7 +76,8 @@ class PattersonUNet(nn.Module):
             raise ValueError(
                 f"out_shape {tuple(out_shape)} must be multiples of 4 (two periodic poolings)"
             )
-        self.out_shape = tuple(int(n) for n in out_shape)
+        a, b, c = (int(n) for n in out_shape)
+        self.out_shape = (a, b, c)
         c1, c2, c3 = channels
         self.enc1 = CircularDoubleConv(1, c1, kernel)
         self.enc2 = CircularDoubleConv(c1, c2, kernel)
@@ -85,7 +86,7 @@ class PattersonUNet(nn.Module):
         self.dec1 = CircularDoubleConv(c2 + c1, c1, kernel)
         self.head = nn.Conv3d(c1, 1, 1)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]  # Conv3d has a bias here
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
         up = periodic_upsample(low, self.out_shape)

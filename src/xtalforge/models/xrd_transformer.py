@@ -254,6 +254,6 @@ class XRDTransformer(nn.Module):
         x = self.embed(hkl, value, known, d, pad_mask)
         maps = []
         for block in self.blocks:
-            maps.append(block.attention(x, pad_mask, hkl))
+            maps.append(block.attention(x, pad_mask, hkl))  # type: ignore[operator]
             x = block(x, pad_mask, hkl)
         return maps

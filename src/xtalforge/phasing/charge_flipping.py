@@ -48,6 +48,10 @@ __all__ = [
 #: 0.5 / 0.8 / 1 solved 76 / 75 / 77 % with a 1.5 → 1.0 Å model and 67 / 59 / 65 % with a
 #: 1.5 → 0.8 Å model: 0.5 is the best or level at both depths.
 DEFAULT_PRIOR_WEIGHT = 0.5
+#: Cycles a structure runs on after one of its starts showed its symmetry (a phase transition
+#: takes a while to settle); longer with free lunch, whose extrapolated amplitudes keep
+#: improving after the transition.
+GRACE, GRACE_FREE_LUNCH = 40, 100
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,39 @@ def charge_flip_batch(
     is used as data; 0: plain free lunch after the seeded start). Shell reflections without a
     prior take G, as in free lunch.
     """
+    _check_arguments(refls, amplitudes, starts, max_iter, stop, d_ext, ext_prior, prior_weight)
+    p1 = [
+        _p1_data(refl, amp, d_ext, None if ext_prior is None else ext_prior[k])
+        for k, (refl, amp) in enumerate(zip(refls, amplitudes, strict=True))
+    ]
+    d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
+    own = [
+        grid_shape(
+            r.cell,
+            np.concatenate([d.hkl, *([] if d.ext is None else [d.ext[0]])]),
+            d_all,
+            sample_rate,
+        )
+        for d, r in zip(p1, refls, strict=True)
+    ]
+    grace = (GRACE if d_ext is None else GRACE_FREE_LUNCH) if grace is None else grace
+    opts = _Options(starts, max_iter, weak_fraction, delta_k, delta_spread, d_ext is not None,
+                    torch.device(device), torch.float64 if double else torch.float32, r_drop,
+                    r_tol, patience, stop, agreement_min, agreement_noise, agreement_tol, grace,
+                    check_every, None if ext_prior is None else prior_weight)  # fmt: skip
+    return _run_groups(refls, p1, own, seed, opts)
+
+
+def _check_arguments(
+    refls: list[Reflections],
+    amplitudes: list[np.ndarray],
+    starts: int,
+    max_iter: int,
+    stop: str,
+    d_ext: float | None,
+    ext_prior: list[tuple[np.ndarray, np.ndarray]] | None,
+    prior_weight: float,
+) -> None:
     if stop not in ("first", "all"):
         raise ReflectionError(f"stop must be 'first' or 'all', got {stop!r}")
     if len(refls) != len(amplitudes) or not refls:
@@ -142,69 +179,26 @@ def charge_flip_batch(
         raise ReflectionError("ext_prior needs d_ext and one (hkl, amplitudes) per structure")
     if not 0.0 <= prior_weight <= 1.0:
         raise ReflectionError(f"prior_weight must lie in [0, 1], got {prior_weight}")
-    p1 = []
-    for k, (refl, amp) in enumerate(zip(refls, amplitudes, strict=True)):
-        amp = np.abs(np.asarray(amp, np.float64))
-        if amp.shape != (len(refl),) or not np.isfinite(amp).all():
-            raise ReflectionError("amplitudes must be finite, one per reflection")
-        hkl, vals = refl.expand_to_p1(amp)
-        keep = hkl.any(axis=1)  # F(000) is the map's own
-        ext = outer_hkl = None
-        if d_ext is not None:
-            if d_ext >= refl.d_min:
-                raise ReflectionError(
-                    f"d_ext ({d_ext} Å) must be finer than the data's d_min ({refl.d_min:.3f} Å)"
-                )
-            outer = reflections(
-                refl.cell, d_ext, refl.d_min * (1 - D_SLACK), spacegroup=refl.spacegroup
-            )
-            outer = outer.subset(below(outer.d, refl.d_min))
-            ext, prior = outer.expand_to_p1(
-                _prior_on(outer.hkl, ext_prior[k])
-                if ext_prior is not None
-                else np.zeros(len(outer))
-            )
-            outer_hkl = outer.hkl
-            ext = (ext, prior)
-        p1.append((hkl[keep], vals[keep], ext, outer_hkl))
-    d_all = min(r.d_min if d_ext is None else d_ext for r in refls)
-    own = [
-        grid_shape(
-            r.cell, np.concatenate([h] + ([e[0]] if e is not None else [])), d_all, sample_rate
-        )
-        for (h, _, e, _), r in zip(p1, refls, strict=True)
-    ]
-    opts = _Options(
-        starts,
-        max_iter,
-        weak_fraction,
-        delta_k,
-        delta_spread,
-        d_ext is not None,
-        torch.device(device),
-        torch.float64 if double else torch.float32,
-        r_drop,
-        r_tol,
-        patience,
-        stop,
-        agreement_min,
-        agreement_noise,
-        agreement_tol,
-        (40 if d_ext is None else 100) if grace is None else grace,
-        check_every,
-        None if ext_prior is None else prior_weight,
-    )
-    results: list[FlipResult | None] = [None] * len(refls)
+
+
+def _run_groups(
+    refls: list[Reflections],
+    p1: list[_P1Data],
+    own: list[tuple[int, int, int]],
+    seed: int,
+    opts: _Options,
+) -> list[FlipResult]:
+    """Flip each group of structures of similar grid sizes on its largest grid; structure i's
+    random starts come from (``seed``, i)."""
+    results: dict[int, FlipResult] = {}
     for members in _grid_groups(own):
-        shape = tuple(int(n) for n in np.max([own[i] for i in members], axis=0))
+        na, nb, nc = (int(n) for n in np.max([own[i] for i in members], axis=0))
         gens = [np.random.default_rng([seed, i]) for i in members]
-        for i, res in zip(
-            members,
-            _flip_group([refls[i] for i in members], [p1[i] for i in members], shape, gens, opts),
-            strict=True,
-        ):
-            results[i] = res
-    return results  # type: ignore[return-value]
+        found = _flip_group(
+            [refls[i] for i in members], [p1[i] for i in members], (na, nb, nc), gens, opts
+        )
+        results.update(zip(members, found, strict=True))
+    return [results[i] for i in range(len(refls))]
 
 
 @dataclass(frozen=True)
@@ -268,143 +262,181 @@ def _grid_groups(own: list[tuple[int, int, int]], waste: float = 1.5) -> list[li
     return groups
 
 
-def _flip_group(
-    refls: list[Reflections],
-    p1: list[tuple],
-    shape: tuple[int, int, int],
-    gens: list[np.random.Generator],
-    o: _Options,
-) -> list[FlipResult]:
-    """Charge flipping of structures sharing one grid ``shape`` (see :func:`charge_flip_batch`)."""
-    starts, max_iter, patience, check_every = o.starts, o.max_iter, o.patience, o.check_every
-    real, dev = o.real, o.device
-    half = HalfGrid(shape)
-    n_struct = len(refls)
-    obs_lists = [half.select(h) for h, _, _, _ in p1]  # (rows into the P1 list, flat, weight)
-    n_max = max(len(o[0]) for o in obs_lists)
-    idx = np.zeros((n_struct, n_max), np.int64)
-    amp_t = np.zeros((n_struct, n_max))
-    wgt = np.zeros((n_struct, n_max))  # 0 for padding, else how often it counts in the sphere
-    weak = np.zeros((n_struct, n_max), bool)
-    sign = np.zeros((n_struct, n_max))
-    for s, ((hkl, vals, _, _), (rows, flat, w)) in enumerate(zip(p1, obs_lists, strict=True)):
-        m = len(rows)
-        cut = np.quantile(vals, o.weak_fraction) if o.weak_fraction > 0 else -np.inf
-        # padding repeats the first reflection (a scatter then writes the same value twice)
-        pad = np.r_[np.arange(m), np.zeros(n_max - m, np.int64)]
-        idx[s], amp_t[s] = flat[pad], vals[rows][pad]
-        wgt[s, :m] = w
-        weak[s], sign[s] = (vals[rows] <= cut)[pad], _half_sign(hkl[rows])[pad]
-    ext_idx = ext_w = ext_prior = None
-    if o.extrapolate:
-        ext_lists = [half.select(e[0]) for _, _, e, _ in p1]
-        e_max = max(len(e[0]) for e in ext_lists)
-        ext_idx = np.zeros((n_struct, e_max), np.int64)
-        ext_w = np.zeros((n_struct, e_max))
-        ext_prior = np.full((n_struct, e_max), np.nan)
-        for s, (rows, flat, w) in enumerate(ext_lists):
-            pad = np.r_[np.arange(len(rows)), np.zeros(e_max - len(rows), np.int64)]
-            ext_idx[s], ext_w[s, : len(rows)] = flat[pad], w
-            ext_prior[s] = p1[s][2][1][rows][pad]
-    ks = (
-        o.delta_k * (1 + o.delta_spread * np.linspace(-1, 1, starts))
-        if starts > 1
-        else np.array([o.delta_k])
-    )
-    rep = np.repeat(np.arange(n_struct), starts)
+class _P1Data(NamedTuple):
+    """One structure's data expanded to P1 (F(000) left out): indices and amplitudes, the
+    extension shell's P1 indices and priors (NaN where none) with free lunch, and the shell's
+    ASU indices."""
 
-    def put(a: np.ndarray, dtype: torch.dtype = real) -> torch.Tensor:
-        return torch.as_tensor(a, device=dev).to(dtype)
+    hkl: np.ndarray
+    amp: np.ndarray
+    ext: tuple[np.ndarray, np.ndarray] | None
+    outer_hkl: np.ndarray | None
 
-    st = {
-        "row": put(np.arange(n_struct * starts), torch.int64),
-        "struct": put(rep, torch.int64),
-        "idx": put(idx[rep], torch.int64),
-        "amp": put(amp_t[rep]),
-        "w": put(wgt[rep]),
-        "weak": put(weak[rep], torch.bool),
-        "turn": put(-1j * sign[rep], real.to_complex()),
-        "k": put(np.tile(ks, n_struct)[:, None]),
-    }
-    if ext_idx is not None:
-        st["ext_idx"], st["ext_w"] = put(ext_idx[rep], torch.int64), put(ext_w[rep])
-    phase0 = put(
-        np.concatenate(
+
+def _p1_data(
+    refl: Reflections,
+    amplitudes: np.ndarray,
+    d_ext: float | None,
+    prior: tuple[np.ndarray, np.ndarray] | None,
+) -> _P1Data:
+    amp = np.abs(np.asarray(amplitudes, np.float64))
+    if amp.shape != (len(refl),) or not np.isfinite(amp).all():
+        raise ReflectionError("amplitudes must be finite, one per reflection")
+    hkl, vals = refl.expand_to_p1(amp)
+    keep = hkl.any(axis=1)  # F(000) is the map's own
+    if d_ext is None:
+        return _P1Data(hkl[keep], vals[keep], None, None)
+    if d_ext >= refl.d_min:
+        raise ReflectionError(
+            f"d_ext ({d_ext} Å) must be finer than the data's d_min ({refl.d_min:.3f} Å)"
+        )
+    outer = reflections(refl.cell, d_ext, refl.d_min * (1 - D_SLACK), spacegroup=refl.spacegroup)
+    outer = outer.subset(below(outer.d, refl.d_min))
+    priors = _prior_on(outer.hkl, prior) if prior is not None else np.zeros(len(outer))
+    ext_hkl, ext_prior = outer.expand_to_p1(priors)
+    return _P1Data(hkl[keep], vals[keep], (ext_hkl, ext_prior), outer.hkl)
+
+
+def _padded(
+    lists: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(padded rows, half-grid indices, weights) of per-structure :meth:`HalfGrid.select`
+    results, one row per structure. Padding repeats the first entry (a scatter then writes the
+    same value twice) with weight 0."""
+    n_max = max(len(rows) for rows, _, _ in lists)
+    pads = np.zeros((len(lists), n_max), np.int64)
+    idx = np.zeros((len(lists), n_max), np.int64)
+    wgt = np.zeros((len(lists), n_max))  # how often a reflection counts in the sphere
+    for s, (rows, flat, w) in enumerate(lists):
+        pad = np.r_[np.arange(len(rows)), np.zeros(n_max - len(rows), np.int64)]
+        pads[s], idx[s], wgt[s, : len(rows)] = pad, flat[pad], w
+    return pads, idx, wgt
+
+
+class _Flipping:
+    """The running state of charge flipping for structures sharing one grid: one row per
+    (structure, start) in every tensor of ``st``; rows leave the batch as they finish (see
+    :func:`charge_flip_batch`)."""
+
+    def __init__(
+        self,
+        refls: list[Reflections],
+        p1: list[_P1Data],
+        shape: tuple[int, int, int],
+        gens: list[np.random.Generator],
+        o: _Options,
+    ) -> None:
+        self.refls, self.p1, self.shape, self.o = refls, p1, shape, o
+        self.half = HalfGrid(shape)
+        self.n_grid = int(np.prod(shape))
+        self.obs_lists = [self.half.select(d.hkl) for d in p1]  # (P1 rows, flat index, weight)
+        self.final: dict[int, _Start] = {}
+        self.extrapolate = o.extrapolate
+        rep = np.repeat(np.arange(len(refls)), o.starts)
+        self.st: dict[str, torch.Tensor] = {
+            "row": self._put(np.arange(len(rep)), torch.int64),
+            "struct": self._put(rep, torch.int64),
+        }
+        self._observed(rep, gens)
+        checker = SymmetryCheck(
+            self.half,
             [
-                np.pad(
-                    g.uniform(-np.pi, np.pi, (starts, len(o_[0]))),
-                    ((0, 0), (0, n_max - len(o_[0]))),
+                (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, d.hkl, d.amp)
+                for r, d in zip(refls, p1, strict=True)
+            ],
+            o.device,
+            o.real,
+        )
+        self.checker = checker if checker.active else None
+        self.watch = self.checker is not None and o.stop == "first"
+        if self.watch:
+            self._watch_symmetry()
+
+    def _put(self, a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.as_tensor(a, device=self.o.device).to(dtype or self.o.real)
+
+    def _observed(self, rep: np.ndarray, gens: list[np.random.Generator]) -> None:
+        """The observed reflections' tensors, the extension shell's, and the random start."""
+        o, st, put = self.o, self.st, self._put
+        pads, idx, wgt = _padded(self.obs_lists)
+        n_struct, n_max = idx.shape
+        amp_t, weak, sign = np.zeros(idx.shape), np.zeros(idx.shape, bool), np.zeros(idx.shape)
+        for s, (d, (rows, _, _)) in enumerate(zip(self.p1, self.obs_lists, strict=True)):
+            cut = np.quantile(d.amp, o.weak_fraction) if o.weak_fraction > 0 else -np.inf
+            amp_t[s] = d.amp[rows][pads[s]]
+            weak[s], sign[s] = (d.amp[rows] <= cut)[pads[s]], _half_sign(d.hkl[rows])[pads[s]]
+        ks = (
+            o.delta_k * (1 + o.delta_spread * np.linspace(-1, 1, o.starts))
+            if o.starts > 1
+            else np.array([o.delta_k])
+        )
+        st.update(
+            idx=put(idx[rep], torch.int64),
+            amp=put(amp_t[rep]),
+            w=put(wgt[rep]),
+            weak=put(weak[rep], torch.bool),
+            turn=put(-1j * sign[rep], o.real.to_complex()),
+            k=put(np.tile(ks, n_struct)[:, None]),
+        )
+        ext_prior = None
+        if o.extrapolate:
+            ext_lists = [self.half.select(d.ext[0]) for d in self.p1]  # type: ignore[index]
+            e_pads, e_idx, e_w = _padded(ext_lists)
+            ext_prior = np.stack(
+                [
+                    d.ext[1][rows][e_pads[s]]  # type: ignore[index]
+                    for s, (d, (rows, _, _)) in enumerate(zip(self.p1, ext_lists, strict=True))
+                ]
+            )
+            st["ext_idx"], st["ext_w"] = put(e_idx[rep], torch.int64), put(e_w[rep])
+        phase0 = put(
+            np.concatenate(
+                [
+                    np.pad(
+                        g.uniform(-np.pi, np.pi, (o.starts, len(ol[0]))),
+                        ((0, 0), (0, n_max - len(ol[0]))),
+                    )
+                    for g, ol in zip(gens, self.obs_lists, strict=True)
+                ]
+            )
+        )
+        # the running state: conj G on the half grid, as rfftn gives it
+        gc = torch.zeros(len(rep), self.half.size, dtype=o.real.to_complex(), device=o.device)
+        if o.prior_weight is not None and ext_prior is not None:  # the shell starts from priors
+            st["prior"] = put(np.nan_to_num(ext_prior)[rep])
+            st["has_prior"] = put(np.isfinite(ext_prior)[rep], torch.bool)
+            seed_phase = put(
+                np.concatenate(
+                    [g.uniform(-np.pi, np.pi, (o.starts, ext_prior.shape[1])) for g in gens]
                 )
-                for g, o_ in zip(gens, obs_lists, strict=True)
-            ]
+            )
+            gc.scatter_(1, st["ext_idx"], torch.polar(st["prior"], -seed_phase))
+        gc.scatter_(1, st["idx"], torch.polar(st["amp"], -phase0))
+        n, dev = len(rep), o.device
+        st.update(
+            gc=gc,
+            peak=torch.zeros(n, dtype=o.real, device=dev),
+            r_prev=torch.full((n,), math.inf, dtype=o.real, device=dev),
+            stable=torch.zeros(n, dtype=torch.int64, device=dev),
         )
-    )
-    n_half, n_grid = half.size, int(np.prod(shape))
-    # the running state: conj G on the half grid, as rfftn gives it
-    gc = torch.zeros(len(rep), n_half, dtype=real.to_complex(), device=dev)
-    prior_w = o.prior_weight
-    if prior_w is not None and ext_prior is not None:  # the shell starts from its priors
-        has = np.isfinite(ext_prior)
-        st["prior"], st["has_prior"] = put(np.nan_to_num(ext_prior)[rep]), put(has[rep], torch.bool)
-        seed_phase = put(
-            np.concatenate([g.uniform(-np.pi, np.pi, (starts, ext_prior.shape[1])) for g in gens])
-        )
-        gc.scatter_(1, st["ext_idx"], torch.polar(st["prior"], -seed_phase))
-    gc.scatter_(1, st["idx"], torch.polar(st["amp"], -phase0))
-    st["gc"] = gc
-    st["peak"] = torch.zeros(len(rep), dtype=real, device=dev)
-    st["r_prev"] = torch.full((len(rep),), math.inf, dtype=real, device=dev)
-    st["stable"] = torch.zeros(len(rep), dtype=torch.int64, device=dev)
-    final: dict[int, _Start] = {}
-    checker: SymmetryCheck | None = SymmetryCheck(
-        half,
-        [
-            (r.spacegroup.hall, r.symmetry.rotations, r.symmetry.translations, h, v)
-            for r, (h, v, _, _) in zip(refls, p1, strict=True)
-        ],
-        dev,
-        real,
-    )
-    if not checker.active:
-        checker = None
-    watch = checker is not None and o.stop == "first"
-    if watch:  # the agreement of random phases: this structure's noise level
-        noise = checker.agreement(st["gc"], st["struct"]).view(n_struct, starts).mean(1)
+
+    def _watch_symmetry(self) -> None:
+        """The agreement of the random start: each structure's noise level and threshold."""
+        assert self.checker is not None
+        o, st, n = self.o, self.st, len(self.st["row"])
+        noise = self.checker.agreement(st["gc"], st["struct"]).view(-1, o.starts).mean(1)
         st["thr"] = (o.agreement_noise * noise[st["struct"]]).clamp_min(o.agreement_min)
-        st["agree"] = torch.zeros(len(rep), dtype=real, device=dev)
-        st["due"] = torch.full((len(rep),), max_iter, dtype=torch.int64, device=dev)
-        st["seen"] = torch.full((len(rep),), -1, dtype=torch.int64, device=dev)  # found at
+        st["agree"] = torch.zeros(n, dtype=o.real, device=o.device)
+        st["due"] = torch.full((n,), o.max_iter, dtype=torch.int64, device=o.device)
+        st["seen"] = torch.full((n,), -1, dtype=torch.int64, device=o.device)  # found at
 
-    def retire(done: torch.Tensor, at: torch.Tensor, cycles: int) -> None:
-        """Store the retiring rows' observed-amplitude models (``at``: per row of the batch,
-        the cycle it converged at, −1 for never) and drop them from the batch."""
-        rows = st["row"][done].tolist()
-        conv = at[done].tolist()
-        ph = -torch.angle(torch.gather(st["gc"][done], 1, st["idx"][done])).cpu().numpy()
-        ext = None
-        if ext_idx is not None:
-            ext = torch.gather(st["gc"][done], 1, st["ext_idx"][done]).abs().cpu().numpy()
-        r = st["r_prev"][done].cpu().numpy()
-        agree = np.full(len(rows), np.nan)
-        if checker is not None:
-            agree = (
-                checker.agreement(st["gc"][done], st["struct"][done], every_op=True).cpu().numpy()
-            )
-        for j, row in enumerate(rows):
-            final[row] = _Start(
-                ph[j],
-                None if ext is None else ext[j],
-                float(r[j]),
-                conv[j],
-                float(agree[j]),
-                cycles,
-            )
-        for key in list(st):
-            st[key] = st[key][~done]
+    @property
+    def running(self) -> bool:
+        return bool(len(self.st["row"]))
 
-    for it in range(max_iter):
-        if not len(st["row"]):
-            break
+    def cycle(self) -> None:
+        """One flipping cycle of every running start, and its R factor."""
+        st, o = self.st, self.o
         # stored conj G of the observed reflections: strong ones take |E| with G's phase, weak
         # ones keep |G| with the phase shifted by sign·π/2 (conj G · e^{−i sign π/2})
         g_obs = torch.gather(st["gc"], 1, st["idx"])
@@ -414,11 +446,12 @@ def _flip_group(
         g_obs = g_obs * torch.where(st["weak"], st["turn"], st["amp"] / g_abs.clamp_min(1e-30))
         fc = torch.zeros_like(st["gc"])
         fc[:, 0] = st["gc"][:, 0]
-        if ext_idx is not None:
+        if self.extrapolate:
             g_ext = torch.gather(st["gc"], 1, st["ext_idx"])
             if "prior" in st:  # restrained towards the prior modulus, G's phase
+                w = float(o.prior_weight)  # type: ignore[arg-type]
                 e_abs = g_ext.abs()
-                target = prior_w * st["prior"] + (1 - prior_w) * e_abs
+                target = w * st["prior"] + (1 - w) * e_abs
                 g_ext = torch.where(
                     st["has_prior"], g_ext * (target / e_abs.clamp_min(1e-30)), g_ext
                 )
@@ -426,10 +459,10 @@ def _flip_group(
             var = var + (st["ext_w"] * g_ext.abs() ** 2).sum(1, keepdim=True)
         fc.scatter_(1, st["idx"], g_obs)
         # ρ/N = irfftn(conj F); σ(ρ) = √(Σ_{h≠0} |F|²) by Parseval
-        rho = torch.fft.irfftn(fc.view(-1, *half.shape), s=shape, dim=(1, 2, 3))
-        delta = (st["k"] * var.sqrt() / n_grid).view(-1, 1, 1, 1)
+        rho = torch.fft.irfftn(fc.view(-1, *self.half.shape), s=self.shape, dim=(1, 2, 3))
+        delta = (st["k"] * var.sqrt() / self.n_grid).view(-1, 1, 1, 1)
         rho = torch.where(rho > delta, rho, -rho)
-        st["gc"] = torch.fft.rfftn(rho, dim=(1, 2, 3)).reshape(-1, n_half)
+        st["gc"] = torch.fft.rfftn(rho, dim=(1, 2, 3)).reshape(-1, self.half.size)
         # R between observed and calculated amplitudes (strong reflections, scaled)
         g_abs = torch.gather(st["gc"], 1, st["idx"]).abs()
         strong = st["w"] * ~st["weak"]
@@ -441,66 +474,122 @@ def _flip_group(
         steady = ((st["r_prev"] - r).abs() < o.r_tol) & ((st["peak"] - r) > o.r_drop)
         st["stable"] = torch.where(steady, st["stable"] + 1, torch.zeros_like(st["stable"]))
         st["r_prev"] = r
-        if it % check_every == check_every - 1:
-            at = torch.where(st["stable"] >= patience, it - patience, -1)
-            done = at >= 0
-            if watch:  # a structure with a start showing its symmetry is done
-                struct = st["struct"]
-                agree = checker.agreement(st["gc"], struct)
-                found = (
-                    (agree >= st["thr"])
-                    & (st["agree"] >= st["thr"])
-                    & ((agree - st["agree"]).abs() <= o.agreement_tol)
-                )
-                st["agree"] = agree
-                st["seen"] = torch.where(found & (st["seen"] < 0), it, st["seen"])
-                at = torch.where(at < 0, st["seen"], at)
-                # the structure runs ``grace`` more cycles (a transition takes a while to settle)
-                due = torch.isin(struct, struct[found]) & (st["due"] > it + o.grace)
-                st["due"] = torch.where(due, it + o.grace, st["due"])
-                done = done | (st["due"] <= it)
-            if bool(done.any()):
-                retire(done, at, it + 1)
-    if len(st["row"]):
-        last = torch.where(st["stable"] >= patience, max_iter - 1 - patience, -1)
+
+    def check(self, it: int) -> None:
+        """After cycle ``it``: retire the starts whose R has converged and, watching symmetry,
+        every start of a structure ``grace`` cycles after one of them showed its symmetry."""
+        st, o = self.st, self.o
+        at = torch.where(st["stable"] >= o.patience, it - o.patience, -1)
+        done = at >= 0
+        if self.watch:
+            assert self.checker is not None
+            struct = st["struct"]
+            agree = self.checker.agreement(st["gc"], struct)
+            found = (
+                (agree >= st["thr"])
+                & (st["agree"] >= st["thr"])
+                & ((agree - st["agree"]).abs() <= o.agreement_tol)
+            )
+            st["agree"] = agree
+            st["seen"] = torch.where(found & (st["seen"] < 0), it, st["seen"])
+            at = torch.where(at < 0, st["seen"], at)
+            # the structure runs ``grace`` more cycles (a transition takes a while to settle)
+            due = torch.isin(struct, struct[found]) & (st["due"] > it + o.grace)
+            st["due"] = torch.where(due, it + o.grace, st["due"])
+            done = done | (st["due"] <= it)
+        if bool(done.any()):
+            self.retire(done, at, it + 1)
+
+    def finish(self) -> None:
+        """Retire every start still running after ``max_iter`` cycles."""
+        st, o = self.st, self.o
+        if not self.running:
+            return
+        last = torch.where(st["stable"] >= o.patience, o.max_iter - 1 - o.patience, -1)
         if "seen" in st:
             last = torch.where(last < 0, st["seen"], last)
-        retire(torch.ones_like(st["stable"], dtype=torch.bool), last, max_iter)
-    results = []
-    for s, (refl, (full_hkl, full_amp, _, outer_hkl), (rows, flat, _)) in enumerate(
-        zip(refls, p1, obs_lists, strict=True)
-    ):
-        m = len(rows)
-        own = [final[s * starts + j] for j in range(starts)]
+        self.retire(torch.ones_like(st["stable"], dtype=torch.bool), last, o.max_iter)
+
+    def retire(self, done: torch.Tensor, at: torch.Tensor, cycles: int) -> None:
+        """Store the retiring rows' observed-amplitude models (``at``: per row of the batch,
+        the cycle it converged at, −1 for never) and drop them from the batch."""
+        st = self.st
+        rows = st["row"][done].tolist()
+        conv = at[done].tolist()
+        gc = st["gc"][done]
+        ph = -torch.angle(torch.gather(gc, 1, st["idx"][done])).cpu().numpy()
+        ext = None
+        if self.extrapolate:
+            ext = torch.gather(gc, 1, st["ext_idx"][done]).abs().cpu().numpy()
+        r = st["r_prev"][done].cpu().numpy()
+        agree = np.full(len(rows), np.nan)
+        if self.checker is not None:
+            agree = self.checker.agreement(gc, st["struct"][done], every_op=True).cpu().numpy()
+        for j, row in enumerate(rows):
+            self.final[row] = _Start(
+                ph[j],
+                None if ext is None else ext[j],
+                float(r[j]),
+                conv[j],
+                float(agree[j]),
+                cycles,
+            )
+        for key in list(st):
+            st[key] = st[key][~done]
+
+    def results(self) -> list[FlipResult]:
+        """Per structure, its best start's solution, origin located and symmetry averaged."""
+        return [self._result(s) for s in range(len(self.refls))]
+
+    def _result(self, s: int) -> FlipResult:
+        refl, d, (rows, flat, _) = self.refls[s], self.p1[s], self.obs_lists[s]
+        half, shape = self.half, self.shape
+        own = [self.final[s * self.o.starts + j] for j in range(self.o.starts)]
         # the start kept: the best agreement with every operation (P1: the lowest R)
         best = max(
             own, key=lambda c: (-math.inf if math.isnan(c.agreement) else c.agreement, -c.r_factor)
         )
         # observed amplitudes with its phases on the full grid (mates by Friedel)
         unit = np.zeros(half.size, complex)
-        unit[flat] = np.exp(1j * best.phases[:m])
+        unit[flat] = np.exp(1j * best.phases[: len(rows)])
         grid = np.zeros(shape, complex)
-        grid.reshape(-1)[half.flat(full_hkl)] = full_amp * half.values_at(unit, full_hkl)
+        grid.reshape(-1)[half.flat(d.hkl)] = d.amp * half.values_at(unit, d.hkl)
         phases, origin, agreement = locate_origin(grid, refl)
         extrap = None
-        if outer_hkl is not None:
-            _, ext_flat, _ = half.select(p1[s][2][0])
+        if d.outer_hkl is not None and d.ext is not None and best.extrapolated is not None:
+            _, ext_flat, _ = half.select(d.ext[0])
             lookup = np.zeros(half.size)
             lookup[ext_flat] = best.extrapolated[: len(ext_flat)]
-            extrap = (outer_hkl, half.values_at(lookup, outer_hkl))
-        results.append(
-            FlipResult(
-                phases,
-                _asu_phases(grid, refl.hkl, shape),
-                best.r_factor,
-                int(best.converged_at),
-                origin,
-                agreement,
-                extrap,
-                max(c.cycles for c in own),
-            )
+            extrap = (d.outer_hkl, half.values_at(lookup, d.outer_hkl))
+        return FlipResult(
+            phases,
+            _asu_phases(grid, refl.hkl, shape),
+            best.r_factor,
+            int(best.converged_at),
+            origin,
+            agreement,
+            extrap,
+            max(c.cycles for c in own),
         )
-    return results
+
+
+def _flip_group(
+    refls: list[Reflections],
+    p1: list[_P1Data],
+    shape: tuple[int, int, int],
+    gens: list[np.random.Generator],
+    o: _Options,
+) -> list[FlipResult]:
+    """Charge flipping of structures sharing one grid ``shape`` (see :func:`charge_flip_batch`)."""
+    run = _Flipping(refls, p1, shape, gens, o)
+    for it in range(o.max_iter):
+        if not run.running:
+            break
+        run.cycle()
+        if it % o.check_every == o.check_every - 1:
+            run.check(it)
+    run.finish()
+    return run.results()
 
 
 def _asu_phases(grid: np.ndarray, hkl: np.ndarray, shape: tuple) -> np.ndarray:

@@ -73,8 +73,8 @@ def _free_directions(refl: Reflections, p1: bool) -> np.ndarray:
 
 def _shift_grid(refl: Reflections, oversample: float) -> tuple[int, int, int]:
     # multiples of 12 put the special shifts (1/2, 1/3, 1/4, 1/6) exactly on the grid
-    d = refl.d_min
-    return tuple(12 * max(1, math.ceil(oversample * edge / d / 12)) for edge in refl.cell[:3])
+    a, b, c = (12 * max(1, math.ceil(oversample * e / refl.d_min / 12)) for e in refl.cell[:3])
+    return a, b, c
 
 
 def score_phases(
@@ -98,25 +98,25 @@ def score_phases(
     f_sol = amp * np.exp(1j * np.asarray(phases, float))
     hkl, ft = refl.expand_to_p1(f_true)
     _, fs = refl.expand_to_p1(f_sol)
-    shape = _shift_grid(refl, oversample)
-    shape = tuple(
+    sa, sb, sc = (
         max(n, 12 * math.ceil((2 * int(np.abs(hkl[:, i]).max()) + 1) / 12))
-        for i, n in enumerate(shape)
+        for i, n in enumerate(_shift_grid(refl, oversample))
     )
+    shape = (sa, sb, sc)
     allowed = permissible_shift_mask(refl, shape, p1)
     norm = float((np.abs(ft) ** 2).sum())
     idx = tuple(hkl[:, i] % shape[i] for i in range(3))
-    best = (-2.0, (0.0, 0.0, 0.0), False)
+    best: tuple[float, tuple[float, ...], bool] = (-2.0, (0.0, 0.0, 0.0), False)
     for inverted in (False, True):
         prod = np.conj(ft) * (np.conj(fs) if inverted else fs)
         grid = np.zeros(shape, complex)
         np.add.at(grid, idx, prod)
         # Σ_h conj(F_t) F_s exp(+2πi h·s): the shift s aligns the solution onto the truth
-        cc = np.fft.ifftn(grid).real * np.prod(shape) / norm
-        cc = np.where(allowed, cc, -np.inf)
-        k = np.unravel_index(int(np.argmax(cc)), shape)
-        if cc[k] > best[0]:
-            best = (float(cc[k]), tuple(float(k[i] / shape[i]) for i in range(3)), inverted)
+        ccs = np.fft.ifftn(grid).real * np.prod(shape) / norm
+        ccs = np.where(allowed, ccs, -np.inf)
+        k = np.unravel_index(int(np.argmax(ccs)), shape)
+        if ccs[k] > best[0]:
+            best = (float(ccs[k]), tuple(float(k[i] / shape[i]) for i in range(3)), inverted)
     cc, shift, inverted = best
     sol = -np.asarray(phases, float) if inverted else np.asarray(phases, float)
     free = _free_directions(refl, p1)
@@ -144,4 +144,4 @@ def score_phases(
     aligned = sol + 2 * np.pi * (refl.hkl @ np.array(shift))
     dphi = np.abs((aligned - np.asarray(true_phases, float) + np.pi) % (2 * np.pi) - np.pi)
     err = float(np.degrees((amp * dphi).sum() / amp.sum())) if amp.sum() > 0 else math.nan
-    return Score(cc, err, shift, inverted)
+    return Score(cc, err, (shift[0], shift[1], shift[2]), inverted)

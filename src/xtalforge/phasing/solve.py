@@ -157,7 +157,7 @@ def solve_batch(
     )
     for per in runs:
         good = [r for r in per if r.phases is not None and not np.isnan(r.phases).any()]
-        best = max(good, key=lambda r: r.cc_peak_height) if good else per[0]
+        best = max(good, key=lambda r: r.cc_peak_height or 0.0) if good else per[0]
         out.append(
             Solution(
                 "smtbx",

@@ -17,6 +17,7 @@ translations count too and only add a constant).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ class SymmetryCheck:
                 idx = np.rint(idx).astype(np.int64) % dims
                 origin.append(np.ravel_multi_index(tuple(idx.T), shape))
 
-            def put(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+            def put(a: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
                 return torch.as_tensor(a, device=device, dtype=dtype)
 
             self.groups.append(

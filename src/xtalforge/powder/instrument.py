@@ -69,6 +69,11 @@ class Instrument(BaseModel):
     fcj_nodes: Annotated[int, Field(ge=1, le=512)] = 8
     n_kernels: Annotated[int, Field(ge=2, le=2000)] = 128
 
+    @property
+    def components(self) -> list[tuple[float, float]]:
+        """The wavelength components (Å, relative weight), as validated (names resolved)."""
+        return list(self.wavelengths)  # type: ignore[arg-type]  # a list once validated
+
     @field_validator("wavelengths")
     @classmethod
     def _named(cls, v: list[tuple[float, float]] | str) -> list[tuple[float, float]]:

@@ -56,7 +56,7 @@ def lorentz_polarization(two_theta: np.ndarray, monochromator_2theta: float = 0.
 
 
 def _d_min(instrument: Instrument) -> float:
-    lam = min(w for w, _ in instrument.wavelengths)
+    lam = min(w for w, _ in instrument.components)
     top = min(instrument.two_theta_max + 1.0, 179.0)
     return lam / (2 * math.sin(math.radians(top / 2)))
 
@@ -75,17 +75,15 @@ def peak_list(
     instrument = instrument or Instrument()
     if refl is None:
         refl = reflections(crystal, _d_min(instrument))
-    if f is None:
-        f = structure_factors_batch([crystal], [refl])[0]
-    f2 = np.abs(f) ** 2
+    sf = structure_factors_batch([crystal], [refl])[0] if f is None else f
+    f2 = np.abs(sf) ** 2
     rows = []
-    for lam, weight in instrument.wavelengths:
-        s = lam / (2 * refl.d)
+    for lam_k, weight_k in instrument.components:
+        s = lam_k / (2 * refl.d)
         ok = s < 1.0
-        tt = 2 * np.degrees(np.arcsin(s[ok]))
-        keep = tt <= instrument.two_theta_max + 1.0
-        idx = np.nonzero(ok)[0][keep]
-        rows.append((tt[keep], idx, lam, weight))
+        tt_k = 2 * np.degrees(np.arcsin(s[ok]))
+        keep = tt_k <= instrument.two_theta_max + 1.0
+        rows.append((tt_k[keep], np.nonzero(ok)[0][keep], lam_k, weight_k))
     tt = np.concatenate([r[0] for r in rows])
     idx = np.concatenate([r[1] for r in rows])
     lam = np.concatenate([np.full(len(r[0]), r[2]) for r in rows])
@@ -297,7 +295,8 @@ def simulate_batch(
     refls = [reflections(c, _d_min(i)) for c, i in zip(crystals, instruments)]
     fs = structure_factors_batch(crystals, refls)
     out = []
-    for k, (c, ins, r, f) in enumerate(zip(crystals, instruments, refls, fs)):
+    for k, (c, ins, r) in enumerate(zip(crystals, instruments, refls, strict=True)):
+        f = np.asarray(fs[k])  # the CPU path gives numpy arrays
         out.append(simulate(c, ins, noise=noise, seed=seed + k, f=f, refl=r)[1])
     return np.stack(out)
 
@@ -328,11 +327,11 @@ def simulate_mixture(
         raise PowderError("need one non-negative weight fraction per phase, not all zero")
     w = w / w.sum()
     bare = ins.model_copy(update={"background": [], "scale": 1.0, "normalize": False})
-    total = None
-    for c, wi in zip(crystals, w):
+    total = np.zeros(0)
+    for k, (c, wi) in enumerate(zip(crystals, w, strict=True)):
         x, y = simulate(c, bare)
         part = wi / (cell_mass(c) * c.volume) * y
-        total = part if total is None else total + part
+        total = part if k == 0 else total + part
     if ins.normalize and total.max() > 0:
         total = total / total.max()
     y = ins.scale * total + background(x, ins.background, x[0], x[-1])

@@ -49,7 +49,7 @@ def tch_parameters(
     return g, lo, fwhm, eta
 
 
-def pseudo_voigt(dx: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarray:
+def pseudo_voigt(dx: np.ndarray, fwhm: np.ndarray | float, eta: np.ndarray | float) -> np.ndarray:
     """Unit-area pseudo-Voigt η L + (1 − η) G at offsets ``dx`` (degrees) from the centre."""
     x2 = (dx / fwhm) ** 2
     gauss = 2.0 * math.sqrt(_LN2 / math.pi) * np.exp(-4.0 * _LN2 * x2)

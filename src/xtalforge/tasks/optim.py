@@ -32,8 +32,9 @@ def configure_optimizers(
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(1, epochs - warm), eta_min=o.get("min_lr", 0.0)
         )
-        if warm:
-            ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warm)
-            cosine = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], [warm])
-        return {"optimizer": opt, "lr_scheduler": cosine}
+        if not warm:
+            return {"optimizer": opt, "lr_scheduler": cosine}
+        ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warm)
+        both = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], [warm])
+        return {"optimizer": opt, "lr_scheduler": both}
     return opt

@@ -48,7 +48,7 @@ def prepare_data(cfg: RunConfig, progress: Callable[[int, int], None] | None = N
         root = Path(d.path)
         read_manifest(root)
         return DataSource(root=root, seed=cfg.seed)
-    spec = load_spec(d.spec)
+    spec = load_spec(d.spec)  # type: ignore[arg-type]  # the one source left
     root = Path(d.cache_dir) / f"{spec.name}-{spec.spec_hash()[:8]}"
     done = (root / "manifest.json").is_file() and read_manifest(root).get("status") == "complete"
     if not done:
@@ -94,7 +94,7 @@ def build_module(cfg: RunConfig, source: DataSource) -> TaskModule:
     """The task's LightningModule for ``cfg``, recording its training domain (merged with
     ``init_from``'s) and started from ``init_from``'s weights when given."""
     base = load_checkpoint(cfg.init_from) if cfg.init_from else None
-    domain = training_domain(source)
+    domain: dict[str, Any] | None = training_domain(source)
     if base is not None:
         domain = merge_domains(base.hparams.get("training_domain"), domain)
     module = get_task(cfg.task.name).build_module(cfg, source, domain)
@@ -170,7 +170,7 @@ def _trainer(cfg: RunConfig, run_dir: Path, monitor: str, progress: bool) -> Any
         accelerator=t.accelerator,
         devices=t.devices,
         strategy=t.strategy,
-        precision=t.precision,
+        precision=t.precision,  # type: ignore[arg-type]  # Lightning validates it
         deterministic=t.deterministic,
         gradient_clip_val=t.gradient_clip_val,
         log_every_n_steps=t.log_every_n_steps,

@@ -4,6 +4,7 @@ group, SFAC/UNIT, HKLF) or a checkpoint (task, model, domain). Returned as plain
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class InfoTable:
     """A titled table; ``columns`` empty for a two-column field/value list."""
 
     title: str
-    rows: list[tuple[str, ...]]
+    rows: Sequence[Sequence[str]]
     columns: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -107,10 +107,10 @@ def structures_progress(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar (rate, ETA); yields the ``progress(done, total)`` callback."""
     with progress_bar() as bar:
         task = bar.add_task(label, total=None, rate="–")
-        t0, first = time.perf_counter(), [None]
+        t0, first = time.perf_counter(), [-1]
 
         def progress(done: int, total: int) -> None:
-            if first[0] is None:
+            if first[0] < 0:
                 first[0] = done
             dt = time.perf_counter() - t0
             start = first[0]

@@ -174,7 +174,7 @@ def _interpretability(module: Any, ds: Any, cell: tuple, sg: str) -> list[str]:
 
 def _configuration(record: dict[str, Any], ckpt: Path) -> str:
     cfg = record["config"]
-    rows = [
+    rows: list[list[Any]] = [
         ["model", f"{cfg['model']['name']} ({cfg['model']['size']})"],
         [
             "task",

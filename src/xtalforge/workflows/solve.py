@@ -46,6 +46,26 @@ class SolveOutcome:
     map_path: Path
     score: dict[str, Any] | None
 
+    def summary(self) -> list[tuple[str, str]]:
+        """(quantity, value) rows: reflections, time, figure of merit and, with the truth,
+        map CC, phase error, raw P1 CC, atom recovery and the verdict."""
+        sol, sc = self.solution, self.score
+        fom = sol.figure_of_merit
+        rows = [
+            ("reflections", str(len(self.data.refl))),
+            ("seconds", f"{sol.seconds:.2f}"),
+            ("figure of merit (no truth)", "–" if fom is None else f"{fom:.3f}"),
+        ]
+        if sc is not None:
+            rows += [
+                ("CC (final map)", f"{sc['cc']:.3f}"),
+                ("phase error (°)", f"{sc['phase_error']:.1f}"),
+                ("CC (raw P1 map)", f"{sc['cc_p1']:.3f}"),
+                ("atom recovery (0.5 Å)", f"{sc['atom_recovery']:.2f}"),
+                ("solved (CC ≥ 0.8)", "yes" if sc["solved"] else "no"),
+            ]
+        return rows
+
 
 def solve_file(
     data: Path,

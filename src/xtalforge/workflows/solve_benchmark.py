@@ -14,7 +14,7 @@ import math
 import statistics
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,9 @@ def _refl_for(data: SolveData, hkl: np.ndarray):
 
 #: Relative tolerance when matching an extension's limits to a model's (Å / Å).
 RANGE_TOL = 1e-6
+#: Data may end this factor above the finest resolution asked for (the finest reflection a
+#: cell has lies a little above any limit).
+FINEST_SLACK = 1.03
 
 
 def model_range(module: Any) -> tuple[float, float]:
@@ -219,6 +222,76 @@ def _batches(
     return out
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One planned row: its label and resolution (Å), the solver, the data it solves, the
+    truths it is scored on (reflections with d ≥ ``scored_to`` Å) and the solver's options."""
+
+    label: str
+    d: float
+    method: str
+    inputs: list[SolveData]
+    truths: list[SolveData]
+    scored_to: float
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _extension_rows(
+    structures: list[SolveData],
+    extend: tuple[float, float],
+    methods: tuple[str, ...],
+    extender: Any,
+    label: str,
+    prior_weights: tuple[float, ...],
+) -> list[_Row]:
+    """The rows of an extension d_low → d_high: truth at d_low, Wilson fill, free lunch (cf),
+    the model's shell as data and as priors (cf), truth at d_high; all scored at d_low."""
+    d_low, d_high = extend
+    if not d_low > d_high:
+        raise XtalforgeError(f"--extend needs d_low > d_high, got {d_low}:{d_high}")
+    low = [s.cut(d_low) for s in structures]
+    high = [s.cut(d_high) for s in structures]
+    wil = [wilson_filled(s, d_low, d_high) for s in structures]
+    ext = None if extender is None else [model_extended(s, extender, d_high) for s in structures]
+    rows = []
+    for m in methods:
+        rows += [
+            _Row("truth", d_low, m, low, low, d_low),
+            _Row("wilson", d_high, m, wil, low, d_low),
+        ]
+        if m == "cf":
+            rows.append(_Row("free_lunch", d_high, m, low, low, d_low, {"d_ext": d_high}))
+        if ext is not None:
+            rows.append(_Row(label, d_high, m, ext, low, d_low))
+            if m == "cf":
+                rows += [
+                    _Row(
+                        f"{label} prior {w:g}",
+                        d_high,
+                        m,
+                        ext,
+                        low,
+                        d_low,
+                        {"prior_below": d_low, "prior_weight": w},
+                    )
+                    for w in prior_weights
+                ]
+        rows.append(_Row("truth", d_high, m, high, low, d_low))
+    return rows
+
+
+def _check_structures(structures: list[SolveData], finest: float) -> None:
+    if not structures:
+        raise XtalforgeError("the solve benchmark needs at least one structure")
+    if any(s.true_phases is None for s in structures):
+        raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
+    for s in structures:
+        if s.refl.d_min > finest * FINEST_SLACK:  # the finest reflection lies a little above
+            raise XtalforgeError(
+                f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark asks for {finest} Å"
+            )
+
+
 def solve_benchmark(
     structures: list[SolveData],
     resolutions: list[float],
@@ -238,10 +311,6 @@ def solve_benchmark(
     a model extension, one more cf row per weight, ``<model> prior w``: the model's shell as a
     restrained free-lunch extension instead of data (``prior_below`` in
     :func:`~xtalforge.phasing.solve.solve_batch`)."""
-    if not structures:
-        raise XtalforgeError("the solve benchmark needs at least one structure")
-    if any(s.true_phases is None for s in structures):
-        raise XtalforgeError("the solve benchmark needs the true phases (calculated data)")
     direct = module is not None and phases_directly(module)
     extender = module if module is not None and not direct else None  # amplitudes for a shell
     if extend is not None and extender is not None:
@@ -253,81 +322,56 @@ def solve_benchmark(
         raise XtalforgeError(
             "the solve benchmark needs a resolution, an extension or a phasing model"
         )
-    finest = min(asked)
-    for s in structures:
-        if s.refl.d_min > finest * 1.03:  # the finest reflection present lies a little above
-            raise XtalforgeError(
-                f"{s.source}: data end at {s.refl.d_min:.3f} Å, the benchmark asks for {finest} Å"
-            )
-    # (label, d_min, method, inputs, truths to score on, their d_min, solver options)
-    plans: list[tuple[str, float, str, list[SolveData], list[SolveData], float, dict]] = []
-    for d in resolutions:
-        cut = [s.cut(d) for s in structures]
-        plans.extend(("truth", d, m, cut, cut, d, {}) for m in methods)
+    _check_structures(structures, min(asked))
+    plan = [
+        _Row("truth", d, m, cut, cut, d)
+        for d in resolutions
+        for cut in [[s.cut(d) for s in structures]]
+        for m in methods
+    ]
     if extend is not None:
-        d_low, d_high = extend
-        if not d_low > d_high:
-            raise XtalforgeError(f"--extend needs d_low > d_high, got {d_low}:{d_high}")
-        low = [s.cut(d_low) for s in structures]
-        high = [s.cut(d_high) for s in structures]
-        wil = [wilson_filled(s, d_low, d_high) for s in structures]
-        ext = (
-            None if extender is None else [model_extended(s, extender, d_high) for s in structures]
-        )
         label = model_label(module) if module is not None else "model"
-        for m in methods:
-            plans.append(("truth", d_low, m, low, low, d_low, {}))
-            plans.append(("wilson", d_high, m, wil, low, d_low, {}))
-            if m == "cf":
-                plans.append(("free_lunch", d_high, m, low, low, d_low, {"d_ext": d_high}))
-            if ext is not None:
-                plans.append((label, d_high, m, ext, low, d_low, {}))
-                if m == "cf":
-                    plans.extend(
-                        (
-                            f"{label} prior {w:g}",
-                            d_high,
-                            m,
-                            ext,
-                            low,
-                            d_low,
-                            {"prior_below": d_low, "prior_weight": w},
-                        )
-                        for w in prior_weights
-                    )
-            plans.append(("truth", d_high, m, high, low, d_low, {}))
-    rows = []
-    if direct:
-        rows.append(phase_model_row(structures, module, seed))
-    solved: dict[tuple, tuple[list[Solution], float]] = {}  # a data set is solved once
+        plan += _extension_rows(structures, extend, methods, extender, label, prior_weights)
+    rows = [phase_model_row(structures, module, seed)] if direct else []
+    solved: dict[tuple, list[Solution]] = {}  # a data set is solved once
     seen: set[tuple] = set()
-    for label, d, m, inputs, truths, score_d, opts in plans:
-        if (label, d, m, score_d) in seen:
+    for r in plan:
+        if (r.label, r.d, r.method, r.scored_to) in seen:
             continue
-        seen.add((label, d, m, score_d))
-        if (label, d, m) not in solved:
-            sols: list[Solution | None] = [None] * len(inputs)
-            for part in _batches(inputs, batch, starts):
-                for i, sol in zip(
-                    part,
-                    solve_batch(
-                        [inputs[i] for i in part],
-                        m,
-                        starts=starts if m == "cf" else smtbx_starts,
-                        seed=seed,
-                        device=device,
-                        **opts,
-                    ),
-                    strict=True,
-                ):
-                    sols[i] = sol
-                if progress is not None:
-                    progress(f"{m} {label} {d:g} Å", len(part))
-            solved[(label, d, m)] = (sols, sum(s.seconds for s in sols))
-        sols, seconds = solved[(label, d, m)]
-        scores = [_score_on(t, x, s) for t, x, s in zip(truths, inputs, sols, strict=True)]
-        rows.append(_row(m, label, d, scores, seconds, score_d))
+        seen.add((r.label, r.d, r.method, r.scored_to))
+        key = (r.label, r.d, r.method)
+        if key not in solved:
+            n_starts = starts if r.method == "cf" else smtbx_starts
+            solved[key] = _solve_all(r, n_starts, batch, seed, device, progress)
+        sols = solved[key]
+        scores = [_score_on(t, x, s) for t, x, s in zip(r.truths, r.inputs, sols, strict=True)]
+        rows.append(_row(r.method, r.label, r.d, scores, sum(s.seconds for s in sols), r.scored_to))
     return rows
+
+
+def _solve_all(
+    r: _Row,
+    starts: int,
+    batch: int,
+    seed: int,
+    device: str,
+    progress: Callable[[str, int], None] | None,
+) -> list[Solution]:
+    """Solutions of every input of a row, in batches of similar cells."""
+    sols: dict[int, Solution] = {}
+    for part in _batches(r.inputs, batch, starts):
+        found = solve_batch(
+            [r.inputs[i] for i in part],
+            r.method,
+            starts=starts,
+            seed=seed,
+            device=device,
+            **r.options,
+        )
+        sols.update(zip(part, found, strict=True))
+        if progress is not None:
+            progress(f"{r.method} {r.label} {r.d:g} Å", len(part))
+    return [sols[i] for i in range(len(r.inputs))]
 
 
 @dataclass(frozen=True)
@@ -346,6 +390,28 @@ class BenchmarkPlan:
     def finest(self) -> float:
         """The finest resolution (Å) the structures must reach."""
         return min(self.resolutions + ([self.extend[1]] if self.extend else []))
+
+    def run(
+        self,
+        structures: list[SolveData],
+        starts: int = 4,
+        smtbx_starts: int = 1,
+        seed: int = 0,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> list[BenchmarkRow]:
+        """The plan's rows on ``structures`` (see :func:`solve_benchmark`)."""
+        return solve_benchmark(
+            structures,
+            self.resolutions,
+            self.methods,
+            self.extend,
+            self.module,
+            starts=starts,
+            smtbx_starts=smtbx_starts,
+            seed=seed,
+            prior_weights=self.prior_weights,
+            progress=progress,
+        )
 
     def solves(self, n_structures: int) -> int:
         """Data sets solved for ``n_structures`` structures (the progress total)."""

@@ -65,10 +65,10 @@ def stats(
         f"({len(failed)} unreadable files skipped).\n"
     )
     png = write_fit(fit, out, header)
-    cell = fit.config.cell
+    cell, volume = fit.config.cell, fit.volume
     console.print(
         f"fitted {fit.n_structures} structures: {len(fit.spacegroups)} space groups, "
-        f"ln V ~ N({cell.volume.mu:.2f}, {cell.volume.sigma:.2f}), edges "
+        f"ln V ~ N({volume.mu:.2f}, {volume.sigma:.2f}), edges "
         f"{cell.a_min}–{cell.a_max} Å, ratio ≤ {cell.ratio}, β ≤ {cell.beta_max}°"
     )
     console.print(f"wrote {out} and {png}")

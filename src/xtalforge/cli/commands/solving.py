@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -17,47 +18,73 @@ benchmark_app = typer.Typer(
 )
 
 
-def solve(
-    data: Path = typer.Argument(..., help=DATA_HELP),
-    out: Path = typer.Option(
-        Path("solution.cif"),
-        "--out",
-        help="Peaks as atoms (CIF); the map is written beside it as .ccp4.",
+# the options of ``solve``, declared once here so that the command reads as a list of them
+Out = Annotated[
+    Path, typer.Option("--out", help="Peaks as atoms (CIF); the map is written beside it as .ccp4.")
+]
+Method = Annotated[
+    str,
+    typer.Option(
+        help="cf (charge flipping, this package) or smtbx (cctbx, needs the cctbx extra)."
     ),
-    method: str = typer.Option(
-        "cf", help="cf (charge flipping, this package) or smtbx (cctbx, needs the cctbx extra)."
+]
+Ins = Annotated[
+    Path | None,
+    typer.Option("--ins", "--structure", help="Cell, symmetry (HKLF): .ins/.res, CIF or PDB."),
+]
+Cell = Annotated[str | None, typer.Option("--cell", help='"a b c alpha beta gamma" (Å, °).')]
+Group = Annotated[str | None, typer.Option("--spacegroup", help="With --cell.")]
+DMin = Annotated[
+    float | None,
+    typer.Option(
+        "--d-min", help="Use reflections with d ≥ this (Å); 0.8 Å for calculated data by default."
     ),
-    ins: Path = typer.Option(
-        None, "--ins", "--structure", help="Cell, symmetry (HKLF): .ins/.res, CIF or PDB."
+]
+Entry = Annotated[int | None, typer.Option("--entry", help="Dataset sample id.")]
+Starts = Annotated[int, typer.Option(help="Random starts.")]
+Peaks = Annotated[
+    int | None,
+    typer.Option(
+        help="Peaks to write (default: non-H atoms per ASU when known, else V / 18 Å³ per ASU)."
     ),
-    cell: str = typer.Option(None, "--cell", help='"a b c alpha beta gamma" (Å, °).'),
-    spacegroup: str = typer.Option(None, "--spacegroup", help="With --cell."),
-    d_min: float = typer.Option(
-        None,
-        "--d-min",
-        help="Use reflections with d ≥ this (Å); 0.8 Å for calculated data by default.",
-    ),
-    entry: int = typer.Option(None, "--entry", help="Dataset sample id."),
-    starts: int = typer.Option(4, help="Random starts."),
-    peaks: int = typer.Option(
-        None,
-        help="Peaks to write (default: non-H atoms per ASU when known, else V / 18 Å³ per ASU).",
-    ),
-    d_ext: float = typer.Option(
-        None, "--d-ext", help="Free-lunch extrapolation to this resolution (Å; cf only)."
-    ),
-    prior_below: float = typer.Option(
-        None,
+]
+DExt = Annotated[
+    float | None,
+    typer.Option("--d-ext", help="Free-lunch extrapolation to this resolution (Å; cf only)."),
+]
+PriorBelow = Annotated[
+    float | None,
+    typer.Option(
         "--prior-below",
         help="Reflections with d below this (Å) are predictions (e.g. from `predict`): a "
         "restrained free-lunch shell, not data (cf only).",
     ),
-    prior_weight: float = typer.Option(
-        None,
+]
+PriorWeight = Annotated[
+    float | None,
+    typer.Option(
         "--prior-weight",
         help="Weight of the predictions against the map in that shell, 0–1 (default 0.5).",
     ),
-    seed: int = typer.Option(0, help="Random seed."),
+]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+
+
+def solve(
+    data: Annotated[Path, typer.Argument(help=DATA_HELP)],
+    out: Out = Path("solution.cif"),
+    method: Method = "cf",
+    ins: Ins = None,
+    cell: Cell = None,
+    spacegroup: Group = None,
+    d_min: DMin = None,
+    entry: Entry = None,
+    starts: Starts = 4,
+    peaks: Peaks = None,
+    d_ext: DExt = None,
+    prior_below: PriorBelow = None,
+    prior_weight: PriorWeight = None,
+    seed: Seed = 0,
 ) -> None:
     """Phase a data set ab initio; print the score when the truth is known."""
     from xtalforge.workflows.solve import solve_file
@@ -79,26 +106,8 @@ def solve(
             prior_weight,
             seed,
         )
-    sol, sc = res.solution, res.score
-    fom = sol.figure_of_merit
-    rows = [
-        ("reflections", str(len(res.data.refl))),
-        ("seconds", f"{sol.seconds:.2f}"),
-        ("figure of merit (no truth)", "–" if fom is None else f"{fom:.3f}"),
-    ]
-    if sc is not None:
-        rows += [
-            ("CC (final map)", f"{sc['cc']:.3f}"),
-            ("phase error (°)", f"{sc['phase_error']:.1f}"),
-            ("CC (raw P1 map)", f"{sc['cc_p1']:.3f}"),
-            ("atom recovery (0.5 Å)", f"{sc['atom_recovery']:.2f}"),
-            ("solved (CC ≥ 0.8)", "yes" if sc["solved"] else "no"),
-        ]
-    print_table(
-        table(
-            f"{method} solution of {res.data.source}", ("quantity", "value"), rows, right=("value",)
-        )
-    )
+    title = f"{method} solution of {res.data.source}"
+    print_table(table(title, ("quantity", "value"), res.summary(), right=("value",)))
     console.print(f"{res.n_peaks} peaks → {res.peaks_path}; map → {res.map_path}")
 
 
@@ -121,42 +130,60 @@ def export_shelx(
     )
 
 
-@benchmark_app.command("solve")
-def benchmark_solve(
-    data: Path = typer.Option(
-        ...,
-        "--data",
-        help="Dataset folder (with phases), or a folder of structure CIFs (calculated F).",
+# the options of ``benchmark solve``
+BData = Annotated[
+    Path,
+    typer.Option(
+        "--data", help="Dataset folder (with phases), or a folder of structure CIFs (calculated F)."
     ),
-    resolutions: str = typer.Option("0.8,1.0,1.2,1.5", help="Comma-separated d_min (Å)."),
-    methods: str = typer.Option("cf,smtbx", help="Solvers: cf, smtbx."),
-    model: Path = typer.Option(None, "--model", help="Checkpoint for the model row."),
-    extend: str = typer.Option(
-        None,
+]
+Resolutions = Annotated[str, typer.Option(help="Comma-separated d_min (Å).")]
+Methods = Annotated[str, typer.Option(help="Solvers: cf, smtbx.")]
+Model = Annotated[Path | None, typer.Option("--model", help="Checkpoint for the model row.")]
+Extend = Annotated[
+    str | None,
+    typer.Option(
         "--extend",
         help="D_LOW:D_HIGH rows (truth, Wilson, free lunch, model, truth at D_HIGH); with "
         "--model, default its task, and a D_HIGH above the model's cuts its predictions there.",
     ),
-    split: str = typer.Option("test", help="Dataset split (train, val, test, all)."),
-    n: int = typer.Option(50, "-n", "--n", help="Structures."),
-    starts: int = typer.Option(4, help="Random starts per structure (cf)."),
-    smtbx_starts: int = typer.Option(1, help="Random starts per structure (smtbx)."),
-    prior_weights: str = typer.Option(
-        None,
+]
+Split = Annotated[str, typer.Option(help="Dataset split (train, val, test, all).")]
+N = Annotated[int, typer.Option("-n", "--n", help="Structures.")]
+CfStarts = Annotated[int, typer.Option(help="Random starts per structure (cf).")]
+SmtbxStarts = Annotated[int, typer.Option(help="Random starts per structure (smtbx).")]
+PriorWeights = Annotated[
+    str | None,
+    typer.Option(
         "--prior-weights",
         help="With an amplitude-extension --model: comma-separated weights w in [0, 1], a cf "
         "row each with the model's shell as a restrained free-lunch prior instead of data "
         "(default 0.5; '' for none).",
     ),
-    json_path: Path = typer.Option(None, "--json", help="Write the rows here (JSON list)."),
-    seed: int = typer.Option(0, help="Random seed."),
+]
+Json = Annotated[Path | None, typer.Option("--json", help="Write the rows here (JSON list).")]
+
+
+@benchmark_app.command("solve")
+def benchmark_solve(
+    data: BData,
+    resolutions: Resolutions = "0.8,1.0,1.2,1.5",
+    methods: Methods = "cf,smtbx",
+    model: Model = None,
+    extend: Extend = None,
+    split: Split = "test",
+    n: N = 50,
+    starts: CfStarts = 4,
+    smtbx_starts: SmtbxStarts = 1,
+    prior_weights: PriorWeights = None,
+    json_path: Json = None,
+    seed: Seed = 0,
 ) -> None:
     """Solved fraction, CC, phase error, atom recovery and time per structure, per resolution
     and solver, on calculated data scored against the truth."""
     from xtalforge.workflows.solve_benchmark import (
         benchmark_structures,
         plan_benchmark,
-        solve_benchmark,
     )
 
     with user_errors():
@@ -171,17 +198,12 @@ def benchmark_solve(
         structures = benchmark_structures(data, None if split == "all" else split, n, plan.finest)
         with progress_bar() as bar:
             task = bar.add_task("solving", total=plan.solves(len(structures)), rate="–")
-            rows = solve_benchmark(
+            rows = plan.run(
                 structures,
-                plan.resolutions,
-                plan.methods,
-                plan.extend,
-                plan.module,
-                starts=starts,
-                smtbx_starts=smtbx_starts,
-                seed=seed,
-                prior_weights=plan.prior_weights,
-                progress=lambda label, k: bar.update(task, advance=k, description=label),
+                starts,
+                smtbx_starts,
+                seed,
+                lambda label, k: bar.update(task, advance=k, description=label),
             )
     print_table(solve_table(rows))
     if json_path is not None:

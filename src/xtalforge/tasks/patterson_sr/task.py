@@ -72,9 +72,9 @@ class PattersonSRTask(Task):
                 make=functools.partial(item_from_crystal, task=task),
             )
         make = functools.partial(item_from_row, task=task)
-        sets = [ShardDataset(source.root, s, make) for s in ("train", "val", "test")]
+        train, val, test = (ShardDataset(source.root, s, make) for s in ("train", "val", "test"))
         return ItemsDataModule(
-            *sets, batch_size=d.batch_size, num_workers=d.num_workers, seed=cfg.seed
+            train, val, test, batch_size=d.batch_size, num_workers=d.num_workers, seed=cfg.seed
         )
 
     def evaluate(

@@ -96,7 +96,7 @@ class PhaseSign(TaskModule):
         the model's d_high, |E| from a Wilson fit): phases 0/π of the best candidate; its
         figure of merit is the network's confidence."""
         t0 = time.perf_counter()
-        halls = self.hparams.grid.get("halls") or []
+        halls = self.hparams["grid"].get("halls") or []
         if halls and data.refl.spacegroup.hall not in halls:
             raise XtalforgeError(
                 f"{data.source}: space group {data.refl.spacegroup.xhm()} is not "
@@ -125,7 +125,7 @@ def predict_signs(
     gen = torch.Generator().manual_seed(seed)
     est = torch.where(torch.rand(batch["e"].shape, generator=gen) < 0.5, -1.0, 1.0)
     est[0] = 0.0
-    best_fom, best = -1.0, None
+    best_fom, best = -1.0, torch.zeros(0)
     with torch.no_grad():
         for _ in range(cycles):
             logits = module(batch, est)

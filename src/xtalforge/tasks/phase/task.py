@@ -107,7 +107,7 @@ class PhaseTask(Task):
 def solve_signs(module: PhaseSign, crystal: Crystal, seed: int = 0) -> dict[str, Any]:
     """Predict and score one structure: map CC of the predicted and of random signs."""
     d_high = module.task["d_high"]
-    halls = module.hparams.grid.get("halls") or []
+    halls = module.hparams["grid"].get("halls") or []
     if halls and crystal.spacegroup.hall not in halls:
         raise XtalforgeError(
             f"space group {crystal.spacegroup.xhm()} is not one the model was "

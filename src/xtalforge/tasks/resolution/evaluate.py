@@ -123,6 +123,62 @@ def _evaluate_generated(
     return {"data": "generated", "split": "test", **summary, "warnings": []}, rows
 
 
+class _Pooled:
+    """Sums over structures of every pooled metric: R of the model and of the Wilson fill on
+    the target shell, R on known + target, squared error, R per resolution shell."""
+
+    def __init__(self, edges: list[float]) -> None:
+        self.edges = edges
+        self.sums = dict.fromkeys(("num", "den", "num_all", "den_all", "num_w", "sq", "n_t"), 0.0)
+        self.shell_num = np.zeros(len(edges) - 1)
+        self.shell_den = np.zeros(len(edges) - 1)
+
+    def add(self, pb: Any, tb: Any, tm: Any, km: Any, w: Any, d: Any, sq: Any) -> None:
+        """One structure: predicted and true amplitudes (max-scaled), target and known masks,
+        the Wilson fill, d (Å) and the squared error in the model's units."""
+        sums = self.sums
+        for key, (num, den) in (("", r_terms(pb, tb, tm)), ("_all", r_terms(pb, tb, tm | km))):
+            sums["num" + key] += float(num)
+            sums["den" + key] += float(den)
+        sums["num_w"] += float(r_terms(w, tb, tm)[0])
+        sums["sq"] += float((sq * tm).sum())
+        sums["n_t"] += float(tm.sum())
+        for i, (_, _, shell) in enumerate(shell_masks(tm, d, self.edges)):
+            num, den = r_terms(pb, tb, shell)
+            self.shell_num[i] += float(num)
+            self.shell_den[i] += float(den)
+
+
+def _structure(
+    module: ResolutionExtension,
+    batch: dict[str, Any],
+    pred: Any,
+    true: Any,
+    b: int,
+    grid: HKLGrid,
+) -> tuple[Any, ...]:
+    """Structure ``b`` of a batch on the dense grid (list-mode items are placed on it): (pred,
+    true (1, 1, *grid) tensors, known input, target mask, known mask, d, Wilson fill)."""
+    w = batch["wilson"][b] * batch["scale"][b]
+    if module.input_mode == "grid":
+        inp = (batch["input"][b, 0] * batch["scale"][b, 0]).numpy()
+        return (
+            pred[b : b + 1],
+            true[b : b + 1],
+            inp,
+            batch["target_mask"][b],
+            batch["known"][b],
+            batch["d"][b],
+            w,
+        )
+    real = batch["pad_mask"][b]
+    hkl = batch["hkl"][b][real].numpy()
+    p = torch.from_numpy(_dense(grid, hkl, pred[b][real].numpy()))[None, None]
+    t = torch.from_numpy(_dense(grid, hkl, true[b][real].numpy()))[None, None]
+    inp = _dense(grid, hkl, (true[b] * batch["known"][b])[real].numpy())
+    return (p, t, inp, batch["target_mask"][b] & real, batch["known"][b] & real, batch["d"][b], w)
+
+
 def _score(
     module: ResolutionExtension, ds: Any, grid: HKLGrid, out: Path | None, limit: int | None
 ) -> Evaluation:
@@ -136,9 +192,7 @@ def _score(
         collate_fn=collate_reflections if module.input_mode == "list" else None,
     )
     rows: list[dict[str, Any]] = []
-    sums = {k: 0.0 for k in ("num", "den", "num_all", "den_all", "num_w", "sq", "n_t")}
-    shell_num = np.zeros(len(module.edges) - 1)
-    shell_den = np.zeros(len(module.edges) - 1)
+    pooled = _Pooled(module.edges)
     slices: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     with torch.no_grad():
         for batch in loader:
@@ -148,43 +202,19 @@ def _score(
             true_n = truth(batch)
             pred, true = pred_n * batch["scale"], true_n * batch["scale"]
             for b in range(len(true)):
-                if module.input_mode == "grid":
-                    p, t = pred[b : b + 1], true[b : b + 1]
-                    inp = (batch["input"][b, 0] * batch["scale"][b, 0]).numpy()
-                    tm, km = batch["target_mask"][b], batch["known"][b]
-                    d, w = batch["d"][b], batch["wilson"][b] * batch["scale"][b]
-                else:
-                    real = batch["pad_mask"][b]
-                    hkl = batch["hkl"][b][real].numpy()
-                    p = torch.from_numpy(_dense(grid, hkl, pred[b][real].numpy()))[None, None]
-                    t = torch.from_numpy(_dense(grid, hkl, true[b][real].numpy()))[None, None]
-                    inp = _dense(grid, hkl, (true[b] * batch["known"][b])[real].numpy())
-                    tm, km = batch["target_mask"][b] & real, batch["known"][b] & real
-                    d, w = batch["d"][b], batch["wilson"][b] * batch["scale"][b]
-                pb, tb = pred[b], true[b]
-                for key, (num, den) in (
-                    ("", r_terms(pb, tb, tm)),
-                    ("_all", r_terms(pb, tb, tm | km)),
-                ):
-                    sums["num" + key] += float(num)
-                    sums["den" + key] += float(den)
-                sums["num_w"] += float(r_terms(w, tb, tm)[0])
-                sums["sq"] += float(((pred_n[b] - true_n[b]) ** 2 * tm).sum())
-                sums["n_t"] += float(tm.sum())
-                for i, (_, _, shell) in enumerate(shell_masks(tm, d, module.edges)):
-                    num, den = r_terms(pb, tb, shell)
-                    shell_num[i] += float(num)
-                    shell_den[i] += float(den)
-                ssim = float(ssim3d(p, t)[0])
+                p, t, inp, tm, km, d, w = _structure(module, batch, pred, true, b, grid)
+                pooled.add(pred[b], true[b], tm, km, w, d, (pred_n[b] - true_n[b]) ** 2)
+                sid = int(batch["id"][b])
                 rows.append(
                     {
-                        "id": int(batch["id"][b]),
+                        "id": sid,
                         **{k: float(v[b]) for k, v in per.items()},
-                        "ssim": ssim,
+                        "ssim": float(ssim3d(p, t)[0]),
                     }
                 )
                 if len(slices) < N_SLICES:
-                    slices.append((int(batch["id"][b]), inp, t[0, 0].numpy(), p[0, 0].numpy()))
+                    slices.append((sid, inp, t[0, 0].numpy(), p[0, 0].numpy()))
+    sums, shell_num, shell_den = pooled.sums, pooled.shell_num, pooled.shell_den
     r_target, r_wilson = sums["num"] / sums["den"], sums["num_w"] / sums["den"]
     result: dict[str, Any] = {
         "resolution": {

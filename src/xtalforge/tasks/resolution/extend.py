@@ -47,7 +47,7 @@ def extend_amplitudes(
     hkl, amps = hkl[order], amps[order]
     grid = None
     if module.input_mode == "grid":
-        grid = HKLGrid.from_bounds(tuple(cell[:3]), task.d_high, [sg])
+        grid = HKLGrid.from_bounds((cell[0], cell[1], cell[2]), task.d_high, [sg])
     item = make_item(hkl, amps, tuple(cell), sg.xhm(), norm_task, grid, z=z)
     batch = (
         collate_reflections([item])

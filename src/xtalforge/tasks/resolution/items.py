@@ -229,7 +229,7 @@ def extension_dataset(
     root: str | Path,
     split: str | None,
     task: Extension,
-    mode: Literal["grid", "list"] = "grid",
+    mode: str = "grid",
     grid: HKLGrid | None = None,
     extra_columns: tuple[str, ...] = (),
 ) -> ShardDataset:
@@ -254,7 +254,7 @@ def items_from_crystals(
     fs = structure_factors_batch(crystals, refls, device=device)
     out = []
     for i, c, r, f in zip(ids, crystals, refls, fs, strict=True):
-        amp = np.abs(f)
+        amp = np.abs(np.asarray(f))
         e = normalize(amp, r, crystal=c) if task.normalization == "e" else None
         out.append(
             make_item(

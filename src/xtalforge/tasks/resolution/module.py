@@ -28,6 +28,7 @@ from xtalforge.tasks.metrics import (
     shell_masks,
     ssim3d,
 )
+from xtalforge.tasks.resolution.extend import extend_amplitudes
 from xtalforge.tasks.resolution.items import Extension
 
 __all__ = ["ResolutionExtension", "compose", "grid_channels", "per_structure", "truth"]
@@ -83,7 +84,7 @@ class ResolutionExtension(TaskModule):
         self.save_hyperparameters()
         params = dict(model.get("params", {}))
         self.net = build_model(model["name"], model.get("size", "small"), **params)
-        self.input_mode: str = self.net.input_mode
+        self.input_mode: str = str(self.net.input_mode)
         self.task = dict(task)
         self.extension = Extension(
             **{k: task[k] for k in ("d_low", "d_high", "normalization") if k in task}
@@ -117,7 +118,7 @@ class ResolutionExtension(TaskModule):
 
     def _loss_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target, known = self._masks(batch)
-        return target | known if self.hparams.loss_on_known else target
+        return target | known if self.hparams["loss_on_known"] else target
 
     def _loss_sums(
         self, raw: torch.Tensor, batch: dict[str, torch.Tensor]
@@ -220,8 +221,6 @@ class ResolutionExtension(TaskModule):
     ) -> tuple[np.ndarray, np.ndarray]:
         """The model's amplitudes for the target shell (d_high ≤ d < d_low) of one structure
         (see :func:`xtalforge.tasks.resolution.extend.extend_amplitudes`)."""
-        from xtalforge.tasks.resolution.extend import extend_amplitudes
-
         return extend_amplitudes(self, hkl, amplitudes, cell, spacegroup, z)
 
 

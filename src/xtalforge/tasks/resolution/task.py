@@ -93,11 +93,13 @@ class ResolutionTask(Task):
                 collate=collate,
                 make_batch=make,
             )
-        sets = [
+        train, val, test = (
             extension_dataset(source.root, s, ext, mode, grid) for s in ("train", "val", "test")
-        ]
+        )
         return ItemsDataModule(
-            *sets,
+            train,
+            val,
+            test,
             batch_size=d.batch_size,
             num_workers=d.num_workers,
             seed=cfg.seed,
