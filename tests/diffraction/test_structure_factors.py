@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import cell_for, has_cctbx, well_separated
+from tests.builders import cell_for, gemmi_sf, has_cctbx, well_separated
 from xtalforge import (
-    Crystal,
     ReflectionError,
     reflections,
     structure_factors,
@@ -35,28 +34,6 @@ CASES = [
     ("P 63/m", [[1 / 3, 2 / 3, 0.25], [0.2, 0.3, 0.25]]),
     ("F d -3 m :2", [[0.125, 0.125, 0.125], [0.5, 0.5, 0.5], [0.3, 0.125, 0.125]]),
 ]
-
-
-def gemmi_sf(c: Crystal, hkl: np.ndarray) -> np.ndarray:
-    """Independent oracle: gemmi's small-structure calculator (occupancy divided by the site
-    multiplicity with gemmi's own special-position search)."""
-    ss = gemmi.SmallStructure()
-    ss.cell = c.unit_cell
-    ss.symops = [op.triplet() for op in c.spacegroup.operations()]
-    ss.determine_and_set_spacegroup("S")
-    for i, (z, x, u, o) in enumerate(zip(c.z, c.frac, c.u_iso, c.occ)):
-        site = gemmi.SmallStructure.Site()
-        site.label = f"A{i}"
-        site.element = gemmi.Element(int(z))
-        site.type_symbol = site.element.name
-        site.fract = gemmi.Fractional(*x)
-        site.u_iso = u
-        site.occ = o
-        ss.add_site(site)
-    ss.setup_cell_images()
-    ss.change_occupancies_to_crystallographic()
-    calc = gemmi.StructureFactorCalculatorX(ss.cell)
-    return np.array([calc.calculate_sf_from_small_structure(ss, [int(v) for v in h]) for h in hkl])
 
 
 def r_factor(a: np.ndarray, b: np.ndarray) -> float:

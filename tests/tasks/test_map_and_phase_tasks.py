@@ -1,7 +1,5 @@
-"""Patterson super-resolution, Patterson → density and direct phase prediction: the way back
-from a map to amplitudes, hands, origins and periodicity against closed forms and independent
-structure-factor sums; overfitting a small batch; deterministic training; save/load; evaluate
-and the solve benchmark's extra rows."""
+"""Tasks patterson_sr, patterson_density and phase: the way back to amplitudes, circular networks,
+hand- and origin-invariant losses, runs, evaluation, the solve benchmark's model rows."""
 
 from __future__ import annotations
 
@@ -42,6 +40,8 @@ P21 = {
     "placement": {"method": "uniform", "min_distance": 1.2},
     "u_iso": [0.01, 0.04],
 }
+
+
 FRAG = {
     "name": "f",
     "spacegroups": ["P 1"],
@@ -51,6 +51,8 @@ FRAG = {
     "placement": {"method": "molecule"},
     "u_iso": [0.01, 0.04],
 }
+
+
 P21C = {
     "name": "c",
     "spacegroups": ["P 1 21/c 1"],
@@ -60,10 +62,9 @@ P21C = {
     "placement": {"method": "uniform", "min_distance": 1.2},
     "u_iso": [0.01, 0.04],
 }
+
+
 OPTIM = {"name": "adam", "lr": 3e-3, "scheduler": "none"}
-
-
-# -- the way back and the maps -----------------------------------------------------------------
 
 
 def test_amplitudes_from_the_true_patterson_are_exact():
@@ -142,9 +143,6 @@ def test_origin_invariant_loss_and_accuracy_against_a_shifted_structure():
     assert torch.allclose(invariant_bce(logits, ba), invariant_bce(logits, bb))
     assert float(invariant_accuracy(torch.sign(logits), bb)[0]) == 1.0
     assert float(invariant_accuracy(-torch.sign(logits), bb)[0]) < 0.9
-
-
-# -- learning --------------------------------------------------------------------------------
 
 
 def _patterson_batch(n: int = 4) -> dict:
@@ -240,9 +238,6 @@ def test_phase_model_overfits_a_batch_with_recycling():
     with torch.no_grad():
         acc = invariant_accuracy(torch.sign(module.cycles(batch, 2)), batch)
     assert float(acc.min()) > 0.97, acc
-
-
-# -- runs ------------------------------------------------------------------------------------
 
 
 def _cfg(base, task: dict, model: dict, gen: dict, seed: int = 1):

@@ -1,12 +1,10 @@
-"""Resolution-extension models and training: overfitting a batch, output composition,
-checkpoint round trips, deterministic training, metrics against closed forms, evaluate and
-predict on files."""
+"""Task resolution end to end: models overfit, metrics against closed forms, runs, checkpoints,
+evaluate on datasets and CIF folders, predict, training domains, fine-tuning, resume."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 from pathlib import Path
 
@@ -16,10 +14,10 @@ import torch
 from scipy import integrate
 from typer.testing import CliRunner
 
+from tests.builders import GEN, SMALL_PARAMS, SPEC, batch_of, module_for
 from xtalforge.cli import app
 from xtalforge.data import build_dataset, load_spec
 from xtalforge.diffraction import reflections, structure_factors
-from xtalforge.diffraction.hkl_grid import HKLGrid
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate import Generator
 from xtalforge.io import read_hkl, write_hkl, write_ins
@@ -32,80 +30,6 @@ from xtalforge.tasks.resolution import (
     extension_dataset,
     make_item,
 )
-
-GEN = {
-    "name": "t",
-    "spacegroups": ["P 1 21 1"],
-    "atoms": [5, 8],
-    "cell": {"strategy": "volume_per_atom", "v_atom": [14.0, 22.0], "a_min": 4.0, "a_max": 8.0},
-    "composition": {"elements": {"C": 0.8, "N": 0.1, "O": 0.1}},
-    "placement": {"method": "uniform", "min_distance": 1.2},
-    "u_iso": [0.01, 0.04],
-}
-SPEC = {
-    "name": "train-small",
-    "generator": GEN,
-    "n": 64,
-    "seed": 3,
-    "shard_size": 32,
-    "row_group_size": 8,
-    "compute": {"d_high": 1.0, "d_low": 1.2},
-    "splits": {"train": 0.75, "val": 0.125, "test": 0.125},
-}
-TASK = Extension(1.2, 1.0, "wilson")  # O(1) values: a batch is memorised in a few hundred steps
-TINY = {**GEN, "atoms": [3, 5], "cell": {**GEN["cell"], "a_max": 6.0}}
-SMALL_PARAMS = {
-    "unet3d": {"channels": (16, 32, 32)},
-    "fft_unet": {"channels": (16, 32, 32)},
-    "xrd_transformer": {"embed_dim": 48, "heads": 4, "depth": 3, "h_max": 10},
-}
-# variants tested like the models: name → (model, params)
-VARIANTS = {
-    **{name: (name, params) for name, params in SMALL_PARAMS.items()},
-    "xrd_transformer+options": (
-        "xrd_transformer",
-        {**SMALL_PARAMS["xrd_transformer"], "neighbourhood": 1, "rope": True},
-    ),
-}
-
-
-def module_for(variant: str, lr: float = 3e-3) -> ResolutionExtension:
-    name, params = VARIANTS[variant]
-    return ResolutionExtension(
-        {"name": name, "size": "small", "params": params},
-        {"d_low": 1.2, "d_high": 1.0, "normalization": "wilson"},
-        {"name": "adam", "lr": lr, "scheduler": "none"},
-    )
-
-
-@pytest.fixture(scope="module")
-def four_items() -> tuple[list[dict], list[dict]]:
-    gen = Generator.from_config(TINY)
-    grid = HKLGrid.from_bounds(6.0, 1.0, ["P 1 21 1"])
-    grid_items, list_items = [], []
-    for i in range(4):
-        c = gen.sample(100 + i)
-        r = reflections(c, 1.0)
-        amp = np.abs(structure_factors(c, r))
-        grid_items.append(
-            make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, grid, z=c.z, sample_id=i)
-        )
-        list_items.append(
-            make_item(r.hkl, amp, c.cell, c.spacegroup.xhm(), TASK, None, z=c.z, sample_id=i)
-        )
-    return grid_items, list_items
-
-
-def batch_of(module: ResolutionExtension, items: tuple[list[dict], list[dict]]) -> dict:
-    grid_items, list_items = items
-    if module.input_mode == "list":
-        return collate_reflections(list_items)
-    return {
-        k: torch.stack([it[k] for it in grid_items])
-        if torch.is_tensor(grid_items[0][k])
-        else torch.tensor([it[k] for it in grid_items])
-        for k in grid_items[0]
-    }
 
 
 @pytest.mark.parametrize(
@@ -247,24 +171,6 @@ def test_wilson_fill_r_matches_wilson_statistics():
     # the resolution-only floor quoted for this task: 0.420 acentric, 0.605 centric
     assert r_acentric == pytest.approx(0.420, abs=1e-3)
     assert r_centric == pytest.approx(0.605, abs=1e-3)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("train")
-    build_dataset(load_spec(SPEC), base / "data")
-    cfg = load_run_config(
-        {
-            "name": "t",
-            "seed": 7,
-            "output_dir": str(base / "runs"),
-            "data": {"path": str(base / "data"), "batch_size": 8},
-            "task": {"d_low": 1.2, "d_high": 1.0},
-            "model": {"name": "unet3d", "params": {"channels": [8, 16, 16]}},
-            "trainer": {"max_epochs": 2, "limit_train_batches": 3},
-        }
-    )
-    return train(cfg, progress=False)
 
 
 def test_run_folder_records_everything(run_dir):
@@ -650,30 +556,3 @@ def test_length_grouping_needs_a_reflection_model(run_dir, tmp_path):
     with pytest.raises(XtalforgeError, match="length_grouping applies"):
         train(load_run_config(cfg), progress=False)
     assert not any(tmp_path.iterdir())
-
-
-def test_config_errors_name_the_field(tmp_path):
-    from xtalforge.tasks import ConfigError
-
-    with pytest.raises(ConfigError, match="data"):
-        load_run_config({"name": "x", "data": {}})
-    with pytest.raises(ConfigError, match="d_low"):
-        load_run_config({"data": {"path": "."}, "task": {"d_low": 1.0, "d_high": 1.2}})
-    with pytest.raises(ConfigError, match="loss"):
-        load_run_config({"data": {"path": "."}, "task": {"loss": "relative_mae"}})
-    with pytest.raises(ConfigError, match="task phase has no setting 'loss'"):
-        load_run_config("quick-phai", ["task.loss=relative_mse"])
-    with pytest.raises(ConfigError, match="no experiment preset"):
-        load_run_config("nope")
-    with pytest.raises(ConfigError, match=r"missing\.yaml: no such file"):
-        load_run_config(str(tmp_path / "missing.yaml"))
-    cfg = load_run_config("quick-unet3d", ["trainer.max_epochs=3", "optim.lr=0.01"])
-    assert cfg.trainer.max_epochs == 3 and math.isclose(cfg.optim.lr, 0.01)
-    for preset in (
-        Path(__file__)
-        .resolve()
-        .parents[1]
-        .joinpath("src/xtalforge/configs/experiments")
-        .glob("*.yaml")
-    ):
-        load_run_config(preset)  # every shipped preset validates

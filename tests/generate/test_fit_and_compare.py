@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import real_data
+from tests.builders import real_data
 from xtalforge.cli import app
 from xtalforge.crystal import Crystal
 from xtalforge.crystal.examples import sodium_chloride

@@ -143,8 +143,17 @@ def test_background_noise_and_batch():
     assert np.array_equal(pats, simulate_batch(crystals, ins, noise=True, seed=5))
     single = simulate(crystals[1], ins, noise=True, seed=6)[1]
     np.testing.assert_array_equal(pats[1], single)
-    quiet = simulate(crystals[0], ins)[1]
-    assert quiet.max() == pytest.approx(ins.scale + quiet[np.argmax(quiet)] - ins.scale, rel=1e-9)
+    # counts = scale · (peaks normalised to a maximum of 1) + Σ c_i T_i(x), x ∈ [−1, 1]
+    assert ins.normalize and len(ins.background) > 1
+    x, quiet = simulate(crystals[0], ins)
+    bare = simulate(crystals[0], ins.model_copy(update={"background": [], "scale": 1.0}))[1]
+    assert bare.max() == pytest.approx(1.0, rel=1e-12)
+    t = (2 * x - (x[0] + x[-1])) / (x[-1] - x[0])
+    chebyshev = sum(
+        c * np.cos(i * np.arccos(np.clip(t, -1, 1))) for i, c in enumerate(ins.background)
+    )
+    np.testing.assert_allclose(quiet, ins.scale * bare + chebyshev, rtol=1e-12, atol=1e-9)
+    assert np.ptp(chebyshev) > 0  # a sloping background, not a constant
 
 
 @pytest.mark.parametrize(

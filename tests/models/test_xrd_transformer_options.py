@@ -16,8 +16,6 @@ from xtalforge.models import build_model
 from xtalforge.models.xrd_transformer import Block
 from xtalforge.tasks.resolution import collate_reflections
 
-from .test_train import four_items  # noqa: F401  (fixture)
-
 
 def brute_patch(
     hkl: torch.Tensor, value: torch.Tensor, known: torch.Tensor, j: int, r: int
@@ -37,7 +35,7 @@ def brute_patch(
 
 
 @pytest.mark.parametrize("radius", [1, 2])
-def test_neighbourhood_patch_is_a_lookup_of_known_amplitudes(radius, four_items):  # noqa: F811
+def test_neighbourhood_patch_is_a_lookup_of_known_amplitudes(radius, four_items):
     batch = collate_reflections(four_items[1])
     net = build_model("xrd_transformer", "small", h_max=10, neighbourhood=radius)
     patch = net.neighbours(batch["hkl"], batch["value"], batch["known"], batch["pad_mask"])

@@ -6,7 +6,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from tests.conftest import cell_for
+from tests.builders import cell_for
 from xtalforge import ReflectionError, reflections, structure_factors
 from xtalforge.crystal.examples import random_crystal, sodium_chloride
 

@@ -1,4 +1,5 @@
-"""Reflection files: SHELX HKLF 4/3 and .ins, MTZ and CIF _refln through gemmi."""
+"""Reflection files (xtalforge.io: SHELX hkl/ins, MTZ, XDS_ASCII, CIF _refln, HKLF instructions)
+and merging measured data (io.merge)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from tests.conftest import real_data
+from tests.builders import PDB_TEXT, real_data
 from xtalforge import ReflectionFileError, reflections, structure_factors
 from xtalforge.crystal.examples import random_crystal
 from xtalforge.io import (
@@ -278,15 +279,6 @@ def test_hkl_embedded_in_a_cif_follows_its_res_file(tmp_path):
     block.set_pair("_shelx_res_file", gemmi.cif.quote(f"TITL x\nHKLF 4 1 {matrix}\nEND\n"))
     doc.write_file(str(cif))
     assert {tuple(h) for h in read_reflections(cif).hkl.tolist()} == set(truth)
-
-
-PDB_TEXT = """\
-CRYST1   10.000   11.000   12.000  90.00 100.00  90.00 P 1 21 1      2
-ATOM      1  C   ALA A   1       1.000   2.000   3.000  1.00 10.00           C
-ATOM      2  O   ALA A   1       3.000   2.500   4.000  1.00 12.00           O
-ATOM      3  N   ALA A   1       2.200   4.100   1.500  1.00 11.00           N
-END
-"""
 
 
 def test_measured_data_with_a_pdb_model_for_cell_and_symmetry(tmp_path):

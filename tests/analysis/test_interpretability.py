@@ -1,30 +1,20 @@
-"""Analysis and reports: Grad-CAM, sensitivity (closed form on the known voxels), attention
-maps (against the fused kernel's output), absences (closed form for P2_1), the HTML report (and
-its rendering in headless Chromium when available) and the end-to-end demo."""
+"""Interpretability (xtalforge.analysis): Grad-CAM, sensitivity, transformer attention."""
 
 from __future__ import annotations
-
-import base64
-import json
-import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
 
-from tests.test_train import batch_of, four_items, module_for, run_dir  # noqa: F401
+from tests.builders import TASK, TINY, batch_of, module_for
 from xtalforge.analysis import attention_maps, grad_cam, sensitivity_map
 from xtalforge.analysis.attention import absent_reflections, attention_statistics
 from xtalforge.analysis.gradcam import conv_layers
-from xtalforge.cli import app
 from xtalforge.errors import XtalforgeError
 
 
-def test_grad_cam_is_a_normalised_map_over_the_grid(four_items):  # noqa: F811
+def test_grad_cam_is_a_normalised_map_over_the_grid(four_items):
     torch.manual_seed(0)
     module = module_for("unet3d")
     batch = batch_of(module, four_items)
@@ -49,7 +39,6 @@ def test_sensitivity_of_the_known_voxels_is_the_mean_absolute_normal():
     """Known amplitudes pass through unchanged, so there |Δ output| / σ = |N(0, 1)|, whose mean
     is √(2/π)."""
     torch.manual_seed(0)
-    from tests.test_train import TASK, TINY
     from xtalforge.diffraction import reflections, structure_factors
     from xtalforge.generate import Generator
     from xtalforge.tasks.resolution import make_item
@@ -68,7 +57,7 @@ def test_sensitivity_of_the_known_voxels_is_the_mean_absolute_normal():
     assert float(sens[known].mean()) == pytest.approx(np.sqrt(2 / np.pi), rel=0.03)
 
 
-def test_attention_maps_reproduce_the_fused_attention(four_items):  # noqa: F811
+def test_attention_maps_reproduce_the_fused_attention(four_items):
     torch.manual_seed(0)
     module = module_for("xrd_transformer")
     batch = batch_of(module, four_items)
@@ -106,7 +95,7 @@ def test_absences_of_p21_are_0k0_with_k_odd():
     assert (d >= 1.0).all()
 
 
-def test_attention_statistics_per_block(four_items):  # noqa: F811
+def test_attention_statistics_per_block(four_items):
     torch.manual_seed(0)
     module = module_for("xrd_transformer")
     item = four_items[1][0]
@@ -114,95 +103,3 @@ def test_attention_statistics_per_block(four_items):  # noqa: F811
     assert stats["absent"] > 0 and stats["ordinary"] == len(item["hkl"])
     assert len(stats["absent_over_ordinary"]) == len(module.net.blocks)
     assert all(r > 0 for r in stats["absent_over_ordinary"])
-
-
-def _pngs(page: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
-
-
-def test_report_is_self_contained_html(run_dir, tmp_path):  # noqa: F811
-    (run_dir / "solve.json").write_text(
-        json.dumps(
-            [
-                {
-                    "method": "cf",
-                    "data": "truth",
-                    "d_min": 1.2,
-                    "scored_to": 1.2,
-                    "n": 2,
-                    "solved_fraction": 0.5,
-                    "solved_fraction_p1": 0.0,
-                    "median_cc": 0.7,
-                    "median_cc_p1": 0.5,
-                    "median_phase_error": 40.0,
-                    "median_atom_recovery": 0.6,
-                    "seconds_per_structure": 0.1,
-                }
-            ]
-        )
-    )
-    out = tmp_path / "report.html"
-    res = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    page = out.read_text()
-    for section in (
-        "Configuration",
-        "Dataset",
-        "Training curves",
-        "Wilson baseline",
-        "Reconstructions",
-        "Interpretability",
-        "Patterson and density",
-        "Solve benchmark",
-    ):
-        assert section in page
-    images = _pngs(page)
-    assert len(images) >= 7 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in images)
-    assert "http" not in page.replace("http-equiv", "")  # nothing to fetch
-    res = CliRunner().invoke(app, ["report", str(tmp_path)])
-    assert res.exit_code == 2 and "run.yaml" in res.output
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--screenshot={shot}",
-            "--window-size=1200,3000",
-            out.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    assert dom.count("<img") == len(images) and shot.stat().st_size > 10000
-
-
-def test_demo_end_to_end_small(tmp_path):
-    res = CliRunner().invoke(
-        app, ["demo", "--out", str(tmp_path), "-n", "120", "--train-seconds", "4", "--solve-n", "1"]
-    )
-    assert res.exit_code == 0, res.output
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["R_wilson"] == pytest.approx(0.43, abs=0.1)
-    assert {r["data"] for r in summary["solve"]} == {
-        "truth",
-        "wilson",
-        "free_lunch",
-        "model",
-        "model prior 0.5",
-    }
-    page = (tmp_path / "report.html").read_text()
-    assert "Solve benchmark" in page and len(_pngs(page)) >= 7
-    assert "report:" in res.output

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from tests.builders import gemmi_sf
 from xtalforge import __version__, reflections, structure_factors
 from xtalforge.cli import app
 from xtalforge.crystal.examples import random_crystal
@@ -43,8 +44,6 @@ def test_info_and_sf(tmp_path):
 
 def test_sf_writes_mtz_and_cif_that_gemmi_reads(tmp_path):
     import gemmi
-
-    from tests.test_structure_factors import gemmi_sf
 
     cif = tmp_path / "s.cif"
     write_cif(random_crystal("P 1 21/c 1", 6, seed=5), cif)

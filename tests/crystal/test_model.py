@@ -1,0 +1,59 @@
+"""The Crystal model and CellSymmetry: space-group notations, validation naming the field,
+composition and P1 expansion with special positions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xtalforge import Crystal, CrystalError
+from xtalforge.crystal import resolve_space_group
+from xtalforge.crystal.examples import sodium_chloride
+
+
+@pytest.mark.parametrize("symbol", ["P 21/c", "P2_1/c", "P 1 21/c 1", "P21/c", "-P 2ybc", 14, "14"])
+def test_space_group_notations(symbol):
+    assert resolve_space_group(symbol).number == 14
+    assert resolve_space_group(symbol).hall.strip() == "-P 2ybc"
+
+
+MONO = (7.0, 8.0, 9.0, 90.0, 100.0, 90.0)
+
+
+def test_non_standard_setting_is_kept():
+    sg = resolve_space_group("P 1 21/n 1")
+    assert sg.number == 14 and not sg.is_reference_setting()
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"spacegroup": "P 7 7"}, "unknown space-group symbol"),
+        ({"cell": (-7.0, 8.0, 9.0, 90.0, 100.0, 90.0)}, "edge a"),
+        ({"cell": (7.0, 8.0, 9.0, 90.0, 190.0, 90.0)}, "angle beta"),
+        ({"cell": (7.0, 8.0, 9.0, 150.0, 150.0, 150.0)}, "no positive volume"),
+        ({"cell": (7.0, 8.0, 9.0, 90.0, 90.0, 90.0), "spacegroup": "F m -3 m"}, "does not fit"),
+        ({"frac": [[0.1, float("nan"), 0.2]]}, "not finite"),
+        ({"z": ["Xx"]}, "unknown element"),
+        ({"occ": [1.5]}, "occupancy"),
+        ({"occ": [0.0]}, "occupancy"),
+        ({"u_iso": [-0.01]}, "negative"),
+    ],
+)
+def test_invalid_crystals_raise_clear_errors(kwargs, field):
+    args = {"cell": MONO, "spacegroup": "P 21/c", "z": [6], "frac": [[0.1, 0.2, 0.3]]}
+    args.update(kwargs)
+    with pytest.raises(CrystalError, match=field):
+        Crystal(**args)
+
+
+def test_composition_and_p1_expansion_count_special_positions():
+    nacl = sodium_chloride()
+    assert nacl.composition() == {"Na": 4.0, "Cl": 4.0}
+    p1 = nacl.expand_p1()
+    assert p1.n_atoms == 8 and p1.spacegroup.number == 1
+    # every expanded position is a symmetry image of an ASU atom: Na on fcc (0,0,0) sites
+    na = p1.frac[p1.z == 11]
+    assert sorted(map(tuple, np.round(na, 6))) == sorted(
+        [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)]
+    )
