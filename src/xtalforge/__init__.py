@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from xtalforge.crystal import Crystal, resolve_space_group
+from xtalforge.crystal import CellSymmetry, Crystal, resolve_space_group
 from xtalforge.diffraction import (
     HKLGrid,
     Reflections,
@@ -15,6 +15,7 @@ from xtalforge.diffraction import (
     wilson_fit,
 )
 from xtalforge.errors import CrystalError, ReflectionError, ReflectionFileError, XtalforgeError
+from xtalforge.io import read_reflections, read_structure, write_cif
 
 try:
     __version__ = version("xtalforge")
@@ -22,6 +23,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "CellSymmetry",
     "Crystal",
     "CrystalError",
     "HKLGrid",
@@ -33,9 +35,12 @@ __all__ = [
     "density_map",
     "normalize",
     "patterson_map",
+    "read_reflections",
+    "read_structure",
     "reflections",
     "resolve_space_group",
     "structure_factors",
     "structure_factors_batch",
     "wilson_fit",
+    "write_cif",
 ]

@@ -152,10 +152,26 @@ def charge_flip_batch(
         for d, r in zip(p1, refls, strict=True)
     ]
     grace = (GRACE if d_ext is None else GRACE_FREE_LUNCH) if grace is None else grace
-    opts = _Options(starts, max_iter, weak_fraction, delta_k, delta_spread, d_ext is not None,
-                    torch.device(device), torch.float64 if double else torch.float32, r_drop,
-                    r_tol, patience, stop, agreement_min, agreement_noise, agreement_tol, grace,
-                    check_every, None if ext_prior is None else prior_weight)  # fmt: skip
+    opts = _Options(
+        starts,
+        max_iter,
+        weak_fraction,
+        delta_k,
+        delta_spread,
+        d_ext is not None,
+        torch.device(device),
+        torch.float64 if double else torch.float32,
+        r_drop,
+        r_tol,
+        patience,
+        stop,
+        agreement_min,
+        agreement_noise,
+        agreement_tol,
+        grace,
+        check_every,
+        None if ext_prior is None else prior_weight,
+    )
     return _run_groups(refls, p1, own, seed, opts)
 
 
