@@ -59,32 +59,73 @@ def test_report_is_self_contained_html(run_dir, tmp_path):
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch
     res = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert res.exit_code == 2 and "run.yaml" in res.output
+    _check_in_browser(out, len(images), tmp_path)
+
+
+#: Injected first into the page: records script errors and console.error calls, then on load
+#: every image's decoded and displayed size and every resource the page fetched.
+_PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
+const __ce = console.error;
+console.error = (...a) => { window.__errors.push(a.join(" ")); __ce(...a); };
+window.addEventListener("load", () => {
+  const imgs = [...document.images].map(i => {
+    const r = i.getBoundingClientRect();
+    return [i.complete, i.naturalWidth, i.naturalHeight, Math.round(r.width), Math.round(r.height)];
+  });
+  const fetched = performance.getEntriesByType("resource").map(r => r.name);
+  const pre = document.createElement("pre");
+  pre.id = "__probe";
+  pre.textContent = JSON.stringify({imgs, fetched, errors: window.__errors});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def _check_in_browser(report, n_images, tmp_path):
+    """The report in headless Chromium: every image decodes and is shown at a readable size,
+    the page fetches nothing (every host name resolves to nothing, so a request could not leave
+    anyway) and logs no error; a screenshot is rendered."""
+    import html
+
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--screenshot={shot}",
-            "--window-size=1200,3000",
-            out.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text().replace("<head>", "<head>" + _PROBE, 1))
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1200,3000",
+        "--virtual-time-budget=10000",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+    ]
     dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+        [browser, *flags, "--dump-dom", probed.as_uri()],
         check=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     ).stdout
-    assert dom.count("<img") == len(images) and shot.stat().st_size > 10000
+    found = re.search(r'<pre id="__probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run: the page never finished loading"
+    probe = json.loads(html.unescape(found.group(1)))
+    assert probe["errors"] == [], probe["errors"]
+    assert probe["fetched"] == [], probe["fetched"]
+    assert len(probe["imgs"]) == n_images
+    for complete, width, height, shown_w, shown_h in probe["imgs"]:
+        assert complete and width >= 200 and height >= 100, (width, height)
+        assert shown_w >= 200 and shown_h >= 100, (shown_w, shown_h)
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", report.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    assert shot.stat().st_size > 10000
 
 
 def test_demo_end_to_end_small(tmp_path):

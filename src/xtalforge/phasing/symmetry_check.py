@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xtalforge.phasing.fft import irfftn
 from xtalforge.phasing.half_grid import HalfGrid
 
 __all__ = ["SymmetryCheck"]
@@ -81,6 +82,8 @@ class SymmetryCheck:
         dims = np.array(shape)
         cplx = real.to_complex()
         self.groups: list[_Group] = []
+        #: the structures (ids) with operations to check, i.e. not in P1
+        self.checked = {s for members in by_group.values() for s in members}
         for members in by_group.values():
             ops = _checked_ops(*structures[members[0]][1:3])
             m_max = max(len(structures[s][3]) for s in members)
@@ -162,9 +165,8 @@ class SymmetryCheck:
                 x = torch.zeros(len(rows), n_half + 1, dtype=a.dtype, device=self.device)
                 x.scatter_add_(1, grp.at_h[local], a.conj() / 2)
                 x.scatter_add_(1, grp.at_minus_h[local], a / 2)
-                s_g = torch.fft.irfftn(
-                    x[:, :n_half].reshape(-1, *self.half.shape), s=self.half.full, dim=(1, 2, 3)
-                ).reshape(len(rows), n_grid)
+                s_g = irfftn(x[:, :n_half].reshape(-1, *self.half.shape), self.half.full)
+                s_g = s_g.reshape(len(rows), n_grid)
                 total += s_g[:, origin]
             best = total.max(1).values * n_grid / n_ops
             out[rows] = best / grp.norm[local].clamp_min(1e-30)
