@@ -83,9 +83,37 @@ def dataset_card(root: str | Path, out: str | Path) -> dict[str, Any]:
         f"median atoms (ASU) {np.median(n_atoms) if n_atoms else float('nan'):.0f}",
         "",
         *[f"![{p.stem}]({p.name})" for p in written],
+        "",
+        *_reading_it(root),
     ]
     card.write_text("\n".join(lines) + "\n")
     return {"manifest": m, "files": [str(p) for p in [card, *written]]}
+
+
+def _reading_it(root: Path) -> list[str]:
+    """How to read the shards with pandas, DuckDB and Hugging Face ``datasets``."""
+    shards = root / "shards"
+    return [
+        "## Reading it",
+        "",
+        "Plain zstd Parquet, one row per structure (the `.json` files beside the shards are",
+        "checksums):",
+        "",
+        "```python",
+        "import glob, pandas as pd",
+        f'files = sorted(glob.glob("{shards}/*.parquet"))',
+        "df = pd.concat(pd.read_parquet(f) for f in files)",
+        "",
+        "import duckdb",
+        f"duckdb.sql(\"SELECT split, count(*) FROM '{shards}/*.parquet' GROUP BY split\")",
+        "",
+        "from datasets import load_dataset",
+        'ds = load_dataset("parquet", data_files={"train": files}, split="train")',
+        "",
+        "from xtalforge.data.torch_data import ShardDataset",
+        f'train = ShardDataset("{root}", "train")  # streamed, one row group at a time',
+        "```",
+    ]
 
 
 def _slices(root: Path, m: dict, path: Path, plt: Any) -> Path:

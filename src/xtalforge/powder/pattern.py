@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.batch import structure_factors_batch
@@ -202,14 +201,14 @@ def _convolve_blended(
     grid: np.ndarray, step: float, pos: np.ndarray, intensity: np.ndarray, ins: Instrument
 ) -> np.ndarray:
     """Σ I_k P_k(2θ − 2θ_k) with P tabulated at nodes along 2θ and blended linearly (see
-    :func:`simulate`). Every node's sticks are convolved with its profile in one batched FFT
-    (rows: nodes), then added back at their places on the fine grid."""
+    :func:`simulate`)."""
     n_nodes = max(2, ins.n_kernels)
     # nodes uniform in log tan θ: the FCJ asymmetry changes fastest at low angle
     g = np.log(np.tan(np.radians(np.clip(pos, 0.05, 179.95)) / 2))
     lo, hi = float(g.min()), float(g.max())
     g_nodes = np.linspace(lo, hi, n_nodes) if hi > lo else np.array([lo, lo + 0.1])
     nodes = 2 * np.degrees(np.arctan(np.exp(g_nodes)))
+    spacing = g_nodes[1] - g_nodes[0]
     _, _, fwhm, eta = tch_parameters(nodes, ins.U, ins.V, ins.W, ins.X, ins.Y, ins.Z)
     # at least 8 samples per FWHM on the internal grid (at most 4× the output grid)
     oversample = int(np.clip(math.ceil(8 * step / fwhm.min()), 1, 4))
@@ -221,88 +220,65 @@ def _convolve_blended(
     half = np.ceil(ins.window_fwhm * fwhm / fine).astype(np.int64)
     reach = np.ceil(np.abs(off).max(axis=1) / fine).astype(np.int64) + 1
     pad = int((half + reach).max()) + 2
+    # kernel-node share of each peak (linear in 2θ) and its position on the fine grid
+    u = np.clip((g - g_nodes[0]) / spacing, 0, n_nodes - 1)
+    j0 = np.minimum(np.floor(u).astype(np.int64), n_nodes - 2)
+    frac = u - j0
     origin = grid[0] - pad * fine
     n_fine = round((grid[-1] - origin) / fine) + pad + 2
-    node, at, weight = _node_sticks(g, g_nodes, (pos - origin) / fine, intensity)
-    pv, fcj = _node_kernels(off, w, fwhm, eta, half, reach, fine)
-    h = (pv.shape[1] - 1) // 2 + (fcj.shape[1] - 1) // 2
-    # each node's sticks as one row, from its first stick on
-    start = np.full(len(g_nodes), np.iinfo(np.int64).max)
-    np.minimum.at(start, node, at)
-    start = np.where(start == np.iinfo(np.int64).max, 0, start)
-    col = at - start[node]
-    width = int(col.max()) + 1
-    rows = np.bincount(node * width + col, weights=weight, minlength=len(g_nodes) * width).reshape(
-        len(g_nodes), width
-    )
-    n = width + 2 * h
-    size = scipy.fft.next_fast_len(n, real=True)
-    spec = scipy.fft.rfft(rows, size, axis=1) * scipy.fft.rfft(pv, size, axis=1)
-    spec *= scipy.fft.rfft(fcj, size, axis=1)
-    conv = scipy.fft.irfft(spec, size, axis=1)[:, :n]
-    place = (start - h)[:, None] + np.arange(n)[None, :]
-    inside = (place >= 0) & (place <= n_fine)
-    out = np.bincount(place[inside], weights=conv[inside], minlength=n_fine + 1)
+    v = (pos - origin) / fine
+    i0 = np.floor(v).astype(np.int64)
+    a = v - i0
+    out = np.zeros(n_fine + 1)
+    for j in range(n_nodes):
+        share = np.where(j0 == j, 1 - frac, 0.0) + np.where(j0 + 1 == j, frac, 0.0)
+        sel = share > 0
+        if not sel.any():
+            continue
+        pv, fcj = _node_kernel(off[j], w[j], fwhm[j], eta[j], int(half[j]), int(reach[j]), fine)
+        h = (len(pv) - 1) // 2 + (len(fcj) - 1) // 2
+        start = int(i0[sel].min())
+        length = int(i0[sel].max()) - start + 2
+        sticks = np.bincount(
+            np.concatenate([i0[sel] - start, i0[sel] + 1 - start]),
+            weights=np.concatenate(
+                [intensity[sel] * share[sel] * (1 - a[sel]), intensity[sel] * share[sel] * a[sel]]
+            ),
+            minlength=length,
+        )
+        n = length + 2 * h
+        size = 1 << math.ceil(math.log2(n))
+        spec = np.fft.rfft(sticks, size) * np.fft.rfft(pv, size)
+        if len(fcj) > 1:
+            spec *= np.fft.rfft(fcj, size)
+        conv = np.fft.irfft(spec, size)[:n]
+        lo_i = start - h
+        a_lo, a_hi = max(lo_i, 0), min(lo_i + n, len(out))
+        out[a_lo:a_hi] += conv[a_lo - lo_i : a_hi - lo_i]
     idx = np.rint((grid - origin) / fine).astype(np.int64)
     return out[idx] / fine
 
 
-def _node_sticks(
-    g: np.ndarray, g_nodes: np.ndarray, v: np.ndarray, intensity: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each peak split linearly between its two kernel nodes (in ``g`` = log tan θ) and its
-    two neighbouring fine-grid points (``v``: position in fine steps): (node, fine index,
-    weight) of every non-zero share."""
-    n_nodes = len(g_nodes)
-    u = np.clip((g - g_nodes[0]) / (g_nodes[1] - g_nodes[0]), 0, n_nodes - 1)
-    j0 = np.minimum(np.floor(u).astype(np.int64), n_nodes - 2)
-    frac = u - j0
-    i0 = np.floor(v).astype(np.int64)
-    a = v - i0
-    node = np.concatenate([j0, j0 + 1, j0, j0 + 1])
-    at = np.concatenate([i0, i0, i0 + 1, i0 + 1])
-    weight = np.concatenate(
-        [
-            intensity * (1 - frac) * (1 - a),
-            intensity * frac * (1 - a),
-            intensity * (1 - frac) * a,
-            intensity * frac * a,
-        ]
-    )
-    keep = weight > 0
-    return node[keep], at[keep], weight[keep]
-
-
-def _node_kernels(
-    off: np.ndarray,
-    w: np.ndarray,
-    fwhm: np.ndarray,
-    eta: np.ndarray,
-    half: np.ndarray,
-    reach: np.ndarray,
-    fine: float,
+def _node_kernel(
+    off: np.ndarray, w: np.ndarray, fwhm: float, eta: float, half: int, reach: int, fine: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The profile of every node on the fine grid as two factors to convolve (rows, centred,
-    odd length): the pseudo-Voigt (× step, cut at ±``half`` steps) and the FCJ sub-peak
-    weights split linearly onto the grid (a single 1 where the asymmetry is below one step)."""
-    h_pv, h_fcj = int(half.max()), int(reach.max())
-    x = np.arange(-h_pv, h_pv + 1)
-    pv = pseudo_voigt(x[None, :] * fine, fwhm[:, None], eta[:, None]) * fine
-    pv *= np.abs(x)[None, :] <= half[:, None]
-    t = off / fine + h_fcj
+    """The profile at one node on the fine grid as two centred, odd-length factors to convolve:
+    the pseudo-Voigt (× step, sums to ≈ 1) and the FCJ sub-peak weights split linearly onto
+    the grid (sums to 1; ``[1.0]`` when there is no asymmetry)."""
+    x = np.arange(-half, half + 1) * fine
+    pv = pseudo_voigt(x, fwhm, eta) * fine
+    if reach <= 1 or (len(off) == 1 and off[0] == 0.0):
+        return pv, np.ones(1)
+    # FCJ sticks on [−reach, reach] grid steps (offsets are ≤ 0 below 90°, ≥ 0 above)
+    t = off / fine + reach
     k = np.floor(t).astype(np.int64)
     f = t - k
-    symmetric = (reach <= 1) | (off == 0).all(axis=1)
-    k[symmetric], f[symmetric] = h_fcj, 0.0
-    w = np.where(symmetric[:, None], np.eye(1, w.shape[1])[0][None, :], w)
-    width = 2 * h_fcj + 2
-    base = np.arange(len(off))[:, None] * width
-    fcj = np.bincount(
-        np.concatenate([(base + k).ravel(), (base + k + 1).ravel()]),
-        weights=np.concatenate([(w * (1 - f)).ravel(), (w * f).ravel()]),
-        minlength=len(off) * width,
-    ).reshape(len(off), width)[:, : 2 * h_fcj + 1]
-    return pv, fcj
+    sticks = np.bincount(
+        np.concatenate([k, k + 1]),
+        weights=np.concatenate([w * (1 - f), w * f]),
+        minlength=2 * reach + 2,
+    )[: 2 * reach + 1]
+    return pv, sticks
 
 
 def simulate_batch(
