@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from xtalforge.data.shards import read_manifest, shard_done, write_manifest, write_shard
+from xtalforge.data.shards import (
+    read_manifest,
+    shard_done,
+    write_manifest,
+    write_shard,
+    writer_lock,
+)
 from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
 from xtalforge.io.cif_structure import cif_entries, entry_name
 from xtalforge.provenance import git_commit
@@ -221,9 +227,25 @@ def build_dataset(
     ``executor``: ``local`` (``workers`` processes; 1 runs in this process) or ``dask`` (the
     cluster at ``scheduler``, a given ``client``, or a LocalCluster of ``workers`` processes).
     ``progress(done_structures, total)`` is called as shards finish. A folder holding another
-    spec is refused unless ``overwrite``.
+    spec is refused unless ``overwrite``; one another process is writing, or one that cannot be
+    written, is refused before any work (:func:`~xtalforge.data.shards.writer_lock`).
     """
     root = Path(out)
+    with writer_lock(root):
+        return _build_locked(spec, root, workers, executor, scheduler, client, overwrite, progress)
+
+
+def _build_locked(
+    spec: DatasetSpec,
+    root: Path,
+    workers: int,
+    executor: str,
+    scheduler: str | None,
+    client: Any,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    """:func:`build_dataset` while holding the folder's writer lock."""
     if spec.cif_dir is not None:
         spec = spec.model_copy(update={"n": len(cif_entries(spec.cif_dir))})
     resolved, spec_hash = spec.resolved(), spec.spec_hash()

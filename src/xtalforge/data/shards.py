@@ -12,8 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks, writers are not serialised
+    fcntl = None  # type: ignore[assignment]
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,9 +35,11 @@ __all__ = [
     "shard_path",
     "write_manifest",
     "write_shard",
+    "writer_lock",
 ]
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 FORMAT_VERSION = 1
 #: Only these string columns are dictionary-encoded (numeric lists compress better without).
 DICTIONARY_COLUMNS = ("split", "spacegroup", "source")
@@ -55,10 +64,14 @@ def file_sha256(path: Path) -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatasetError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.replace(tmp, path)
 
 
@@ -70,17 +83,24 @@ def write_shard(
     path = shard_path(root, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        row_group_size=row_group_size,
-        use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
-        write_statistics=False,
-        store_schema=True,
-    )
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    try:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            row_group_size=row_group_size,
+            use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
+            write_statistics=False,
+            store_schema=True,
+        )
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatasetError(
+            f"{path}: cannot write the shard ({exc.strerror or exc}); the shards finished "
+            "before it are intact: free space and rerun to resume"
+        ) from None
     sha = file_sha256(tmp)
     os.replace(tmp, path)
     info = {
@@ -120,3 +140,28 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     atomic_write_bytes(
         Path(root) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=False, default=str).encode()
     )
+
+
+@contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """Hold the dataset folder ``root`` for writing: an advisory lock on ``root/.lock``,
+    released by the system when the process ends in any way (even SIGKILL), so a second
+    writer is refused at once and a killed run never leaves the folder locked. A folder that
+    cannot be written is refused here, before any work."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fh = open(root / LOCK, "a+")  # held for the whole block
+    except OSError as exc:
+        raise DatasetError(f"{root}: cannot write the dataset folder ({exc.strerror})") from None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DatasetError(
+                    f"{root}: another process is writing this dataset (it holds {root / LOCK}); "
+                    "wait for it to finish or choose another folder"
+                ) from None
+        yield
+    finally:
+        fh.close()  # closing releases the lock
