@@ -109,6 +109,10 @@ def build_module(cfg: RunConfig, source: DataSource) -> TaskModule:
     return module
 
 
+#: Environment variable that hands the run folder to DDP ranks > 0 (launched as new processes).
+RUN_DIR_ENV = "XTALFORGE_RUN_DIR"
+
+
 def _next_run_dir(cfg: RunConfig) -> Path:
     base = Path(cfg.output_dir) / cfg.name
     k = 0
@@ -205,10 +209,36 @@ def train(
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise XtalforgeError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+    elif _ddp_child_run_dir() is not None:  # a DDP rank > 0: its launcher's run folder
+        run_dir, ckpt = _ddp_child_run_dir(), None  # type: ignore[assignment]
     else:
         run_dir, ckpt = _next_run_dir(cfg), None
         run_dir.mkdir(parents=True)
         (run_dir / "run.yaml").write_text(yaml.safe_dump(run_record(cfg, source), sort_keys=False))
+    # Lightning's DDP launcher re-runs this command for ranks > 0 with this environment
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        return _fit(cfg, task, source, run_dir, ckpt, progress)
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _ddp_child_run_dir() -> Path | None:
+    """The run folder of the rank-0 process when this process is a DDP rank > 0."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    return None
+
+
+def _fit(
+    cfg: RunConfig,
+    task: Any,
+    source: Any,
+    run_dir: Path,
+    ckpt: Path | None,
+    progress: bool,
+) -> Path:
+    """Build the module, data and trainer of a run and fit; returns the run folder."""
     module = build_module(cfg, source)
     datamodule = task.build_datamodule(cfg, source, module)
     trainer = _trainer(cfg, run_dir, task.module.MONITOR, progress)
