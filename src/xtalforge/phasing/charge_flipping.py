@@ -650,10 +650,10 @@ def _waves(o: _Options, atomic: bool) -> list[tuple[np.ndarray, tuple[int, int]]
         ks = spread(o.starts) if o.starts > 1 else np.array([o.delta_k])
         return [(ks, (o.max_iter or COARSE_MAX_ITER, _grace(o, GRACE_COARSE)))]
     rest = o.starts - 1
-    n_iter = (o.max_iter or ATOMIC_MAX_ITER, _grace(o, GRACE))
+    limits = (o.max_iter or ATOMIC_MAX_ITER, _grace(o, GRACE))
     return [
-        (np.array([o.delta_k]), n_iter),
-        (spread(rest) if rest > 1 else np.array([o.delta_k * (1 - o.delta_spread)]), n_iter),
+        (np.array([o.delta_k]), limits),
+        (spread(rest) if rest > 1 else np.array([o.delta_k * (1 - o.delta_spread)]), limits),
     ]
 
 
@@ -684,10 +684,10 @@ def _flip_group(
     for atomic in (True, False):
         todo = [s for s, r in enumerate(refls) if (r.d_min <= ATOMIC_D) == atomic]
         first = 0
-        for ks, n_iter in _waves(o, atomic):  # n_iter: (max cycles, grace)
+        for ks, limits in _waves(o, atomic):  # limits: (max cycles, grace)
             if not todo:
                 break
-            run = _Flipping(p1, half, gens, o, checker, (todo, ks, first, n_iter))
+            run = _Flipping(p1, half, gens, o, checker, (todo, ks, first, limits))
             run.run()
             final.update(run.final)
             _count_cycles(run.final, cycles)

@@ -204,13 +204,14 @@ def train(
     source = prepare_data(cfg, data_progress)
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    child = _ddp_child_run_dir()
     if resume is not None:
         run_dir = Path(resume)
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise XtalforgeError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
-    elif _ddp_child_run_dir() is not None:  # a DDP rank > 0: its launcher's run folder
-        run_dir, ckpt = _ddp_child_run_dir(), None  # type: ignore[assignment]
+    elif child is not None:  # a DDP rank > 0: its launcher's run folder
+        run_dir, ckpt = child, None
     else:
         run_dir, ckpt = _next_run_dir(cfg), None
         run_dir.mkdir(parents=True)
