@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from xtalforge.crystal.model import Crystal
 from xtalforge.data.torch_data import ShardDataset
 from xtalforge.diffraction.reflections import reflections_from_hkl
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import holds_a_model, load_measured, read_structure
 from xtalforge.phasing.solve import SolveData, calculated_solve_data
 
-__all__ = ["DEFAULT_CALCULATED_D_MIN", "dataset_entries", "load_solve_data"]
+__all__ = ["DEFAULT_CALCULATED_D_MIN", "dataset_entries", "load_solve_data", "with_truth"]
 
 #: Resolution (Å) of the amplitudes calculated from a structure file when none is asked for.
 DEFAULT_CALCULATED_D_MIN = 0.8
@@ -80,8 +81,33 @@ def load_solve_data(
         return found[0]
     if structure is None and cell is None and holds_a_model(p):
         return calculated_solve_data(read_structure(p), d_min or DEFAULT_CALCULATED_D_MIN, str(p))
-    refl, amp, _, _, comp = load_measured(
-        p, Path(structure) if structure else None, cell, spacegroup
-    )
-    data = SolveData(refl, amp, str(p), composition=comp)
+    where = Path(structure) if structure else None
+    refl, i_obs, sig, _, comp = load_measured(p, where, cell, spacegroup, intensities=True)
+    amp = np.sqrt(np.clip(i_obs, 0.0, None))
+    truth = read_structure(where) if where is not None and holds_a_model(where) else None
+    data = SolveData(refl, amp, str(p), composition=comp, intensities=i_obs, sigmas=sig)
+    if truth is not None:
+        data = with_truth(data, truth)
     return data.cut(d_min) if d_min else data
+
+
+def with_truth(data: SolveData, truth: Crystal) -> SolveData:
+    """The data with a known model as the truth to score against: the model's phases for the
+    data's reflections, its non-H positions and atomic numbers (the model must be in the data's
+    cell and space group)."""
+    from xtalforge.diffraction.structure_factors import structure_factors
+
+    if truth.spacegroup.hall != data.refl.spacegroup.hall:
+        raise XtalforgeError(
+            f"{truth.metadata.get('source', 'the model')}: in {truth.spacegroup.xhm()}, "
+            f"the data in {data.refl.spacegroup.xhm()}"
+        )
+    model = truth.copy(cell=data.refl.cell)
+    heavy = np.asarray(model.z) > 1
+    data.true_phases = np.angle(structure_factors(model, data.refl))
+    data.true_frac = model.frac[heavy]
+    data.z = np.asarray(model.z)
+    data.truth = model
+    if not data.composition:
+        data.composition = model.composition()
+    return data

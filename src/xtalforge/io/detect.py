@@ -115,5 +115,11 @@ def file_kind(path: str | Path) -> FileKind:
 
 
 def holds_a_model(path: str | Path) -> bool:
-    """A structure file (PDB, or a CIF/mmCIF with atom sites), not reflections."""
-    return file_kind(path) in ("cif_model", "mmcif_model", "pdb")
+    """A structure file (PDB, a CIF/mmCIF with atom sites, or a SHELX .ins/.res with atoms),
+    not reflections."""
+    kind = file_kind(path)
+    if kind == "shelx_ins":
+        from xtalforge.io.shelx_model import res_has_atoms
+
+        return res_has_atoms(Path(path).read_text(encoding="latin-1"))
+    return kind in ("cif_model", "mmcif_model", "pdb")

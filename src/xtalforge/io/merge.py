@@ -20,7 +20,13 @@ from xtalforge.io.readers import read_reflections, read_structure
 from xtalforge.io.shelx_ins import read_ins
 from xtalforge.io.types import HklfInstruction
 
-__all__ = ["ABSENCE_SIGNAL", "load_measured", "merged_amplitudes", "structure_for"]
+__all__ = [
+    "ABSENCE_SIGNAL",
+    "load_measured",
+    "merged_amplitudes",
+    "merged_intensities",
+    "structure_for",
+]
 
 
 def structure_for(
@@ -57,24 +63,35 @@ def structure_for(
     return data.cell, data.spacegroup, None, {}, None
 
 
+def _cell_and_group(
+    path: Path,
+    structure: Path | None,
+    cell: tuple[float, ...] | None,
+    spacegroup: str | None,
+) -> tuple[tuple, gemmi.SpaceGroup, dict, HklfInstruction | None]:
+    if cell is not None:
+        if spacegroup is None:
+            raise ReflectionFileError("--cell needs --spacegroup")
+        return tuple(cell), resolve_space_group(spacegroup), {}, None
+    cell, sg, _, comp, hklf = structure_for(path, structure)
+    return tuple(cell), sg, dict(comp), hklf
+
+
 def load_measured(
     path: Path,
     structure: Path | None = None,
     cell: tuple[float, ...] | None = None,
     spacegroup: str | None = None,
+    intensities: bool = False,
 ) -> tuple[Reflections, np.ndarray, np.ndarray, list[str], dict]:
     """A reflection file merged to the ASU with cell and symmetry from ``structure`` (.ins/.res
     or CIF; default: beside the file) or from ``cell`` (Å, degrees) + ``spacegroup``.
-    Returns (reflections, |F|, σ(|F|), notes, composition)."""
-    hklf = None
-    if cell is not None:
-        if spacegroup is None:
-            raise ReflectionFileError("--cell needs --spacegroup")
-        sg, comp = resolve_space_group(spacegroup), dict[str, float]()
-    else:
-        cell, sg, _, comp, hklf = structure_for(path, structure)
-    refl, amp, sig, notes = merged_amplitudes(path, tuple(cell), sg, hklf)
-    return refl, amp, sig, notes, dict(comp)
+    Returns (reflections, |F|, σ(|F|), notes, composition); with ``intensities``, Fo² and
+    σ(Fo²) in place of |F| and σ(|F|) (see :func:`merged_intensities`)."""
+    cell, sg, comp, hklf = _cell_and_group(path, structure, cell, spacegroup)
+    merge = merged_intensities if intensities else merged_amplitudes
+    refl, val, sig, notes = merge(path, cell, sg, hklf)
+    return refl, val, sig, notes, comp
 
 
 #: Mean I/σ(I) (or F/σ(F)) of the merged reflections the space group makes absent above which
@@ -103,11 +120,10 @@ def _absence_violation(
     )
 
 
-def merged_amplitudes(
-    path: Path, cell: tuple, sg: gemmi.SpaceGroup, hklf: HklfInstruction | None = None
-) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
-    """Reflections (ASU), |F| and σ(|F|) of a reflection file, merged; notes on what was done.
-    ``hklf``: the structure's HKLF instruction, for SHELX hkl data (see ``read_reflections``)."""
+def _merge(
+    path: Path, cell: tuple, sg: gemmi.SpaceGroup, hklf: HklfInstruction | None
+) -> tuple[Reflections, np.ndarray, np.ndarray, str, list[str]]:
+    """(reflections, merged values, sigmas, kind, notes) of a reflection file."""
     data = read_reflections(path, hklf=hklf or 4)
     notes = list(data.notes)
     if len(data) == 0:
@@ -129,7 +145,7 @@ def merged_amplitudes(
     violated = _absence_violation(it, sg, path, data.kind)
     if violated:
         notes.append(violated)
-        warnings.warn(violated, stacklevel=2)
+        warnings.warn(violated, stacklevel=3)
     n_before = len(it.miller_array)
     it.remove_systematic_absences()
     if len(it.miller_array) < n_before:
@@ -143,11 +159,32 @@ def merged_amplitudes(
         refl = reflections_from_hkl(hkl, cell, sg)
     except XtalforgeError as exc:
         raise ReflectionFileError(f"{path}: {exc}") from None
-    if data.kind == "intensity":
-        amp = np.sqrt(np.clip(val, 0.0, None))
-        sig_amp = np.where(amp > 0, sv / (2 * np.maximum(amp, 1e-12)), np.sqrt(sv))
-        notes.append(f"{len(data)} intensities merged to {len(hkl)} unique; |F| = √max(I, 0)")
-    else:
-        amp, sig_amp = val, sv
-        notes.append(f"{len(data)} amplitudes merged to {len(hkl)} unique")
+    what = "intensities" if data.kind == "intensity" else "amplitudes"
+    notes.append(f"{len(data)} {what} merged to {len(hkl)} unique")
+    return refl, val, sv, data.kind, notes
+
+
+def merged_amplitudes(
+    path: Path, cell: tuple, sg: gemmi.SpaceGroup, hklf: HklfInstruction | None = None
+) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
+    """Reflections (ASU), |F| and σ(|F|) of a reflection file, merged; notes on what was done.
+    ``hklf``: the structure's HKLF instruction, for SHELX hkl data (see ``read_reflections``)."""
+    refl, val, sv, kind, notes = _merge(path, cell, sg, hklf)
+    if kind != "intensity":
+        return refl, val, sv, notes
+    amp = np.sqrt(np.clip(val, 0.0, None))
+    sig_amp = np.where(amp > 0, sv / (2 * np.maximum(amp, 1e-12)), np.sqrt(sv))
+    notes[-1] += "; |F| = √max(I, 0)"
     return refl, amp, sig_amp, notes
+
+
+def merged_intensities(
+    path: Path, cell: tuple, sg: gemmi.SpaceGroup, hklf: HklfInstruction | None = None
+) -> tuple[Reflections, np.ndarray, np.ndarray, list[str]]:
+    """Reflections (ASU), intensities Fo² and σ(Fo²) of a reflection file, merged (amplitude
+    data squared: Fo², σ = 2 Fo σ(Fo)), as refinement needs them; notes on what was done."""
+    refl, val, sv, kind, notes = _merge(path, cell, sg, hklf)
+    if kind == "intensity":
+        return refl, val, sv, notes
+    notes[-1] += "; Fo² = Fo², σ(Fo²) = 2 Fo σ(Fo)"
+    return refl, val**2, np.maximum(2 * np.abs(val) * sv, 1e-12), notes

@@ -16,6 +16,7 @@ from xtalforge.io.detect import sniff
 from xtalforge.io.mtz import read_mtz
 from xtalforge.io.pdb import from_structure, read_pdb
 from xtalforge.io.shelx_hkl import read_hkl
+from xtalforge.io.shelx_model import read_res
 from xtalforge.io.types import HklfInstruction, ReflectionData
 from xtalforge.io.xds_ascii import read_xds_ascii
 
@@ -26,7 +27,8 @@ MMCIF_HEAD_BYTES = 200_000
 
 
 def read_structure(path: str | Path) -> Crystal:
-    """Read a structure file: PDB (``.pdb``/``.ent``, or PDB records in any file), a CIF with
+    """Read a structure file: a SHELX .ins/.res with atoms, PDB (``.pdb``/``.ent``, or PDB
+    records in any file), a CIF with
     Cartesian ``_atom_site`` coordinates (mmCIF), or any other CIF (small molecule, DDL1 or
     DDLm names). Errors are :class:`~xtalforge.errors.CrystalError` naming the file."""
     path = Path(path)
@@ -35,6 +37,8 @@ def read_structure(path: str | Path) -> Crystal:
         raise CrystalError(f"{path}: no such file")
     if kind == "pdb":
         return read_pdb(path)
+    if kind == "shelx_ins":
+        return read_res(path)
     if path.is_file():
         with open(path, "rb") as fh:
             head = fh.read(MMCIF_HEAD_BYTES).decode("latin-1")

@@ -22,7 +22,15 @@ from xtalforge.diffraction.structure_factors import half_ops
 from xtalforge.errors import CrystalError, ReflectionFileError
 from xtalforge.io.types import HklfInstruction
 
-__all__ = ["InsFile", "hklf_from_ins_text", "parse_ins_text", "read_ins", "write_ins"]
+__all__ = [
+    "InsFile",
+    "header_lines",
+    "hklf_from_ins_text",
+    "instruction_lines",
+    "parse_ins_text",
+    "read_ins",
+    "write_ins",
+]
 
 
 _LATT = {"P": 1, "I": 2, "R": 3, "F": 4, "A": 5, "B": 6, "C": 7}
@@ -37,6 +45,42 @@ _CENTRING = {
     6: ["x+1/2,y,z+1/2"],
     7: ["x+1/2,y+1/2,z"],
 }
+
+
+def header_lines(
+    crystal: CellSymmetry,
+    wavelength: float,
+    title: str | None,
+    composition: dict[str, float],
+    where: str,
+) -> tuple[list[str], list[str]]:
+    """(TITL, CELL, ZERR, LATT, SYMM, SFAC and UNIT lines; the SFAC elements in order) of a
+    cell, space group and unit-cell content {element: count}."""
+    sg = crystal.spacegroup
+    sym = symmetry_info(sg)
+    centring = sg.centring_type()
+    if centring not in _LATT:
+        raise CrystalError(f"{where}: SHELX has no LATT for centring {centring!r}")
+    n = _LATT[centring]
+    reps = half_ops(sym) if sym.centrosymmetric_origin else np.arange(len(sym.rotations))
+    name = title or getattr(crystal, "metadata", {}).get("name", "xtalforge")
+    lines = [
+        f"TITL {name} in {sg.xhm()}",
+        "CELL {:.5f} {:.4f} {:.4f} {:.4f} {:.3f} {:.3f} {:.3f}".format(wavelength, *crystal.cell),
+        f"ZERR {len(sym.rotations) * len(sym.centrings)} 0 0 0 0 0 0",
+        f"LATT {n if sym.centrosymmetric_origin else -n}",
+    ]
+    for i in reps:
+        op = gemmi.Op()
+        op.rot = (sym.rotations[i] * gemmi.Op.DEN).tolist()
+        op.tran = np.round(sym.translations[i] * gemmi.Op.DEN).astype(int).tolist()
+        if op.rot == gemmi.Op().rot and not any(op.tran):
+            continue
+        lines.append("SYMM " + op.triplet().upper())
+    els = sorted(composition, key=lambda e: (e != "C", e != "H", atomic_number(e)))
+    lines.append("SFAC " + " ".join(els))
+    lines.append("UNIT " + " ".join(str(max(1, round(composition[e]))) for e in els))
+    return lines, els
 
 
 def write_ins(
@@ -54,30 +98,8 @@ def write_ins(
     ``composition``: the unit-cell content {element: count} for SFAC/UNIT."""
     if composition is None and not isinstance(crystal, Crystal):
         raise CrystalError(f"{path}: write_ins needs the composition of a cell without atoms")
-    sg = crystal.spacegroup
-    sym = symmetry_info(sg)
-    centring = sg.centring_type()
-    if centring not in _LATT:
-        raise CrystalError(f"{path}: SHELX has no LATT for centring {centring!r}")
-    n = _LATT[centring]
-    reps = half_ops(sym) if sym.centrosymmetric_origin else np.arange(len(sym.rotations))
-    lines = [
-        f"TITL {title or getattr(crystal, 'metadata', {}).get('name', 'xtalforge')} in {sg.xhm()}",
-        "CELL {:.5f} {:.4f} {:.4f} {:.4f} {:.3f} {:.3f} {:.3f}".format(wavelength, *crystal.cell),
-        f"ZERR {len(sym.rotations) * len(sym.centrings)} 0 0 0 0 0 0",
-        f"LATT {n if sym.centrosymmetric_origin else -n}",
-    ]
-    for i in reps:
-        op = gemmi.Op()
-        op.rot = (sym.rotations[i] * gemmi.Op.DEN).tolist()
-        op.tran = np.round(sym.translations[i] * gemmi.Op.DEN).astype(int).tolist()
-        if op.rot == gemmi.Op().rot and not any(op.tran):
-            continue
-        lines.append("SYMM " + op.triplet().upper())
     comp = composition if composition else crystal.composition()  # type: ignore[attr-defined]
-    els = sorted(comp, key=lambda e: (e != "C", e != "H", atomic_number(e)))
-    lines.append("SFAC " + " ".join(els))
-    lines.append("UNIT " + " ".join(str(max(1, round(comp[e]))) for e in els))
+    lines, _ = header_lines(crystal, wavelength, title, comp, str(path))
     lines += [f"HKLF {hklf}", "END"]
     text = "\n".join(lines) + "\n"
     Path(path).write_text(text)
@@ -131,7 +153,7 @@ def read_ins(path: str | Path) -> InsFile:
     return parse_ins_text(path.read_text(encoding="latin-1"), str(path))
 
 
-def _instruction_lines(text: str) -> list[tuple[int, str]]:
+def instruction_lines(text: str) -> list[tuple[int, str]]:
     """(line number, instruction) with ``!`` comments cut and ``=`` continuation lines joined."""
     joined: list[tuple[int, str]] = []
     for no, raw in enumerate(text.splitlines(), start=1):
@@ -146,7 +168,7 @@ def _instruction_lines(text: str) -> list[tuple[int, str]]:
 def hklf_from_ins_text(text: str, source: str = "<string>") -> HklfInstruction | None:
     """Only the HKLF instruction of an .ins/.res text (None when it has none), whatever the rest
     of the file holds; raises :class:`ReflectionFileError` for a malformed HKLF line."""
-    for no, line in _instruction_lines(text):
+    for no, line in instruction_lines(text):
         parts = line.split()
         if parts and parts[0].upper() == "HKLF":
             try:
@@ -161,7 +183,7 @@ def parse_ins_text(text: str, source: str = "<string>") -> InsFile:
     ``source`` and the line number."""
     cell, latt, symm, sfac, unit, wl = None, 1, [], [], [], 0.71073
     hklf = None
-    for no, line in _instruction_lines(text):
+    for no, line in instruction_lines(text):
         parts = line.split()
         if not parts:
             continue

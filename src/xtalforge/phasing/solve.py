@@ -25,6 +25,7 @@ __all__ = [
     "Solution",
     "SolveData",
     "aligned_phases",
+    "calculated_sigmas",
     "measured_part",
     "quasi_e",
     "score_solution",
@@ -48,6 +49,9 @@ class SolveData:
     true_frac: np.ndarray | None = None
     composition: dict[str, float] = field(default_factory=dict)
     z: np.ndarray | None = None  # atomic numbers of the ASU atoms, when known (Wilson scale)
+    intensities: np.ndarray | None = None  # Fo² and σ(Fo²), for refinement
+    sigmas: np.ndarray | None = None
+    truth: Crystal | None = None  # the model the truth comes from, when known
 
     def subset(self, mask: np.ndarray) -> SolveData:
         return SolveData(
@@ -58,7 +62,17 @@ class SolveData:
             self.true_frac,
             self.composition,
             self.z,
+            None if self.intensities is None else self.intensities[mask],
+            None if self.sigmas is None else self.sigmas[mask],
+            self.truth,
         )
+
+    def refinement_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(Fo², σ(Fo²)) to refine against: as measured, or from |F| with σ from counting
+        statistics (σ² = Fo² + (0.02 Fo²)², on a scale where the mean Fo² is 1000 counts)."""
+        if self.intensities is not None and self.sigmas is not None:
+            return self.intensities, self.sigmas
+        return calculated_sigmas(self.amplitudes**2)
 
     def with_amplitudes(self, refl: Reflections, amplitudes: np.ndarray) -> SolveData:
         """The same structure with other reflections/amplitudes (the truth's phases dropped)."""
@@ -70,6 +84,7 @@ class SolveData:
             self.true_frac,
             self.composition,
             self.z,
+            truth=self.truth,
         )
 
     def cut(self, d_min: float) -> SolveData:
@@ -305,7 +320,16 @@ def calculated_solve_data(crystal: Crystal, d_min: float, source: str) -> SolveD
         crystal.frac[heavy],
         crystal.composition(),
         np.asarray(crystal.z),
+        truth=crystal,
     )
+
+
+def calculated_sigmas(i_calc: np.ndarray, counts: float = 1000.0) -> tuple[np.ndarray, np.ndarray]:
+    """(Fo², σ) for noise-free intensities: σ² of counting statistics on a scale where the mean
+    intensity is ``counts``, plus 2 % of Fo² (the usual instability term)."""
+    scale = counts / max(float(np.mean(i_calc)), 1e-30)
+    i = np.asarray(i_calc, float) * scale
+    return i, np.sqrt(np.maximum(i, 1.0) + (0.02 * i) ** 2)
 
 
 def cell_content(data: SolveData) -> dict[str, float]:

@@ -234,3 +234,22 @@ def solve_table(rows: Sequence[Any]) -> Table:
     for col in out.columns:
         col.no_wrap = True
     return out
+
+
+def space_group_table(candidates: Sequence[Any], n: int = 8) -> Table:
+    """The best ``n`` space-group candidates (:class:`~xtalforge.phasing.space_group.Candidate`)
+    as XPREP lists them: Laue agreement, absences and their mean I/σ, consistent or not."""
+    cols = ("rank", "space group", "Laue CC", "pairs", "absent", "I/σ absent", "consistent")
+    rows = [
+        (
+            str(k + 1),
+            c.symbol,
+            "–" if c.laue_cc != c.laue_cc else f"{c.laue_cc:.3f}",
+            str(c.laue_pairs),
+            str(c.n_absent),
+            f"{c.absent_i_sigma:.2f}",
+            "yes" if c.consistent else "no",
+        )
+        for k, c in enumerate(candidates[:n])
+    ]
+    return table("space group from the data", cols, rows, right=cols[2:6])

@@ -3,30 +3,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xtalforge import __version__
 from xtalforge.crystal import CellSymmetry
+from xtalforge.crystal.formula import cell_content_from_formula, parse_formula
+from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.data.solve_data import load_solve_data
 from xtalforge.errors import XtalforgeError
-from xtalforge.io import write_hkl, write_ins
+from xtalforge.io import read_reflections, write_cif, write_hkl, write_ins, write_res
+from xtalforge.phasing.atoms import match_atoms
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
+from xtalforge.phasing.complete import CompletedStructure, complete
+from xtalforge.phasing.score import score_phases
+from xtalforge.phasing.space_group import Candidate, rank_space_groups
 from xtalforge.phasing.solve import (
     Solution,
     SolveData,
     cell_content,
-    default_peak_count,
     measured_part,
     score_solution,
     solve_batch,
     write_map,
-    write_peaks,
 )
 
-__all__ = ["SolveOutcome", "export_shelx", "solve_file"]
+__all__ = [
+    "SolveOutcome",
+    "export_shelx",
+    "output_paths",
+    "solve_file",
+    "space_group_candidates",
+    "write_structure",
+]
 
 #: σ(I) written for calculated intensities by ``export-shelx``: this fraction of I (at least
 #: :data:`MIN_SIGMA`), so that SHELX weights them like good measured data.
@@ -36,26 +48,43 @@ SIGMA_FRACTION, MIN_SIGMA = 0.02, 1e-3
 @dataclass
 class SolveOutcome:
     """A solved data set: the data phased (the measured part with priors), the solution, the
-    number of peaks written, where the peaks and the map went, and the score when the truth is
-    known (else None)."""
+    completed and refined structure (None when the solver found no phases), where the .res,
+    CIF and map went, and the scores when the truth is known (else None)."""
 
     data: SolveData
     solution: Solution
-    n_peaks: int
-    peaks_path: Path
-    map_path: Path
+    structure: CompletedStructure | None
+    paths: dict[str, Path]
     score: dict[str, Any] | None
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def solved(self) -> bool:
+        """The verdict: the refined structure passes :func:`~xtalforge.phasing.complete.complete`'s
+        tests."""
+        return self.structure is not None and self.structure.solved
 
     def summary(self) -> list[tuple[str, str]]:
-        """(quantity, value) rows: reflections, time, figure of merit and, with the truth,
-        map CC, phase error, raw P1 CC, atom recovery and the verdict."""
-        sol, sc = self.solution, self.score
+        """(quantity, value) rows: reflections, time, figure of merit, the refinement (R1, wR2,
+        GooF, atoms), the verdict with its reasons and, with the truth, map CC, phase error and
+        the atoms matched."""
+        sol, sc, st = self.solution, self.score, self.structure
         fom = sol.figure_of_merit
         rows = [
             ("reflections", str(len(self.data.refl))),
+            ("space group", self.data.refl.spacegroup.xhm()),
             ("seconds", f"{sol.seconds:.2f}"),
             ("figure of merit (no truth)", "–" if fom is None else f"{fom:.3f}"),
         ]
+        if st is not None:
+            a = st.refinement.agreement
+            rows += [
+                ("atoms (non-H)", f"{st.crystal.n_atoms}: {_formula(st.crystal)}"),
+                ("R1 (Fo > 4σ)", f"{a.r1_gt:.4f} ({a.n_gt} reflections)"),
+                ("R1 (all)", f"{a.r1_all:.4f} ({a.n_all})"),
+                ("wR2", f"{a.wr2:.4f}"),
+                ("GooF", f"{a.goof:.3f}"),
+            ]
         if sc is not None:
             rows += [
                 ("CC (final map)", f"{sc['cc']:.3f}"),
@@ -64,7 +93,25 @@ class SolveOutcome:
                 ("atom recovery (0.5 Å)", f"{sc['atom_recovery']:.2f}"),
                 ("solved (CC ≥ 0.8)", "yes" if sc["solved"] else "no"),
             ]
+            if "atoms_matched" in sc:
+                rows.append(("atoms matched (0.3 Å, element)", f"{sc['atoms_matched']:.2f}"))
+        verdict = "solved" if self.solved else "not solved"
+        reasons = "; ".join(st.reasons) if st is not None else "the solver found no phases"
+        rows.append(("verdict", f"{verdict}: {reasons}"))
         return rows
+
+
+def _formula(crystal: Crystal) -> str:
+    from collections import Counter
+
+    counts = Counter(crystal.elements)
+    return " ".join(f"{el}{n}" for el, n in sorted(counts.items(), key=lambda kv: kv[0]))
+
+
+def output_paths(out: Path) -> dict[str, Path]:
+    """Where ``solve --out NAME.res`` (or NAME.cif) writes: NAME.res, NAME.cif, NAME.ccp4."""
+    stem = out.with_suffix("") if out.suffix.lower() in (".res", ".cif", ".ins") else out
+    return {kind: stem.with_suffix(f".{kind}") for kind in ("res", "cif", "ccp4")}
 
 
 def solve_file(
@@ -82,17 +129,29 @@ def solve_file(
     prior_below: float | None = None,
     prior_weight: float | None = None,
     seed: int = 0,
+    formula: str | None = None,
 ) -> SolveOutcome:
     """Phase the data set at ``data`` (see :func:`~xtalforge.data.solve_data.load_solve_data`)
-    with ``method``; write the ``peaks`` highest peaks as atoms to ``out`` (CIF) and the map
-    beside it (``.ccp4``). ``prior_below``/``prior_weight``: reflections finer than
-    ``prior_below`` Å are predictions, a restrained shell (see
+    with ``method`` (with ``cell`` and no ``spacegroup``, the group is found from the data:
+    :func:`space_group_candidates`; ``formula``: the chemical formula, Z found from the
+    volume), build and refine the structure (``peaks``: non-H atoms expected per
+    asymmetric unit, default from the composition), and write it as a SHELX .res and a CIF with
+    the map beside them (:func:`output_paths`). ``prior_below``/``prior_weight``: reflections
+    finer than ``prior_below`` Å are predictions, a restrained shell (see
     :func:`~xtalforge.phasing.solve.solve_batch`)."""
     if prior_weight is not None and prior_below is None:
         raise XtalforgeError(
             "--prior-weight needs --prior-below (which reflections are predictions)"
         )
+    candidates: list[Candidate] = []
+    if cell is not None and spacegroup is None:
+        candidates = space_group_candidates(data, cell)
+        spacegroup = candidates[0].spacegroup.xhm()
     sd = load_solve_data(data, structure, cell, spacegroup, d_min, entry)
+    if formula is not None:
+        n_ops = len(sd.refl.symmetry.all_ops()[0])
+        volume = cell_volume(*sd.refl.cell)
+        sd.composition, _ = cell_content_from_formula(parse_formula(formula), volume, n_ops)
     opts: dict[str, Any] = {}
     if prior_below is not None:
         opts = {
@@ -102,16 +161,60 @@ def solve_file(
     sol = solve_batch([sd], method, starts=starts, seed=seed, d_ext=d_ext, **opts)[0]
     if prior_below is not None:
         sd, sol = measured_part(sd, sol, prior_below)
-    if sol.phases is None:
-        raise XtalforgeError(
-            f"{method} found no solution ({sol.info.get('error') or 'no phase transition'})"
-        )
+    paths = output_paths(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    n = write_peaks(out, sd, sol.phases, peaks or default_peak_count(sd))
-    map_path = out.with_suffix(".ccp4")
-    write_map(map_path, sd, sol.phases)
-    score = score_solution(sd, sol) if sd.true_phases is not None else None
-    return SolveOutcome(sd, sol, n, out, map_path, score)
+    built = None
+    if sol.phases is not None:
+        i_obs, sigma = sd.refinement_data()
+        built = complete(sd.refl, sd.amplitudes, sol.phases, i_obs, sigma, cell_content(sd), peaks)
+        write_structure(paths, sd, built, Path(data).name)
+        write_map(paths["ccp4"], sd, sol.phases)
+    score = _score(sd, sol, built) if sd.true_phases is not None else None
+    return SolveOutcome(sd, sol, built, paths, score, candidates)
+
+
+def space_group_candidates(data: Path, cell: tuple[float, ...]) -> list[Candidate]:
+    """Space groups for the reflections of ``data`` in ``cell``, best first (see
+    :func:`~xtalforge.phasing.space_group.rank_space_groups`)."""
+    refl = read_reflections(data)
+    if refl.kind != "intensity" or refl.sigmas is None:
+        raise XtalforgeError(f"{data}: finding the space group needs intensities with σ(I)")
+    ranked, _ = rank_space_groups(refl.hkl, refl.values, refl.sigmas, tuple(cell))
+    if not ranked or not ranked[0].consistent:
+        raise XtalforgeError(f"{data}: no space group is consistent with the data in this cell")
+    return ranked
+
+
+def _score(data: SolveData, sol: Solution, built: CompletedStructure | None) -> dict[str, Any]:
+    score = score_solution(data, sol)
+    if built is None or data.truth is None or sol.phases is None or data.true_phases is None:
+        return score
+    s = score_phases(data.refl, data.amplitudes, data.true_phases, sol.phases)
+    close, right = match_atoms(built.crystal, data.truth, s.shift, s.inverted)
+    score.update(atoms_close=close, atoms_matched=right)
+    return score
+
+
+def write_structure(
+    paths: dict[str, Path], data: SolveData, built: CompletedStructure, hkl_name: str
+) -> None:
+    """The refined model as a SHELXL .res (with R1 and the verdict as REM lines) and a CIF."""
+    a = built.refinement.agreement
+    remarks = [
+        f"xtalforge {__version__} solution of {hkl_name}",
+        f"R1 = {a.r1_gt:.4f} for {a.n_gt} Fo > 4sig(Fo) and {a.r1_all:.4f} for all {a.n_all}",
+        f"wR2 = {a.wr2:.4f}, GooF = {a.goof:.3f}, isotropic, H atoms not placed",
+        ("solved: " if built.solved else "not solved: ") + "; ".join(built.reasons),
+    ]
+    crystal = built.crystal
+    write_res(
+        paths["res"],
+        crystal,
+        title=Path(data.source).stem,
+        remarks=remarks,
+        composition=cell_content(data),
+    )
+    write_cif(crystal, paths["cif"], name=Path(data.source).stem)
 
 
 def export_shelx(

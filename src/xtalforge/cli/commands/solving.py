@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from xtalforge.cli.common import DATA_HELP, floats, parse_cell, resolution_range, user_errors
-from xtalforge.workflows.render import console, print_table, progress_bar, solve_table, table
+from xtalforge.workflows.render import (
+    console,
+    print_table,
+    progress_bar,
+    solve_table,
+    space_group_table,
+    table,
+)
 
 benchmark_app = typer.Typer(
     add_completion=False,
@@ -20,7 +27,11 @@ benchmark_app = typer.Typer(
 
 # the options of ``solve``, declared once here so that the command reads as a list of them
 Out = Annotated[
-    Path, typer.Option("--out", help="Peaks as atoms (CIF); the map is written beside it as .ccp4.")
+    Path,
+    typer.Option("--out", help="NAME.res (or NAME.cif): writes NAME.res, NAME.cif, NAME.ccp4."),
+]
+Formula = Annotated[
+    str | None, typer.Option(help="Chemical formula, e.g. C12H22O11 (Z from the cell volume).")
 ]
 Method = Annotated[
     str,
@@ -72,7 +83,7 @@ Seed = Annotated[int, typer.Option(help="Random seed.")]
 
 def solve(
     data: Annotated[Path, typer.Argument(help=DATA_HELP)],
-    out: Out = Path("solution.cif"),
+    out: Out = Path("solution.res"),
     method: Method = "cf",
     ins: Ins = None,
     cell: Cell = None,
@@ -85,8 +96,9 @@ def solve(
     prior_below: PriorBelow = None,
     prior_weight: PriorWeight = None,
     seed: Seed = 0,
+    formula: Formula = None,
 ) -> None:
-    """Phase a data set ab initio; print the score when the truth is known."""
+    """Solve a data set: space group (with --cell alone), phases, atoms, refinement, R1."""
     from xtalforge.workflows.solve import solve_file
 
     with user_errors(), console.status(f"solving {data} with {method}"):
@@ -105,10 +117,13 @@ def solve(
             prior_below,
             prior_weight,
             seed,
+            formula,
         )
+    if res.candidates:
+        print_table(space_group_table(res.candidates))
     title = f"{method} solution of {res.data.source}"
     print_table(table(title, ("quantity", "value"), res.summary(), right=("value",)))
-    console.print(f"{res.n_peaks} peaks → {res.peaks_path}; map → {res.map_path}")
+    console.print("written: " + ", ".join(str(p) for p in res.paths.values() if p.exists()))
 
 
 def export_shelx(

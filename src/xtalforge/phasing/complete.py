@@ -1,0 +1,241 @@
+"""A phased map turned into a refined structure with a verdict, as SHELXT ends its run.
+
+1. The highest peaks of the map become atoms, typed from the composition by height
+   (:func:`~xtalforge.phasing.atoms.type_by_rank`); with no composition every atom is carbon
+   (said in the notes).
+2. Rounds of: isotropic refinement (:func:`~xtalforge.phasing.refine.refine`); atoms that
+   refine to U > :data:`U_SPURIOUS` Å², come closer than 0.9 Å to a better atom, or have no
+   bond while the expected count is already reached are dropped; the rest are re-typed by
+   effective Z; missing atoms are added from the peaks of the map with the model's phases that
+   lie at bonding distance of the model.
+3. The verdict: ``solved`` when R1 (Fo > 4σ) ≤ :data:`R1_SOLVED`, at least
+   :data:`SENSIBLE_SOLVED` of the atoms sit in bonded fragments of three or more atoms (or are
+   heavier than Ne, ions and metals, or O/N with hydrogen-bond contacts: water), and the
+   model holds at least half the expected atoms of the cell (an atom on a special position
+   counts its copies in the cell).
+   Hydrogen atoms are not placed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xtalforge.crystal.model import Crystal
+from xtalforge.diffraction.reflections import Reflections
+from xtalforge.phasing.atoms import (
+    MIN_CONTACT,
+    cell_counts,
+    contacts,
+    element_names,
+    fragments,
+    multiplicities,
+    snap_to_special_positions,
+    type_by_rank,
+)
+from xtalforge.phasing.peaks import find_peaks, min_image_distances
+from xtalforge.phasing.refine import Refinement, refine
+
+__all__ = ["R1_SOLVED", "SENSIBLE_SOLVED", "U_SPURIOUS", "CompletedStructure", "complete"]
+
+#: R1 (Fo > 4σ) of the isotropic model at or below which a structure counts as solved.
+R1_SOLVED = 0.25
+#: Fraction of atoms in chemically sensible fragments needed for a ``solved`` verdict.
+SENSIBLE_SOLVED = 0.7
+#: Å²: an atom refining to a larger U is a spurious peak.
+U_SPURIOUS = 0.15
+#: Start value of U (Å²) of a new atom.
+U_START = 0.03
+#: Peaks searched beyond the expected count (fraction), to have spares after chemistry.
+SPARE_PEAKS = 0.3
+
+
+@dataclass
+class CompletedStructure:
+    """The refined model, its refinement, the verdict with its reasons, the fraction of atoms
+    in sensible fragments, the non-H atoms expected in the unit cell, and notes on what was
+    done."""
+
+    crystal: Crystal
+    refinement: Refinement
+    solved: bool
+    reasons: list[str]
+    sensible_fraction: float
+    expected_in_cell: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _sensible(crystal: Crystal) -> np.ndarray:
+    """Atoms in bonded fragments of ≥ 3 atoms, heavier than Ne (ions, metals), or O/N with a
+    hydrogen-bond contact (2.5–3.2 Å) to another O/N (water and ions, whose H are not
+    placed)."""
+    _, sizes = fragments(crystal)
+    ok = (sizes >= 3) | (crystal.z > 10)
+    polar = np.isin(crystal.z, (7, 8))
+    for i, row in enumerate(contacts(crystal)):
+        if not ok[i] and polar[i]:
+            ok[i] = any(polar[j] and 2.5 <= d <= 3.2 for j, d in row)
+    return ok
+
+
+def _atoms(refl: Reflections, frac: np.ndarray, z: np.ndarray | int = 6) -> Crystal:
+    n = len(frac)
+    zz = np.broadcast_to(np.asarray(z), (n,)).copy()
+    crystal = Crystal(refl.cell, refl.spacegroup, zz, frac, np.full(n, U_START))
+    return snap_to_special_positions(crystal)
+
+
+def _initial(refl: Reflections, f: np.ndarray, counts: dict[int, float], total: float) -> Crystal:
+    """The highest peaks, as many as fill the expected cell content, typed by height."""
+    n_ops = len(refl.symmetry.all_ops()[0])
+    n = max(4, int(np.ceil(total / n_ops * (1 + SPARE_PEAKS))) + 4)
+    frac, heights = find_peaks(refl, f, n, min_distance=MIN_CONTACT)
+    peaks = _atoms(refl, frac)
+    filled = np.cumsum(multiplicities(peaks))
+    keep = max(1, int(np.searchsorted(filled, total * (1 + 1e-6), side="right")))
+    peaks = _subset(peaks, np.arange(peaks.n_atoms) < keep)
+    z = type_by_rank(heights[:keep], counts, multiplicities(peaks)) if counts else 6
+    return peaks.copy(z=np.broadcast_to(z, (keep,)).copy(), labels=_labels(np.full(keep, 6)))
+
+
+def _labels(z: np.ndarray) -> list[str]:
+    counts: dict[str, int] = {}
+    out = []
+    for el in element_names(z):
+        counts[el] = counts.get(el, 0) + 1
+        out.append(f"{el}{counts[el]}")
+    return out
+
+
+def _prune(crystal: Crystal, total: float) -> Crystal:
+    """Drop atoms with U > U_SPURIOUS, the worse of two atoms closer than MIN_CONTACT, and
+    unbonded light atoms beyond the expected count."""
+    keep = crystal.u_iso <= U_SPURIOUS
+    near = contacts(crystal, cutoff=MIN_CONTACT)
+    for i, row in enumerate(near):
+        for j, _ in row:
+            if j != i and keep[i] and keep[j]:
+                worse = i if crystal.u_iso[i] > crystal.u_iso[j] else j
+                keep[worse] = False
+    bonds, _ = fragments(crystal)
+    lonely = np.flatnonzero(keep & (bonds == 0) & (crystal.z <= 10))
+    mult = multiplicities(crystal)
+    surplus = float(mult[keep].sum()) - total
+    for i in lonely[np.argsort(-crystal.u_iso[lonely])]:
+        if surplus < 0.5 * mult[i]:
+            break
+        keep[i] = False
+        surplus -= mult[i]
+    if not keep.any():
+        keep[np.argmin(crystal.u_iso)] = True
+    return _subset(crystal, keep)
+
+
+def _subset(crystal: Crystal, keep: np.ndarray) -> Crystal:
+    return Crystal(
+        crystal.cell,
+        crystal.spacegroup,
+        crystal.z[keep],
+        crystal.frac[keep],
+        crystal.u_iso[keep],
+        crystal.occ[keep],
+    )
+
+
+def _retype(result: Refinement, counts: dict[int, float]) -> Crystal:
+    """The refined model re-typed by its atoms' electrons q·Z (q refined on each atom's
+    scattering): ranked against the composition, heaviest first."""
+    crystal = result.crystal
+    if not counts or len(counts) == 1:
+        return crystal
+    z = type_by_rank(result.scatter * crystal.z, counts, multiplicities(crystal))
+    return crystal.copy(z=z, labels=None)
+
+
+def _add_missing(
+    crystal: Crystal, refl: Reflections, f_obs: np.ndarray, total: float, counts: dict
+) -> Crystal:
+    """Peaks of the map Fo·exp(iφc) at bonding distance (1.1–1.9 Å) of the model and ≥ 1.1 Å
+    from every atom, as the lightest expected element, until the expected content is filled."""
+    missing = total - float(multiplicities(crystal).sum())
+    n_ops = len(refl.symmetry.all_ops()[0])
+    if missing < 0.5:
+        return crystal
+    from xtalforge.diffraction.structure_factors import structure_factors
+
+    phases = np.angle(structure_factors(crystal, refl))
+    n = crystal.n_atoms + 2 * int(np.ceil(missing / n_ops)) + 5
+    frac, _ = find_peaks(refl, f_obs * np.exp(1j * phases), n)
+    dist = min_image_distances(frac, crystal.frac, crystal.cell, refl).min(axis=1)
+    new = _atoms(refl, frac[(dist >= 1.1) & (dist <= 1.9)], min(counts) if counts else 6)
+    if not new.n_atoms:
+        return crystal
+    filled = np.cumsum(multiplicities(new))
+    take = int(np.searchsorted(filled, missing + 0.5 * n_ops, side="right"))
+    if take == 0:
+        return crystal
+    return Crystal(
+        crystal.cell,
+        crystal.spacegroup,
+        np.concatenate([crystal.z, new.z[:take]]),
+        np.concatenate([crystal.frac, new.frac[:take]]),
+        np.concatenate([crystal.u_iso, new.u_iso[:take]]),
+    )
+
+
+def complete(
+    refl: Reflections,
+    amplitudes: np.ndarray,
+    phases: np.ndarray,
+    i_obs: np.ndarray,
+    sigma: np.ndarray,
+    composition: dict[str, float] | None = None,
+    n_expected: int | None = None,
+    rounds: int = 4,
+) -> CompletedStructure:
+    """Build, refine and judge a model from phases (radians) of the reflections ``refl`` with
+    measured |F| ``amplitudes`` and intensities Fo² ``i_obs`` (σ ``sigma``).
+    ``composition``: the unit-cell content {element: count}; ``n_expected``: non-H atoms per
+    asymmetric unit on general positions (default: from the composition)."""
+    notes: list[str] = []
+    counts = cell_counts(composition or {})
+    n_ops = len(refl.symmetry.all_ops()[0])
+    if not counts:
+        notes.append("no composition given: every atom typed as carbon")
+    if n_expected is not None:
+        total = float(n_expected * n_ops)
+    elif counts:
+        total = sum(counts.values())
+    else:
+        from xtalforge.crystal.model import cell_volume
+
+        total = float(max(1, round(cell_volume(*refl.cell) / 18.0)))
+        notes.append(f"{total:.0f} non-H atoms in the cell assumed (18 Å³ per atom)")
+    f = np.asarray(amplitudes) * np.exp(1j * np.asarray(phases))
+    model = _initial(refl, f, counts, total)
+    result = refine(model, refl, i_obs, sigma, cycles=4)
+    for _ in range(rounds):
+        model = _prune(result.crystal, total)
+        model = _add_missing(model, refl, np.asarray(amplitudes), total, counts)
+        model = _retype(refine(model, refl, i_obs, sigma, cycles=4, scatter=True), counts)
+        result = refine(model, refl, i_obs, sigma, cycles=4)
+    model = _prune(result.crystal, total)
+    result = refine(model.copy(labels=_labels(model.z)), refl, i_obs, sigma, cycles=8)
+    notes.append("hydrogen atoms are not placed")
+    return _verdict(result, total, notes)
+
+
+def _verdict(result: Refinement, total: float, notes: list[str]) -> CompletedStructure:
+    crystal = result.crystal
+    in_cell = float(multiplicities(crystal).sum()) if crystal.n_atoms else 0.0
+    sensible = float(_sensible(crystal).mean()) if crystal.n_atoms else 0.0
+    r1 = result.agreement.r1_gt
+    reasons = [
+        f"R1 {r1:.3f} ({'≤' if r1 <= R1_SOLVED else '>'} {R1_SOLVED})",
+        f"{sensible:.0%} of atoms in bonded fragments "
+        f"({'≥' if sensible >= SENSIBLE_SOLVED else '<'} {SENSIBLE_SOLVED:.0%})",
+        f"{in_cell:.0f} of {total:.0f} expected non-H atoms in the cell",
+    ]
+    solved = r1 <= R1_SOLVED and sensible >= SENSIBLE_SOLVED and in_cell >= 0.5 * total
+    return CompletedStructure(crystal, result, solved, reasons, sensible, total, notes)

@@ -1,0 +1,60 @@
+"""``xtalforge solve`` on measured data ends in a refined structure: the space group found from
+the data when only the cell is given, atoms with elements matched to the published model, R1,
+and a .res that cctbx and this package read back."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.builders import has_cctbx, real_data
+from tests.io.test_shelx_model import assert_same_atoms, cctbx_atoms
+from xtalforge.cli import app
+from xtalforge.io import read_res, read_structure
+from xtalforge.workflows.solve import solve_file
+
+
+def test_measured_data_solved_with_the_space_group_found_unaided(tmp_path):
+    hkl = real_data("hkl") / "cctbx_03srv209.hkl"
+    res = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            str(hkl),
+            "--cell",
+            "7.350 9.541 12.842 90 90 90",
+            "--formula",
+            "C8H10N2O4",
+            "--out",
+            str(tmp_path / "sol.res"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "1\tP b c a" in res.output  # the candidates' table, best first
+    assert "verdict\tsolved" in res.output
+    model = read_res(tmp_path / "sol.res")
+    assert model.spacegroup.xhm() == "P b c a"
+    assert sorted(model.elements) == ["C", "C", "C", "C", "N", "O", "O"]
+    assert (tmp_path / "sol.cif").is_file() and (tmp_path / "sol.ccp4").is_file()
+    assert read_structure(tmp_path / "sol.cif").n_atoms == 7
+
+
+@pytest.mark.parametrize("name", ["xharpy_lala", "fc_twin4", "fc_sh2185cu"])
+def test_measured_data_match_the_published_model(tmp_path, name):
+    """Scored against the published .res: ≥ 85 % of its non-H atoms within 0.3 Å with the
+    right element, isotropic R1 ≤ 0.12 (no H, no anisotropic U)."""
+    folder = real_data("hkl")
+    out = solve_file(folder / f"{name}.hkl", tmp_path / "s.res", structure=folder / f"{name}.res")
+    assert out.solved
+    assert out.score is not None and out.score["atoms_matched"] >= 0.85
+    assert out.structure is not None and out.structure.refinement.agreement.r1_gt <= 0.12
+
+
+@pytest.mark.cctbx
+@pytest.mark.skipif(not has_cctbx(), reason="optional extra 'cctbx' (cctbx-base) not installed")
+def test_written_res_is_read_back_by_cctbx(tmp_path):
+    folder = real_data("hkl")
+    solve_file(folder / "xharpy_lala.hkl", tmp_path / "s.res", structure=folder / "xharpy_lala.res")
+    assert_same_atoms(
+        read_res(tmp_path / "s.res"), cctbx_atoms(tmp_path / "s.res")[str(tmp_path / "s.res")]
+    )
