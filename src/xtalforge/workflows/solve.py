@@ -20,7 +20,6 @@ from xtalforge.phasing.atoms import match_atoms
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
 from xtalforge.phasing.complete import CompletedStructure, complete
 from xtalforge.phasing.score import score_phases
-from xtalforge.phasing.space_group import Candidate, rank_space_groups
 from xtalforge.phasing.solve import (
     Solution,
     SolveData,
@@ -30,6 +29,7 @@ from xtalforge.phasing.solve import (
     solve_batch,
     write_map,
 )
+from xtalforge.phasing.space_group import Candidate, rank_space_groups
 
 __all__ = [
     "SolveOutcome",
