@@ -203,4 +203,3 @@ def rank_space_groups(
         out.append(Candidate(sg, cc, pairs, int(absent.sum()), mean, strong, ok, score))
     out.sort(key=lambda c: c.score, reverse=True)
     return out, e2
-
