@@ -30,7 +30,7 @@ def dataset_entries(
 ) -> list[SolveData]:
     """Structures of a dataset folder (``split``: train/val/test or all), with the truth."""
     root = Path(root)
-    ds = ShardDataset(root, split, extra_columns=("phase", "frac"))
+    ds = ShardDataset(root, split, extra_columns=("phase", "frac", "u_iso", "occ"))
     out: list[SolveData] = []
     for i in range(len(ds)):
         if limit is not None and len(out) >= limit:
@@ -52,11 +52,21 @@ def dataset_entries(
             None if phase is None else np.asarray(phase, float),
             true_frac,
             z=None if z is None else np.asarray(z),
+            truth=_row_crystal(row),
         )
         out.append(data.cut(d_min) if d_min else data)
     if entry is not None and not out:
         raise XtalforgeError(f"{root}: no dataset entry with id {entry}")
     return out
+
+
+def _row_crystal(row: dict) -> Crystal | None:
+    """The structure of a dataset row, when the row holds its atoms."""
+    from xtalforge.data.rows import crystal_from_row
+
+    if any(row.get(k) is None for k in ("frac", "z", "u_iso", "occ")):
+        return None
+    return crystal_from_row({**row, "cell": row["cell"].tolist(), "metadata": None})
 
 
 def load_solve_data(

@@ -34,14 +34,23 @@ _DUMMY = re.compile(r"^[Qq]\d*$")  # residual density peaks (SHELXL "Q1", "Q12")
 
 
 def cif_files(folder: str | Path) -> list[Path]:
-    """The ``.cif`` files of a folder (any case of the suffix), sorted by name; raises
-    :class:`CrystalError` when the folder is missing or holds none."""
+    """The structure files of a folder, sorted by name: ``.cif`` (any case of the suffix) and
+    SHELX ``.res``/``.ins`` files that hold atoms; raises :class:`CrystalError` when the folder
+    is missing or holds none."""
+    from xtalforge.io.shelx_model import res_has_atoms
+
     folder = Path(folder)
     if not folder.is_dir():
         raise CrystalError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".cif" and p.is_file())
+    files = []
+    for p in sorted(folder.iterdir()):
+        suffix = p.suffix.lower()
+        if not p.is_file() or suffix not in (".cif", ".res", ".ins"):
+            continue
+        if suffix == ".cif" or res_has_atoms(p.read_text(encoding="latin-1")):
+            files.append(p)
     if not files:
-        raise CrystalError(f"{folder}: no *.cif files")
+        raise CrystalError(f"{folder}: no *.cif files (nor SHELX .res/.ins with atoms)")
     return files
 
 
@@ -51,6 +60,9 @@ def cif_entries(folder: str | Path) -> list[tuple[Path, str | None]]:
     with atom sites for a file that holds several structures (journal supplements often do)."""
     out: list[tuple[Path, str | None]] = []
     for path in cif_files(folder):
+        if path.suffix.lower() != ".cif":
+            out.append((path, None))
+            continue
         with open(path, "rb") as fh:
             n_blocks = sum(line[:5].lower() == b"data_" for line in fh)
         if n_blocks <= 1:
@@ -318,8 +330,13 @@ def read_cif(
     aliases. Residual peaks (``Q1``…) and ``calc_flag dum`` sites are skipped with a warning.
     U_iso (or B_iso, converted) is taken as given; sites with only U_aniso get U_eq; sites with
     neither get ``default_u_iso`` Å² with a warning. Raises :class:`CrystalError` naming the file.
+    A SHELX ``.res``/``.ins`` (as folders of structures may hold) is read as one.
     """
     path = Path(path)
+    if path.suffix.lower() in (".res", ".ins"):
+        from xtalforge.io.shelx_model import read_res
+
+        return read_res(path)
     doc = _read_document(path)
     blk = ddl1_block(_pick_block(doc, block, path))
     for tag in ("_cell_length_a", "_cell_length_b", "_cell_length_c"):

@@ -6,8 +6,9 @@ Reading follows SHELXL's conventions: a parameter written ``10m + p`` is fixed a
 site-occupation factor includes the 1/m of a special position (SHELXL writes 10.5 for an atom on
 a twofold axis), which is turned into the chemical occupancy the :class:`Crystal` holds; a
 negative U between −0.5 and −5 (riding hydrogen) is that multiple of U_eq of the last non-H
-atom; anisotropic U_ij (``U11 U22 U33 U23 U13 U12``) become U_eq. Difference peaks (``Q1`` …)
-and everything after ``HKLF``/``END`` are not atoms.
+atom; anisotropic U_ij (``U11 U22 U33 U23 U13 U12``) become U_eq, the tensors kept in
+``metadata["u_aniso"]`` (per atom [U11, U22, U33, U12, U13, U23] or None). Difference peaks
+(``Q1`` …) and everything after ``HKLF``/``END`` are not atoms.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def parse_res_text(text: str, source: str = "<string>") -> Crystal:
     sof: list[float] = []
     labels: list[str] = []
     lines: list[int] = []
+    tensors: list[list[float] | None] = []
     last_ueq = 0.05
     for no, line in instruction_lines(text):
         parts = line.split()
@@ -119,11 +121,14 @@ def parse_res_text(text: str, source: str = "<string>") -> Crystal:
             u = [_decode(v, fvar, where)[0] for v in u_values[:6]]
             u11, u22, u33, u23, u13, u12 = u
             ueq = cell.calculate_u_eq(gemmi.SMat33d(u11, u22, u33, u12, u13, u23))
+            tensors.append([u11, u22, u33, u12, u13, u23])
         elif u_values:
+            tensors.append(None)
             ueq = _decode(u_values[0], fvar, where)[0]
             if -5.0 <= ueq <= -0.5:  # riding: a multiple of the last non-H atom's U_eq
                 ueq = -ueq * last_ueq
         else:
+            tensors.append(None)
             ueq = 0.05
         if not (np.isfinite(ueq) and 0.0 <= ueq < 2.0):
             raise CrystalError(f"{where}: U = {ueq:g} Å² of atom {parts[0]} is unphysical")
@@ -144,7 +149,11 @@ def parse_res_text(text: str, source: str = "<string>") -> Crystal:
             f"{source}:{lines[i]}: site occupation {sof[i]:g} of atom {labels[i]} gives "
             f"occupancy {occ[i]:.3f} on its site, outside (0, 1]"
         )
-    meta = {"source": source, "composition_sfac_unit": ins.composition()}
+    meta = {
+        "source": source,
+        "composition_sfac_unit": ins.composition(),
+        "u_aniso": tensors if any(t is not None for t in tensors) else None,
+    }
     return crystal.copy(occ=np.minimum(occ, 1.0 + OCC_SLACK / 2), metadata=meta)
 
 
@@ -164,11 +173,14 @@ def write_res(
     hklf: int = 4,
     remarks: list[str] | None = None,
     composition: dict[str, float] | None = None,
+    u_aniso: np.ndarray | None = None,
 ) -> str:
     """Write ``crystal`` as a SHELXL .res: TITL, CELL, ZERR, LATT/SYMM, SFAC/UNIT, ``L.S.``,
     ``FVAR`` (scale 1), the atoms (label, SFAC number, x y z, site-occupation factor 10 + occ/m
-    fixed, U_iso in Å²), ``HKLF`` and ``END``. ``remarks`` become REM lines (e.g. R1).
-    ``composition`` (unit-cell content) sets UNIT; by default the atoms' own."""
+    fixed, U_iso in Å² or, given ``u_aniso`` (N, 6: U11 U22 U33 U12 U13 U23, NaN rows for
+    isotropic atoms), the six U_ij in SHELX's order), ``HKLF`` and ``END``. ``remarks`` become
+    REM lines (e.g. R1). ``composition`` (unit-cell content) sets UNIT; by default the atoms'
+    own."""
     comp = composition if composition else crystal.composition()
     for el in crystal.elements:
         comp.setdefault(el, 1.0)
@@ -181,10 +193,14 @@ def write_res(
         number = sfac.index(crystal.elements[i]) + 1
         x, y, zc = crystal.frac[i]
         occ = 10.0 + crystal.occ[i] / order[i]
-        lines.append(
-            f"{labels[i]:<5s}{number:>3d} {x:10.6f} {y:10.6f} {zc:10.6f} {occ:10.5f}"
-            f" {crystal.u_iso[i]:9.5f}"
-        )
+        head = f"{labels[i]:<5s}{number:>3d} {x:10.6f} {y:10.6f} {zc:10.6f} {occ:10.5f}"
+        tensor = None if u_aniso is None else np.asarray(u_aniso[i], float)
+        if tensor is None or np.isnan(tensor).any():
+            lines.append(f"{head} {crystal.u_iso[i]:9.5f}")
+        else:
+            u11, u22, u33, u12, u13, u23 = tensor
+            lines.append(f"{head} {u11:9.5f} {u22:9.5f} =")
+            lines.append(f"    {u33:9.5f} {u23:9.5f} {u13:9.5f} {u12:9.5f}")
     lines += [f"HKLF {hklf}", "END"]
     text = "\n".join(lines) + "\n"
     Path(path).write_text(text)

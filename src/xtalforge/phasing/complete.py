@@ -13,7 +13,8 @@
    heavier than Ne, ions and metals, or O/N with hydrogen-bond contacts: water), and the
    model holds at least half the expected atoms of the cell (an atom on a special position
    counts its copies in the cell).
-   Hydrogen atoms are not placed.
+   Data at atomic resolution end with an anisotropic refinement. Hydrogen atoms are not
+   placed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ SENSIBLE_SOLVED = 0.7
 U_SPURIOUS = 0.15
 #: Start value of U (Å²) of a new atom.
 U_START = 0.03
+#: Å: data at least this fine get a last anisotropic refinement (by default) …
+ANISO_D_MIN = 1.1
+#: … when they hold this many reflections per parameter.
+ANISO_DATA_PER_PARAM = 5.0
 #: Peaks searched beyond the expected count (fraction), to have spares after chemistry.
 SPARE_PEAKS = 0.3
 
@@ -193,11 +198,14 @@ def complete(
     composition: dict[str, float] | None = None,
     n_expected: int | None = None,
     rounds: int = 4,
+    anisotropic: bool | None = None,
 ) -> CompletedStructure:
     """Build, refine and judge a model from phases (radians) of the reflections ``refl`` with
     measured |F| ``amplitudes`` and intensities Fo² ``i_obs`` (σ ``sigma``).
     ``composition``: the unit-cell content {element: count}; ``n_expected``: non-H atoms per
-    asymmetric unit on general positions (default: from the composition)."""
+    asymmetric unit on general positions (default: from the composition). ``anisotropic``: a
+    last refinement with anisotropic U (default: when the data reach :data:`ANISO_D_MIN` Å
+    with :data:`ANISO_DATA_PER_PARAM` reflections per parameter); kept only if R1 drops."""
     notes: list[str] = []
     counts = cell_counts(composition or {})
     n_ops = len(refl.symmetry.all_ops()[0])
@@ -222,6 +230,17 @@ def complete(
         result = refine(model, refl, i_obs, sigma, cycles=4)
     model = _prune(result.crystal, total)
     result = refine(model.copy(labels=_labels(model.z)), refl, i_obs, sigma, cycles=8)
+    if anisotropic is None:
+        anisotropic = refl.d_min <= ANISO_D_MIN and len(refl) >= ANISO_DATA_PER_PARAM * (
+            1 + 9 * result.crystal.n_atoms
+        )
+    if anisotropic:
+        iso = result
+        result = refine(result.crystal, refl, i_obs, sigma, cycles=10, anisotropic=True)
+        if result.agreement.r1_gt > iso.agreement.r1_gt:  # no better: keep the isotropic model
+            result = iso
+        else:
+            notes.append("anisotropic displacement parameters refined")
     notes.append("hydrogen atoms are not placed")
     return _verdict(result, total, notes)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.reflections import d_spacing, reflections
 from xtalforge.errors import XtalforgeError
-from xtalforge.io import file_kind, read_ins, read_reflections, read_structure
+from xtalforge.io import file_kind, holds_a_model, read_ins, read_reflections, read_structure
 from xtalforge.tasks.checkpoints import describe_checkpoint
 
 __all__ = ["InfoTable", "describe_file"]
@@ -95,7 +95,10 @@ def describe_file(path: str | Path) -> list[InfoTable]:
     if kind in ("folder", "dataset"):
         raise XtalforgeError(f"{path}: a folder (for a dataset: xtalforge inspect {path})")
     if kind == "shelx_ins":
-        return _ins(path)
+        tables = _ins(path)
+        if holds_a_model(path):  # a .res with atoms is a structure too
+            tables += _structure(path, read_structure(path))
+        return tables
     if kind == "checkpoint" or path.suffix.lower() == ".ckpt":
         return [InfoTable(str(path), describe_checkpoint(path))]
     if kind in ("mtz", "xds_ascii", "cif_reflections", "shelx_hkl"):

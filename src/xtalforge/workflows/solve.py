@@ -203,7 +203,7 @@ def write_structure(
     remarks = [
         f"xtalforge {__version__} solution of {hkl_name}",
         f"R1 = {a.r1_gt:.4f} for {a.n_gt} Fo > 4sig(Fo) and {a.r1_all:.4f} for all {a.n_all}",
-        f"wR2 = {a.wr2:.4f}, GooF = {a.goof:.3f}, isotropic, H atoms not placed",
+        f"wR2 = {a.wr2:.4f}, GooF = {a.goof:.3f}; " + "; ".join(built.notes),
         ("solved: " if built.solved else "not solved: ") + "; ".join(built.reasons),
     ]
     crystal = built.crystal
@@ -213,6 +213,7 @@ def write_structure(
         title=Path(data.source).stem,
         remarks=remarks,
         composition=cell_content(data),
+        u_aniso=built.refinement.u_aniso,
     )
     write_cif(crystal, paths["cif"], name=Path(data.source).stem)
 

@@ -6,12 +6,17 @@ For each resolution d and solver: the truth's amplitudes cut at d. With an exten
 flipping only), the model's amplitudes (given a checkpoint), and the truth at d_high. Rows of the
 extension block are all scored on the measured reflections (d ≥ d_low) with the true amplitudes,
 so they answer the same question: are the phases of the data one has right?
+
+Rows that phase the very data they are scored on (the truth at each d) are also scored at the
+atom level: each solution is built into atoms, refined, and matched to the truth's atoms
+(:func:`atom_level`).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,11 +29,15 @@ from xtalforge.data.solve_data import dataset_entries
 from xtalforge.diffraction.reflections import below, reflections
 from xtalforge.errors import XtalforgeError
 from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif
+from xtalforge.phasing.atoms import match_atoms
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
+from xtalforge.phasing.complete import complete
+from xtalforge.phasing.score import score_phases
 from xtalforge.phasing.solve import (
     Solution,
     SolveData,
     calculated_solve_data,
+    cell_content,
     score_solution,
     solve_batch,
 )
@@ -37,6 +46,7 @@ from xtalforge.tasks.checkpoints import load_checkpoint
 __all__ = [
     "BenchmarkPlan",
     "BenchmarkRow",
+    "atom_level",
     "benchmark_structures",
     "plan_benchmark",
     "solve_benchmark",
@@ -60,6 +70,13 @@ class BenchmarkRow:
     median_atom_recovery: float
     seconds_per_structure: float
     scored_to: float  # Å: the solution is scored on the reflections with d ≥ this
+    #: atom level (rows that phase the data themselves, with the truth's atoms known): the
+    #: fraction whose refined model has R1 ≤ ATOM_R1 and ATOM_MATCHED of the non-H atoms
+    #: within 0.3 Å with the right element; the median R1; seconds per structure to build
+    #: and refine. NaN where not measured.
+    atom_solved_fraction: float = float("nan")
+    median_r1: float = float("nan")
+    atom_seconds: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,7 +169,13 @@ def model_extended(data: SolveData, module: Any, d_high: float | None = None) ->
 
 
 def _row(
-    method: str, label: str, d: float, scores: list[dict], seconds: float, scored_to: float
+    method: str,
+    label: str,
+    d: float,
+    scores: list[dict],
+    seconds: float,
+    scored_to: float,
+    atoms: tuple[float, float, float] = (float("nan"),) * 3,
 ) -> BenchmarkRow:
     n = len(scores)
     return BenchmarkRow(
@@ -168,7 +191,38 @@ def _row(
         _median([s["atom_recovery"] for s in scores]),
         seconds / n,
         scored_to,
+        *atoms,
     )
+
+
+#: Atom-level solved: refined R1 (Fo > 4σ) at most this …
+ATOM_R1 = 0.15
+#: … and at least this fraction of the truth's non-H atoms matched (0.3 Å, element).
+ATOM_MATCHED = 0.9
+
+
+def atom_level(data: list[SolveData], sols: list[Solution]) -> tuple[float, float, float]:
+    """(fraction solved at the atom level, median R1, seconds per structure) of solutions of
+    ``data`` built into refined structures (:func:`~xtalforge.phasing.complete.complete`) and
+    matched to the truth's atoms; NaNs when the truth's atoms are unknown."""
+    if not data or any(d.truth is None or d.true_phases is None for d in data):
+        return (float("nan"),) * 3
+    t0 = time.perf_counter()
+    solved, r1s = [], []
+    for d, sol in zip(data, sols, strict=True):
+        if sol.phases is None or np.isnan(sol.phases).any():
+            solved.append(False)
+            continue
+        i_obs, sigma = d.refinement_data()
+        built = complete(d.refl, d.amplitudes, sol.phases, i_obs, sigma, cell_content(d))
+        assert d.truth is not None and d.true_phases is not None
+        s = score_phases(d.refl, d.amplitudes, d.true_phases, sol.phases)
+        _, right = match_atoms(built.crystal, d.truth, s.shift, s.inverted)
+        r1 = built.refinement.agreement.r1_gt
+        r1s.append(r1)
+        solved.append(r1 <= ATOM_R1 and right >= ATOM_MATCHED)
+    seconds = (time.perf_counter() - t0) / len(data)
+    return float(np.mean(solved)), _median(r1s), seconds
 
 
 def phase_model_row(structures: list[SolveData], module: Any, seed: int = 0) -> BenchmarkRow:
@@ -305,12 +359,14 @@ def solve_benchmark(
     device: str = "cpu",
     prior_weights: tuple[float, ...] = (),
     progress: Callable[[str, int], None] | None = None,
+    atoms: bool = True,
 ) -> list[BenchmarkRow]:
     """Run every row; ``progress(label, n_done)`` after each batch. ``structures`` need the
     truth (phases) and reflections to the finest resolution asked for. ``prior_weights``: with
     a model extension, one more cf row per weight, ``<model> prior w``: the model's shell as a
     restrained free-lunch extension instead of data (``prior_below`` in
-    :func:`~xtalforge.phasing.solve.solve_batch`)."""
+    :func:`~xtalforge.phasing.solve.solve_batch`). ``atoms``: also score the truth rows that
+    phase the data they are scored on at the atom level (:func:`atom_level`)."""
     direct = module is not None and phases_directly(module)
     extender = module if module is not None and not direct else None  # amplitudes for a shell
     if extend is not None and extender is not None:
@@ -345,7 +401,11 @@ def solve_benchmark(
             solved[key] = _solve_all(r, n_starts, batch, seed, device, progress)
         sols = solved[key]
         scores = [_score_on(t, x, s) for t, x, s in zip(r.truths, r.inputs, sols, strict=True)]
-        rows.append(_row(r.method, r.label, r.d, scores, sum(s.seconds for s in sols), r.scored_to))
+        level = (float("nan"),) * 3
+        if atoms and r.label == "truth" and r.d == r.scored_to:
+            level = atom_level(r.inputs, sols)
+        seconds = sum(s.seconds for s in sols)
+        rows.append(_row(r.method, r.label, r.d, scores, seconds, r.scored_to, level))
     return rows
 
 
