@@ -1,11 +1,12 @@
 """From density peaks to atoms with elements, and the chemistry that checks them.
 
-Elements come from the composition: the expected non-H atoms of the asymmetric unit, heaviest
-first, are given to the peaks in order of height (a peak's height grows with the atom's
-electrons). After a refinement the order is revised with the refined U: an atom typed too light
-refines to a small U, one typed too heavy to a large U, so the effective number of electrons
-Z·[(Ū + U₀)/(U + U₀)]^{3/2} (the peak height of a Gaussian atom of width U + U₀ for the same
-integrated charge) ranks the atoms again. Chemistry: bonds are contacts shorter than the sum of
+Elements come from the composition (the expected non-H atoms of the cell). First the peaks are
+typed by height, heaviest element first, each element taking atoms until its count in the cell
+is used up (:func:`type_by_rank`). After a refinement that also refines a factor q on every
+atom's scattering, q·Z estimates each atom's electrons: atoms go to the nearest group of
+elements (:func:`element_groups`: groups of elements less than :data:`GROUP_GAP` apart in Z,
+which the scattering tells apart), and within a group elements are ranked against the counts
+(:func:`type_by_electrons`). Chemistry: bonds are contacts shorter than the sum of
 covalent radii + :data:`BOND_TOLERANCE` Å; atoms closer than :data:`MIN_CONTACT` Å cannot both
 be real.
 """
@@ -19,15 +20,19 @@ from xtalforge.crystal.model import Crystal
 
 __all__ = [
     "BOND_TOLERANCE",
+    "MAJOR_OCCUPANCY",
     "MIN_CONTACT",
     "cell_counts",
     "contacts",
-    "effective_z",
+    "element_groups",
     "element_names",
     "fragments",
+    "light_bonds",
     "match_atoms",
     "multiplicities",
     "snap_to_special_positions",
+    "type_by_electrons",
+    "type_by_likelihood",
     "type_by_rank",
 ]
 
@@ -35,8 +40,10 @@ __all__ = [
 BOND_TOLERANCE = 0.45
 #: Å: no two atoms of a structure are closer than this.
 MIN_CONTACT = 0.9
-#: Å²: the width a form factor adds to an atom's U in the effective-Z estimate.
-U_FORM = 0.02
+#: Occupancy from which an atom of the truth counts in :func:`match_atoms`.
+MAJOR_OCCUPANCY = 0.5
+#: Elements closer than this in atomic number form one group (see :func:`element_groups`).
+GROUP_GAP = 4
 
 
 def cell_counts(composition: dict[str, float]) -> dict[int, float]:
@@ -90,12 +97,87 @@ def snap_to_special_positions(crystal: Crystal, tolerance: float = 0.3) -> Cryst
     return crystal.copy(frac=frac)
 
 
-def effective_z(crystal: Crystal) -> np.ndarray:
-    """Electrons each atom would need to give its peak at the median U (see the module
-    docstring): above its Z when its U refined small, below when large."""
-    u = np.maximum(crystal.u_iso, 1e-4)
-    ref = float(np.median(u[crystal.z > 1])) if (crystal.z > 1).any() else float(np.median(u))
-    return crystal.z * ((ref + U_FORM) / (u + U_FORM)) ** 1.5
+def element_groups(counts: dict[int, float], gap: int = GROUP_GAP) -> list[list[int]]:
+    """The composition's elements in groups of neighbours (atomic numbers less than ``gap``
+    apart, as C, N, O): refined scattering tells groups apart, only counts tell members apart."""
+    groups: list[list[int]] = []
+    for z in sorted(counts):
+        if groups and z - groups[-1][-1] < gap:
+            groups[-1].append(z)
+        else:
+            groups.append([z])
+    return groups
+
+
+def type_by_electrons(
+    electrons: np.ndarray, counts: dict[int, float], multiplicity: np.ndarray
+) -> np.ndarray:
+    """Atomic numbers from estimated electrons (q·Z, put on the scale of Z: see
+    :func:`~xtalforge.phasing.complete.complete`): each atom
+    goes to the group of elements (:func:`element_groups`) nearest its electrons, and within a
+    group elements are given by rank against the group's counts (scaled down when the model
+    holds fewer atoms of the group than expected, so a missing water does not turn a carbon
+    into an oxygen)."""
+    electrons = np.asarray(electrons, float)
+    mult = np.asarray(multiplicity, float)
+    groups = element_groups(counts)
+    if not groups:
+        return np.full(len(electrons), 6, np.int16)
+    lo = np.array([g[0] for g in groups], float)
+    hi = np.array([g[-1] for g in groups], float)
+    dist = np.maximum(lo[None] - electrons[:, None], 0) + np.maximum(electrons[:, None] - hi, 0)
+    which = dist.argmin(axis=1)
+    z = np.empty(len(electrons), np.int16)
+    for k in range(len(groups) - 1, -1, -1):  # heaviest group first: its surplus falls lower
+        group = groups[k]
+        members = np.flatnonzero(which == k)
+        if not len(members):
+            continue
+        budget = {el: counts[el] for el in group}
+        expected = sum(budget.values())
+        order = members[np.argsort(-electrons[members], kind="stable")]
+        filled = np.cumsum(mult[order])
+        keep = order if k == 0 else order[filled <= expected + 0.5 * mult[order]]
+        which[np.setdiff1d(members, keep)] = k - 1
+        found = float(mult[keep].sum())
+        if found < expected:
+            budget = {el: n * found / expected for el, n in budget.items()}
+        z[keep] = type_by_rank(electrons[keep], budget, mult[keep])
+    return z
+
+
+def type_by_likelihood(
+    costs: np.ndarray, elements: list[int], counts: dict[int, float], multiplicity: np.ndarray
+) -> np.ndarray:
+    """Atomic numbers from per-site costs (N, E) of each element (χ², lower is likelier: see
+    :func:`~xtalforge.phasing.refine.element_costs`), held near the composition: every atom
+    takes its likeliest element, then, while one element has at least half an atom more than
+    its count in the cell and another as much less, the cheapest move between them is made.
+    When the model holds fewer atoms than the composition, the counts of the light elements
+    (Z ≤ 10) are scaled down to match (missing atoms are light: heavy ones are found first)."""
+    mult = np.asarray(multiplicity, float)
+    pick = np.asarray(costs).argmin(axis=1)
+    budget = np.array([counts.get(el, 0.0) for el in elements])
+    light = np.array(elements) <= 10
+    deficit = budget.sum() - mult.sum()
+    if deficit > 0 and budget[light].sum() > 0:  # atoms missing: most likely light ones
+        budget[light] *= max(0.0, 1 - deficit / budget[light].sum())
+    for _ in range(len(pick) * len(elements)):
+        have = np.array([mult[pick == m].sum() for m in range(len(elements))])
+        over = np.flatnonzero(have - budget >= 0.5 * mult.min())
+        under = np.flatnonzero(budget - have >= 0.5 * mult.min())
+        if not len(over) or not len(under):
+            break
+        best, move = np.inf, None
+        for j in np.flatnonzero(np.isin(pick, over)):
+            for m in under:
+                penalty = costs[j, m] - costs[j, pick[j]]
+                if penalty < best:
+                    best, move = penalty, (j, m)
+        if move is None:
+            break
+        pick[move[0]] = move[1]
+    return np.array(elements, np.int16)[pick]
 
 
 def contacts(crystal: Crystal, cutoff: float = 3.2) -> list[list[tuple[int, float]]]:
@@ -145,6 +227,16 @@ def fragments(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
     return bonds, sizes
 
 
+def light_bonds(crystal: Crystal) -> np.ndarray:
+    """Bonds of each atom to atoms no heavier than Ne (C, N, O …), images included."""
+    out = np.zeros(crystal.n_atoms, int)
+    for i, row in enumerate(contacts(crystal)):
+        for j, dist in row:
+            zi, zj = int(crystal.z[i]), int(crystal.z[j])
+            out[i] += zj <= 10 and dist >= MIN_CONTACT and _bonded(zi, zj, dist)
+    return out
+
+
 def element_names(z: np.ndarray) -> list[str]:
     """Element symbols of atomic numbers."""
     return [symbol(int(v)) for v in z]
@@ -159,11 +251,13 @@ def match_atoms(
 ) -> tuple[float, float]:
     """(fraction of the truth's non-H atoms within ``tolerance`` Å of a symmetry image of a
     model atom, fraction that also has the right element), after moving the model onto the
-    truth's origin and hand: x → ±x + ``shift`` (as found by the phase scorer)."""
+    truth's origin and hand: x → ±x + ``shift`` (as found by the phase scorer). Atoms of a
+    disordered truth count when their occupancy is at least :data:`MAJOR_OCCUPANCY` (the
+    major component, which is what a solution can find)."""
     from xtalforge.diffraction.reflections import reflections_from_hkl
     from xtalforge.phasing.peaks import min_image_distances
 
-    heavy = truth.z > 1
+    heavy = (truth.z > 1) & (truth.occ >= MAJOR_OCCUPANCY)
     if not heavy.any():
         return float("nan"), float("nan")
     if model.n_atoms == 0:

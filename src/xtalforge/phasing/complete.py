@@ -31,21 +31,26 @@ from xtalforge.phasing.atoms import (
     contacts,
     element_names,
     fragments,
+    light_bonds,
     multiplicities,
     snap_to_special_positions,
+    type_by_likelihood,
     type_by_rank,
 )
 from xtalforge.phasing.peaks import find_peaks, min_image_distances
-from xtalforge.phasing.refine import Refinement, refine
+from xtalforge.phasing.refine import Refinement, element_costs, refine
 
 __all__ = ["R1_SOLVED", "SENSIBLE_SOLVED", "U_SPURIOUS", "CompletedStructure", "complete"]
 
 #: R1 (Fo > 4σ) of the isotropic model at or below which a structure counts as solved.
-R1_SOLVED = 0.25
+R1_SOLVED = 0.20
 #: Fraction of atoms in chemically sensible fragments needed for a ``solved`` verdict.
 SENSIBLE_SOLVED = 0.7
 #: Å²: an atom refining to a larger U is a spurious peak.
 U_SPURIOUS = 0.15
+#: Å²: the same for atoms heavier than Ne (few, budgeted by the composition: real even when
+#: their U is large, as for a metal on a disordered site).
+U_SPURIOUS_HEAVY = 0.3
 #: Start value of U (Å²) of a new atom.
 U_START = 0.03
 #: Å: data at least this fine get a last anisotropic refinement (by default) …
@@ -114,9 +119,9 @@ def _labels(z: np.ndarray) -> list[str]:
 
 
 def _prune(crystal: Crystal, total: float) -> Crystal:
-    """Drop atoms with U > U_SPURIOUS, the worse of two atoms closer than MIN_CONTACT, and
-    unbonded light atoms beyond the expected count."""
-    keep = crystal.u_iso <= U_SPURIOUS
+    """Drop atoms with U > U_SPURIOUS (U_SPURIOUS_HEAVY for Z > 10), the worse of two atoms
+    closer than MIN_CONTACT, and unbonded light atoms beyond the expected count."""
+    keep = crystal.u_iso <= np.where(crystal.z > 10, U_SPURIOUS_HEAVY, U_SPURIOUS)
     near = contacts(crystal, cutoff=MIN_CONTACT)
     for i, row in enumerate(near):
         for j, _ in row:
@@ -148,13 +153,24 @@ def _subset(crystal: Crystal, keep: np.ndarray) -> Crystal:
     )
 
 
-def _retype(result: Refinement, counts: dict[int, float]) -> Crystal:
-    """The refined model re-typed by its atoms' electrons q·Z (q refined on each atom's
-    scattering): ranked against the composition, heaviest first."""
-    crystal = result.crystal
+def _retype(
+    crystal: Crystal,
+    counts: dict[int, float],
+    refl: Reflections,
+    i_obs: np.ndarray,
+    sigma: np.ndarray,
+) -> Crystal:
+    """The refined model re-typed site by site by likelihood, held near the composition (see
+    :func:`~xtalforge.phasing.atoms.type_by_likelihood`); no oxygen where an atom has three or
+    more bonds to light atoms (a CH₂ scatters like an O, its H not being in the model)."""
     if not counts or len(counts) == 1:
         return crystal
-    z = type_by_rank(result.scatter * crystal.z, counts, multiplicities(crystal))
+    elements = sorted(counts)
+    costs = element_costs(crystal, refl, i_obs, sigma, elements)
+    if 8 in elements:  # chemistry: an oxygen has at most two bonds to C, N or O
+        crowded = light_bonds(crystal) >= 3
+        costs[crowded, elements.index(8)] = np.inf
+    z = type_by_likelihood(costs, elements, counts, multiplicities(crystal))
     return crystal.copy(z=z, labels=None)
 
 
@@ -226,7 +242,8 @@ def complete(
     for _ in range(rounds):
         model = _prune(result.crystal, total)
         model = _add_missing(model, refl, np.asarray(amplitudes), total, counts)
-        model = _retype(refine(model, refl, i_obs, sigma, cycles=4, scatter=True), counts)
+        model = refine(model, refl, i_obs, sigma, cycles=4).crystal
+        model = _retype(model, counts, refl, i_obs, sigma)
         result = refine(model, refl, i_obs, sigma, cycles=4)
     model = _prune(result.crystal, total)
     result = refine(model.copy(labels=_labels(model.z)), refl, i_obs, sigma, cycles=8)

@@ -32,6 +32,7 @@ __all__ = [
     "Agreement",
     "Refinement",
     "agreement",
+    "element_costs",
     "isotropic_tensors",
     "refine",
     "shelxl_weights",
@@ -533,3 +534,47 @@ class _Problem:
             u_var = np.diag(blocks[i])[3 : 3 + self.n_u]
             esd_u[j] = float(np.sqrt(max(u_var.max(), 0.0)))
         return esd_xyz, esd_u
+
+
+#: Isotropic U (Å²) tried for each element in :func:`element_costs`.
+U_TRIALS = np.geomspace(0.004, 0.2, 16)
+
+
+def element_costs(
+    crystal: Crystal,
+    refl: Reflections,
+    i_obs: np.ndarray,
+    sigma: np.ndarray,
+    elements: list[int],
+    weights: tuple[float, float] = DEFAULT_WEIGHTS,
+) -> np.ndarray:
+    """(N, len(elements)) χ² of the model with one atom at a time given each element, at the
+    best of :data:`U_TRIALS` for it (the rest of the model, the scale and the weights as they
+    are): the likelihood of each element at each site, which ranks elements one electron apart
+    better than a refined scattering factor (that trades off against U)."""
+    _check(crystal, refl, i_obs, sigma)
+    geo = _Geometry(crystal)
+    hkl = refl.hkl.astype(np.float64)
+    stol2 = refl.stol2
+    images = np.einsum("sij,nj->nsi", geo.rots, crystal.frac) + geo.trans[None]
+    phase = np.einsum("rk,nsk->rns", hkl, images)
+    phase -= np.round(phase)
+    geometric = np.exp(2j * np.pi * phase).sum(axis=2) * geo.weight  # (r, N)
+    table = sorted(set(elements) | set(int(z) for z in crystal.z))
+    f_tab = dict(zip(table, form_factors(np.array(table), stol2)))
+    own = np.stack([f_tab[int(z)] for z in crystal.z], axis=1)  # (r, N)
+    own = own * np.exp(-8 * np.pi**2 * np.outer(stol2, crystal.u_iso)) * geometric
+    f = own.sum(axis=1)
+    fc2 = np.abs(f) ** 2
+    k = _best_scale(i_obs, fc2, 1.0 / sigma**2)
+    w = shelxl_weights(i_obs, sigma, k * fc2, *weights)
+    k = _best_scale(i_obs, fc2, w)
+    damp = np.exp(-8 * np.pi**2 * np.outer(stol2, U_TRIALS))  # (r, T)
+    out = np.empty((crystal.n_atoms, len(elements)))
+    for j in range(crystal.n_atoms):
+        rest = (f - own[:, j])[:, None]
+        for m, el in enumerate(elements):
+            trial = rest + (f_tab[el] * geometric[:, j])[:, None] * damp  # (r, T)
+            resid = i_obs[:, None] - k * np.abs(trial) ** 2
+            out[j, m] = float((w[:, None] * resid**2).sum(axis=0).min())
+    return out

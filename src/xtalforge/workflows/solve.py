@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,11 @@ import numpy as np
 
 from xtalforge import __version__
 from xtalforge.crystal import CellSymmetry
-from xtalforge.crystal.formula import cell_content_from_formula, parse_formula
+from xtalforge.crystal.formula import (
+    VOLUME_PER_ATOM,
+    cell_content_from_formula,
+    parse_formula,
+)
 from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.data.solve_data import load_solve_data
 from xtalforge.errors import XtalforgeError
@@ -33,10 +38,12 @@ from xtalforge.phasing.space_group import Candidate, rank_space_groups
 
 __all__ = [
     "SolveOutcome",
+    "checked_content",
     "export_shelx",
     "output_paths",
     "solve_file",
     "space_group_candidates",
+    "tied",
     "write_structure",
 ]
 
@@ -144,33 +151,90 @@ def solve_file(
             "--prior-weight needs --prior-below (which reflections are predictions)"
         )
     candidates: list[Candidate] = []
+    groups = [spacegroup]
     if cell is not None and spacegroup is None:
         candidates = space_group_candidates(data, cell)
-        spacegroup = candidates[0].spacegroup.xhm()
-    sd = load_solve_data(data, structure, cell, spacegroup, d_min, entry)
-    if formula is not None:
-        n_ops = len(sd.refl.symmetry.all_ops()[0])
-        volume = cell_volume(*sd.refl.cell)
-        sd.composition, _ = cell_content_from_formula(parse_formula(formula), volume, n_ops)
-    opts: dict[str, Any] = {}
+        groups = [c.spacegroup.xhm() for c in tied(candidates)]
+    opts: dict[str, Any] = {"starts": starts, "seed": seed, "d_ext": d_ext}
     if prior_below is not None:
-        opts = {
-            "prior_below": prior_below,
-            "prior_weight": DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight,
-        }
-    sol = solve_batch([sd], method, starts=starts, seed=seed, d_ext=d_ext, **opts)[0]
-    if prior_below is not None:
-        sd, sol = measured_part(sd, sol, prior_below)
+        weight = DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight
+        opts.update(prior_below=prior_below, prior_weight=weight)
+    tries = []
+    for group in groups:
+        sd = load_solve_data(data, structure, cell, group, d_min, entry)
+        if formula is not None:
+            n_ops = len(sd.refl.symmetry.all_ops()[0])
+            volume = cell_volume(*sd.refl.cell)
+            sd.composition, _ = cell_content_from_formula(parse_formula(formula), volume, n_ops)
+        tries.append(_phase_and_build(sd, method, peaks, opts))
+    # the SHELXT way: of groups the data cannot tell apart, the one whose structure refines best
+    sd, sol, built = min(tries, key=_rank_try)
     paths = output_paths(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    built = None
-    if sol.phases is not None:
-        i_obs, sigma = sd.refinement_data()
-        built = complete(sd.refl, sd.amplitudes, sol.phases, i_obs, sigma, cell_content(sd), peaks)
+    if built is not None and sol.phases is not None:
         write_structure(paths, sd, built, Path(data).name)
         write_map(paths["ccp4"], sd, sol.phases)
     score = _score(sd, sol, built) if sd.true_phases is not None else None
     return SolveOutcome(sd, sol, built, paths, score, candidates)
+
+
+#: Space groups that tie on the evidence of the data that are each solved (at most).
+MAX_TIED_GROUPS = 3
+
+
+def tied(candidates: list[Candidate]) -> list[Candidate]:
+    """The best candidate and those the data cannot tell from it (same Laue order and the same
+    absences explained), at most :data:`MAX_TIED_GROUPS`."""
+    top = candidates[0].score[:3]
+    return [c for c in candidates if c.score[:3] == top][:MAX_TIED_GROUPS]
+
+
+def _rank_try(t: tuple[SolveData, Solution, CompletedStructure | None]) -> tuple:
+    """Solved first, then R1 to the nearest 0.01, then the higher symmetry (as ADDSYM)."""
+    sd, _, built = t
+    n_ops = len(sd.refl.symmetry.all_ops()[0])
+    if built is None:
+        return (2, 100, -n_ops)
+    r1 = built.refinement.agreement.r1_gt
+    return (0 if built.solved else 1, round(100 * r1), -n_ops)
+
+
+def _phase_and_build(
+    sd: SolveData, method: str, peaks: int | None, opts: dict[str, Any]
+) -> tuple[SolveData, Solution, CompletedStructure | None]:
+    """Phase one data set and build its structure (None when the solver found no phases)."""
+    prior_below = opts.get("prior_below")
+    sol = solve_batch([sd], method, **opts)[0]
+    if prior_below is not None:
+        sd, sol = measured_part(sd, sol, prior_below)
+    if sol.phases is None:
+        return sd, sol, None
+    i_obs, sigma = sd.refinement_data()
+    built = complete(sd.refl, sd.amplitudes, sol.phases, i_obs, sigma, checked_content(sd), peaks)
+    return sd, sol, built
+
+
+def checked_content(data: SolveData) -> dict[str, float]:
+    """The unit-cell content to type atoms with: as given when it fits the cell (9–36 Å³ per
+    non-H atom); else the model's own atoms when a model came with the data (a placeholder
+    UNIT line, said in a warning); else a clear error."""
+    content = cell_content(data)
+    heavy = sum(n for el, n in content.items() if el not in ("H", "D"))
+    per_atom = cell_volume(*data.refl.cell) / heavy if heavy else float("inf")
+    if VOLUME_PER_ATOM / 2 <= per_atom <= VOLUME_PER_ATOM * 2:
+        return content
+    what = f"the cell content {_content_text(content)} gives {per_atom:.1f} Å³ per non-H atom"
+    if data.truth is not None:
+        warnings.warn(f"{data.source}: {what}; the model's atoms are used instead", stacklevel=3)
+        return data.truth.composition()
+    raise XtalforgeError(
+        f"{data.source}: {what}, not {VOLUME_PER_ATOM / 2:g}–{VOLUME_PER_ATOM * 2:g}: "
+        "check SFAC/UNIT or give --formula"
+    )
+
+
+def _content_text(content: dict[str, float]) -> str:
+    return " ".join(f"{el}{n:g}" for el, n in content.items())
 
 
 def space_group_candidates(data: Path, cell: tuple[float, ...]) -> list[Candidate]:
