@@ -36,6 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+from xtalforge.data.solve_data import with_truth
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import read_cif, read_structure
 from xtalforge.phasing.atoms import match_atoms
@@ -149,6 +150,8 @@ def run_measured(args: argparse.Namespace) -> None:
                         kwargs = {"cell": truth.cell, "formula": _formula(truth)}
                     res = solve_file(hkl, Path(args.tmp) / f"{hkl.stem}.res", **kwargs)
                 st, sc = res.structure, res.score or {}
+                if mode == "found" and st is not None and res.solution.phases is not None:
+                    sc = {"atoms_matched": _matched(res, truth)}
                 row = {
                     "data": hkl.stem,
                     "space group": mode,
@@ -165,6 +168,15 @@ def run_measured(args: argparse.Namespace) -> None:
             print(json.dumps(row), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def _matched(res, truth) -> float | None:
+    """Atoms matched of a solution found in its own space group (None in another group)."""
+    if res.data.refl.spacegroup.hall != truth.spacegroup.hall:
+        return None
+    data = with_truth(res.data, truth)
+    s = score_phases(data.refl, data.amplitudes, data.true_phases, res.solution.phases)
+    return match_atoms(res.structure.crystal, data.truth, s.shift, s.inverted)[1]
 
 
 def _formula(crystal) -> str:

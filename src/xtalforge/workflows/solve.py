@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,7 @@ def solve_file(
             sd.composition, _ = cell_content_from_formula(parse_formula(formula), volume, n_ops)
         tries.append(_phase_and_build(sd, method, peaks, opts))
     # the SHELXT way: of groups the data cannot tell apart, the one whose structure refines best
-    sd, sol, built = min(tries, key=_rank_try)
+    sd, sol, built = best_try(tries)
     paths = output_paths(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if built is not None and sol.phases is not None:
@@ -189,14 +190,25 @@ def tied(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in candidates if c.score[:3] == top][:MAX_TIED_GROUPS]
 
 
-def _rank_try(t: tuple[SolveData, Solution, CompletedStructure | None]) -> tuple:
-    """Solved first, then R1 to the nearest 0.01, then the higher symmetry (as ADDSYM)."""
-    sd, _, built = t
-    n_ops = len(sd.refl.symmetry.all_ops()[0])
-    if built is None:
-        return (2, 100, -n_ops)
-    r1 = built.refinement.agreement.r1_gt
-    return (0 if built.solved else 1, round(100 * r1), -n_ops)
+#: R1 by which a lower-symmetry solution must beat a higher one to be kept (more parameters
+#: always lower R1 a little).
+R1_SYMMETRY_MARGIN = 0.03
+
+
+def best_try(
+    tries: list[tuple[SolveData, Solution, CompletedStructure | None]],
+) -> tuple[SolveData, Solution, CompletedStructure | None]:
+    """Of one data set solved in several groups: among the solved, the highest symmetry whose
+    R1 is within :data:`R1_SYMMETRY_MARGIN` of the best (as ADDSYM would), else the lowest R1."""
+
+    def r1(t: tuple) -> float:
+        return t[2].refinement.agreement.r1_gt if t[2] is not None else math.inf
+
+    solved = [t for t in tries if t[2] is not None and t[2].solved]
+    pool = solved or tries
+    best = min(r1(t) for t in pool)
+    near = [t for t in pool if r1(t) <= best + R1_SYMMETRY_MARGIN]
+    return max(near, key=lambda t: (len(t[0].refl.symmetry.all_ops()[0]), -r1(t)))
 
 
 def _phase_and_build(
