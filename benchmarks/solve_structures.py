@@ -39,8 +39,7 @@ import torch
 from xtalforge.data.solve_data import with_truth
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import read_cif, read_structure
-from xtalforge.phasing.atoms import match_atoms
-from xtalforge.phasing.complete import complete
+from xtalforge.phasing.complete import complete, match_to_truth
 from xtalforge.phasing.score import score_phases
 from xtalforge.phasing.solve import calculated_sigmas, calculated_solve_data, solve_batch
 from xtalforge.workflows.solve import solve_file
@@ -73,7 +72,9 @@ def cod_case(name: str, d_min: float, seed: int) -> dict:
     seconds = time.perf_counter() - t0
     assert data.true_phases is not None
     s = score_phases(data.refl, data.amplitudes, data.true_phases, sol.phases)
-    close, right = match_atoms(built.crystal, crystal, s.shift, s.inverted)
+    close, right = match_to_truth(
+        built.crystal, crystal, data.refl, data.amplitudes, data.true_phases
+    )
     r1 = built.refinement.agreement.r1_gt
     return {
         **out,
@@ -175,8 +176,9 @@ def _matched(res, truth) -> float | None:
     if res.data.refl.spacegroup.hall != truth.spacegroup.hall:
         return None
     data = with_truth(res.data, truth)
-    s = score_phases(data.refl, data.amplitudes, data.true_phases, res.solution.phases)
-    return match_atoms(res.structure.crystal, data.truth, s.shift, s.inverted)[1]
+    return match_to_truth(
+        res.structure.crystal, data.truth, data.refl, data.amplitudes, data.true_phases
+    )[1]
 
 
 def _formula(crystal) -> str:

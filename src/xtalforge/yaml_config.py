@@ -25,9 +25,13 @@ def read_mapping(
             raise error(f"{path}: no such file")
         path = preset(str(source))
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise error(f"{path}: invalid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping")
     data.setdefault("name", path.stem)

@@ -17,10 +17,9 @@ from tests.builders import has_cctbx, real_data, well_separated
 from xtalforge.diffraction import reflections, structure_factors
 from xtalforge.io import merged_intensities, read_res, read_structure
 from xtalforge.io.shelx_ins import read_ins
-from xtalforge.phasing.atoms import match_atoms, type_by_rank
-from xtalforge.phasing.complete import complete
+from xtalforge.phasing.atoms import type_by_rank
+from xtalforge.phasing.complete import complete, match_to_truth
 from xtalforge.phasing.refine import agreement, refine
-from xtalforge.phasing.score import score_phases
 from xtalforge.phasing.solve import calculated_sigmas, calculated_solve_data, solve_batch
 
 
@@ -121,8 +120,9 @@ def test_calculated_data_of_a_published_structure_solve_to_its_atoms():
     sol = solve_batch([data], "cf", seed=0)[0]
     i_obs, sigma = data.refinement_data()
     built = complete(data.refl, data.amplitudes, sol.phases, i_obs, sigma, data.composition)
-    s = score_phases(data.refl, data.amplitudes, data.true_phases, sol.phases)
-    close, right = match_atoms(built.crystal, crystal, s.shift, s.inverted)
+    close, right = match_to_truth(
+        built.crystal, crystal, data.refl, data.amplitudes, data.true_phases
+    )
     assert close == 1.0 and right >= 0.9
     assert built.refinement.agreement.r1_gt <= 0.15 and built.solved
 

@@ -58,3 +58,17 @@ def test_written_res_is_read_back_by_cctbx(tmp_path):
     assert_same_atoms(
         read_res(tmp_path / "s.res"), cctbx_atoms(tmp_path / "s.res")[str(tmp_path / "s.res")]
     )
+
+
+def test_tied_groups_keep_the_higher_symmetry(tmp_path):
+    """P1 and P-1 explain the same data (no absences, Laue class -1); both are solved and P-1
+    is kept, since P1's extra parameters lower R1 only a little (ADDSYM's rule)."""
+    folder = real_data("hkl")
+    out = solve_file(
+        folder / "fc_twin4.hkl",
+        tmp_path / "s.res",
+        cell=(8.1475, 9.4260, 11.6175, 79.430, 82.715, 79.618),
+        formula="C23H21NO",
+    )
+    assert [c.symbol for c in out.candidates[:2]] == ["P -1", "P 1"]
+    assert out.data.refl.spacegroup.xhm() == "P -1" and out.solved

@@ -119,11 +119,22 @@ def _pick_block(doc: gemmi.cif.Document, block: str | int | None, path: Path) ->
     raise CrystalError(f"{path}: no data block with atom sites (_atom_site_fract_x)")
 
 
+def _item_tags(item: gemmi.cif.Item) -> list[str]:
+    if item.pair is not None:
+        pair: tuple[str, str] = item.pair  # type: ignore[assignment]  # gemmi's stub
+        return [pair[0]]
+    return list(item.loop.tags) if item.loop is not None else []
+
+
 def ddl1_block(block: gemmi.cif.Block) -> gemmi.cif.Block:
     """A copy of a block written with DDLm/CIF2 names (``_cell.length_a``,
     ``_atom_site.fract_x``) under their DDL1 aliases (``_cell_length_a``), which gemmi's
-    small-structure reader expects. Blocks already in DDL1 form are returned unchanged."""
-    if block.find_value("_atom_site_fract_x") is not None or block.find_loop("_atom_site_fract_x"):
+    small-structure reader expects; also mixed blocks, as cctbx's ``as_cif_simple`` writes them
+    (DDL1 atom sites, DDLm ``_space_group_symop.operation_xyz`` and ``_cell.length_a``). Blocks
+    already in DDL1 form are returned unchanged."""
+    tags = [t for item in block for t in _item_tags(item)]
+    dotted = any("." in tag for tag in tags)
+    if not dotted:
         return block
     out = gemmi.cif.Document().add_new_block(block.name)
     for item in block:

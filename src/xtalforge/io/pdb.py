@@ -23,7 +23,10 @@ def from_structure(st: gemmi.Structure, source: str | None = None) -> Crystal:
         raise CrystalError(f"{where}no unit cell (CRYST1 / _cell) in the model")
     if not st.spacegroup_hm:
         raise CrystalError(f"{where}missing symmetry: no space group in the model")
-    sg = resolve_space_group(st.spacegroup_hm)
+    try:
+        sg = resolve_space_group(st.spacegroup_hm)
+    except CrystalError as exc:
+        raise CrystalError(f"{where}{exc}") from None
     z, pos, b, occ, labels = [], [], [], [], []
     for chain in st[0]:
         for res in chain:
@@ -46,16 +49,19 @@ def from_structure(st: gemmi.Structure, source: str | None = None) -> Crystal:
     frac_mat = np.array(st.cell.frac.mat.tolist())
     frac = np.array(pos) @ frac_mat.T + np.array(st.cell.frac.vec.tolist())
     meta = {"source": source} if source else {}
-    return Crystal(
-        st.cell.parameters,
-        sg,
-        np.array(z, dtype=np.int16),
-        frac,
-        np.array(b) / (8 * np.pi**2),
-        np.array(occ),
-        labels,
-        meta,
-    )
+    try:
+        return Crystal(
+            st.cell.parameters,
+            sg,
+            np.array(z, dtype=np.int16),
+            frac,
+            np.array(b) / (8 * np.pi**2),
+            np.array(occ),
+            labels,
+            meta,
+        )
+    except CrystalError as exc:
+        raise CrystalError(f"{where}{exc}") from None
 
 
 def read_pdb(path: str | Path) -> Crystal:
@@ -65,7 +71,7 @@ def read_pdb(path: str | Path) -> Crystal:
         raise CrystalError(f"{path}: no such file")
     try:
         st = gemmi.read_structure(str(path), format=gemmi.CoorFormat.Detect)  # by content
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:  # gemmi reports some as OSError
         raise CrystalError(f"{path}: cannot read model: {exc}") from None
     st.setup_entities()
     return from_structure(st, source=str(path))

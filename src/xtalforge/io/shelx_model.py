@@ -37,6 +37,8 @@ INSTRUCTIONS = frozenset(
 
 def _decode(value: float, fvar: list[float], where: str) -> tuple[float, bool]:
     """(value, fixed) of a SHELXL parameter coded as 10m + p (see the module docstring)."""
+    if not np.isfinite(value) or abs(value) > 1e6:
+        raise ReflectionFileError(f"{where}: {value} is not a usable number")
     if -5.0 < value < 5.0:
         return value, False
     m = round(value / 10.0)
@@ -82,7 +84,10 @@ def parse_res_text(text: str, source: str = "<string>") -> Crystal:
     """The model of a SHELX .ins/.res text (cell, symmetry, atoms); errors name ``source`` and
     the line. Raises :class:`CrystalError` when the file has no atoms."""
     ins = parse_ins_text(text, source)
-    cell = gemmi.UnitCell(*ins.cell)
+    try:
+        cell = gemmi.UnitCell(*ins.cell)
+    except (RuntimeError, ValueError) as exc:
+        raise CrystalError(f"{source}: CELL {ins.cell}: {exc}") from None
     fvar: list[float] = []
     z: list[int] = []
     frac: list[list[float]] = []
@@ -109,6 +114,11 @@ def parse_res_text(text: str, source: str = "<string>") -> Crystal:
         if not _is_atom(parts, len(ins.sfac)) or _is_peak(parts[0]):
             continue
         values = _numbers(parts[2:]) or []
+        if int(parts[1]) > len(ins.sfac):
+            raise CrystalError(
+                f"{where}: atom {parts[0]} has SFAC number {parts[1]}, the file lists "
+                f"{len(ins.sfac)} SFAC elements"
+            )
         element = ins.sfac[int(parts[1]) - 1]
         xyz = [_decode(v, fvar, where)[0] for v in values[:3]]
         occupancy = _decode(values[3], fvar, where)[0] if len(values) > 3 else 1.0
@@ -142,7 +152,10 @@ def parse_res_text(text: str, source: str = "<string>") -> Crystal:
         lines.append(no)
     if not z:
         raise CrystalError(f"{source}: no atoms (an .ins/.res with instructions only)")
-    crystal = Crystal(ins.cell, ins.spacegroup, z, frac, u_iso, None, labels)
+    try:
+        crystal = Crystal(ins.cell, ins.spacegroup, z, frac, u_iso, None, labels)
+    except CrystalError as exc:
+        raise CrystalError(f"{source}: {exc}") from None
     occ = np.asarray(sof) * crystal.site_symmetry_order()
     for i in np.flatnonzero((occ <= 0) | (occ > 1 + 1e-3)):
         raise CrystalError(

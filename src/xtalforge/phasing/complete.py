@@ -32,6 +32,7 @@ from xtalforge.phasing.atoms import (
     element_names,
     fragments,
     light_bonds,
+    match_atoms,
     multiplicities,
     snap_to_special_positions,
     type_by_likelihood,
@@ -40,7 +41,14 @@ from xtalforge.phasing.atoms import (
 from xtalforge.phasing.peaks import find_peaks, min_image_distances
 from xtalforge.phasing.refine import Refinement, element_costs, refine
 
-__all__ = ["R1_SOLVED", "SENSIBLE_SOLVED", "U_SPURIOUS", "CompletedStructure", "complete"]
+__all__ = [
+    "R1_SOLVED",
+    "SENSIBLE_SOLVED",
+    "U_SPURIOUS",
+    "CompletedStructure",
+    "complete",
+    "match_to_truth",
+]
 
 #: R1 (Fo > 4σ) of the isotropic model at or below which a structure counts as solved.
 R1_SOLVED = 0.20
@@ -275,3 +283,22 @@ def _verdict(result: Refinement, total: float, notes: list[str]) -> CompletedStr
     ]
     solved = r1 <= R1_SOLVED and sensible >= SENSIBLE_SOLVED and in_cell >= 0.5 * total
     return CompletedStructure(crystal, result, solved, reasons, sensible, total, notes)
+
+
+def match_to_truth(
+    model: Crystal,
+    truth: Crystal,
+    refl: Reflections,
+    amplitudes: np.ndarray,
+    true_phases: np.ndarray,
+) -> tuple[float, float]:
+    """(fraction of the truth's non-H atoms matched within 0.3 Å, fraction matched with the
+    right element) of a built model, aligned to the truth's origin and hand by the phases of
+    the model itself (:func:`~xtalforge.phasing.score.score_phases`), so that a model refined
+    from a rough map is aligned as well as its atoms allow."""
+    from xtalforge.diffraction.structure_factors import structure_factors
+    from xtalforge.phasing.score import score_phases
+
+    phases = np.angle(structure_factors(model, refl))
+    s = score_phases(refl, amplitudes, true_phases, phases)
+    return match_atoms(model, truth, s.shift, s.inverted)

@@ -22,10 +22,8 @@ from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.data.solve_data import load_solve_data
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import read_reflections, write_cif, write_hkl, write_ins, write_res
-from xtalforge.phasing.atoms import match_atoms
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
-from xtalforge.phasing.complete import CompletedStructure, complete
-from xtalforge.phasing.score import score_phases
+from xtalforge.phasing.complete import CompletedStructure, complete, match_to_truth
 from xtalforge.phasing.solve import (
     Solution,
     SolveData,
@@ -265,8 +263,9 @@ def _score(data: SolveData, sol: Solution, built: CompletedStructure | None) -> 
     score = score_solution(data, sol)
     if built is None or data.truth is None or sol.phases is None or data.true_phases is None:
         return score
-    s = score_phases(data.refl, data.amplitudes, data.true_phases, sol.phases)
-    close, right = match_atoms(built.crystal, data.truth, s.shift, s.inverted)
+    close, right = match_to_truth(
+        built.crystal, data.truth, data.refl, data.amplitudes, data.true_phases
+    )
     score.update(atoms_close=close, atoms_matched=right)
     return score
 

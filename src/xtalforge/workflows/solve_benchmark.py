@@ -29,10 +29,8 @@ from xtalforge.data.solve_data import dataset_entries
 from xtalforge.diffraction.reflections import below, reflections
 from xtalforge.errors import XtalforgeError
 from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif
-from xtalforge.phasing.atoms import match_atoms
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
-from xtalforge.phasing.complete import complete
-from xtalforge.phasing.score import score_phases
+from xtalforge.phasing.complete import complete, match_to_truth
 from xtalforge.phasing.solve import (
     Solution,
     SolveData,
@@ -216,8 +214,7 @@ def atom_level(data: list[SolveData], sols: list[Solution]) -> tuple[float, floa
         i_obs, sigma = d.refinement_data()
         built = complete(d.refl, d.amplitudes, sol.phases, i_obs, sigma, cell_content(d))
         assert d.truth is not None and d.true_phases is not None
-        s = score_phases(d.refl, d.amplitudes, d.true_phases, sol.phases)
-        _, right = match_atoms(built.crystal, d.truth, s.shift, s.inverted)
+        _, right = match_to_truth(built.crystal, d.truth, d.refl, d.amplitudes, d.true_phases)
         r1 = built.refinement.agreement.r1_gt
         r1s.append(r1)
         solved.append(r1 <= ATOM_R1 and right >= ATOM_MATCHED)
