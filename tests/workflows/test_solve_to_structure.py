@@ -4,10 +4,12 @@ and a .res that cctbx and this package read back."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from typer.testing import CliRunner
 
-from tests.builders import has_cctbx, real_data
+from tests.builders import has_cctbx, real_data, well_separated
 from tests.io.test_shelx_model import assert_same_atoms, cctbx_atoms
 from xtalforge.cli import app
 from xtalforge.io import read_res, read_structure
@@ -72,3 +74,28 @@ def test_tied_groups_keep_the_higher_symmetry(tmp_path):
     )
     assert [c.symbol for c in out.candidates[:2]] == ["P -1", "P 1"]
     assert out.data.refl.spacegroup.xhm() == "P -1" and out.solved
+
+
+def test_a_group_the_intensities_contradict_is_named(tmp_path):
+    """Data of a P2 crystal in a cell with β = 90°, solved as P222 as an .ins says: the Laue
+    check warns, naming the group and the correlation of the would-be equivalents."""
+    import numpy as np
+
+    from xtalforge.crystal import CellSymmetry
+    from xtalforge.diffraction import reflections, structure_factors
+    from xtalforge.io import write_hkl, write_ins
+    from xtalforge.workflows.solve import check_laue
+
+    c = well_separated("P 1 2 1", (7.0, 8.0, 9.0, 90, 90, 90), 6, 4)
+    p1 = c.expand_p1()
+    refl = reflections(p1, 1.0)
+    i = np.abs(structure_factors(p1, refl)) ** 2
+    write_hkl(tmp_path / "d.hkl", refl.hkl, i, 0.02 * i + 0.1)
+    ins = tmp_path / "d.ins"
+    write_ins(ins, CellSymmetry(c.cell, "P 2 2 2"), composition={"C": 24})
+    with pytest.warns(UserWarning, match="contradict the Laue symmetry of P 2 2 2"):
+        cc = check_laue(tmp_path / "d.hkl", ins, CellSymmetry(c.cell, "P 2 2 2").spacegroup)
+    assert cc < 0.7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own group: no warning
+        assert check_laue(tmp_path / "d.hkl", None, c.spacegroup) > 0.99

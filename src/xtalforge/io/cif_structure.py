@@ -348,6 +348,13 @@ def read_cif(
         from xtalforge.io.shelx_model import read_res
 
         return read_res(path)
+    try:
+        return _read_cif(path, block, default_u_iso)
+    except UnicodeDecodeError as exc:  # gemmi keeps bytes that are not UTF-8 in its strings
+        raise CrystalError(f"{path}: bytes that are not text ({exc.reason})") from None
+
+
+def _read_cif(path: Path, block: str | int | None, default_u_iso: float) -> Crystal:
     doc = _read_document(path)
     blk = ddl1_block(_pick_block(doc, block, path))
     for tag in ("_cell_length_a", "_cell_length_b", "_cell_length_c"):

@@ -74,4 +74,7 @@ def read_pdb(path: str | Path) -> Crystal:
     except (RuntimeError, ValueError, OSError) as exc:  # gemmi reports some as OSError
         raise CrystalError(f"{path}: cannot read model: {exc}") from None
     st.setup_entities()
-    return from_structure(st, source=str(path))
+    try:
+        return from_structure(st, source=str(path))
+    except UnicodeDecodeError as exc:  # gemmi keeps bytes that are not UTF-8 in its strings
+        raise CrystalError(f"{path}: bytes that are not text ({exc.reason})") from None

@@ -66,6 +66,13 @@ def read_reflections(path: str | Path, hklf: int | HklfInstruction = 4) -> Refle
     ``_shelx_res_file`` unless an instruction is given.
     """
     path = Path(path)
+    try:
+        return _read_reflections(path, hklf)
+    except UnicodeDecodeError as exc:  # gemmi keeps bytes that are not UTF-8 in its strings
+        raise ReflectionFileError(f"{path}: bytes that are not text ({exc.reason})") from None
+
+
+def _read_reflections(path: Path, hklf: int | HklfInstruction) -> ReflectionData:
     kind = sniff(path)
     if kind in ("missing", "folder", "dataset"):
         raise ReflectionFileError(f"{path}: no such file")

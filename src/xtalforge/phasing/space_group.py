@@ -29,7 +29,14 @@ import numpy as np
 
 from xtalforge.crystal.model import orthogonalization_matrix
 
-__all__ = ["ABSENCE_MEAN_MAX", "LAUE_CC_MIN", "PRIOR", "Candidate", "rank_space_groups"]
+__all__ = [
+    "ABSENCE_MEAN_MAX",
+    "LAUE_CC_MIN",
+    "PRIOR",
+    "Candidate",
+    "laue_agreement",
+    "rank_space_groups",
+]
 
 #: Lowest correlation of symmetry-equivalent intensities for a symmetry to hold.
 LAUE_CC_MIN = 0.7
@@ -154,6 +161,18 @@ def _explained(ops: gemmi.GroupOps, possible: np.ndarray, present: np.ndarray) -
     if not absent.any():
         return 0
     return int(absent.sum())
+
+
+def laue_agreement(
+    hkl: np.ndarray, intensities: np.ndarray, sigmas: np.ndarray, spacegroup: gemmi.SpaceGroup
+) -> tuple[float, int]:
+    """(lowest CC of symmetry-equivalent intensities under the group's rotations, pairs
+    compared): NaN with no pairs (data merged already, or the group has no rotations)."""
+    merged = _merge_friedel(
+        np.asarray(hkl, np.int64), np.asarray(intensities, float), np.asarray(sigmas, float)
+    )
+    rots = [np.array(op.rot, float) / gemmi.Op.DEN for op in spacegroup.operations().sym_ops]
+    return _laue_cc(merged, rots)
 
 
 def rank_space_groups(

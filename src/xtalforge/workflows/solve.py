@@ -37,6 +37,7 @@ from xtalforge.phasing.space_group import Candidate, rank_space_groups
 
 __all__ = [
     "SolveOutcome",
+    "check_laue",
     "checked_content",
     "export_shelx",
     "output_paths",
@@ -161,6 +162,8 @@ def solve_file(
     tries = []
     for group in groups:
         sd = load_solve_data(data, structure, cell, group, d_min, entry)
+        if not candidates and sd.intensities is not None:
+            check_laue(data, structure, sd.refl.spacegroup)
         if formula is not None:
             n_ops = len(sd.refl.symmetry.all_ops()[0])
             volume = cell_volume(*sd.refl.cell)
@@ -222,6 +225,27 @@ def _phase_and_build(
     i_obs, sigma = sd.refinement_data()
     built = complete(sd.refl, sd.amplitudes, sol.phases, i_obs, sigma, checked_content(sd), peaks)
     return sd, sol, built
+
+
+def check_laue(data: Path, structure: Path | None, spacegroup: Any) -> float:
+    """Warn when the measured intensities contradict the Laue symmetry of the group they are
+    solved in (CC of equivalents < LAUE_CC_MIN); returns that CC (NaN: no pairs to compare)."""
+    from xtalforge.io.merge import structure_for
+    from xtalforge.phasing.space_group import LAUE_CC_MIN, laue_agreement
+
+    hklf = structure_for(Path(data), structure)[4] if structure is not None else None
+    refl = read_reflections(data, hklf=hklf or 4)
+    if refl.sigmas is None:
+        return float("nan")
+    cc, pairs = laue_agreement(refl.hkl, refl.values, refl.sigmas, spacegroup)
+    if cc == cc and cc < LAUE_CC_MIN:
+        warnings.warn(
+            f"{data}: the intensities contradict the Laue symmetry of {spacegroup.xhm()} "
+            f"(equivalent reflections correlate {cc:.2f} over {pairs} pairs, expected ≥ "
+            f"{LAUE_CC_MIN}): check the space group, or give --cell alone to find it",
+            stacklevel=2,
+        )
+    return cc
 
 
 def checked_content(data: SolveData) -> dict[str, float]:
