@@ -99,3 +99,17 @@ def test_a_group_the_intensities_contradict_is_named(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # its own group: no warning
         assert check_laue(tmp_path / "d.hkl", None, c.spacegroup) > 0.99
+
+
+def test_no_composition_is_said(tmp_path):
+    """Cell and group but no formula: atoms are carbon, and the summary and the .res say so."""
+    out = solve_file(
+        real_data("hkl") / "xharpy_lala.hkl",
+        tmp_path / "s.res",
+        cell=(5.9279, 12.2597, 5.7939, 90, 90, 90),
+        spacegroup="P 21 21 21",
+    )
+    rows = dict(out.summary())
+    assert "every atom typed as carbon" in rows["notes"]
+    assert "every atom typed as carbon" in (tmp_path / "s.res").read_text()
+    assert set(read_res(tmp_path / "s.res").elements) == {"C"}

@@ -102,6 +102,8 @@ class SolveOutcome:
             ]
             if "atoms_matched" in sc:
                 rows.append(("atoms matched (0.3 Å, element)", f"{sc['atoms_matched']:.2f}"))
+        if st is not None and st.notes:
+            rows.append(("notes", "; ".join(st.notes)))
         verdict = "solved" if self.solved else "not solved"
         reasons = "; ".join(st.reasons) if st is not None else "the solver found no phases"
         rows.append(("verdict", f"{verdict}: {reasons}"))
@@ -224,6 +226,10 @@ def _phase_and_build(
         return sd, sol, None
     i_obs, sigma = sd.refinement_data()
     built = complete(sd.refl, sd.amplitudes, sol.phases, i_obs, sigma, checked_content(sd), peaks)
+    if not sd.composition and sd.z is None:
+        built.notes.insert(
+            0, "no composition given (--formula or SFAC/UNIT): every atom typed as carbon"
+        )
     return sd, sol, built
 
 
@@ -280,6 +286,14 @@ def space_group_candidates(data: Path, cell: tuple[float, ...]) -> list[Candidat
     ranked, _ = rank_space_groups(refl.hkl, refl.values, refl.sigmas, tuple(cell))
     if not ranked or not ranked[0].consistent:
         raise XtalforgeError(f"{data}: no space group is consistent with the data in this cell")
+    higher = [c for c in ranked if c.consistent and len(c.spacegroup.operations().sym_ops) > 2]
+    if higher and all(c.laue_pairs == 0 for c in higher):
+        warnings.warn(
+            f"{data}: no symmetry-equivalent reflections were measured (the file holds one "
+            f"asymmetric unit, or was merged), so the Laue class above -1 cannot be checked: "
+            f"{ranked[0].symbol} rests on absences and statistics alone",
+            stacklevel=2,
+        )
     return ranked
 
 
