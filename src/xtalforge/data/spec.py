@@ -242,3 +242,5 @@ def load_spec(source: str | Path | dict, **overrides: Any) -> DatasetSpec:
         return DatasetSpec(**data)
     except ValidationError as exc:
         raise DatasetError(f"{where}{validation_message(exc, 'spec')}") from None
+    except (OverflowError, ArithmeticError) as exc:  # a validator's sum on a huge number
+        raise DatasetError(f"{where}a number too large to use ({exc})") from None

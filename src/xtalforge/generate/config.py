@@ -222,6 +222,9 @@ def load_config(source: str | Path | dict) -> GeneratorConfig:
     except ValidationError as exc:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}{validation_message(exc)}") from None
+    except ArithmeticError as exc:  # a validator's arithmetic on a huge number
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}a number too large to use ({exc})") from None
 
 
 def _default_elements() -> dict[str, float]:

@@ -13,6 +13,24 @@ from xtalforge.io.types import ReflectionData
 __all__ = ["read_mtz"]
 
 
+def _check_header_offset(path: Path) -> None:
+    """Refuse a file whose header record would lie beyond its end (truncated or damaged), before
+    gemmi seeks there: bytes 4–8 give the header's position in 4-byte words (little-endian
+    unless the machine stamp at byte 9 says big-endian)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    size = path.stat().st_size
+    if len(head) < 12:
+        raise ReflectionFileError(f"{path}: not an MTZ file (only {size} bytes)")
+    big = head[9] >> 4 == 1
+    offset = int.from_bytes(head[4:8], "big" if big else "little", signed=True)
+    if offset <= 0 or (offset - 1) * 4 >= size:
+        raise ReflectionFileError(
+            f"{path}: the MTZ header is said to start at byte {(offset - 1) * 4}, beyond the "
+            f"file's {size} bytes: truncated or damaged"
+        )
+
+
 def read_mtz(path: str | Path, column: str | None = None) -> ReflectionData:
     """Read one data column (and its sigma) from an MTZ file via gemmi.
 
@@ -24,6 +42,7 @@ def read_mtz(path: str | Path, column: str | None = None) -> ReflectionData:
     path = Path(path)
     if not path.is_file():
         raise ReflectionFileError(f"{path}: no such file")
+    _check_header_offset(path)
     try:
         mtz = gemmi.read_mtz_file(str(path))
     except (RuntimeError, ValueError) as exc:

@@ -192,3 +192,5 @@ def load_run_config(source: str | Path | dict, overrides: list[str] | None = Non
         return RunConfig(**data)
     except ValidationError as exc:
         raise ConfigError(f"{where}{validation_message(exc, 'config')}") from None
+    except ArithmeticError as exc:  # a validator's sum on a huge number
+        raise ConfigError(f"{where}a number too large to use ({exc})") from None
