@@ -69,3 +69,39 @@ def test_import_cif_killed_and_run_again(tmp_path):
     clean = tmp_path / "clean"
     build_dataset(load_spec(spec_file, cif_dir=str(cifs.resolve()), generator=None), clean)
     assert _hashes(out) == _hashes(clean)
+
+
+def test_benchmark_solve_killed_leaves_no_partial_rows_and_reruns_the_same(tmp_path):
+    """Killed mid-run, ``benchmark solve --json`` leaves no file (never a partial one); run
+    again it writes the rows an uninterrupted run writes."""
+    import json
+
+    cifs = _cif_folder(tmp_path / "cifs", 6)
+    base = [sys.executable, "-m", "xtalforge.cli", "benchmark", "solve", "--data", str(cifs)]
+    base += ["--methods", "cf", "--resolutions", "1.0,1.2", "-n", "6"]
+    killed = tmp_path / "killed.json"
+    proc = subprocess.Popen(
+        [*base, "--json", str(killed)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(4.0)  # mid-run: imports done, solving under way
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not killed.exists() and not list(tmp_path.glob(".killed.json*"))
+    again = subprocess.run([*base, "--json", str(killed)], env=_env(), capture_output=True)
+    whole = tmp_path / "whole.json"
+    once = subprocess.run([*base, "--json", str(whole)], env=_env(), capture_output=True)
+    assert again.returncode == once.returncode == 0
+
+    def figures(path: Path) -> list[dict]:
+        rows = json.loads(path.read_text())
+        for r in rows:  # wall times differ between runs; every other figure is the same
+            r.pop("seconds_per_structure")
+            r.pop("atom_seconds")
+        return rows
+
+    assert figures(killed) == figures(whole)

@@ -222,8 +222,10 @@ def benchmark_solve(
             )
     print_table(solve_table(rows))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps([r.as_dict() for r in rows], indent=2))
+        from xtalforge.data.shards import atomic_write_bytes
+
+        json_path.parent.mkdir(parents=True, exist_ok=True)  # whole or not at all (killed runs)
+        atomic_write_bytes(json_path, json.dumps([r.as_dict() for r in rows], indent=2).encode())
 
 
 def register(app: typer.Typer) -> None:
