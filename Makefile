@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install browser
+.PHONY: demo test lint bench clean install browser docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/xtalforge demo
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser docs
 	$(PY) -m pytest -q
 
 # the report test renders report.html in headless Chromium: in CI (root, Debian) install it
@@ -30,6 +30,10 @@ browser:
 	    apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	  else echo "chromium is not installed: the browser test of the report will skip"; fi; }
+
+# the documentation site (mkdocs-material + mkdocstrings), warnings are errors
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 # style, format, types and the layers of docs/design.md (import-linter)
 lint: $(STAMP)
@@ -42,4 +46,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/structure_factors.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .ruff_cache
