@@ -2,13 +2,13 @@
 
 Elements come from the composition (the expected non-H atoms of the cell). First the peaks are
 typed by height, heaviest element first, each element taking atoms until its count in the cell
-is used up (:func:`type_by_rank`). After a refinement that also refines a factor q on every
-atom's scattering, q·Z estimates each atom's electrons: atoms go to the nearest group of
-elements (:func:`element_groups`: groups of elements less than :data:`GROUP_GAP` apart in Z,
-which the scattering tells apart), and within a group elements are ranked against the counts
-(:func:`type_by_electrons`). Chemistry: bonds are contacts shorter than the sum of
-covalent radii + :data:`BOND_TOLERANCE` Å; atoms closer than :data:`MIN_CONTACT` Å cannot both
-be real.
+is used up (:func:`type_by_rank`). After a refinement every site is re-typed by likelihood —
+the χ² of the model with the site given each element at its best U
+(:func:`~xtalforge.phasing.refine.element_costs`) — held near the composition's counts by the
+cheapest moves (:func:`type_by_likelihood`). :func:`element_groups` groups elements less than
+:data:`GROUP_GAP` apart in Z (which only counts tell apart). Chemistry: bonds are contacts
+shorter than the sum of covalent radii + :data:`BOND_TOLERANCE` Å; atoms closer than
+:data:`MIN_CONTACT` Å cannot both be real.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ __all__ = [
     "match_atoms",
     "multiplicities",
     "snap_to_special_positions",
-    "type_by_electrons",
     "type_by_likelihood",
     "type_by_rank",
 ]
@@ -99,7 +98,7 @@ def snap_to_special_positions(crystal: Crystal, tolerance: float = 0.3) -> Cryst
 
 def element_groups(counts: dict[int, float], gap: int = GROUP_GAP) -> list[list[int]]:
     """The composition's elements in groups of neighbours (atomic numbers less than ``gap``
-    apart, as C, N, O): refined scattering tells groups apart, only counts tell members apart."""
+    apart, as C, N, O): scattering tells groups apart, within a group it barely does."""
     groups: list[list[int]] = []
     for z in sorted(counts):
         if groups and z - groups[-1][-1] < gap:
@@ -107,43 +106,6 @@ def element_groups(counts: dict[int, float], gap: int = GROUP_GAP) -> list[list[
         else:
             groups.append([z])
     return groups
-
-
-def type_by_electrons(
-    electrons: np.ndarray, counts: dict[int, float], multiplicity: np.ndarray
-) -> np.ndarray:
-    """Atomic numbers from estimated electrons (q·Z, put on the scale of Z: see
-    :func:`~xtalforge.phasing.complete.complete`): each atom
-    goes to the group of elements (:func:`element_groups`) nearest its electrons, and within a
-    group elements are given by rank against the group's counts (scaled down when the model
-    holds fewer atoms of the group than expected, so a missing water does not turn a carbon
-    into an oxygen)."""
-    electrons = np.asarray(electrons, float)
-    mult = np.asarray(multiplicity, float)
-    groups = element_groups(counts)
-    if not groups:
-        return np.full(len(electrons), 6, np.int16)
-    lo = np.array([g[0] for g in groups], float)
-    hi = np.array([g[-1] for g in groups], float)
-    dist = np.maximum(lo[None] - electrons[:, None], 0) + np.maximum(electrons[:, None] - hi, 0)
-    which = dist.argmin(axis=1)
-    z = np.empty(len(electrons), np.int16)
-    for k in range(len(groups) - 1, -1, -1):  # heaviest group first: its surplus falls lower
-        group = groups[k]
-        members = np.flatnonzero(which == k)
-        if not len(members):
-            continue
-        budget = {el: counts[el] for el in group}
-        expected = sum(budget.values())
-        order = members[np.argsort(-electrons[members], kind="stable")]
-        filled = np.cumsum(mult[order])
-        keep = order if k == 0 else order[filled <= expected + 0.5 * mult[order]]
-        which[np.setdiff1d(members, keep)] = k - 1
-        found = float(mult[keep].sum())
-        if found < expected:
-            budget = {el: n * found / expected for el, n in budget.items()}
-        z[keep] = type_by_rank(electrons[keep], budget, mult[keep])
-    return z
 
 
 def type_by_likelihood(
