@@ -49,6 +49,7 @@ __all__ = [
     "plan_benchmark",
     "solve_benchmark",
     "wilson_filled",
+    "write_rows",
 ]
 
 
@@ -505,6 +506,17 @@ def plan_benchmark(
             extend = extend or model_range(module)
             check_extension(extend, module)
     return BenchmarkPlan(res, tuple(methods), extend, module, tuple(weights))
+
+
+def write_rows(path: Path, rows: list[BenchmarkRow]) -> None:
+    """The rows as a JSON list, written whole or not at all (a killed run leaves no partial
+    file)."""
+    import json
+
+    from xtalforge.data.shards import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps([r.as_dict() for r in rows], indent=2).encode())
 
 
 def benchmark_structures(data: Path, split: str | None, n: int, d_min: float) -> list[SolveData]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -194,12 +193,9 @@ def benchmark_solve(
     json_path: Json = None,
     seed: Seed = 0,
 ) -> None:
-    """Solved fraction, CC, phase error, atom recovery and time per structure, per resolution
-    and solver, on calculated data scored against the truth."""
-    from xtalforge.workflows.solve_benchmark import (
-        benchmark_structures,
-        plan_benchmark,
-    )
+    """Solved fraction, CC, phase error, atoms and R1, time per structure, per resolution and
+    solver, on calculated data scored against the truth."""
+    from xtalforge.workflows.solve_benchmark import benchmark_structures, plan_benchmark, write_rows
 
     with user_errors():
         weights = floats(prior_weights, "--prior-weights") if prior_weights is not None else None
@@ -222,10 +218,7 @@ def benchmark_solve(
             )
     print_table(solve_table(rows))
     if json_path is not None:
-        from xtalforge.data.shards import atomic_write_bytes
-
-        json_path.parent.mkdir(parents=True, exist_ok=True)  # whole or not at all (killed runs)
-        atomic_write_bytes(json_path, json.dumps([r.as_dict() for r in rows], indent=2).encode())
+        write_rows(json_path, rows)
 
 
 def register(app: typer.Typer) -> None:
