@@ -5,6 +5,12 @@ model, and independent references (gemmi structure factors, a hand-written PDB m
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gemmi
@@ -207,3 +213,34 @@ def cell_for(sg) -> tuple[float, ...]:
     if axis == "a":
         return (7.1, 8.3, 9.2, 104.0, 90.0, 90.0)
     return CELLS[sg.crystal_system_str()]
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for ``python -m xtalforge.cli`` in a subprocess (this checkout first)."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+def cli(*args: str) -> list[str]:
+    """The command line of ``xtalforge ARGS`` run by this interpreter."""
+    return [sys.executable, "-m", "xtalforge.cli", *map(str, args)]
+
+
+def kill_when(
+    args: list[str], ready: Callable[[], bool], timeout: float = 300.0
+) -> subprocess.Popen:
+    """Start ``args`` in a process group of its own, SIGKILL the group as soon as ``ready()``
+    holds (or the process ends, or ``timeout`` s pass), and return the reaped process."""
+    proc = subprocess.Popen(
+        args,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return proc

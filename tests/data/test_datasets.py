@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from tests.builders import SMALL, real_data
+from tests.builders import SMALL, cli, kill_when, real_data
 from xtalforge.cli import app
 from xtalforge.crystal import Crystal
 from xtalforge.data import (
@@ -188,24 +183,11 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, small_datase
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({**SMALL, "shard_size": 2, "row_group_size": 2}))
     out = tmp_path / "killed"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xtalforge.cli", "generate", str(spec_file), "--out", str(out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_when(
+        cli("generate", spec_file, "--out", out),
+        lambda: len(list((out / "shards").glob("*.json"))) >= 3,
+        timeout=120,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 3:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     done = len(list((out / "shards").glob("*.json")))
     assert 3 <= done < 24, "the kill should land mid-run"
     assert any("in_progress" in p for p in verify_dataset(out))

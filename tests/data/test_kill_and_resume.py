@@ -3,24 +3,15 @@ byte for byte, as a run that was never interrupted."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from tests.builders import well_separated
+from tests.builders import cli, cli_env, kill_when, well_separated
 from xtalforge.data.build import build_dataset, verify_dataset
 from xtalforge.data.spec import load_spec
 from xtalforge.io import write_cif
-
-
-def _env() -> dict[str, str]:
-    src = str(Path(__file__).parents[2] / "src")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
 
 
 def _cif_folder(folder: Path, n: int) -> Path:
@@ -46,24 +37,11 @@ def test_import_cif_killed_and_run_again(tmp_path):
     spec.update(shard_size=2, row_group_size=2)
     spec_file.write_text(yaml.safe_dump(spec))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "xtalforge.cli", "import-cif", str(cifs), "--out", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--spec", str(spec_file)],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    cmd = cli("import-cif", cifs, "--out", out, "--spec", spec_file)
+    kill_when(cmd, lambda: len(list((out / "shards").glob("*.json"))) >= 2, timeout=120)
     done = len(list((out / "shards").glob("*.json")))
     assert 2 <= done < 12, "the kill should land mid-run"
-    again = subprocess.run(
-        [*cmd, "--spec", str(spec_file)], env=_env(), capture_output=True, text=True
-    )
+    again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert verify_dataset(out) == []
     clean = tmp_path / "clean"
@@ -77,24 +55,15 @@ def test_benchmark_solve_killed_leaves_no_partial_rows_and_reruns_the_same(tmp_p
     import json
 
     cifs = _cif_folder(tmp_path / "cifs", 6)
-    base = [sys.executable, "-m", "xtalforge.cli", "benchmark", "solve", "--data", str(cifs)]
-    base += ["--methods", "cf", "--resolutions", "1.0,1.2", "-n", "6"]
+    base = cli("benchmark", "solve", "--data", cifs, "--methods", "cf")
+    base += ["--resolutions", "1.0,1.2", "-n", "6"]
     killed = tmp_path / "killed.json"
-    proc = subprocess.Popen(
-        [*base, "--json", str(killed)],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    time.sleep(4.0)  # mid-run: imports done, solving under way
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # killed after 4 s: imports done, solving under way
+    kill_when([*base, "--json", str(killed)], lambda: False, timeout=4.0)
     assert not killed.exists() and not list(tmp_path.glob(".killed.json*"))
-    again = subprocess.run([*base, "--json", str(killed)], env=_env(), capture_output=True)
+    again = subprocess.run([*base, "--json", str(killed)], env=cli_env(), capture_output=True)
     whole = tmp_path / "whole.json"
-    once = subprocess.run([*base, "--json", str(whole)], env=_env(), capture_output=True)
+    once = subprocess.run([*base, "--json", str(whole)], env=cli_env(), capture_output=True)
     assert again.returncode == once.returncode == 0
 
     def figures(path: Path) -> list[dict]:

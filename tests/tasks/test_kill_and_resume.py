@@ -3,20 +3,12 @@ weights as a run that was never interrupted (CPU, same seed)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import torch
 import yaml
 
-
-def _env() -> dict[str, str]:
-    src = str(Path(__file__).parents[2] / "src")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+from tests.builders import cli, cli_env, kill_when
 
 
 def test_train_killed_and_resumed_ends_with_the_same_weights(run_dir, tmp_path):
@@ -26,38 +18,29 @@ def test_train_killed_and_resumed_ends_with_the_same_weights(run_dir, tmp_path):
     raw["output_dir"] = str(tmp_path / "fresh")
     fresh = tmp_path / "fresh.yaml"
     fresh.write_text(yaml.safe_dump(raw))
-    base = [sys.executable, "-m", "xtalforge.cli", "train"]
     subprocess.run(
-        [*base, str(fresh), "--no-progress"], env=_env(), check=True, capture_output=True
+        cli("train", fresh, "--no-progress"), env=cli_env(), check=True, capture_output=True
     )
     whole = tmp_path / "fresh" / raw["name"] / "version_0"
     raw["output_dir"] = str(tmp_path / "killed")
     cfg = tmp_path / "run.yaml"
     cfg.write_text(yaml.safe_dump(raw))
-    cmd = [*base, str(cfg), "--no-progress"]
-    proc = subprocess.Popen(
-        cmd,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    cmd = cli("train", cfg, "--no-progress")
     run = tmp_path / "killed" / raw["name"] / "version_0"
     last = run / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    # killed once last.ckpt holds at least the second epoch
-    while time.time() < deadline and proc.poll() is None:
+
+    def second_epoch_saved() -> bool:
         try:
-            if last.is_file() and torch.load(last, weights_only=False)["epoch"] >= 1:
-                break
+            return last.is_file() and torch.load(last, weights_only=False)["epoch"] >= 1
         except Exception:  # being written: look again
-            pass
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+            return False
+
+    kill_when(cmd, second_epoch_saved)
     killed_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"]
     assert killed_at < 5, "the kill should land before the last epoch"
-    again = subprocess.run([*cmd, "--resume", str(run)], env=_env(), capture_output=True, text=True)
+    again = subprocess.run(
+        [*cmd, "--resume", str(run)], env=cli_env(), capture_output=True, text=True
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)

@@ -556,10 +556,14 @@ def element_costs(
     geo = _Geometry(crystal)
     hkl = refl.hkl.astype(np.float64)
     stol2 = refl.stol2
-    images = np.einsum("sij,nj->nsi", geo.rots, crystal.frac) + geo.trans[None]
-    phase = np.einsum("rk,nsk->rns", hkl, images)
-    phase -= np.round(phase)
-    geometric = np.exp(2j * np.pi * phase).sum(axis=2) * geo.weight  # (r, N)
+    images = np.einsum("sij,nj->nsi", geo.rots, crystal.frac) + geo.trans[None]  # (N, S, 3)
+    flat = images.reshape(-1, 3).T
+    geometric = np.empty((len(refl), crystal.n_atoms), complex)  # (r, N): Σ_s weight·e^{2πih·x}
+    step = max(1, CHUNK_TERMS // max(1, flat.shape[1]))
+    for lo in range(0, len(refl), step):
+        phase = (hkl[lo : lo + step] @ flat).reshape(-1, *images.shape[:2])
+        phase -= np.round(phase)
+        geometric[lo : lo + step] = np.exp(2j * np.pi * phase).sum(axis=2) * geo.weight
     table = sorted(set(elements) | set(int(z) for z in crystal.z))
     f_tab = dict(zip(table, form_factors(np.array(table), stol2)))
     own = np.stack([f_tab[int(z)] for z in crystal.z], axis=1)  # (r, N)

@@ -16,7 +16,6 @@ from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.diffraction.maps import density_map, shell_mean
 from xtalforge.diffraction.reflections import Reflections, at_or_above
 from xtalforge.errors import XtalforgeError
-from xtalforge.io import write_cif
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT, charge_flip_batch
 from xtalforge.phasing.peaks import atom_recovery, find_peaks
 from xtalforge.phasing.score import Score, score_phases
@@ -31,7 +30,6 @@ __all__ = [
     "score_solution",
     "solve_batch",
     "write_map",
-    "write_peaks",
 ]
 
 METHODS = ("cf", "smtbx")
@@ -347,39 +345,6 @@ def cell_content(data: SolveData) -> dict[str, float]:
         n_ops = symmetry_info(data.refl.spacegroup).n_ops
         return {symbol(int(z)): float(k * n_ops) for z, k in Counter(data.z.tolist()).items()}
     return {"C": float(max(1, round(cell_volume(*data.refl.cell) / 18.0)))}
-
-
-def default_peak_count(data: SolveData) -> int:
-    """Non-H atoms per asymmetric unit: from the composition when known, else ≈ V / 18 Å³."""
-    if data.true_frac is not None:
-        return len(data.true_frac)
-    n_ops = len(data.refl.symmetry.all_ops()[0])
-    if data.composition:
-        heavy = sum(v for k, v in data.composition.items() if str(k) not in ("H", "D", "1"))
-        if heavy > 0:
-            return max(1, round(heavy / n_ops)) if heavy > 2 * n_ops else max(1, round(heavy))
-    from xtalforge.crystal.model import cell_volume
-
-    return max(1, round(cell_volume(*data.refl.cell) / 18.0 / n_ops))
-
-
-def write_peaks(path: str | Path, data: SolveData, phases: np.ndarray, n_peaks: int) -> int:
-    """Write the ``n_peaks`` highest unique peaks of the solution as carbon atoms Q1… (CIF, in
-    the data's cell and space group). Returns the number written."""
-    from xtalforge.crystal.model import Crystal
-
-    f = data.amplitudes * np.exp(1j * np.asarray(phases, float))
-    peaks, _ = find_peaks(data.refl, f, n_peaks)
-    crystal = Crystal(
-        data.refl.cell,
-        data.refl.spacegroup,
-        np.full(len(peaks), 6),
-        peaks,
-        u_iso=np.full(len(peaks), 0.03),
-        labels=[f"Q{i + 1}" for i in range(len(peaks))],
-    )
-    write_cif(crystal, path, name="xtalforge_solution")
-    return len(peaks)
 
 
 def write_map(
