@@ -12,7 +12,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from tests.builders import has_cctbx, well_separated
+from tests.builders import REAL, has_cctbx, well_separated
 from xtalforge.io import read_structure
 
 CELL = (7.0, 8.0, 9.0, 90.0, 97.0, 90.0)
@@ -96,3 +96,57 @@ def test_gemmi_small_structure_cif(tmp_path):
     d.add_copied_block(doc)
     d.write_file(str(path))
     _same(read_structure(path), c)
+
+
+def test_ase_cif_both_ways(tmp_path):
+    """ASE writes the cell contents in P 1; we read the same atoms. ASE reads our CIF to the
+    same cell contents (it expands the symmetry itself)."""
+    pytest.importorskip("ase", reason="ase (dev extra) not installed")
+    import ase
+    import ase.io
+
+    c = _truth()
+    pos, idx = c.cell_positions()
+    atoms = ase.Atoms([c.elements[i] for i in idx], scaled_positions=pos, cell=list(CELL), pbc=True)
+    ase.io.write(tmp_path / "ase.cif", atoms, format="cif")
+    got = read_structure(tmp_path / "ase.cif")
+    assert got.spacegroup.hall.strip() == "P 1"
+    np.testing.assert_allclose(got.cell, CELL, atol=1e-6)
+    assert got.composition() == pytest.approx(c.composition())
+    ours, ours_idx = got.cell_positions()
+    _same_sites(ours, [got.elements[i] for i in ours_idx], pos, [c.elements[i] for i in idx])
+    from xtalforge.io import write_cif
+
+    write_cif(c, tmp_path / "ours.cif")
+    back = ase.io.read(tmp_path / "ours.cif")
+    np.testing.assert_allclose(back.cell.cellpar(), CELL, atol=1e-4)
+    _same_sites(
+        back.get_scaled_positions(), back.get_chemical_symbols(), pos, [c.elements[i] for i in idx]
+    )
+
+
+def _same_sites(frac_a, el_a, frac_b, el_b) -> None:
+    """The two atom lists are the same set of (element, site mod 1) to 1e-4."""
+    assert sorted(el_a) == sorted(el_b)
+    a, b = np.asarray(frac_a) % 1.0, np.asarray(frac_b) % 1.0
+    for x, e in zip(a, el_a):
+        d = (b - x + 0.5) % 1.0 - 0.5
+        near = np.abs(d).max(axis=1) < 1e-4
+        assert any(near[j] and el_b[j] == e for j in range(len(b))), (e, x)
+
+
+def test_olex2_cif_reads_as_gemmi_reads_it():
+    """A CIF written by Olex2 1.2 (SHELXL refinement, riding H, .res embedded): our atoms are
+    gemmi's (element, site, occupancy, U_iso)."""
+    path = REAL / "hkl" / "COD_2242624.cif"
+    if not path.is_file():
+        pytest.skip(f"development data not present: {path}")
+    assert "Olex2" in path.read_text()
+    ours = read_structure(path)
+    small = gemmi.read_small_structure(str(path))
+    np.testing.assert_allclose(ours.cell, small.cell.parameters, atol=1e-6)
+    assert ours.spacegroup.hall == gemmi.find_spacegroup_by_name(small.spacegroup_hm).hall
+    assert [s.element.name for s in small.sites] == list(ours.elements)
+    np.testing.assert_allclose(ours.frac, [s.fract.tolist() for s in small.sites], atol=1e-6)
+    np.testing.assert_allclose(ours.occ, [s.occ for s in small.sites], atol=1e-6)
+    np.testing.assert_allclose(ours.u_iso, [s.u_iso for s in small.sites], atol=1e-5)

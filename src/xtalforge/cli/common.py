@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
 from xtalforge.errors import XtalforgeError
+from xtalforge.outputs import writable_file, writable_folder
 from xtalforge.workflows.render import console
 
-__all__ = ["floats", "parse_cell", "resolution_range", "user_errors"]
+__all__ = [
+    "floats",
+    "out_file",
+    "out_folder",
+    "parse_cell",
+    "resolution_range",
+    "user_errors",
+]
 
 DATA_HELP = (
     "Reflections (.hkl/.mtz/CIF) with --ins or --cell/--spacegroup; a structure CIF/PDB "
@@ -33,6 +42,26 @@ def user_errors() -> Iterator[None]:
     except XtalforgeError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from None
+
+
+def out_file(path: Path | None) -> Path | None:
+    """Option callback: an output file that cannot be written is refused before any work."""
+    if path is not None:
+        try:
+            writable_file(path)
+        except XtalforgeError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return path
+
+
+def out_folder(path: Path | None) -> Path | None:
+    """Option callback: an output folder that cannot be written is refused before any work."""
+    if path is not None:
+        try:
+            writable_folder(path)
+        except XtalforgeError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return path
 
 
 def parse_cell(cell: str | None) -> tuple[float, ...] | None:

@@ -24,6 +24,7 @@ from xtalforge.data.shards import read_manifest
 from xtalforge.data.spec import load_spec
 from xtalforge.errors import XtalforgeError
 from xtalforge.generate.config import load_config
+from xtalforge.outputs import writable_folder
 from xtalforge.provenance import git_commit, versions
 from xtalforge.tasks.base import DataSource, TaskModule
 from xtalforge.tasks.checkpoints import load_checkpoint
@@ -201,10 +202,12 @@ def train(
     import lightning as L
 
     task = get_task(cfg.task.name)
+    child = _ddp_child_run_dir()
+    if resume is None and child is None:  # refused before any work
+        writable_folder(Path(cfg.output_dir) / cfg.name, "run folder")
     source = prepare_data(cfg, data_progress)
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    child = _ddp_child_run_dir()
     if resume is not None:
         run_dir = Path(resume)
         ckpt = run_dir / "checkpoints" / "last.ckpt"

@@ -22,6 +22,7 @@ from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.data.solve_data import load_solve_data
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import read_reflections, write_cif, write_hkl, write_ins, write_res
+from xtalforge.outputs import writable_file
 from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
 from xtalforge.phasing.complete import CompletedStructure, complete, match_to_truth
 from xtalforge.phasing.solve import (
@@ -152,6 +153,9 @@ def solve_file(
         raise XtalforgeError(
             "--prior-weight needs --prior-below (which reflections are predictions)"
         )
+    paths = output_paths(out)
+    for path in paths.values():  # refused before any work
+        writable_file(path)
     candidates: list[Candidate] = []
     groups = [spacegroup]
     if cell is not None and spacegroup is None:
@@ -173,8 +177,6 @@ def solve_file(
         tries.append(_phase_and_build(sd, method, peaks, opts))
     # the SHELXT way: of groups the data cannot tell apart, the one whose structure refines best
     sd, sol, built = best_try(tries)
-    paths = output_paths(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if built is not None and sol.phases is not None:
         write_structure(paths, sd, built, Path(data).name)
         write_map(paths["ccp4"], sd, sol.phases)

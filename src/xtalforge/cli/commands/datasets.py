@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from xtalforge.cli.common import EXECUTOR, SCHEDULER, user_errors
+from xtalforge.cli.common import EXECUTOR, SCHEDULER, out_folder, user_errors
 from xtalforge.errors import XtalforgeError
 from xtalforge.workflows.render import (
     console,
@@ -124,7 +124,7 @@ def verify(dataset: Path = typer.Argument(..., help="Dataset folder.")) -> None:
 def inspect(
     dataset: Path = typer.Argument(..., help="Dataset folder."),
     out: Path = typer.Option(
-        None, "--out", "-o", help="Folder for the card (default DATASET/card)."
+        None, "--out", "-o", help="Folder for the card (default DATASET/card).", callback=out_folder
     ),
 ) -> None:
     """A dataset card: counts, splits, distributions and tensor slices (PNG + card.md)."""

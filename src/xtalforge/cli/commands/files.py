@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xtalforge.cli.common import user_errors
+from xtalforge.cli.common import out_file, user_errors
 from xtalforge.workflows.render import console, print_table, table
 
 
@@ -36,6 +36,7 @@ def sf(
         "-o",
         help="Output: .mtz (FC, PHIC, E), .cif (_refln F_calc, phase_calc), .hkl (HKLF 4 "
         "intensities), .csv or .parquet.",
+        callback=out_file,
     ),
 ) -> None:
     """Compute structure factors F, |E| and write them."""
@@ -54,8 +55,12 @@ def sf(
 
 def powder(
     file: Path = typer.Argument(..., help="Structure: CIF, PDB or mmCIF."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output .xy (2θ, counts)."),
-    plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG plot."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output .xy (2θ, counts).", callback=out_file
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Also write a PNG plot.", callback=out_file
+    ),
     instrument: Path | None = typer.Option(
         None, "--instrument", help="YAML file of Instrument fields."
     ),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xtalforge.cli.common import user_errors
+from xtalforge.cli.common import out_file, out_folder, user_errors
 from xtalforge.workflows.render import console, print_table, table
 
 
@@ -16,7 +16,9 @@ def sample(
         ..., help="Generator YAML file or preset name (thesis-monoclinic, powder, phai-p21c)."
     ),
     n: int = typer.Option(5, "--n", "-n", help="Number of structures."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for the CIFs."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder for the CIFs.", callback=out_folder
+    ),
     seed: int = typer.Option(0, help="Seed of the first structure (then seed+1, …)."),
 ) -> None:
     """Write n generated structures as CIF files (readable by any crystallography viewer)."""
@@ -46,6 +48,7 @@ def stats(
         "--out",
         "-o",
         help="Generator config to write (plots go beside it, .png).",
+        callback=out_file,
     ),
     name: str = typer.Option("", help="Config name (default: the output file's stem)."),
     limit: int = typer.Option(0, help="Read at most this many CIFs (0: all)."),
@@ -79,7 +82,9 @@ def compare(
     cif_dir: Path = typer.Argument(..., help="Folder of real small-molecule CIFs."),
     n: int = typer.Option(500, "--n", "-n", help="Structures to generate."),
     seed: int = typer.Option(0, help="Seed of the first generated structure."),
-    out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="PNG to write."),
+    out: Path = typer.Option(
+        Path("compare.png"), "--out", "-o", help="PNG to write.", callback=out_file
+    ),
     hydrogens: bool = typer.Option(False, help="Include H in the distance histogram."),
 ) -> None:
     """Plot generated vs real: volume, largest edge, a3/a2, a2/a1, β, interatomic distances."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xtalforge.cli.common import parse_cell, user_errors
+from xtalforge.cli.common import out_file, out_folder, parse_cell, user_errors
 from xtalforge.workflows.render import console, metrics_table, print_table, structures_progress
 
 
@@ -46,9 +46,14 @@ def evaluate(
     ),
     split: str = typer.Option("test", help="Split to score (train, val, test, all)."),
     out: Path = typer.Option(
-        None, "--out", help="Folder for per_structure.csv, metrics.json and slice PNGs."
+        None,
+        "--out",
+        help="Folder for per_structure.csv, metrics.json and slice PNGs.",
+        callback=out_folder,
     ),
-    json_path: Path = typer.Option(None, "--json", help="Write the metrics JSON here."),
+    json_path: Path = typer.Option(
+        None, "--json", help="Write the metrics JSON here.", callback=out_file
+    ),
     limit: int = typer.Option(None, help="Score only the first N structures."),
 ) -> None:
     """Score a checkpoint (any task) beside its trivial baseline (the Wilson fill for
@@ -68,7 +73,7 @@ def evaluate(
 def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint (.ckpt)."),
     hkl: Path = typer.Option(..., "--hkl", help="Measured reflections (.hkl, .mtz, CIF)."),
-    out: Path = typer.Option(..., "--out", help="Extended SHELX HKLF 4 file."),
+    out: Path = typer.Option(..., "--out", help="Extended SHELX HKLF 4 file.", callback=out_file),
     ins: Path = typer.Option(
         None, "--ins", "--structure", help="Cell, symmetry (HKLF): .ins/.res, CIF or PDB."
     ),
@@ -99,7 +104,9 @@ def predict(
 
 def report(
     run_dir: Path = typer.Argument(..., help="Run folder of `xtalforge train`."),
-    out: Path = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
+    out: Path = typer.Option(
+        None, "--out", help="HTML file (default RUN_DIR/report.html).", callback=out_file
+    ),
     data: Path = typer.Option(
         None, "--data", help="Dataset to evaluate on (default: the run's own)."
     ),
@@ -114,7 +121,9 @@ def report(
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
+    out: Path = typer.Option(
+        Path("demo-output"), "--out", help="Output folder.", callback=out_folder
+    ),
     seed: int = typer.Option(0, help="Seed of the dataset and training."),
     n: int = typer.Option(2000, "-n", "--n", help="Structures to generate."),
     train_seconds: int = typer.Option(240, help="Training time budget (s)."),

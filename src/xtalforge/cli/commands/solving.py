@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from xtalforge.cli.common import DATA_HELP, floats, parse_cell, resolution_range, user_errors
+from xtalforge.cli.common import (
+    DATA_HELP,
+    floats,
+    out_file,
+    parse_cell,
+    resolution_range,
+    user_errors,
+)
 from xtalforge.workflows.render import (
     console,
     print_table,
@@ -27,7 +34,11 @@ benchmark_app = typer.Typer(
 # the options of ``solve``, declared once here so that the command reads as a list of them
 Out = Annotated[
     Path,
-    typer.Option("--out", help="NAME.res (or NAME.cif): writes NAME.res, NAME.cif, NAME.ccp4."),
+    typer.Option(
+        "--out",
+        help="NAME.res (or NAME.cif): writes NAME.res, NAME.cif, NAME.ccp4.",
+        callback=out_file,
+    ),
 ]
 Formula = Annotated[
     str | None, typer.Option(help="Chemical formula, e.g. C12H22O11 (Z from the cell volume).")
@@ -128,7 +139,10 @@ def solve(
 def export_shelx(
     data: Path = typer.Argument(..., help=DATA_HELP),
     out: Path = typer.Option(
-        ..., "--out", help="Prefix: writes PREFIX.ins and PREFIX.hkl (HKLF 4) for SHELXT."
+        ...,
+        "--out",
+        help="Prefix: writes PREFIX.ins and PREFIX.hkl (HKLF 4) for SHELXT.",
+        callback=out_file,
     ),
     ins: Path = typer.Option(None, "--ins", help="Cell and symmetry (.ins/CIF)."),
     d_min: float = typer.Option(None, "--d-min", help="Resolution cut (Å)."),
@@ -175,7 +189,10 @@ PriorWeights = Annotated[
         "(default 0.5; '' for none).",
     ),
 ]
-Json = Annotated[Path | None, typer.Option("--json", help="Write the rows here (JSON list).")]
+Json = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write the rows here (JSON list).", callback=out_file),
+]
 
 
 @benchmark_app.command("solve")
