@@ -67,7 +67,9 @@ class Instrument(BaseModel):
     n_points: Annotated[int, Field(ge=2)] = 4351
     window_fwhm: Positive = 30.0
     fcj_nodes: Annotated[int, Field(ge=1, le=512)] = 8
-    n_kernels: Annotated[int, Field(ge=2, le=2000)] = 128
+    #: profile nodes along 2θ of the fast path (64: within 1e-4 of 128 on 16 random
+    #: instruments, 0.38 % from the exact sub-peak sum either way; 32 gives 0.40 %)
+    n_kernels: Annotated[int, Field(ge=2, le=2000)] = 64
 
     @property
     def components(self) -> list[tuple[float, float]]:

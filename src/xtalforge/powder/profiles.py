@@ -89,9 +89,10 @@ def fcj_nodes(
     c2t = np.cos(np.radians(tt))[:, None]
     c2p = c2t * np.sqrt(1 + eta**2)[None, :]
     ok = np.abs(c2p) < 1.0
-    two_phi = np.degrees(np.arccos(np.clip(c2p, -1.0, 1.0)))
-    s2p = np.sin(np.radians(two_phi))
-    weight = np.where(ok, weq * w_fun / ((1 + eta**2) * np.maximum(s2p, 1e-12)), 0.0)
+    c2p = np.clip(c2p, -1.0, 1.0)
+    two_phi = np.degrees(np.arccos(c2p))
+    s2p = np.sqrt(1.0 - c2p * c2p)  # sin 2φ ≥ 0 for 2φ in [0°, 180°]
+    weight = np.where(ok, (weq * w_fun / (1 + eta**2)) / np.maximum(s2p, 1e-12), 0.0)
     total = weight.sum(axis=1, keepdims=True)
     weight = np.where(total > 0, weight / np.where(total > 0, total, 1), 0.0)
     weight[total[:, 0] == 0, 0] = 1.0  # no valid node (2θ at the grid's ends): symmetric
