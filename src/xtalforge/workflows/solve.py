@@ -206,17 +206,43 @@ def best_try(
     """Of one data set solved in several groups: among the solved, the highest symmetry whose
     R1 is within :data:`R1_SYMMETRY_MARGIN` of the best (as ADDSYM would), else the lowest R1."""
 
-    def r1(t: tuple) -> float:
-        return t[2].refinement.agreement.r1_gt if t[2] is not None else math.inf
-
     solved = [t for t in tries if t[2] is not None and t[2].solved]
     pool = solved or tries
-    best = min(r1(t) for t in pool)
-    near = [t for t in pool if r1(t) <= best + R1_SYMMETRY_MARGIN]
-    return max(near, key=lambda t: (len(t[0].refl.symmetry.all_ops()[0]), -r1(t)))
+    best = min(_r1(t) for t in pool)
+    near = [t for t in pool if _r1(t) <= best + R1_SYMMETRY_MARGIN]
+    return max(near, key=lambda t: (len(t[0].refl.symmetry.all_ops()[0]), -_r1(t)))
+
+
+#: Phasing attempts, each with new random starts, while the built structure is not solved
+#: (as SHELXT tries again): a start can pass the symmetry test and still be wrong (NaCl: of
+#: eight starts, the lowest-R one correlates −0.02 with the truth, five others 0.91–1.00).
+ATTEMPTS = 3
 
 
 def _phase_and_build(
+    sd: SolveData, method: str, peaks: int | None, opts: dict[str, Any]
+) -> tuple[SolveData, Solution, CompletedStructure | None]:
+    """Phase one data set and build its structure, again with other random starts while it is
+    not solved (at most :data:`ATTEMPTS`); the solved one, else the lowest R1 (the structure is
+    None when the solver found no phases)."""
+    tries = []
+    for attempt in range(ATTEMPTS):
+        seed = int(opts.get("seed", 0)) + 7919 * attempt
+        tries.append(_phase_and_build_once(sd, method, peaks, {**opts, "seed": seed}))
+        if tries[-1][2] is None or tries[-1][2].solved:
+            break
+
+    def rank(t: tuple) -> tuple[bool, float]:
+        return (t[2] is None or not t[2].solved, _r1(t))
+
+    return min(tries, key=rank)
+
+
+def _r1(t: tuple) -> float:
+    return t[2].refinement.agreement.r1_gt if t[2] is not None else math.inf
+
+
+def _phase_and_build_once(
     sd: SolveData, method: str, peaks: int | None, opts: dict[str, Any]
 ) -> tuple[SolveData, Solution, CompletedStructure | None]:
     """Phase one data set and build its structure (None when the solver found no phases)."""
