@@ -12,7 +12,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from tests.builders import REAL, has_cctbx, well_separated
+from tests.builders import has_cctbx, real_data, well_separated
 from xtalforge.io import read_structure
 
 CELL = (7.0, 8.0, 9.0, 90.0, 97.0, 90.0)
@@ -138,9 +138,7 @@ def _same_sites(frac_a, el_a, frac_b, el_b) -> None:
 def test_olex2_cif_reads_as_gemmi_reads_it():
     """A CIF written by Olex2 1.2 (SHELXL refinement, riding H, .res embedded): our atoms are
     gemmi's (element, site, occupancy, U_iso)."""
-    path = REAL / "hkl" / "COD_2242624.cif"
-    if not path.is_file():
-        pytest.skip(f"development data not present: {path}")
+    path = real_data("hkl") / "COD_2242624.cif"
     assert "Olex2" in path.read_text()
     ours = read_structure(path)
     small = gemmi.read_small_structure(str(path))

@@ -3,7 +3,7 @@ and parsing the compound options (a cell, lists of numbers, a resolution range).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,24 +44,24 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def out_file(path: Path | None) -> Path | None:
-    """Option callback: an output file that cannot be written is refused before any work."""
+def _refused_as_bad_parameter(check: Callable[[Path], Path], path: Path | None) -> Path | None:
+    """Run an output check on an option's value; its error becomes typer's usage error."""
     if path is not None:
         try:
-            writable_file(path)
+            check(path)
         except XtalforgeError as exc:
             raise typer.BadParameter(str(exc)) from None
     return path
+
+
+def out_file(path: Path | None) -> Path | None:
+    """Option callback: an output file that cannot be written is refused before any work."""
+    return _refused_as_bad_parameter(writable_file, path)
 
 
 def out_folder(path: Path | None) -> Path | None:
     """Option callback: an output folder that cannot be written is refused before any work."""
-    if path is not None:
-        try:
-            writable_folder(path)
-        except XtalforgeError as exc:
-            raise typer.BadParameter(str(exc)) from None
-    return path
+    return _refused_as_bad_parameter(writable_folder, path)
 
 
 def parse_cell(cell: str | None) -> tuple[float, ...] | None:
