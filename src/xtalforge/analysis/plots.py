@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "attention_figure",
     "curves_figure",
+    "dm_maps_figure",
     "overlay_figure",
     "png_bytes",
     "powder_figure",
@@ -49,7 +50,8 @@ def png_bytes(fig: Any, dpi: int = 90) -> bytes:
 
 def curves_figure(metrics_csv: str | Path) -> Any | None:
     """Training curves from a Lightning CSV log: loss per step, R_target and R_wilson per
-    epoch (train and val). None when the log is empty."""
+    epoch (train and val; for a map task's log its val CC, the baseline's and the shell phases
+    within 45°). None when the log is empty."""
     path = Path(metrics_csv)
     if not path.is_file():
         return None
@@ -69,11 +71,13 @@ def curves_figure(metrics_csv: str | Path) -> Any | None:
     axes[0].set_xlabel("step")
     axes[0].set_yscale("log")
     axes[0].legend()
-    for key, style in (
-        ("train/R_target", "C0-"),
-        ("val/R_target", "C1o-"),
-        ("val/R_wilson", "k--"),
-    ):
+    maps = any(r.get("val/cc") not in (None, "") for r in rows)  # a map task's log
+    keys = (
+        (("val/cc", "C1o-"), ("val/cc_baseline", "k--"), ("val/shell_45", "C2s-"))
+        if maps
+        else (("train/R_target", "C0-"), ("val/R_target", "C1o-"), ("val/R_wilson", "k--"))
+    )
+    for key, style in keys:
         x, y = series(key, "epoch")
         if x:
             # one value per epoch (the step-wise train R averaged)
@@ -83,7 +87,7 @@ def curves_figure(metrics_csv: str | Path) -> Any | None:
             ]
             axes[1].plot(epochs, means, style, label=key)
     axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("R on the target shell")
+    axes[1].set_ylabel("map CC, shell phases ≤ 45°" if maps else "R on the target shell")
     axes[1].legend()
     fig.tight_layout()
     return fig
@@ -191,5 +195,24 @@ def powder_figure(two_theta: np.ndarray, counts: np.ndarray, title: str) -> Any:
     ax.set_xlabel("2θ (°)")
     ax.set_ylabel("counts")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def dm_maps_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
+    """Learned density modification, one row per structure (title, map before the model step,
+    after it, the truth; 3-D maps on one grid, each shown as its maximum over the third axis
+    and scaled to its own range): what the step did to a flipping map."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3.0 * len(rows)), squeeze=False)
+    for r, (title, *maps) in enumerate(rows):
+        for c, (name, m) in enumerate(
+            zip(("before the step", "after", "truth"), maps, strict=True)
+        ):
+            ax = axes[r, c]
+            ax.imshow(m.max(axis=2).T, origin="lower", cmap="magma", extent=(0, 1, 0, 1))
+            ax.set_title(f"{title}: {name}" if c == 0 else name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     return fig

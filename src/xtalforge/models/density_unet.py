@@ -6,7 +6,8 @@ stem, encoder and residual blocks use large kernels (7³ by default) so that a v
 Patterson vectors of a whole fragment, each residual block ends in squeeze-and-excitation
 (channel gating from the global average), strided convolutions go down, nearest upsampling +
 convolution goes up, skips are concatenated, and a 1×1×1 head with tanh gives the density on
-[−1, 1]. Input (B, C, n1, n2, n3): the Patterson map scaled to [−1, 1] (and, by default, the
+[−1, 1] (``head="linear"``: no squashing, for maps on a σ scale such as the density-modification
+task's). Input (B, C, n1, n2, n3): the Patterson map scaled to [−1, 1] (and, by default, the
 same map moved by half a cell, where a centred fragment's self-vectors sit); output
 (B, 1, n1, n2, n3).
 """
@@ -63,7 +64,7 @@ class ResidualSE(nn.Module):
 class DensityUNet(nn.Module):
     """Two-level residual SE U-Net; ``channels`` = (level 1, level 2, bottleneck); ``kernel``
     for the stem, encoder and residual blocks (decoder mixing convolutions are 3³). Grid edges
-    must be multiples of 4."""
+    must be multiples of 4. ``head``: ``"tanh"`` (output on [−1, 1]) or ``"linear"``."""
 
     input_mode = "map"
     SIZES: ClassVar[dict[str, dict]] = {
@@ -77,8 +78,12 @@ class DensityUNet(nn.Module):
         kernel: int = 7,
         blocks: int = 2,
         in_channels: int = 2,
+        head: str = "tanh",
     ) -> None:
         super().__init__()
+        if head not in ("tanh", "linear"):
+            raise ValueError(f"head must be 'tanh' or 'linear', got {head!r}")
+        self.squash = head == "tanh"
         c1, c2, c3 = channels
 
         def stage(c: int, k: int) -> nn.Sequential:
@@ -104,4 +109,5 @@ class DensityUNet(nn.Module):
         b = self.bottleneck(self.down2(e2))
         d2 = self.dec2(torch.cat([self.up2(F.interpolate(b, scale_factor=2)), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(F.interpolate(d2, scale_factor=2)), e1], 1))
-        return torch.tanh(self.head(d1))
+        out = self.head(d1)
+        return torch.tanh(out) if self.squash else out

@@ -23,8 +23,9 @@ costs FFT time), so a batch runs as a few groups.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,11 +33,18 @@ import torch
 from xtalforge.diffraction.maps import grid_shape
 from xtalforge.diffraction.reflections import D_SLACK, Reflections, below, reflections
 from xtalforge.errors import ReflectionError
+from xtalforge.phasing.density_modification import (
+    check_map_model,
+    dm_grid,
+    half_positions,
+    modify_maps,
+)
 from xtalforge.phasing.fft import flip_density
 from xtalforge.phasing.half_grid import HalfGrid
 from xtalforge.phasing.symmetry_check import SymmetryCheck
 
 __all__ = [
+    "DEFAULT_DM_EVERY",
     "DEFAULT_PRIOR_WEIGHT",
     "FlipResult",
     "charge_flip",
@@ -67,6 +75,8 @@ AGREEMENT_MIN, AGREEMENT_MIN_COARSE = 0.15, 0.25
 #: start runs at once (the transition comes later, and waves solved fewer: 30 % against 38 %
 #: of 40 structures at 1.5 Å with the same starting phases).
 ATOMIC_MAX_ITER, COARSE_MAX_ITER = 300, 500
+#: Cycles between two learned density-modification steps (``dm_model``).
+DEFAULT_DM_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,9 @@ def charge_flip_batch(
     double: bool = False,
     ext_prior: list[tuple[np.ndarray, np.ndarray]] | None = None,
     prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+    dm_model: Any = None,
+    dm_every: int = DEFAULT_DM_EVERY,
+    dm_trace: list[dict[str, Any]] | None = None,
 ) -> list[FlipResult]:
     """Charge flipping of many structures at once, each with up to ``starts`` random starts.
 
@@ -154,7 +167,24 @@ def charge_flip_batch(
     ``prior_weight`` · prior + (1 − ``prior_weight``) · |G| with G's phase (1: the prediction
     is used as data; 0: plain free lunch after the seeded start). Shell reflections without a
     prior take G, as in free lunch.
+
+    ``dm_model`` (a :class:`~xtalforge.phasing.density_modification.MapModel`, e.g. a trained
+    ``density_modification`` checkpoint): every ``dm_every`` cycles the map of the measured
+    amplitudes with each start's current phases goes through the model
+    (:func:`~xtalforge.phasing.density_modification.modify_maps`, on its own grid of the model's
+    spacing); the Fourier transform of its output gives the measured reflections their phases
+    (the amplitudes stay measured at the next cycle) and the extension shell its amplitudes and
+    phases: free lunch with a learned density. ``d_ext`` defaults to the model's d_high (when
+    every structure fits the model). Structures whose data are finer than the model's
+    ``d_low`` are flipped without it (a warning says so). ``dm_trace`` (a list): each step
+    appends, per structure, ``structure`` and ``cell`` (its position in its group of
+    similar grids, and its cell, Å and °), the model grid ``shape``, ``cycle``, the P1
+    indices of the measured reflections (``hkl``) and of the shell (``ext_hkl``) and their
+    coefficients (conj F, the running scale; rows = the structure's running starts) before
+    (``before``) and after the step (``after``, ``ext_after``) — for diagnostics.
     """
+    if dm_model is not None:
+        d_ext = _dm_extension(refls, dm_model, d_ext, dm_every)
     _check_arguments(refls, amplitudes, starts, max_iter, stop, d_ext, ext_prior, prior_weight)
     agreement = (agreement_noise, agreement_min)
     p1, own = _expand(refls, amplitudes, d_ext, ext_prior, sample_rate, agreement)
@@ -175,8 +205,42 @@ def charge_flip_batch(
         GRACE_FREE_LUNCH if grace is None and d_ext is not None else grace,
         check_every,
         None if ext_prior is None else prior_weight,
+        dm_model,
+        dm_every,
+        dm_trace,
     )
     return _run_groups(refls, p1, own, seed, opts)
+
+
+def _dm_extension(
+    refls: list[Reflections], model: Any, d_ext: float | None, every: int
+) -> float | None:
+    """The extension of a run with a map model (its d_high unless given), after checking the
+    model against the data; warns for the structures the model is not used on."""
+    if every < 1:
+        raise ReflectionError(f"dm_every must be ≥ 1, got {every}")
+    check_map_model(model)
+    if d_ext is not None and d_ext < model.d_high * (1 - 0.02):
+        raise ReflectionError(
+            f"d_ext {d_ext:g} Å is finer than the density-modification model's maps "
+            f"({model.d_high:g} Å): it cannot fill that shell"
+        )
+    fine = [k for k, r in enumerate(refls) if not _dm_fits(model, r)]
+    if fine:
+        warnings.warn(
+            f"{len(fine)} of {len(refls)} structures have data finer than the density-"
+            f"modification model's d_low ({model.d_low:g} Å): flipped without the model "
+            "(it was trained on coarser maps and does not help there)",
+            stacklevel=3,
+        )
+    if d_ext is None and not fine:
+        d_ext = float(model.d_high)
+    return d_ext
+
+
+def _dm_fits(model: Any, refl: Reflections) -> bool:
+    """Whether the map model is used for data to ``refl.d_min``: not finer than its d_low."""
+    return bool(refl.d_min >= model.d_low * (1 - 0.02))
 
 
 def _with_thresholds(
@@ -281,6 +345,9 @@ class _Options:
     grace: int | None  # None: GRACE at atomic resolution, else GRACE_COARSE
     check_every: int
     prior_weight: float | None = None  # set: the extension shell has priors (ext_prior)
+    dm_model: Any = None  # a MapModel applied every dm_every cycles
+    dm_every: int = DEFAULT_DM_EVERY
+    dm_trace: list[dict[str, Any]] | None = None
 
 
 def _prior_on(shell_hkl: np.ndarray, prior: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -383,6 +450,7 @@ class _Flipping:
 
     def __init__(
         self,
+        refls: list[Reflections],
         p1: list[_P1Data],
         half: HalfGrid,
         gens: list[np.random.Generator],
@@ -391,7 +459,7 @@ class _Flipping:
         wave: tuple[list[int], np.ndarray, int, tuple[int, int]],
     ) -> None:
         members, ks, first, (self.max_iter, self.grace) = wave
-        self.p1, self.half, self.o, self.checker = p1, half, o, checker
+        self.refls, self.p1, self.half, self.o, self.checker = refls, p1, half, o, checker
         self.n_grid = int(np.prod(half.full))
         self.final: dict[tuple[int, int], _Start] = {}
         self.found: set[int] = set()  # structures one of whose starts showed its symmetry
@@ -405,6 +473,59 @@ class _Flipping:
         self.watch = checker is not None and o.stop == "first"
         if self.watch:
             self._watch_symmetry()
+        self.dm_plan = self._dm_plan(members) if o.dm_model is not None else {}
+
+    def _dm_plan(self, members: list[int]) -> dict[int, tuple]:
+        """Per structure the map model is used on: its model grid, and where the observed and
+        extension reflections of the batch's tensors (their first n entries; the rest is
+        padding) sit on it."""
+        model, plan = self.o.dm_model, {}
+        for s in members:
+            d = self.p1[s]
+            if d.ext is None or not _dm_fits(model, self.refls[s]):
+                continue
+            obs = d.hkl[self.half.select(d.hkl)[0]]
+            ext = d.ext[0][self.half.select(d.ext[0])[0]]
+            shape = dm_grid(self.refls[s].cell, np.concatenate([obs, ext]), model.spacing)
+            check_map_model(model, int(np.prod(shape)), f"structure {s + 1}")
+            grid = HalfGrid(shape)
+            plan[s] = (shape, half_positions(grid, obs), half_positions(grid, ext), obs, ext)
+        return plan
+
+    def modify(self, it: int) -> None:
+        """One learned density-modification step of every running start after cycle ``it``
+        (see ``dm_model`` in :func:`charge_flip_batch`)."""
+        st = self.st
+        structs = st["struct"].tolist()
+        for s in sorted(set(structs) & set(self.dm_plan)):
+            shape, obs_pos, ext_pos, obs_hkl, ext_hkl = self.dm_plan[s]
+            n_obs, n_ext = len(obs_pos[0]), len(ext_pos[0])
+            rows = torch.as_tensor([j for j, t in enumerate(structs) if t == s])
+            idx, ext_idx = st["idx"][rows, :n_obs], st["ext_idx"][rows, :n_ext]
+            gc = st["gc"][rows]
+            g = torch.gather(gc, 1, idx)
+            values = st["amp"][rows, :n_obs] * g / g.abs().clamp_min(1e-30)
+            read = tuple(np.concatenate([a, b]) for a, b in zip(obs_pos, ext_pos, strict=True))
+            new = modify_maps(self.o.dm_model, values, obs_pos, shape, read)  # type: ignore[arg-type]
+            if self.o.dm_trace is not None:
+                self.o.dm_trace.append(
+                    {
+                        "structure": s,
+                        "cell": self.refls[s].cell,
+                        "shape": shape,
+                        "cycle": it,
+                        "hkl": obs_hkl,
+                        "ext_hkl": ext_hkl,
+                        "before": values.cpu().numpy(),
+                        "after": new[:, :n_obs].cpu().numpy(),
+                        "ext_after": new[:, n_obs:].cpu().numpy(),
+                    }
+                )
+            gc.scatter_(1, idx, new[:, :n_obs])
+            gc.scatter_(1, ext_idx, new[:, n_obs:])
+            st["gc"][rows] = gc
+            g_obs = torch.gather(gc, 1, st["idx"][rows])
+            st["g_obs"][rows], st["g_abs"][rows] = g_obs, g_obs.abs()
 
     def _put(self, a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.as_tensor(a, device=self.o.device).to(dtype or self.o.real)
@@ -498,6 +619,8 @@ class _Flipping:
             if not self.running:
                 break
             self.cycle()
+            if self.dm_plan and it % o.dm_every == o.dm_every - 1:
+                self.modify(it)
             if it % o.check_every == o.check_every - 1:
                 self.check(it)
         self.finish()
@@ -687,7 +810,7 @@ def _flip_group(
         for ks, limits in _waves(o, atomic):  # limits: (max cycles, grace)
             if not todo:
                 break
-            run = _Flipping(p1, half, gens, o, checker, (todo, ks, first, limits))
+            run = _Flipping(refls, p1, half, gens, o, checker, (todo, ks, first, limits))
             run.run()
             final.update(run.final)
             _count_cycles(run.final, cycles)

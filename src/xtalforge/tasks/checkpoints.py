@@ -11,17 +11,17 @@ import torch
 from xtalforge.errors import XtalforgeError
 from xtalforge.tasks.base import TaskModule
 from xtalforge.tasks.registry import get_task
+from xtalforge.tasks.shipped import model_path
 
 __all__ = ["describe_checkpoint", "load_checkpoint", "read_checkpoint"]
 
 
 def read_checkpoint(path: str | Path) -> tuple[TaskModule, dict[str, Any]]:
     """(the model in eval mode on the CPU, the checkpoint's other contents: epoch,
-    global_step, …). The task's name is in the hyper-parameters (``resolution`` for
-    checkpoints older than the name). Raises :class:`XtalforgeError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise XtalforgeError(f"{path}: no such checkpoint")
+    global_step, …); ``path`` may also name a shipped model (``dm-1.5``,
+    :mod:`xtalforge.tasks.shipped`). The task's name is in the hyper-parameters (``resolution``
+    for checkpoints older than the name). Raises :class:`XtalforgeError` naming the file."""
+    path = model_path(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         hparams = ckpt["hyper_parameters"]

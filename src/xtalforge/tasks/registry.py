@@ -15,6 +15,7 @@ TASKS: dict[str, str] = {
     "patterson_sr": "xtalforge.tasks.patterson_sr",
     "patterson_density": "xtalforge.tasks.patterson_density",
     "phase": "xtalforge.tasks.phase",
+    "density_modification": "xtalforge.tasks.density_modification",
 }
 
 

@@ -13,8 +13,9 @@ from xtalforge.diffraction.reflections import d_spacing, reflections
 from xtalforge.errors import XtalforgeError
 from xtalforge.io import file_kind, holds_a_model, read_ins, read_reflections, read_structure
 from xtalforge.tasks.checkpoints import describe_checkpoint
+from xtalforge.tasks.shipped import shipped_cards
 
-__all__ = ["InfoTable", "describe_file"]
+__all__ = ["InfoTable", "describe_file", "model_card_table", "shipped_models_table"]
 
 #: Resolutions (Å) at which ``info`` counts a structure's unique reflections.
 COUNT_RESOLUTIONS = (2.0, 1.5, 1.2, 1.0, 0.8)
@@ -91,6 +92,8 @@ def _ins(path: Path) -> list[InfoTable]:
 def describe_file(path: str | Path) -> list[InfoTable]:
     """The tables ``xtalforge info`` prints for ``path`` (its kind told by content)."""
     path = Path(path)
+    if not path.exists() and path.name in {c.name for c in shipped_cards()}:
+        return [InfoTable(f"{path} (shipped model)", describe_checkpoint(path))]
     kind = file_kind(path)
     if kind in ("folder", "dataset"):
         raise XtalforgeError(f"{path}: a folder (for a dataset: xtalforge inspect {path})")
@@ -104,3 +107,66 @@ def describe_file(path: str | Path) -> list[InfoTable]:
     if kind in ("mtz", "xds_ascii", "cif_reflections", "shelx_hkl"):
         return _reflections(path)
     return _structure(path, read_structure(path))
+
+
+def _resolution_text(res: dict[str, float]) -> str:
+    low = f"{res['d_low']:g}"
+    if res.get("d_low_max") and res["d_low_max"] != res["d_low"]:
+        low += f"–{res['d_low_max']:g}"
+    return f"{low} → {res['d_high']:g} Å"
+
+
+def shipped_models_table() -> InfoTable:
+    """One row per model that ships with xtalforge (``xtalforge models list``)."""
+    rows = [
+        (
+            c.name,
+            c.task,
+            _resolution_text(c.resolution),
+            f"{len(c.domain.get('spacegroups', []))} groups, edges ≤ "
+            f"{float(c.domain.get('max_edge') or 0):.1f} Å",
+            f"{c.training.get('duration')} (shipped: epoch {c.training.get('epochs')})",
+            c.use,
+        )
+        for c in shipped_cards()
+    ]
+    return InfoTable(
+        "models shipped with xtalforge (use a name wherever a checkpoint path is taken)",
+        rows,
+        ("name", "task", "resolution", "domain", "training", "use"),
+    )
+
+
+def model_card_table(name: str) -> InfoTable:
+    """A shipped model's card as field/value rows (``xtalforge models show NAME``)."""
+    cards = {c.name: c for c in shipped_cards()}
+    if name not in cards:
+        raise XtalforgeError(
+            f"{name}: no shipped model of that name (shipped: {', '.join(cards) or 'none'})"
+        )
+    c = cards[name]
+    t = c.training
+    rows = [
+        ("summary", c.summary),
+        ("use", c.use),
+        ("task", c.task),
+        ("resolution", _resolution_text(c.resolution)),
+        ("space groups seen", ", ".join(c.domain.get("spacegroups", []))),
+        ("longest cell edge seen", f"{float(c.domain.get('max_edge') or 0):.1f} Å"),
+        ("training command", str(t.get("command"))),
+        ("training", str(t.get("duration"))),
+        ("shipped checkpoint", f"after epoch {t.get('epochs')} ({t.get('steps')} steps)"),
+    ]
+    rows += [
+        (
+            f"curve, epoch {p['epoch']}",
+            ", ".join(f"{k} {v:.3f}" for k, v in p.items() if k != "epoch"),
+        )
+        for p in t.get("curve", [])
+    ]
+    rows += [(f"metric: {k}", str(v)) for k, v in c.metrics.items()]
+    rows += [
+        ("version, commit", f"{c.version}, {c.commit}"),
+        ("file", f"{c.file} ({c.sha256[:12]}…)"),
+    ]
+    return InfoTable(f"model card: {c.name}", rows)

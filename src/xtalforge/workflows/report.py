@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from xtalforge.analysis.attention import attention_statistics
@@ -291,15 +292,75 @@ def _solve(run_dir: Path) -> str:
     )
 
 
+#: Test structures whose maps the density-modification report shows.
+DM_MAP_STRUCTURES = 3
+
+
+def _dm_sections(run_dir: Path, record: dict[str, Any], limit: int) -> list[str]:
+    """A density-modification run: configuration, curves, test metrics beside the unmodified
+    input, and the maps of a few test structures before and after the model step."""
+    from xtalforge.analysis.plots import dm_maps_figure
+    from xtalforge.data.items import evaluation_structures
+    from xtalforge.tasks.density_modification.maps import crystal_rng, map_pair
+
+    ckpt = _checkpoint(run_dir)
+    module: Any = load_checkpoint(ckpt)
+    cfg = record["config"]
+    t = cfg["task"]
+    rows: list[list[Any]] = [
+        ["model", f"{cfg['model']['name']} ({cfg['model']['size']})"],
+        ["task", f"maps {t['d_low']}–{t['d_low_max']} Å → {t['d_high']} Å, {t['spacing']} Å grid"],
+        ["seed", record.get("seed")],
+        ["xtalforge", record.get("xtalforge_version")],
+        ["git commit", record.get("git_commit")],
+        ["checkpoint", ckpt.name],
+    ]
+    config = (
+        "<h2>Configuration</h2>"
+        + _table(["", ""], rows)
+        + "<details><summary>resolved config</summary><pre>"
+        + html.escape(yaml.safe_dump(cfg, sort_keys=False))
+        + "</pre></details>"
+    )
+    metrics = evaluate(ckpt, None, None, limit=limit)
+    maps = []
+    for name, crystal in evaluation_structures(module.data_source, None, DM_MAP_STRUCTURES):
+        pair = map_pair(crystal, module.task, crystal_rng(crystal, 1))
+        after = module.modify(torch.from_numpy(pair.input)[None])[0].numpy()
+        maps.append((f"{name} ({pair.d_low:.2f} Å)", pair.input, after, pair.target))
+    figure = _img(png_bytes(dm_maps_figure(maps)), "maps before and after the model step")
+    return [
+        config,
+        _curves(run_dir),
+        "<h2>Test metrics beside the unmodified input</h2>"
+        + _table(
+            ["metric", "model", "unmodified input"],
+            [
+                [
+                    "map CC with the truth",
+                    _fmt(metrics["metric"]["value"]),
+                    _fmt(metrics["baseline"]),
+                ],
+                ["shell phases within 45°", _fmt(metrics["shell_phases_within_45"]), "0.250"],
+            ],
+        )
+        + f"<p class=note>{metrics['n_structures']} generated test structures.</p>",
+        "<h2>Maps before and after the model step</h2><p class=note>Generated test structures "
+        "with partly wrong phases (maximum over the third axis): the input map, the model's, "
+        "and the true map to d_high.</p>" + figure,
+    ]
+
+
 def _run_record(run_dir: Path) -> dict[str, Any]:
     record_path = run_dir / "run.yaml"
     if not record_path.is_file():
         raise XtalforgeError(f"{run_dir}: no run.yaml (not a run folder of `xtalforge train`)")
     record = yaml.safe_load(record_path.read_text())
     task_name = record["config"].get("task", {}).get("name", "resolution")
-    if task_name != "resolution":
+    if task_name not in ("resolution", "density_modification"):
         raise XtalforgeError(
-            f"{run_dir}: the report covers resolution-extension runs; this is "
+            f"{run_dir}: the report covers resolution-extension and density-modification "
+            "runs; this is "
             f"a {task_name} run — use `xtalforge evaluate` (--out, --json)"
         )
     return record
@@ -316,6 +377,8 @@ def build_report(
     run_dir = Path(run_dir)
     record = _run_record(run_dir)
     out = Path(out) if out else run_dir / "report.html"
+    if record["config"]["task"].get("name") == "density_modification":
+        return _write_page(out, record, run_dir, _dm_sections(run_dir, record, limit))
     data_root = Path(data or record["dataset"]["path"])
     if not (data_root / "manifest.json").is_file():
         raise XtalforgeError(f"{data_root}: dataset folder not found (pass --data)")
@@ -330,6 +393,11 @@ def build_report(
         _test_structure(module, data_root),
         _solve(run_dir),
     ]
+    return _write_page(out, record, run_dir, sections)
+
+
+def _write_page(out: Path, record: dict[str, Any], run_dir: Path, sections: list[str]) -> Path:
+    """The page, written whole or not at all."""
     name = html.escape(record["config"]["name"])
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>xtalforge report: "

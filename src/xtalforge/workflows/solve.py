@@ -35,6 +35,7 @@ from xtalforge.phasing.solve import (
     write_map,
 )
 from xtalforge.phasing.space_group import Candidate, rank_space_groups
+from xtalforge.workflows.routes import Route, ai_route, route_for_models
 
 __all__ = [
     "SolveOutcome",
@@ -65,6 +66,7 @@ class SolveOutcome:
     paths: dict[str, Path]
     score: dict[str, Any] | None
     candidates: list[Candidate] = field(default_factory=list)
+    route: Route | None = None  # the models used (solve --model / --ai)
 
     @property
     def solved(self) -> bool:
@@ -84,6 +86,9 @@ class SolveOutcome:
             ("seconds", f"{sol.seconds:.2f}"),
             ("figure of merit (no truth)", "–" if fom is None else f"{fom:.3f}"),
         ]
+        if self.route is not None:
+            used = f" ({', '.join(self.route.models)})" if self.route.models else ""
+            rows.insert(0, ("route", f"{self.route.name}{used}: {self.route.reason}"))
         if st is not None:
             a = st.refinement.agreement
             rows += [
@@ -140,6 +145,8 @@ def solve_file(
     prior_weight: float | None = None,
     seed: int = 0,
     formula: str | None = None,
+    models: list[str] | list[Path] | list[str | Path] | None = None,
+    ai: bool = False,
 ) -> SolveOutcome:
     """Phase the data set at ``data`` (see :func:`~xtalforge.data.solve_data.load_solve_data`)
     with ``method`` (with ``cell`` and no ``spacegroup``, the group is found from the data:
@@ -148,10 +155,18 @@ def solve_file(
     asymmetric unit, default from the composition), and write it as a SHELX .res and a CIF with
     the map beside them (:func:`output_paths`). ``prior_below``/``prior_weight``: reflections
     finer than ``prior_below`` Å are predictions, a restrained shell (see
-    :func:`~xtalforge.phasing.solve.solve_batch`)."""
+    :func:`~xtalforge.phasing.solve.solve_batch`). ``models`` (checkpoints or shipped names: a
+    density-modification model, an amplitude model) join charge flipping; ``ai``: the best
+    shipped route for the data's resolution (:func:`~xtalforge.workflows.routes.ai_route`);
+    the outcome says which route ran."""
     if prior_weight is not None and prior_below is None:
         raise XtalforgeError(
             "--prior-weight needs --prior-below (which reflections are predictions)"
+        )
+    if (models or ai) and (method != "cf" or prior_below is not None or d_ext is not None):
+        raise XtalforgeError(
+            "--model/--ai run charge flipping with the models' own extension: not with "
+            "--method smtbx, --prior-below or --d-ext"
         )
     paths = output_paths(out)
     for path in paths.values():  # refused before any work
@@ -166,6 +181,7 @@ def solve_file(
         weight = DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight
         opts.update(prior_below=prior_below, prior_weight=weight)
     tries = []
+    route: Route | None = None
     for group in groups:
         sd = load_solve_data(data, structure, cell, group, d_min, entry)
         if not candidates and sd.intensities is not None:
@@ -174,14 +190,18 @@ def solve_file(
             n_ops = len(sd.refl.symmetry.all_ops()[0])
             volume = cell_volume(*sd.refl.cell)
             sd.composition, _ = cell_content_from_formula(parse_formula(formula), volume, n_ops)
-        tries.append(_phase_and_build(sd, method, peaks, opts))
+        if route is None and (models or ai):
+            d = float(sd.refl.d_min)
+            route = ai_route(d) if ai and not models else route_for_models(list(models or []), d)
+        solve_sd, solve_opts = route.prepare(sd, opts) if route is not None else (sd, opts)
+        tries.append(_phase_and_build(solve_sd, method, peaks, solve_opts))
     # the SHELXT way: of groups the data cannot tell apart, the one whose structure refines best
     sd, sol, built = best_try(tries)
     if built is not None and sol.phases is not None:
         write_structure(paths, sd, built, Path(data).name)
         write_map(paths["ccp4"], sd, sol.phases)
     score = _score(sd, sol, built) if sd.true_phases is not None else None
-    return SolveOutcome(sd, sol, built, paths, score, candidates)
+    return SolveOutcome(sd, sol, built, paths, score, candidates, route)
 
 
 #: Space groups that tie on the evidence of the data that are each solved (at most).

@@ -19,7 +19,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from xtalforge.data.solve_data import dataset_entries
 from xtalforge.diffraction.reflections import below, reflections
 from xtalforge.errors import XtalforgeError
 from xtalforge.io.cif_structure import cif_entries, entry_name, read_cif
-from xtalforge.phasing.charge_flipping import DEFAULT_PRIOR_WEIGHT
+from xtalforge.phasing.charge_flipping import DEFAULT_DM_EVERY, DEFAULT_PRIOR_WEIGHT
 from xtalforge.phasing.complete import complete, match_to_truth
+from xtalforge.phasing.density_modification import MapModel
 from xtalforge.phasing.solve import (
     Solution,
     SolveData,
@@ -124,6 +125,62 @@ def model_label(module: Any) -> str:
     """The benchmark's label of a model's rows (its module's ``BENCHMARK_LABEL``): ``model``,
     ``patterson`` (amplitude extension), ``phai`` or ``density`` (phases from the model)."""
     return str(getattr(module, "BENCHMARK_LABEL", "model"))
+
+
+def modifies_maps(module: Any) -> bool:
+    """The model is a learned density-modification step for charge flipping (``dm_model``)."""
+    return isinstance(module, MapModel)
+
+
+#: How far (relative) a benchmark resolution may lie outside a map model's d_low … d_low_max.
+DM_SLACK = 0.02
+
+
+def dm_resolutions(module: Any, resolutions: list[float]) -> list[float]:
+    """The resolutions (Å) whose data a map model was trained for (d_low … d_low_max)."""
+    lo, hi = module.d_low * (1 - DM_SLACK), module.d_low_max * (1 + DM_SLACK)
+    return [d for d in resolutions if lo <= d <= hi]
+
+
+def _dm_rows(
+    structures: list[SolveData],
+    dm: Any,
+    resolutions: list[float],
+    extend: tuple[float, float] | None,
+    extender: Any,
+    label: str,
+    prior_weights: tuple[float, ...],
+    every: int = DEFAULT_DM_EVERY,
+) -> list[_Row]:
+    """Per resolution d the map model fits: truth at d, free lunch and the model's step to its
+    d_high, with an amplitude model extending from d also the model's shell as a prior with
+    the step (``dm + <label> prior w``), and the truth at d_high; all scored at d."""
+    rows = []
+    d_high = dm.d_high
+    for d in dm_resolutions(dm, resolutions):
+        low = [s.cut(d) for s in structures]
+        high = [s.cut(d_high) for s in structures]
+        rows += [
+            _Row("truth", d, "cf", low, low, d),
+            _Row("free_lunch", d_high, "cf", low, low, d, {"d_ext": d_high}),
+            _Row("dm", d_high, "cf", low, low, d, {"dm_model": dm, "dm_every": every}),
+        ]
+        if extender is not None and extend is not None and math.isclose(extend[0], d):
+            ext = [model_extended(s, extender, extend[1]) for s in structures]
+            rows += [
+                _Row(
+                    f"dm + {label} prior {w:g}",
+                    extend[1],
+                    "cf",
+                    ext,
+                    low,
+                    d,
+                    {"prior_below": d, "prior_weight": w, "dm_model": dm, "dm_every": every},
+                )
+                for w in prior_weights
+            ]
+        rows.append(_Row("truth", d_high, "cf", high, low, d))
+    return rows
 
 
 def phases_directly(module: Any) -> bool:
@@ -358,19 +415,30 @@ def solve_benchmark(
     prior_weights: tuple[float, ...] = (),
     progress: Callable[[str, int], None] | None = None,
     atoms: bool = True,
+    dm_module: Any = None,
+    dm_every: int = DEFAULT_DM_EVERY,
 ) -> list[BenchmarkRow]:
     """Run every row; ``progress(label, n_done)`` after each batch. ``structures`` need the
     truth (phases) and reflections to the finest resolution asked for. ``prior_weights``: with
     a model extension, one more cf row per weight, ``<model> prior w``: the model's shell as a
     restrained free-lunch extension instead of data (``prior_below`` in
     :func:`~xtalforge.phasing.solve.solve_batch`). ``atoms``: also score the truth rows that
-    phase the data they are scored on at the atom level (:func:`atom_level`)."""
+    phase the data they are scored on at the atom level (:func:`atom_level`). ``dm_module``: a
+    learned density-modification model (:class:`~xtalforge.phasing.density_modification.MapModel`),
+    its rows at the resolutions it fits (:func:`_dm_rows`), a step every ``dm_every`` cycles."""
     direct = module is not None and phases_directly(module)
     extender = module if module is not None and not direct else None  # amplitudes for a shell
     if extend is not None and extender is not None:
         check_extension(extend, extender)
     asked = (
-        resolutions + ([extend[1]] if extend else []) + ([module.task["d_high"]] if direct else [])
+        resolutions
+        + ([extend[1]] if extend else [])
+        + ([module.task["d_high"]] if direct else [])
+        + (
+            [dm_module.d_high]
+            if dm_module is not None and dm_resolutions(dm_module, resolutions)
+            else []
+        )
     )
     if not asked:
         raise XtalforgeError(
@@ -386,6 +454,11 @@ def solve_benchmark(
     if extend is not None:
         label = model_label(module) if module is not None else "model"
         plan += _extension_rows(structures, extend, methods, extender, label, prior_weights)
+    if dm_module is not None:
+        label = model_label(extender) if extender is not None else "model"
+        plan += _dm_rows(
+            structures, dm_module, resolutions, extend, extender, label, prior_weights, dm_every
+        )
     rows = [phase_model_row(structures, module, seed)] if direct else []
     solved: dict[tuple, list[Solution]] = {}  # a data set is solved once
     seen: set[tuple] = set()
@@ -393,7 +466,8 @@ def solve_benchmark(
         if (r.label, r.d, r.method, r.scored_to) in seen:
             continue
         seen.add((r.label, r.d, r.method, r.scored_to))
-        key = (r.label, r.d, r.method)
+        # the truth at d is the same data whatever it is scored on; other rows depend on it
+        key = (r.label, r.d, r.method, None if r.label == "truth" else r.scored_to)
         if key not in solved:
             n_starts = starts if r.method == "cf" else smtbx_starts
             solved[key] = _solve_all(r, n_starts, batch, seed, device, progress)
@@ -443,11 +517,13 @@ class BenchmarkPlan:
     extend: tuple[float, float] | None
     module: Any
     prior_weights: tuple[float, ...]
+    dm_module: Any = None  # a learned density-modification model (its rows)
 
     @property
     def finest(self) -> float:
         """The finest resolution (Å) the structures must reach."""
-        return min(self.resolutions + ([self.extend[1]] if self.extend else []))
+        dm = [self.dm_module.d_high] if self.dm_module is not None else []
+        return min(self.resolutions + ([self.extend[1]] if self.extend else []) + dm)
 
     def run(
         self,
@@ -469,6 +545,7 @@ class BenchmarkPlan:
             seed=seed,
             prior_weights=self.prior_weights,
             progress=progress,
+            dm_module=self.dm_module,
         )
 
     def solves(self, n_structures: int) -> int:
@@ -476,30 +553,59 @@ class BenchmarkPlan:
         per = len(self.resolutions) * len(self.methods)
         if self.extend:
             per += 4 * len(self.methods) + len(self.prior_weights)
+        if self.dm_module is not None:
+            per += len(dm_resolutions(self.dm_module, self.resolutions)) * (
+                3 + (len(self.prior_weights) if self.module is not None else 0)
+            )
         return per * n_structures
 
 
 def plan_benchmark(
     resolutions: list[float],
     methods: tuple[str, ...],
-    model: str | Path | None = None,
+    model: str | Path | list[str] | list[Path] | list[str | Path] | None = None,
     extend: tuple[float, float] | None = None,
     prior_weights: tuple[float, ...] | None = None,
 ) -> BenchmarkPlan:
     """The rows for the arguments of ``benchmark solve``: a phasing model adds its d_high to
     the resolutions; an amplitude-extension model sets the extension (default its own task)
-    and a prior row at :data:`DEFAULT_PRIOR_WEIGHT` unless ``prior_weights`` says otherwise."""
-    if prior_weights and model is None:
+    and a prior row at :data:`DEFAULT_PRIOR_WEIGHT` unless ``prior_weights`` says otherwise; a
+    density-modification model adds its rows (:func:`_dm_rows`). ``model`` may be a list: at
+    most one density-modification model and one other (paths or shipped names)."""
+    models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
+    loaded = [load_checkpoint(m) for m in models]
+    dms = [m for m in loaded if modifies_maps(m)]
+    others = [m for m in loaded if not modifies_maps(m)]
+    if len(dms) > 1 or len(others) > 1:
+        raise XtalforgeError(
+            "--model takes at most one density-modification model and one other model"
+        )
+    if dms and not dm_resolutions(dms[0], list(resolutions)):
+        raise XtalforgeError(
+            f"the density-modification model works on data to {dms[0].d_low:g}–"
+            f"{dms[0].d_low_max:g} Å: give such a resolution in --resolutions"
+        )
+    plan = _plan_one(resolutions, methods, others[0] if others else None, extend, prior_weights)
+    return replace(plan, dm_module=dms[0] if dms else None)
+
+
+def _plan_one(
+    resolutions: list[float],
+    methods: tuple[str, ...],
+    module: Any,
+    extend: tuple[float, float] | None,
+    prior_weights: tuple[float, ...] | None,
+) -> BenchmarkPlan:
+    """The plan with at most one model that is not a map model."""
+    if prior_weights and module is None:
         raise XtalforgeError("--prior-weights needs --model (the priors are its predictions)")
     weights = (
         prior_weights
         if prior_weights is not None
-        else ((DEFAULT_PRIOR_WEIGHT,) if model is not None else ())
+        else ((DEFAULT_PRIOR_WEIGHT,) if module is not None else ())
     )
-    module = None
     res = list(resolutions)
-    if model is not None:
-        module = load_checkpoint(model)
+    if module is not None:
         if phases_directly(module):
             res = sorted(set(res) | {module.task["d_high"]})
         else:

@@ -8,7 +8,13 @@ from pathlib import Path
 import typer
 
 from xtalforge.cli.common import out_file, out_folder, parse_cell, user_errors
-from xtalforge.workflows.render import console, metrics_table, print_table, structures_progress
+from xtalforge.workflows.render import (
+    console,
+    metrics_table,
+    print_table,
+    structures_progress,
+    table,
+)
 
 
 def train(
@@ -147,6 +153,32 @@ def demo(
         )
 
 
+shipped = typer.Typer(no_args_is_help=True, help="Trained models that ship with xtalforge.")
+
+
+@shipped.command("list")
+def list_models() -> None:
+    """The shipped models: name, task, resolution, domain, training, use."""
+    from xtalforge.workflows.describe import shipped_models_table
+
+    with user_errors():
+        t = shipped_models_table()
+    print_table(table(t.title, t.columns, t.rows))
+
+
+@shipped.command("show")
+def show_model(
+    name: str = typer.Argument(..., help="A shipped model's name (models list)."),
+) -> None:
+    """A shipped model's card: training data, command and curve, domain, metrics, version."""
+    from xtalforge.workflows.describe import model_card_table
+
+    with user_errors():
+        t = model_card_table(name)
+    print_table(table(t.title, ("field", "value"), t.rows))
+
+
 def register(app: typer.Typer) -> None:
     for command in (train, evaluate, predict, report, demo):
         app.command()(command)
+    app.add_typer(shipped, name="models")

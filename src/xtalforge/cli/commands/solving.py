@@ -89,6 +89,20 @@ PriorWeight = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
+SolveModel = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="Trained model joining charge flipping: a checkpoint or a shipped name "
+        "(`xtalforge models list`); a density-modification model and/or an amplitude model.",
+    ),
+]
+Ai = Annotated[
+    bool,
+    typer.Option(
+        "--ai", help="Use the best shipped models for the data's resolution (and say which)."
+    ),
+]
 
 
 def solve(
@@ -107,28 +121,16 @@ def solve(
     prior_weight: PriorWeight = None,
     seed: Seed = 0,
     formula: Formula = None,
+    model: SolveModel = None,
+    ai: Ai = False,
 ) -> None:
-    """Solve a data set: space group (with --cell alone), phases, atoms, refinement, R1."""
+    """Solve a data set: space group (with --cell alone), phases, atoms, refinement, R1; with
+    --model or --ai, trained models help charge flipping (below atomic resolution)."""
     from xtalforge.workflows.solve import solve_file
 
     with user_errors(), console.status(f"solving {data} with {method}"):
-        res = solve_file(
-            data,
-            out,
-            method,
-            ins,
-            parse_cell(cell),
-            spacegroup,
-            d_min,
-            entry,
-            starts,
-            peaks,
-            d_ext,
-            prior_below,
-            prior_weight,
-            seed,
-            formula,
-        )
+        args = (data, out, method, ins, parse_cell(cell), spacegroup, d_min, entry, starts, peaks)
+        res = solve_file(*args, d_ext, prior_below, prior_weight, seed, formula, model, ai)
     if res.candidates:
         print_table(space_group_table(res.candidates))
     title = f"{method} solution of {res.data.source}"
@@ -167,7 +169,14 @@ BData = Annotated[
 ]
 Resolutions = Annotated[str, typer.Option(help="Comma-separated d_min (Å).")]
 Methods = Annotated[str, typer.Option(help="Solvers: cf, smtbx.")]
-Model = Annotated[Path | None, typer.Option("--model", help="Checkpoint for the model row.")]
+Model = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="Checkpoint or shipped model name (`xtalforge models list`) for the model rows; "
+        "twice for a density-modification model and an amplitude model together.",
+    ),
+]
 Extend = Annotated[
     str | None,
     typer.Option(
