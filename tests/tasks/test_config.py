@@ -31,4 +31,10 @@ def test_config_errors_name_the_field(tmp_path):
     presets = sorted(PRESET_DIR.glob("*.yaml"))
     assert len(presets) >= 20
     tasks = {load_run_config(p).task.name for p in presets}  # every shipped preset validates
-    assert tasks == {"resolution", "patterson_sr", "patterson_density", "phase"}
+    assert tasks == {
+        "resolution",
+        "patterson_sr",
+        "patterson_density",
+        "phase",
+        "density_modification",
+    }

@@ -27,9 +27,9 @@ def train(
     resume: Path = typer.Option(None, help="Run folder to continue from its last.ckpt."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Train a model for any task (resolution, patterson_sr, patterson_density, phase); the run
-    folder holds checkpoints, CSV + TensorBoard logs and run.yaml (resolved config, seed,
-    version, commit)."""
+    """Train a model for any task (resolution, patterson_sr, patterson_density, phase,
+    density_modification); the run folder holds checkpoints, CSV + TensorBoard logs and
+    run.yaml (resolved config, seed, version, commit)."""
     from xtalforge.tasks import load_run_config, prepare_data
     from xtalforge.tasks import train as train_run
 
