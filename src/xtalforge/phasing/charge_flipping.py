@@ -489,7 +489,12 @@ class _Flipping:
             shape = dm_grid(self.refls[s].cell, np.concatenate([obs, ext]), model.spacing)
             check_map_model(model, int(np.prod(shape)), f"structure {s + 1}")
             grid = HalfGrid(shape)
-            plan[s] = (shape, half_positions(grid, obs), half_positions(grid, ext), obs, ext)
+            obs_pos, ext_pos = half_positions(grid, obs), half_positions(grid, ext)
+            read = (
+                np.concatenate([obs_pos[0], ext_pos[0]]),
+                np.concatenate([obs_pos[1], ext_pos[1]]),
+            )
+            plan[s] = (shape, obs_pos, ext_pos, read, obs, ext)
         return plan
 
     def modify(self, it: int) -> None:
@@ -498,15 +503,14 @@ class _Flipping:
         st = self.st
         structs = st["struct"].tolist()
         for s in sorted(set(structs) & set(self.dm_plan)):
-            shape, obs_pos, ext_pos, obs_hkl, ext_hkl = self.dm_plan[s]
+            shape, obs_pos, ext_pos, read, obs_hkl, ext_hkl = self.dm_plan[s]
             n_obs, n_ext = len(obs_pos[0]), len(ext_pos[0])
             rows = torch.as_tensor([j for j, t in enumerate(structs) if t == s])
             idx, ext_idx = st["idx"][rows, :n_obs], st["ext_idx"][rows, :n_ext]
             gc = st["gc"][rows]
             g = torch.gather(gc, 1, idx)
             values = st["amp"][rows, :n_obs] * g / g.abs().clamp_min(1e-30)
-            read = tuple(np.concatenate([a, b]) for a, b in zip(obs_pos, ext_pos, strict=True))
-            new = modify_maps(self.o.dm_model, values, obs_pos, shape, read)  # type: ignore[arg-type]
+            new = modify_maps(self.o.dm_model, values, obs_pos, shape, read)
             if self.o.dm_trace is not None:
                 self.o.dm_trace.append(
                     {

@@ -123,11 +123,19 @@ class Task(ABC):
                 f"(xrd_transformer), not {cfg.model.name}"
             )
 
-    @abstractmethod
     def build_module(
         self, cfg: RunConfig, source: DataSource, domain: dict[str, Any] | None
     ) -> TaskModule:
-        """The LightningModule of ``cfg`` (``domain``: the training domain to record)."""
+        """The LightningModule of ``cfg`` (``domain``: the training domain to record); by
+        default ``module(model, task, optim, max_epochs, data, training_domain)``."""
+        return self.module(
+            cfg.model.model_dump(),
+            cfg.task.model_dump(),
+            cfg.optim.model_dump(),
+            cfg.trainer.max_epochs,
+            source.record(),
+            domain,
+        )
 
     @abstractmethod
     def build_datamodule(

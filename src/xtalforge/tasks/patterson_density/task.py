@@ -62,18 +62,6 @@ class PattersonDensityTask(Task):
     models = ("density_unet",)
     sources = ("generator",)
 
-    def build_module(
-        self, cfg: RunConfig, source: DataSource, domain: dict[str, Any] | None
-    ) -> TaskModule:
-        return PattersonDensity(
-            cfg.model.model_dump(),
-            cfg.task.model_dump(),
-            cfg.optim.model_dump(),
-            cfg.trainer.max_epochs,
-            source.record(),
-            domain,
-        )
-
     def build_datamodule(
         self, cfg: RunConfig, source: DataSource, module: TaskModule
     ) -> L.LightningDataModule:

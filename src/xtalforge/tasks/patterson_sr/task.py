@@ -45,18 +45,6 @@ class PattersonSRTask(Task):
     module = PattersonSR
     models = ("patterson_unet",)
 
-    def build_module(
-        self, cfg: RunConfig, source: DataSource, domain: dict[str, Any] | None
-    ) -> TaskModule:
-        return PattersonSR(
-            cfg.model.model_dump(),
-            cfg.task.model_dump(),
-            cfg.optim.model_dump(),
-            cfg.trainer.max_epochs,
-            source.record(),
-            domain,
-        )
-
     def build_datamodule(
         self, cfg: RunConfig, source: DataSource, module: TaskModule
     ) -> L.LightningDataModule:
