@@ -6,8 +6,8 @@
 2. Rounds of: isotropic refinement (:func:`~xtalforge.phasing.refine.refine`); atoms that
    refine to U > :data:`U_SPURIOUS` Å², come closer than 0.9 Å to a better atom, or have no
    bond while the expected count is already reached are dropped; the rest are re-typed by
-   effective Z; missing atoms are added from the peaks of the map with the model's phases that
-   lie at bonding distance of the model.
+   likelihood; missing atoms are added from the peaks of the difference map with the model's
+   phases that lie at bonding distance of the model.
 3. The verdict: ``solved`` when R1 (Fo > 4σ) ≤ :data:`R1_SOLVED`, at least
    :data:`SENSIBLE_SOLVED` of the atoms sit in bonded fragments of three or more atoms (or are
    heavier than Ne, ions and metals, or O/N with hydrogen-bond contacts: water), and the
@@ -67,6 +67,11 @@ ANISO_D_MIN = 1.1
 ANISO_DATA_PER_PARAM = 5.0
 #: Peaks searched beyond the expected count (fraction), to have spares after chemistry.
 SPARE_PEAKS = 0.3
+#: Å: re-typing by likelihood counts only reflections with d ≤ this (the low-angle data carry
+#: the hydrogen atoms the model lacks). On calculated 1.0 Å data of 77 COD structures it
+#: raised the atom-level solved fraction from 57 % (all data) to 64 % (2.0 Å: 62 %, 3.0 Å:
+#: 64 %, 1.6 Å: 57 %).
+TYPING_D_MAX = 2.5
 
 
 @dataclass
@@ -174,7 +179,8 @@ def _retype(
     if not counts or len(counts) == 1:
         return crystal
     elements = sorted(counts)
-    costs = element_costs(crystal, refl, i_obs, sigma, elements)
+    d_max = TYPING_D_MAX if refl.d_min < TYPING_D_MAX / 2 else None  # keep data enough to type
+    costs = element_costs(crystal, refl, i_obs, sigma, elements, d_max=d_max)
     if 8 in elements:  # chemistry: an oxygen has at most two bonds to C, N or O
         crowded = light_bonds(crystal) >= 3
         costs[crowded, elements.index(8)] = np.inf
@@ -185,17 +191,21 @@ def _retype(
 def _add_missing(
     crystal: Crystal, refl: Reflections, f_obs: np.ndarray, total: float, counts: dict
 ) -> Crystal:
-    """Peaks of the map Fo·exp(iφc) at bonding distance (1.1–1.9 Å) of the model and ≥ 1.1 Å
-    from every atom, as the lightest expected element, until the expected content is filled."""
+    """Peaks of the difference map (Fo − k|Fc|)·exp(iφc) at bonding distance (1.1–1.9 Å) of
+    the model and ≥ 1.1 Å from every atom, as the lightest expected element, until the expected
+    content is filled (k: the least-squares scale of |Fc| to Fo). The difference map shows
+    what the model lacks without the model's own atoms (an Fo map's highest peaks are the
+    atoms already placed, and its weak missing atoms sit among their ripples)."""
     missing = total - float(multiplicities(crystal).sum())
     n_ops = len(refl.symmetry.all_ops()[0])
     if missing < 0.5:
         return crystal
     from xtalforge.diffraction.structure_factors import structure_factors
 
-    phases = np.angle(structure_factors(crystal, refl))
-    n = crystal.n_atoms + 2 * int(np.ceil(missing / n_ops)) + 5
-    frac, _ = find_peaks(refl, f_obs * np.exp(1j * phases), n)
+    fc = structure_factors(crystal, refl)
+    k = float((f_obs * np.abs(fc)).sum() / max(float((np.abs(fc) ** 2).sum()), 1e-30))
+    n = 2 * int(np.ceil(missing / n_ops)) + 5
+    frac, _ = find_peaks(refl, (f_obs - k * np.abs(fc)) * np.exp(1j * np.angle(fc)), n)
     dist = min_image_distances(frac, crystal.frac, crystal.cell, refl).min(axis=1)
     new = _atoms(refl, frac[(dist >= 1.1) & (dist <= 1.9)], min(counts) if counts else 6)
     if not new.n_atoms:

@@ -547,11 +547,16 @@ def element_costs(
     sigma: np.ndarray,
     elements: list[int],
     weights: tuple[float, float] = DEFAULT_WEIGHTS,
+    d_max: float | None = None,
 ) -> np.ndarray:
     """(N, len(elements)) χ² of the model with one atom at a time given each element, at the
     best of :data:`U_TRIALS` for it (the rest of the model, the scale and the weights as they
     are): the likelihood of each element at each site, which ranks elements one electron apart
-    better than a refined scattering factor (that trades off against U)."""
+    better than a refined scattering factor (that trades off against U).
+
+    ``d_max`` (Å): only reflections with d ≤ ``d_max`` count in the χ² (the scale still comes
+    from all). The low-angle data carry the hydrogen atoms that the model lacks, which makes a
+    CH₂ look like an O there; the outer data see the cores only."""
     _check(crystal, refl, i_obs, sigma)
     geo = _Geometry(crystal)
     hkl = refl.hkl.astype(np.float64)
@@ -573,6 +578,8 @@ def element_costs(
     k = _best_scale(i_obs, fc2, 1.0 / sigma**2)
     w = shelxl_weights(i_obs, sigma, k * fc2, *weights)
     k = _best_scale(i_obs, fc2, w)
+    if d_max is not None:
+        w = w * (stol2 >= 1.0 / (4.0 * d_max**2))
     damp = np.exp(-8 * np.pi**2 * np.outer(stol2, U_TRIALS))  # (r, T)
     out = np.empty((crystal.n_atoms, len(elements)))
     for j in range(crystal.n_atoms):
