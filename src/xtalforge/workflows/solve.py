@@ -43,6 +43,7 @@ __all__ = [
     "checked_content",
     "export_shelx",
     "output_paths",
+    "phase_and_build",
     "solve_file",
     "space_group_candidates",
     "tied",
@@ -194,7 +195,7 @@ def solve_file(
             d = float(sd.refl.d_min)
             route = ai_route(d) if ai and not models else route_for_models(list(models or []), d)
         solve_sd, solve_opts = route.prepare(sd, opts) if route is not None else (sd, opts)
-        tries.append(_phase_and_build(solve_sd, method, peaks, solve_opts))
+        tries.append(phase_and_build(solve_sd, method, peaks, solve_opts))
     # the SHELXT way: of groups the data cannot tell apart, the one whose structure refines best
     sd, sol, built = best_try(tries)
     if built is not None and sol.phases is not None:
@@ -239,7 +240,7 @@ def best_try(
 ATTEMPTS = 3
 
 
-def _phase_and_build(
+def phase_and_build(
     sd: SolveData, method: str, peaks: int | None, opts: dict[str, Any]
 ) -> tuple[SolveData, Solution, CompletedStructure | None]:
     """Phase one data set and build its structure, again with other random starts while it is
