@@ -264,7 +264,8 @@ def complete(
         total = float(max(1, round(cell_volume(*refl.cell) / 18.0)))
         notes.append(f"{total:.0f} non-H atoms in the cell assumed (18 Å³ per atom)")
     f = np.asarray(amplitudes) * np.exp(1j * np.asarray(phases))
-    start = _initial(refl, f, counts, total)
+    f_obs = np.asarray(amplitudes)
+    first = refine(_initial(refl, f, counts, total), refl, i_obs, sigma, cycles=4).crystal
 
     def build(u_max: float) -> tuple[Refinement, bool]:
         """Refined isotropic model with atoms up to U = u_max kept; whether any atom above
@@ -278,12 +279,12 @@ def complete(
             return out
 
         def one_round(model: Crystal) -> Crystal:
-            model = _add_missing(model, refl, np.asarray(amplitudes), total, counts)
+            model = _add_missing(model, refl, f_obs, total, counts)
             model = refine(model, refl, i_obs, sigma, cycles=4).crystal
             model = _retype(model, counts, refl, i_obs, sigma)
             return prune(refine(model, refl, i_obs, sigma, cycles=4).crystal)
 
-        model = prune(refine(start, refl, i_obs, sigma, cycles=4).crystal)
+        model = prune(first)
         for _ in range(rounds):
             model = one_round(model)
         if float(multiplicities(model).sum()) < total - 0.5:  # the last prune left a gap
