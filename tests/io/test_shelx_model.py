@@ -94,6 +94,45 @@ def test_written_res_read_by_cctbx(tmp_path):
     np.testing.assert_allclose(mine.frac, c.frac, atol=1e-6)
 
 
+def _with_riding_h():
+    """A propanol-like chain in P2₁/c with riding H placed (methyl AFIX 137, CH₂ 23, OH 147)."""
+    from xtalforge.crystal import Crystal
+    from xtalforge.phasing.hydrogens import place_hydrogens
+
+    cell = (9.0, 10.0, 11.0, 90.0, 100.0, 90.0)
+    cart = np.array([[0.0, 0, 0], [1.53, 0, 0], [2.10, 1.42, 0], [3.52, 1.45, 0.1]])
+    frac = cart @ np.linalg.inv(gemmi.UnitCell(*cell).orth.mat.tolist()).T + [0.2, 0.3, 0.25]
+    heavy = Crystal(cell, "P 1 21/c 1", np.array([6, 6, 6, 8]), frac, np.full(4, 0.02))
+    h = place_hydrogens(heavy)
+    full = h.attached(heavy)
+    parent = np.concatenate([np.full(4, -1), h.parent])
+    code = np.concatenate([np.zeros(4, int), h.afix])
+    return full, (parent, code), heavy.n_atoms
+
+
+def test_riding_h_written_inside_afix_read_back(tmp_path):
+    """Each H follows its parent inside AFIX m / AFIX 0 with U −1.2 / −1.5 (× the parent's U),
+    and reads back at its place with that U."""
+    full, riding, n = _with_riding_h()
+    path = tmp_path / "h.res"
+    text = write_res(path, full, riding=riding)
+    assert {"AFIX 137", "AFIX 23", "AFIX 147", "AFIX 0"} <= set(text.splitlines())
+    back = read_res(path)
+    assert back.n_atoms == full.n_atoms and (back.z == 1).sum() == (full.z == 1).sum()
+    order = np.concatenate([[p, *np.flatnonzero(riding[0] == p)] for p in range(n)])
+    np.testing.assert_allclose(back.frac, full.frac[order], atol=1e-6)
+    np.testing.assert_allclose(back.u_iso, full.u_iso[order], atol=1e-6)  # 1.2 / 1.5 × 0.02
+
+
+@pytest.mark.cctbx
+@pytest.mark.skipif(not has_cctbx(), reason="optional extra 'cctbx' (cctbx-base) not installed")
+def test_riding_h_res_read_by_cctbx(tmp_path):
+    full, riding, _ = _with_riding_h()
+    path = tmp_path / "h.res"
+    write_res(path, full, riding=riding)
+    assert_same_atoms(read_res(path), cctbx_atoms(path)[str(path)])
+
+
 RES = """TITL t
 CELL 0.71073 10.0 12.0 14.0 90 90 90
 ZERR 4 0 0 0 0 0 0

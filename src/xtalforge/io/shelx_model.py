@@ -187,13 +187,17 @@ def write_res(
     remarks: list[str] | None = None,
     composition: dict[str, float] | None = None,
     u_aniso: np.ndarray | None = None,
+    riding: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """Write ``crystal`` as a SHELXL .res: TITL, CELL, ZERR, LATT/SYMM, SFAC/UNIT, ``L.S.``,
     ``FVAR`` (scale 1), the atoms (label, SFAC number, x y z, site-occupation factor 10 + occ/m
     fixed, U_iso in Å² or, given ``u_aniso`` (N, 6: U11 U22 U33 U12 U13 U23, NaN rows for
     isotropic atoms), the six U_ij in SHELX's order), ``HKLF`` and ``END``. ``remarks`` become
     REM lines (e.g. R1). ``composition`` (unit-cell content) sets UNIT; by default the atoms'
-    own."""
+    own. ``riding``: (parent index, AFIX code) per atom, parent −1 for atoms that do not
+    ride: each riding H is written after its parent inside ``AFIX m`` … ``AFIX 0`` with U
+    −1.2 or −1.5 (× the parent's U_eq: 1.5 for CH₃, NH₃ and OH groups), as SHELXL's HFIX
+    writes them."""
     comp = composition if composition else crystal.composition()
     for el in crystal.elements:
         comp.setdefault(el, 1.0)
@@ -202,22 +206,48 @@ def write_res(
     lines += ["L.S. 10", "LIST 4", "FMAP 2", "PLAN 20", "FVAR 1.00000"]
     order = crystal.site_symmetry_order()
     labels = _unique_labels(crystal)
-    for i in range(crystal.n_atoms):
-        number = sfac.index(crystal.elements[i]) + 1
-        x, y, zc = crystal.frac[i]
-        occ = 10.0 + crystal.occ[i] / order[i]
-        head = f"{labels[i]:<5s}{number:>3d} {x:10.6f} {y:10.6f} {zc:10.6f} {occ:10.5f}"
-        tensor = None if u_aniso is None else np.asarray(u_aniso[i], float)
-        if tensor is None or np.isnan(tensor).any():
-            lines.append(f"{head} {crystal.u_iso[i]:9.5f}")
-        else:
-            u11, u22, u33, u12, u13, u23 = tensor
-            lines.append(f"{head} {u11:9.5f} {u22:9.5f} =")
-            lines.append(f"    {u33:9.5f} {u23:9.5f} {u13:9.5f} {u12:9.5f}")
+    parent = np.full(crystal.n_atoms, -1) if riding is None else np.asarray(riding[0], int)
+    code = np.zeros(crystal.n_atoms, int) if riding is None else np.asarray(riding[1], int)
+    for i in np.flatnonzero(parent < 0):
+        lines += _atom_lines(crystal, i, sfac, labels[i], order[i], u_aniso)
+        riders = np.flatnonzero(parent == i)
+        for m in dict.fromkeys(code[riders].tolist()):
+            lines.append(f"AFIX {m}")
+            for h in riders[code[riders] == m]:
+                factor = -1.5 if m in (137, 147) else -1.2
+                lines += _atom_lines(crystal, h, sfac, labels[h], order[h], None, factor)
+            lines.append("AFIX 0")
     lines += [f"HKLF {hklf}", "END"]
     text = "\n".join(lines) + "\n"
     Path(path).write_text(text)
     return text
+
+
+def _atom_lines(
+    crystal: Crystal,
+    i: int,
+    sfac: list[str],
+    label: str,
+    order: float,
+    u_aniso: np.ndarray | None,
+    u_riding: float | None = None,
+) -> list[str]:
+    """The .res line(s) of atom ``i``: label, SFAC number, x y z, sof, U_iso (or ``u_riding``,
+    a negative multiple of the parent's U_eq) or the six U_ij."""
+    number = sfac.index(crystal.elements[i]) + 1
+    x, y, zc = crystal.frac[i]
+    occ = 10.0 + crystal.occ[i] / order
+    head = f"{label:<5s}{number:>3d} {x:10.6f} {y:10.6f} {zc:10.6f} {occ:10.5f}"
+    tensor = None if u_aniso is None else np.asarray(u_aniso[i], float)
+    if u_riding is not None:
+        return [f"{head} {u_riding:9.5f}"]
+    if tensor is None or np.isnan(tensor).any():
+        return [f"{head} {crystal.u_iso[i]:9.5f}"]
+    u11, u22, u33, u12, u13, u23 = tensor
+    return [
+        f"{head} {u11:9.5f} {u22:9.5f} =",
+        f"    {u33:9.5f} {u23:9.5f} {u13:9.5f} {u12:9.5f}",
+    ]
 
 
 def _unique_labels(crystal: Crystal) -> list[str]:

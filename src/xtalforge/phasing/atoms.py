@@ -215,13 +215,20 @@ def match_atoms(
     model atom, fraction that also has the right element), after moving the model onto the
     truth's origin and hand: x → ±x + ``shift`` (as found by the phase scorer). Atoms of a
     disordered truth count when their occupancy is at least :data:`MAJOR_OCCUPANCY` (the
-    major component, which is what a solution can find)."""
+    major component, which is what a solution can find); the model's H atoms take no part."""
     from xtalforge.diffraction.reflections import reflections_from_hkl
     from xtalforge.phasing.peaks import min_image_distances
 
     heavy = (truth.z > 1) & (truth.occ >= MAJOR_OCCUPANCY)
     if not heavy.any():
         return float("nan"), float("nan")
+    model = model.copy(
+        z=model.z[model.z > 1],
+        frac=model.frac[model.z > 1],
+        u_iso=model.u_iso[model.z > 1],
+        occ=model.occ[model.z > 1],
+        labels=None,
+    )
     if model.n_atoms == 0:
         return 0.0, 0.0
     frac = (-model.frac if inverted else model.frac) + np.asarray(shift, float)

@@ -14,13 +14,14 @@
    heavier than Ne, ions and metals, or O/N with hydrogen-bond contacts: water), and the
    model holds at least half the expected atoms of the cell (an atom on a special position
    counts its copies in the cell).
-   Data at atomic resolution end with an anisotropic refinement. Hydrogen atoms are not
-   placed.
+   Data at atomic resolution end with an anisotropic refinement. Riding H atoms
+   (:mod:`~xtalforge.phasing.hydrogens`) are placed on C, N and O before every refinement,
+   held fixed in it, and weighed with each element in the typing (``hydrogens=False``: none).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from xtalforge.phasing.atoms import (
     type_by_likelihood,
     type_by_rank,
 )
+from xtalforge.phasing.hydrogens import RidingHydrogens, hydrogen_factors, place_hydrogens
 from xtalforge.phasing.peaks import find_peaks, min_image_distances
 from xtalforge.phasing.refine import Refinement, element_costs, refine
 
@@ -96,6 +98,17 @@ class CompletedStructure:
     sensible_fraction: float
     expected_in_cell: float
     notes: list[str] = field(default_factory=list)
+    hydrogens: RidingHydrogens | None = None
+
+    def riding(self) -> tuple[np.ndarray, np.ndarray]:
+        """(parent index, AFIX code) of every atom of :attr:`crystal` (−1, 0 for atoms that
+        do not ride), as :func:`~xtalforge.io.write_res` takes them."""
+        n = self.crystal.n_atoms
+        parent, code = np.full(n, -1), np.zeros(n, int)
+        h = self.hydrogens
+        if h is not None and len(h):
+            parent[n - len(h) :], code[n - len(h) :] = h.parent, h.afix
+        return parent, code
 
 
 def _sensible(crystal: Crystal) -> np.ndarray:
@@ -181,15 +194,18 @@ def _retype(
     refl: Reflections,
     i_obs: np.ndarray,
     sigma: np.ndarray,
+    riding: RidingHydrogens | None = None,
 ) -> Crystal:
     """The refined model re-typed site by site by likelihood, held near the composition (see
     :func:`~xtalforge.phasing.atoms.type_by_likelihood`); no oxygen where an atom has three or
-    more bonds to light atoms (a CH₂ scatters like an O, its H not being in the model)."""
+    more bonds to light atoms. With ``riding`` H, each element is weighed with the H atoms it
+    would carry at the site (a CH₂ against an O)."""
     if not counts or len(counts) == 1:
         return crystal
     elements = sorted(counts)
     d_max = TYPING_D_MAX if refl.d_min < TYPING_D_MAX / 2 else None  # keep data enough to type
-    costs = element_costs(crystal, refl, i_obs, sigma, elements, d_max=d_max)
+    h_f = hydrogen_factors(crystal, refl, riding) if riding is not None else None
+    costs = element_costs(crystal, refl, i_obs, sigma, elements, d_max=d_max, hydrogen_f=h_f)
     if 8 in elements:  # chemistry: an oxygen has at most two bonds to C, N or O
         crowded = light_bonds(crystal) >= 3
         costs[crowded, elements.index(8)] = np.inf
@@ -198,7 +214,12 @@ def _retype(
 
 
 def _add_missing(
-    crystal: Crystal, refl: Reflections, f_obs: np.ndarray, total: float, counts: dict
+    crystal: Crystal,
+    refl: Reflections,
+    f_obs: np.ndarray,
+    total: float,
+    counts: dict,
+    riding: RidingHydrogens | None = None,
 ) -> Crystal:
     """Peaks of the difference map (Fo − k|Fc|)·exp(iφc) at bonding distance (1.1–1.9 Å) of
     the model and ≥ 1.1 Å from every atom, as the lightest expected element, until the expected
@@ -211,7 +232,7 @@ def _add_missing(
         return crystal
     from xtalforge.diffraction.structure_factors import structure_factors
 
-    fc = structure_factors(crystal, refl)
+    fc = structure_factors(riding.attached(crystal) if riding else crystal, refl)
     k = float((f_obs * np.abs(fc)).sum() / max(float((np.abs(fc) ** 2).sum()), 1e-30))
     n = 2 * int(np.ceil(missing / n_ops)) + 5
     frac, _ = find_peaks(refl, (f_obs - k * np.abs(fc)) * np.exp(1j * np.angle(fc)), n)
@@ -242,13 +263,16 @@ def complete(
     n_expected: int | None = None,
     rounds: int = 4,
     anisotropic: bool | None = None,
+    hydrogens: bool = True,
 ) -> CompletedStructure:
     """Build, refine and judge a model from phases (radians) of the reflections ``refl`` with
     measured |F| ``amplitudes`` and intensities Fo² ``i_obs`` (σ ``sigma``).
     ``composition``: the unit-cell content {element: count}; ``n_expected``: non-H atoms per
     asymmetric unit on general positions (default: from the composition). ``anisotropic``: a
     last refinement with anisotropic U (default: when the data reach :data:`ANISO_D_MIN` Å
-    with :data:`ANISO_DATA_PER_PARAM` reflections per parameter); kept only if R1 drops."""
+    with :data:`ANISO_DATA_PER_PARAM` reflections per parameter); kept only if R1 drops.
+    ``hydrogens``: riding H atoms on C, N and O (:mod:`~xtalforge.phasing.hydrogens`) in every
+    refinement and in the typing; they are in the model returned, after its other atoms."""
     notes: list[str] = []
     counts = cell_counts(composition or {})
     n_ops = len(refl.symmetry.all_ops()[0])
@@ -267,7 +291,22 @@ def complete(
     f_obs = np.asarray(amplitudes)
     first = refine(_initial(refl, f, counts, total), refl, i_obs, sigma, cycles=4).crystal
 
-    def build(u_max: float) -> tuple[Refinement, bool]:
+    def riding(model: Crystal) -> RidingHydrogens | None:
+        return place_hydrogens(model, refl, i_obs, sigma) if hydrogens else None
+
+    def refined(model: Crystal, cycles: int, h: RidingHydrogens | None = None) -> Refinement:
+        """``model`` refined with its riding H (placed now unless given) held fixed."""
+        h = riding(model) if h is None else h
+        if not h:
+            return refine(model, refl, i_obs, sigma, cycles=cycles)
+        full = h.attached(model)
+        fixed = np.arange(full.n_atoms) >= model.n_atoms
+        return refine(full, refl, i_obs, sigma, cycles=cycles, fixed=fixed)
+
+    def heavy(result: Refinement) -> Crystal:
+        return _subset(result.crystal, result.crystal.z > 1)
+
+    def build(u_max: float) -> tuple[Refinement, bool, RidingHydrogens | None]:
         """Refined isotropic model with atoms up to U = u_max kept; whether any atom above
         :data:`U_SPURIOUS_STRICT` was kept on the way."""
         high = False
@@ -279,43 +318,61 @@ def complete(
             return out
 
         def one_round(model: Crystal) -> Crystal:
-            model = _add_missing(model, refl, f_obs, total, counts)
-            model = refine(model, refl, i_obs, sigma, cycles=4).crystal
-            model = _retype(model, counts, refl, i_obs, sigma)
-            return prune(refine(model, refl, i_obs, sigma, cycles=4).crystal)
+            model = _add_missing(model, refl, f_obs, total, counts, riding(model))
+            model = heavy(refined(model, 4))
+            model = _retype(model, counts, refl, i_obs, sigma, riding(model))
+            return prune(heavy(refined(model, 4)))
 
         model = prune(first)
         for _ in range(rounds):
             model = one_round(model)
         if float(multiplicities(model).sum()) < total - 0.5:  # the last prune left a gap
             model = one_round(model)
-        labelled = model.copy(labels=_labels(model.z))
-        return refine(labelled, refl, i_obs, sigma, cycles=8), high
+        h = riding(model)
+        final = refined(model, 8, h)
+        labelled = final.crystal.copy(labels=_labels(final.crystal.z))
+        return replace(final, crystal=labelled), high, h
 
-    result, kept_high = build(U_SPURIOUS)
+    result, kept_high, h = build(U_SPURIOUS)
     if kept_high:  # were the high-U atoms real? Build again without them; the lower R1 wins
-        strict, _ = build(U_SPURIOUS_STRICT)
+        strict, _, h_strict = build(U_SPURIOUS_STRICT)
         if strict.agreement.r1_gt <= result.agreement.r1_gt:
-            result = strict
+            result, h = strict, h_strict
         else:
             notes.append(f"atoms with U above {U_SPURIOUS_STRICT} Å² kept: they lower R1")
     if anisotropic is None:
         anisotropic = refl.d_min <= ANISO_D_MIN and len(refl) >= ANISO_DATA_PER_PARAM * (
-            1 + 9 * result.crystal.n_atoms
+            1 + 9 * int((result.crystal.z > 1).sum())
         )
     if anisotropic:
         iso = result
-        result = refine(result.crystal, refl, i_obs, sigma, cycles=10, anisotropic=True)
+        h_mask = result.crystal.z == 1
+        result = refine(
+            result.crystal,
+            refl,
+            i_obs,
+            sigma,
+            cycles=10,
+            anisotropic=True,
+            fixed=h_mask if h_mask.any() else None,
+        )
         if result.agreement.r1_gt > iso.agreement.r1_gt:  # no better: keep the isotropic model
             result = iso
         else:
             notes.append("anisotropic displacement parameters refined")
-    notes.append("hydrogen atoms are not placed")
-    return _verdict(result, total, notes)
+    n_h = int((result.crystal.z == 1).sum())
+    notes.append(
+        f"{n_h} hydrogen atoms riding on C, N and O (geometry; rotating groups by the data)"
+        if hydrogens
+        else "hydrogen atoms are not placed"
+    )
+    return _verdict(result, total, notes, h)
 
 
-def _verdict(result: Refinement, total: float, notes: list[str]) -> CompletedStructure:
-    crystal = result.crystal
+def _verdict(
+    result: Refinement, total: float, notes: list[str], h: RidingHydrogens | None = None
+) -> CompletedStructure:
+    crystal = _subset(result.crystal, result.crystal.z > 1)  # the judged atoms: not the H
     in_cell = float(multiplicities(crystal).sum()) if crystal.n_atoms else 0.0
     sensible = float(_sensible(crystal).mean()) if crystal.n_atoms else 0.0
     r1 = result.agreement.r1_gt
@@ -326,7 +383,7 @@ def _verdict(result: Refinement, total: float, notes: list[str]) -> CompletedStr
         f"{in_cell:.0f} of {total:.0f} expected non-H atoms in the cell",
     ]
     solved = r1 <= R1_SOLVED and sensible >= SENSIBLE_SOLVED and in_cell >= 0.5 * total
-    return CompletedStructure(crystal, result, solved, reasons, sensible, total, notes)
+    return CompletedStructure(result.crystal, result, solved, reasons, sensible, total, notes, h)
 
 
 def match_to_truth(

@@ -19,6 +19,7 @@ and for all data, wR2 = √[Σw(Fo² − Fc²)²/Σw(Fo²)²] and GooF = √[Σw
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -279,7 +280,7 @@ def _stats(
     )
 
 
-def _best_scale(i_obs: np.ndarray, fc2: np.ndarray, w: np.ndarray) -> float:
+def best_scale(i_obs: np.ndarray, fc2: np.ndarray, w: np.ndarray) -> float:
     den = float((w * fc2 * fc2).sum())
     return float((w * i_obs * fc2).sum() / den) if den > 0 else 1.0
 
@@ -319,9 +320,9 @@ def agreement(
     ``n_params`` defaults to those an isotropic refinement has (4 per atom and the scale)."""
     _check(crystal, refl, i_obs, sigma)
     fc2, _ = _calc(crystal, refl, _Geometry(crystal), False, None, _tensors(crystal, u_aniso))
-    k = _best_scale(i_obs, fc2, 1.0 / sigma**2)
+    k = best_scale(i_obs, fc2, 1.0 / sigma**2)
     w = shelxl_weights(i_obs, sigma, k * fc2, *weights)
-    k = _best_scale(i_obs, fc2, w)
+    k = best_scale(i_obs, fc2, w)
     n_params = 4 * crystal.n_atoms + 1 if n_params is None else n_params
     return _stats(i_obs, sigma, fc2, k, w, n_params)
 
@@ -403,8 +404,8 @@ class _State:
         assert deriv is not None
         self.deriv = deriv
         if k is None:
-            k = _best_scale(p.i_obs, self.fc2, 1.0 / p.sigma**2)
-            k = _best_scale(p.i_obs, self.fc2, p.weights_for(k * self.fc2))
+            k = best_scale(p.i_obs, self.fc2, 1.0 / p.sigma**2)
+            k = best_scale(p.i_obs, self.fc2, p.weights_for(k * self.fc2))
         self.k = k
         self.w = p.weights_for(k * self.fc2)
         self.resid = p.i_obs - k * self.fc2
@@ -506,7 +507,7 @@ class _Problem:
     def result(
         self, state: _State, normal: tuple, cycles: int, shift: float, aniso_mask: np.ndarray
     ) -> Refinement:
-        k = _best_scale(self.i_obs, state.fc2, state.w)
+        k = best_scale(self.i_obs, state.fc2, state.w)
         stats = _stats(self.i_obs, self.sigma, state.fc2, k, state.w, self.n_params)
         esd_xyz, esd_u = self._esds(normal, stats.goof, state.model)
         model, tensors = state.model, None
@@ -548,6 +549,7 @@ def element_costs(
     elements: list[int],
     weights: tuple[float, float] = DEFAULT_WEIGHTS,
     d_max: float | None = None,
+    hydrogen_f: Callable[[int, int], np.ndarray] | None = None,
 ) -> np.ndarray:
     """(N, len(elements)) χ² of the model with one atom at a time given each element, at the
     best of :data:`U_TRIALS` for it (the rest of the model, the scale and the weights as they
@@ -556,7 +558,12 @@ def element_costs(
 
     ``d_max`` (Å): only reflections with d ≤ ``d_max`` count in the χ² (the scale still comes
     from all). The low-angle data carry the hydrogen atoms that the model lacks, which makes a
-    CH₂ look like an O there; the outer data see the cores only."""
+    CH₂ look like an O there; the outer data see the cores only.
+
+    ``hydrogen_f(j, z)``: F (one per reflection) of the H atoms that site j carries when it
+    is element z (see :mod:`~xtalforge.phasing.hydrogens`): the model's Fc then holds the H of
+    every site as typed, and each trial swaps the site's H with those of the trial element,
+    so that a CH₂ is weighed against an O as a CH₂."""
     _check(crystal, refl, i_obs, sigma)
     geo = _Geometry(crystal)
     hkl = refl.hkl.astype(np.float64)
@@ -574,18 +581,26 @@ def element_costs(
     own = np.stack([f_tab[int(z)] for z in crystal.z], axis=1)  # (r, N)
     own = own * np.exp(-8 * np.pi**2 * np.outer(stol2, crystal.u_iso)) * geometric
     f = own.sum(axis=1)
+    carried = np.zeros_like(own)
+    if hydrogen_f is not None:
+        for j, z in enumerate(crystal.z):
+            carried[:, j] = hydrogen_f(j, int(z))
+        f = f + carried.sum(axis=1)
     fc2 = np.abs(f) ** 2
-    k = _best_scale(i_obs, fc2, 1.0 / sigma**2)
+    k = best_scale(i_obs, fc2, 1.0 / sigma**2)
     w = shelxl_weights(i_obs, sigma, k * fc2, *weights)
-    k = _best_scale(i_obs, fc2, w)
+    k = best_scale(i_obs, fc2, w)
     if d_max is not None:
         w = w * (stol2 >= 1.0 / (4.0 * d_max**2))
     damp = np.exp(-8 * np.pi**2 * np.outer(stol2, U_TRIALS))  # (r, T)
     out = np.empty((crystal.n_atoms, len(elements)))
     for j in range(crystal.n_atoms):
-        rest = (f - own[:, j])[:, None]
+        rest = (f - own[:, j] - carried[:, j])[:, None]
         for m, el in enumerate(elements):
             trial = rest + (f_tab[el] * geometric[:, j])[:, None] * damp  # (r, T)
+            if hydrogen_f is not None:
+                h = carried[:, j] if el == crystal.z[j] else hydrogen_f(j, el)
+                trial = trial + h[:, None]
             resid = i_obs[:, None] - k * np.abs(trial) ** 2
             out[j, m] = float((w[:, None] * resid**2).sum(axis=0).min())
     return out

@@ -93,7 +93,8 @@ class SolveOutcome:
         if st is not None:
             a = st.refinement.agreement
             rows += [
-                ("atoms (non-H)", f"{st.crystal.n_atoms}: {_formula(st.crystal)}"),
+                ("atoms (non-H)", f"{int((st.crystal.z > 1).sum())}: {_formula(st.crystal)}"),
+                ("riding H", str(int((st.crystal.z == 1).sum()))),
                 ("R1 (Fo > 4σ)", f"{a.r1_gt:.4f} ({a.n_gt} reflections)"),
                 ("R1 (all)", f"{a.r1_all:.4f} ({a.n_all})"),
                 ("wR2", f"{a.wr2:.4f}"),
@@ -120,7 +121,7 @@ class SolveOutcome:
 def _formula(crystal: Crystal) -> str:
     from collections import Counter
 
-    counts = Counter(crystal.elements)
+    counts = Counter(el for el in crystal.elements if el != "H")
     return " ".join(f"{el}{n}" for el, n in sorted(counts.items(), key=lambda kv: kv[0]))
 
 
@@ -376,6 +377,7 @@ def write_structure(
         remarks=remarks,
         composition=cell_content(data),
         u_aniso=built.refinement.u_aniso,
+        riding=built.riding(),
     )
     write_cif(crystal, paths["cif"], name=Path(data.source).stem)
 
