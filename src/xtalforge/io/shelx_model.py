@@ -208,12 +208,12 @@ def write_res(
     labels = _unique_labels(crystal)
     parent = np.full(crystal.n_atoms, -1) if riding is None else np.asarray(riding[0], int)
     code = np.zeros(crystal.n_atoms, int) if riding is None else np.asarray(riding[1], int)
-    for i in np.flatnonzero(parent < 0):
+    for i in np.flatnonzero(parent < 0).tolist():
         lines += _atom_lines(crystal, i, sfac, labels[i], order[i], u_aniso)
         riders = np.flatnonzero(parent == i)
         for m in dict.fromkeys(code[riders].tolist()):
             lines.append(f"AFIX {m}")
-            for h in riders[code[riders] == m]:
+            for h in riders[code[riders] == m].tolist():
                 factor = -1.5 if m in (137, 147) else -1.2
                 lines += _atom_lines(crystal, h, sfac, labels[h], order[h], None, factor)
             lines.append("AFIX 0")
