@@ -69,11 +69,24 @@ def test_bad_formulas_named(bad):
 
 def test_cell_content_from_the_volume():
     """C8H10N2O4 in Pbca (900.5 Å³, 8 operations): Z = 4, 16 Å³ per non-H atom; a formula
-    that cannot fit any Z is refused with the figures."""
+    that cannot fit any Z is refused with the figures; a dense inorganic cell (high-pressure
+    FeN₄, COD 2242624: 26.72 Å³, 5.3 Å³ per atom) is Z = 1; a formula that is already the cell
+    content (C44H46N2 in P-1, 854.8 Å³: 18.6 Å³ per atom) stays Z = 1, not the multiple of the
+    two operations that would pack 9.3 Å³ per atom; in a centred cell Z gives every element a
+    multiple of the lattice points."""
     content, z = cell_content_from_formula(parse_formula("C8H10N2O4"), 900.5, 8)
     assert z == 4 and content == {"C": 32, "H": 40, "N": 8, "O": 16}
+    content, z = cell_content_from_formula(parse_formula("FeN4"), 26.72, 2)
+    assert z == 1 and content == {"Fe": 1, "N": 4}
+    content, z = cell_content_from_formula(parse_formula("C44H46N2"), 854.8, 2)
+    assert z == 1 and content == {"C": 44, "H": 46, "N": 2}
+    content, z = cell_content_from_formula(parse_formula("C22H23N"), 854.8, 2)
+    assert z == 2 and content == {"C": 44, "H": 46, "N": 2}
+    # rock salt (a = 5.641 Å, 179.5 Å³) in Fm-3m: 4 lattice points, so Z = 4, not 5
+    content, z = cell_content_from_formula(parse_formula("NaCl"), 179.5, 192, 4)
+    assert z == 4 and content == {"Na": 4, "Cl": 4}
     with pytest.raises(CrystalError, match="does not fit"):
-        cell_content_from_formula(parse_formula("C60"), 300.0, 2)
+        cell_content_from_formula(parse_formula("C60"), 200.0, 2)
 
 
 def test_typing_held_to_the_composition():

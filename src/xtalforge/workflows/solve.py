@@ -14,9 +14,11 @@ import numpy as np
 from xtalforge import __version__
 from xtalforge.crystal import CellSymmetry
 from xtalforge.crystal.formula import (
+    DENSE_VOLUME_PER_ATOM,
     VOLUME_PER_ATOM,
     cell_content_from_formula,
     parse_formula,
+    plausible_volume_per_atom,
 )
 from xtalforge.crystal.model import Crystal, cell_volume
 from xtalforge.data.solve_data import load_solve_data
@@ -191,7 +193,9 @@ def solve_file(
         if formula is not None:
             n_ops = len(sd.refl.symmetry.all_ops()[0])
             volume = cell_volume(*sd.refl.cell)
-            sd.composition, _ = cell_content_from_formula(parse_formula(formula), volume, n_ops)
+            sd.composition, _ = cell_content_from_formula(
+                parse_formula(formula), volume, n_ops, len(sd.refl.symmetry.centrings)
+            )
         if route is None and (models or ai):
             d = float(sd.refl.d_min)
             route = ai_route(d) if ai and not models else route_for_models(list(models or []), d)
@@ -306,19 +310,20 @@ def check_laue(data: Path, structure: Path | None, spacegroup: Any) -> float:
 
 def checked_content(data: SolveData) -> dict[str, float]:
     """The unit-cell content to type atoms with: as given when it fits the cell (9–36 Å³ per
-    non-H atom); else the model's own atoms when a model came with the data (a placeholder
+    non-H atom, or down to 4.5 Å³ for a dense inorganic cell: ``plausible_volume_per_atom``);
+    else the model's own atoms when a model came with the data (a placeholder
     UNIT line, said in a warning); else a clear error."""
     content = cell_content(data)
     heavy = sum(n for el, n in content.items() if el not in ("H", "D"))
     per_atom = cell_volume(*data.refl.cell) / heavy if heavy else float("inf")
-    if VOLUME_PER_ATOM / 2 <= per_atom <= VOLUME_PER_ATOM * 2:
+    if plausible_volume_per_atom(per_atom):
         return content
     what = f"the cell content {_content_text(content)} gives {per_atom:.1f} Å³ per non-H atom"
     if data.truth is not None:
         warnings.warn(f"{data.source}: {what}; the model's atoms are used instead", stacklevel=3)
         return data.truth.composition()
     raise XtalforgeError(
-        f"{data.source}: {what}, not {VOLUME_PER_ATOM / 2:g}–{VOLUME_PER_ATOM * 2:g}: "
+        f"{data.source}: {what}, not {DENSE_VOLUME_PER_ATOM:g}–{VOLUME_PER_ATOM * 2:g}: "
         "check SFAC/UNIT or give --formula"
     )
 
