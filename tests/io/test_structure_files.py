@@ -162,6 +162,37 @@ def test_residual_peaks_and_dummy_sites_are_skipped_with_a_warning(tmp_path):
         assert read_cif(path).labels == ["Cl1", "O1"]
 
 
+def test_symmetry_generated_copies_are_dropped_split_sites_kept(tmp_path):
+    """A file that also lists the inversion image of a full atom (COD's ``C1B*``) holds one
+    atom there, not two; two halves of a disordered site at one position are both kept."""
+    text = CIF_OPS_ONLY.replace(
+        "H1 H 0.2 0.4 0.1 0.05 1\n",
+        "H1 H 0.2 0.4 0.1 0.05 1\nC1 C 0.40 0.10 0.05 0.02 1\nC1B* C -0.40 -0.10 -0.05 0.02 1\n"
+        "O1B O 0.30 0.20 0.10 0.02 0.5\n",
+    )
+    path = tmp_path / "g.cif"
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=r"dropped 1 atom\(s\) that repeat.*C1B\* = C1"):
+        c = read_cif(path)
+    assert c.labels == ["Cl1", "O1", "H1", "C1", "O1B"]
+
+
+@pytest.mark.parametrize(
+    "name, formula",
+    [
+        ("COD_2000056", {"C": 4, "H": 48, "N": 4, "Na": 4, "O": 28, "P": 4}),  # Z = 2
+        ("COD_2000000", {"C": 16, "H": 44, "Co": 1, "Nd": 2, "O": 26}),  # Z = 1
+    ],
+)
+def test_cod_files_listing_generated_atoms_hold_their_formula(name, formula):
+    """Two COD files list the symmetry-generated half of a centrosymmetric molecule or
+    complex: the cell content read equals Z × ``_chemical_formula_sum`` (the file's own)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = read_cif(real_data("cod") / f"{name}.cif")
+    assert c.composition() == pytest.approx(formula)
+
+
 def test_refined_occupancy_slightly_above_one_is_taken_as_one(tmp_path):
     path, h1 = tmp_path / "o.cif", "H1 H 0.2 0.4 0.1 0.05 "
     path.write_text(CIF_OPS_ONLY.replace(h1 + "1\n", h1 + "1.03\n"))

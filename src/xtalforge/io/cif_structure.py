@@ -195,6 +195,40 @@ def _symbol_conflict(small: gemmi.SmallStructure, sg: gemmi.SpaceGroup, where: s
     )
 
 
+#: Å: atoms of one element closer than this to a symmetry image of another are one site.
+DUPLICATE_DISTANCE = 0.1
+
+
+def symmetry_duplicates(
+    cell: gemmi.UnitCell,
+    sg: gemmi.SpaceGroup,
+    z: np.ndarray,
+    frac: np.ndarray,
+    occ: np.ndarray,
+) -> list[tuple[int, int]]:
+    """(i, j) pairs, j < i, where atom i lies within :data:`DUPLICATE_DISTANCE` Å of a symmetry
+    image of an earlier atom j of the same element and the two occupancies add up to more than
+    a full site (``MAX_REFINED_OCC``): atom i is j again, as a CIF that also lists the
+    symmetry-generated atoms of a molecule on a special position has it (COD's ``C1B*``).
+    Split sites of a disorder (occupancies adding to one) are not duplicates."""
+    ops = sg.operations()
+    rot = np.array([op.rot for op in ops], float) / gemmi.Op.DEN
+    tran = np.array([op.tran for op in ops], float) / gemmi.Op.DEN
+    orth = np.array(cell.orth.mat.tolist())
+    images = np.einsum("sij,nj->nsi", rot, frac) + tran  # (n, s, 3)
+    pairs = []
+    for i in range(1, len(z)):
+        same = np.flatnonzero((z[:i] == z[i]) & (occ[:i] + occ[i] > MAX_REFINED_OCC))
+        if not len(same):
+            continue
+        d = frac[i] - images[same]
+        d -= np.round(d)
+        near = (np.linalg.norm(d @ orth.T, axis=2) < DUPLICATE_DISTANCE).any(axis=1)
+        if near.any():
+            pairs.append((i, int(same[near][0])))
+    return pairs
+
+
 def _some(labels: list[str]) -> str:
     """The first five labels, with an ellipsis when there are more."""
     return ", ".join(labels[:5]) + (" …" if len(labels) > 5 else "")
@@ -259,7 +293,8 @@ def from_small_structure(
 ) -> Crystal:
     """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, a missing U ``default_u_iso`` Å².
 
-    Sites with zero occupancy are dropped; both are recorded in ``metadata["warnings"]``.
+    Sites with zero occupancy are dropped, and atoms that repeat a symmetry image of another
+    (:func:`symmetry_duplicates`); both are recorded in ``metadata["warnings"]``.
     """
     where = f"{source}: " if source else ""
     sg, conflict = _space_group(small, where)
@@ -312,6 +347,18 @@ def from_small_structure(
         )
     if not z:
         raise CrystalError(f"{where}no atom with non-zero occupancy")
+    twins = symmetry_duplicates(cell, sg, np.array(z), np.array(frac), np.array(occ))
+    if twins:
+        names = [f"{labels[i]} = {labels[j]}" for i, j in twins]
+        _warn(
+            notes,
+            f"{where}dropped {len(twins)} atom(s) that repeat a symmetry image of another "
+            f"({_some(names)}): the file lists symmetry-generated atoms",
+        )
+        drop = {i for i, _ in twins}
+        keep = [k for k in range(len(z)) if k not in drop]
+        z, frac, labels = [z[k] for k in keep], [frac[k] for k in keep], [labels[k] for k in keep]
+        u, occ = [u[k] for k in keep], [occ[k] for k in keep]
     meta: dict[str, Any] = {"source": source} if source else {}
     if notes:
         meta["warnings"] = notes
