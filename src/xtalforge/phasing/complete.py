@@ -9,7 +9,8 @@
    likelihood; missing atoms are added from the peaks of the difference map with the model's
    phases that lie at bonding distance of the model. One round more when the last prune left
    the cell short of its expected content.
-3. The verdict: ``solved`` when R1 (Fo > 4σ) ≤ :data:`R1_SOLVED`, at least
+3. The verdict: ``solved`` when R1 (Fo > 4σ) ≤ :data:`R1_SOLVED` (:data:`R1_SOLVED_ATOMIC`
+   for data that reach :data:`ANISO_D_MIN` Å), at least
    :data:`SENSIBLE_SOLVED` of the atoms sit in bonded fragments of three or more atoms (or are
    heavier than Ne, ions and metals, or O/N with hydrogen-bond contacts: water), and the
    model holds at least half the expected atoms of the cell (an atom on a special position
@@ -46,6 +47,7 @@ from xtalforge.phasing.refine import Refinement, element_costs, refine
 
 __all__ = [
     "R1_SOLVED",
+    "R1_SOLVED_ATOMIC",
     "SENSIBLE_SOLVED",
     "U_SPURIOUS",
     "U_SPURIOUS_STRICT",
@@ -56,6 +58,12 @@ __all__ = [
 
 #: R1 (Fo > 4σ) of the isotropic model at or below which a structure counts as solved.
 R1_SOLVED = 0.20
+#: … and of data at atomic resolution (d ≤ :data:`ANISO_D_MIN` Å), where a right model with
+#: riding H refines far lower: on calculated 1.0 Å data of 77 COD structures every model with
+#: R1 between 0.15 and 0.20 was wrong (a pseudo-symmetric Co complex at 0.18, a half-built
+#: As/B salt at 0.16), and every right one refined below 0.14. A wrong model then counts as not
+#: solved, and `solve` phases again.
+R1_SOLVED_ATOMIC = 0.15
 #: Fraction of atoms in chemically sensible fragments needed for a ``solved`` verdict.
 SENSIBLE_SOLVED = 0.7
 #: Å²: an atom refining to a larger U is a spurious peak.
@@ -366,23 +374,28 @@ def complete(
         if hydrogens
         else "hydrogen atoms are not placed"
     )
-    return _verdict(result, total, notes, h)
+    r1_max = R1_SOLVED_ATOMIC if refl.d_min <= ANISO_D_MIN else R1_SOLVED
+    return _verdict(result, total, notes, h, r1_max)
 
 
 def _verdict(
-    result: Refinement, total: float, notes: list[str], h: RidingHydrogens | None = None
+    result: Refinement,
+    total: float,
+    notes: list[str],
+    h: RidingHydrogens | None = None,
+    r1_max: float = R1_SOLVED,
 ) -> CompletedStructure:
     crystal = _subset(result.crystal, result.crystal.z > 1)  # the judged atoms: not the H
     in_cell = float(multiplicities(crystal).sum()) if crystal.n_atoms else 0.0
     sensible = float(_sensible(crystal).mean()) if crystal.n_atoms else 0.0
     r1 = result.agreement.r1_gt
     reasons = [
-        f"R1 {r1:.3f} ({'≤' if r1 <= R1_SOLVED else '>'} {R1_SOLVED})",
+        f"R1 {r1:.3f} ({'≤' if r1 <= r1_max else '>'} {r1_max})",
         f"{sensible:.0%} of atoms in bonded fragments "
         f"({'≥' if sensible >= SENSIBLE_SOLVED else '<'} {SENSIBLE_SOLVED:.0%})",
         f"{in_cell:.0f} of {total:.0f} expected non-H atoms in the cell",
     ]
-    solved = r1 <= R1_SOLVED and sensible >= SENSIBLE_SOLVED and in_cell >= 0.5 * total
+    solved = r1 <= r1_max and sensible >= SENSIBLE_SOLVED and in_cell >= 0.5 * total
     return CompletedStructure(result.crystal, result, solved, reasons, sensible, total, notes, h)
 
 
