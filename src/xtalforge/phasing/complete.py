@@ -15,7 +15,9 @@
    heavier than Ne, ions and metals, or O/N with hydrogen-bond contacts: water), and the
    model holds at least half the expected atoms of the cell (an atom on a special position
    counts its copies in the cell).
-   Data at atomic resolution end with an anisotropic refinement. Riding H atoms
+   Data at atomic resolution end with an anisotropic refinement. The finished model is then
+   typed again by its own likelihood (its U no longer moving, its anisotropy in the fit) and
+   refined again, kept while wR2 drops (at most :data:`FINAL_RETYPES` times). Riding H atoms
    (:mod:`~xtalforge.phasing.hydrogens`) are placed on C, N and O before every refinement,
    held fixed in it, and weighed with each element in the typing (``hydrogens=False``: none).
 """
@@ -84,6 +86,8 @@ U_START = 0.03
 ANISO_D_MIN = 1.1
 #: … when they hold this many reflections per parameter.
 ANISO_DATA_PER_PARAM = 5.0
+#: Re-typings of the finished model at most (each kept only when its refinement fits better).
+FINAL_RETYPES = 3
 #: Peaks searched beyond the expected count (fraction), to have spares after chemistry.
 SPARE_PEAKS = 0.3
 #: Å: re-typing by likelihood counts only reflections with d ≤ this (the low-angle data carry
@@ -352,11 +356,14 @@ def complete(
         anisotropic = refl.d_min <= ANISO_D_MIN and len(refl) >= ANISO_DATA_PER_PARAM * (
             1 + 9 * int((result.crystal.z > 1).sum())
         )
-    if anisotropic:
-        iso = result
-        h_mask = result.crystal.z == 1
-        result = refine(
-            result.crystal,
+
+    def finished(iso: Refinement) -> tuple[Refinement, bool]:
+        """The anisotropic refinement of ``iso`` when asked for and better; whether it was."""
+        if not anisotropic:
+            return iso, False
+        h_mask = iso.crystal.z == 1
+        aniso = refine(
+            iso.crystal,
             refl,
             i_obs,
             sigma,
@@ -364,10 +371,29 @@ def complete(
             anisotropic=True,
             fixed=h_mask if h_mask.any() else None,
         )
-        if result.agreement.r1_gt > iso.agreement.r1_gt:  # no better: keep the isotropic model
-            result = iso
-        else:
-            notes.append("anisotropic displacement parameters refined")
+        if aniso.agreement.r1_gt > iso.agreement.r1_gt:  # no better: keep the isotropic model
+            return iso, False
+        return aniso, True
+
+    result, was_aniso = finished(result)
+    # the typing again, by the likelihood of the finished model (refined further than the
+    # model of the last round was): kept when the refinement of the new types fits better
+    changed = 0
+    for _ in range(FINAL_RETYPES):
+        model = heavy(result)
+        retyped = _retype(model, counts, refl, i_obs, sigma, riding(model))
+        if not (retyped.z != model.z).any():
+            break
+        h_new = riding(retyped)
+        again, again_aniso = finished(refined(retyped, 8, h_new))
+        if again.agreement.wr2 >= result.agreement.wr2:
+            break
+        result, was_aniso, h = again, again_aniso, h_new
+        changed += int((retyped.z != model.z).sum())
+    if changed:
+        notes.append(f"{changed} atom(s) re-typed by the likelihood of the refined model")
+    if was_aniso:
+        notes.append("anisotropic displacement parameters refined")
     n_h = int((result.crystal.z == 1).sum())
     notes.append(
         f"{n_h} hydrogen atoms riding on C, N and O (geometry; rotating groups by the data)"
