@@ -91,7 +91,8 @@ def cell_content_from_formula(
     element (each atom of a centred cell comes in ``n_centring`` copies: NaCl in Fm-3m is
     Z = 4, not the 5 that 18 Å³ per atom alone would give). When no Z gives a molecular
     9–36 Å³ per non-H atom, a dense inorganic cell is accepted down to
-    :data:`DENSE_VOLUME_PER_ATOM` (Z = 1: FeN₄, 5.3 Å³ per atom). Raises :class:`CrystalError` when no Z gives a plausible volume per atom."""
+    :data:`DENSE_VOLUME_PER_ATOM` (Z = 1: FeN₄, 5.3 Å³ per atom). Raises :class:`CrystalError`
+    when no Z gives a plausible volume per atom."""
     heavy = sum(n for el, n in formula.items() if el not in ("H", "D"))
     if heavy <= 0:
         raise CrystalError("the formula has no atoms heavier than hydrogen")
