@@ -293,7 +293,8 @@ def from_small_structure(
 ) -> Crystal:
     """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, a missing U ``default_u_iso`` Å².
 
-    Sites with zero occupancy are dropped, and atoms that repeat a symmetry image of another
+    A hydrogen atom refined to a negative U_iso gets ``default_u_iso`` (a negative U of a
+    heavier atom is an error). Sites with zero occupancy are dropped, and atoms that repeat a symmetry image of another
     (:func:`symmetry_duplicates`); both are recorded in ``metadata["warnings"]``.
     """
     where = f"{source}: " if source else ""
@@ -321,6 +322,7 @@ def from_small_structure(
         )
     filled: list[str] = []
     capped: list[str] = []
+    negative_h: list[str] = []
     for site, no_u, skip in zip(sites, missing, dummy, strict=True):
         if skip:
             continue
@@ -328,6 +330,9 @@ def from_small_structure(
             notes.append(f"dropped {site.label}: occupancy {site.occ}")
             continue
         zi, xyz, ui, oi, label = _site(site, no_u, cell, default_u_iso, where, filled, capped)
+        if zi == 1 and ui < 0:  # a freely refined H within its esd of zero
+            negative_h.append(label)
+            ui = default_u_iso
         z.append(zi)
         frac.append(xyz)
         u.append(ui)
@@ -338,6 +343,12 @@ def from_small_structure(
             notes,
             f"{where}occupancy above 1 (at most {MAX_REFINED_OCC}) taken as 1 for "
             f"{len(capped)} atom(s) ({_some(capped)})",
+        )
+    if negative_h:
+        _warn(
+            notes,
+            f"{where}negative U_iso of {len(negative_h)} hydrogen atom(s) "
+            f"({_some(negative_h)}); used U_iso = {default_u_iso} Å²",
         )
     if filled:
         _warn(
