@@ -294,8 +294,9 @@ def from_small_structure(
     """Convert a ``gemmi.SmallStructure``; U_aniso becomes U_eq, a missing U ``default_u_iso`` Å².
 
     A hydrogen atom refined to a negative U_iso gets ``default_u_iso`` (a negative U of a
-    heavier atom is an error). Sites with zero occupancy are dropped, and atoms that repeat a symmetry image of another
-    (:func:`symmetry_duplicates`); both are recorded in ``metadata["warnings"]``.
+    heavier atom is an error). Sites with zero occupancy are dropped, and atoms that repeat a
+    symmetry image of another (:func:`symmetry_duplicates`); all are recorded in
+    ``metadata["warnings"]``.
     """
     where = f"{source}: " if source else ""
     sg, conflict = _space_group(small, where)
