@@ -23,6 +23,7 @@ __all__ = [
     "from_small_structure",
     "read_cif",
     "set_cell_and_symmetry",
+    "symmetry_duplicates",
     "write_cif",
 ]
 
