@@ -221,8 +221,28 @@ def _retype(
     if 8 in elements:  # chemistry: an oxygen has at most two bonds to C, N or O
         crowded = light_bonds(crystal) >= 3
         costs[crowded, elements.index(8)] = np.inf
+        # … and an atom this close to P or S is an O (P–N, S–N ≥ 1.58 Å, P–C, S–C ≥ 1.75)
+        oxo = _oxo_sites(crystal)
+        for el in (6, 7):
+            if el in elements:
+                costs[oxo, elements.index(el)] = np.inf
     z = type_by_likelihood(costs, elements, counts, multiplicities(crystal))
     return crystal.copy(z=z, labels=None)
+
+
+#: Å: an atom closer than this to P or S is typed O (phosphates, sulfates, sulfones).
+OXO_BOND = 1.56
+
+
+def _oxo_sites(crystal: Crystal) -> np.ndarray:
+    """Mask of the atoms within :data:`OXO_BOND` Å of a P or S atom."""
+    anchors = np.isin(crystal.z, (15, 16))
+    mask = np.zeros(crystal.n_atoms, bool)
+    if not anchors.any():
+        return mask
+    for j, near in enumerate(contacts(crystal, cutoff=OXO_BOND)):
+        mask[j] = any(anchors[k] for k, _ in near)
+    return mask
 
 
 def _add_missing(
