@@ -116,7 +116,14 @@ def _reader_fixes(c: Crystal) -> list[str]:
     for w in c.metadata.get("warnings", []):
         if any(
             k in w
-            for k in ("no displacement parameter", "dummy site", "operators generate", "taken as 1")
+            for k in (
+                "no displacement parameter",
+                "dummy site",
+                "operators generate",
+                "taken as 1",
+                "duplicated site(s) merged",
+                "negative U_iso",
+            )
         ):
             fixes.append(w.split(": ", 1)[-1])
         elif w.startswith("dropped"):

@@ -365,8 +365,8 @@ def from_small_structure(
         names = [f"{labels[i]} = {labels[j]}" for i, j in twins]
         _warn(
             notes,
-            f"{where}dropped {len(twins)} atom(s) that repeat a symmetry image of another "
-            f"({_some(names)}): the file lists symmetry-generated atoms",
+            f"{where}{len(twins)} duplicated site(s) merged: atoms that repeat a symmetry "
+            f"image of another ({_some(names)}), as a file listing symmetry-generated atoms has",
         )
         drop = {i for i, _ in twins}
         keep = [k for k in range(len(z)) if k not in drop]
