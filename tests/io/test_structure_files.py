@@ -172,7 +172,7 @@ def test_symmetry_generated_copies_are_dropped_split_sites_kept(tmp_path):
     )
     path = tmp_path / "g.cif"
     path.write_text(text)
-    with pytest.warns(UserWarning, match=r"1 duplicated site\(s\) merged: atoms that repeat.*C1B\* = C1"):
+    with pytest.warns(UserWarning, match=r"duplicated site\(s\) merged: .*C1B\* = C1"):
         c = read_cif(path)
     assert c.labels == ["Cl1", "O1", "H1", "C1", "O1B"]
 
