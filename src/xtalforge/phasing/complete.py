@@ -402,14 +402,15 @@ def complete(
     for _ in range(FINAL_RETYPES):
         model = heavy(result)
         retyped = _retype(model, counts, refl, i_obs, sigma, riding(model))
-        if not (retyped.z != model.z).any():
+        moved = int((retyped.z != model.z).sum())
+        if not moved:
             break
         h_new = riding(retyped)
         again, again_aniso = finished(refined(retyped, 8, h_new))
         if again.agreement.wr2 >= result.agreement.wr2:
             break
         result, was_aniso, h = again, again_aniso, h_new
-        changed += int((retyped.z != model.z).sum())
+        changed += moved
     if changed:
         notes.append(f"{changed} atom(s) re-typed by the likelihood of the refined model")
     if was_aniso:
