@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import overload
 
 import gemmi
@@ -210,19 +209,22 @@ def reflections(
     la, lb, lc = (int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
     lim = (la, lb, lc)
     n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
-    if n_box <= CACHE_MAX_BOX:
-        sup, rows = _asu_candidates(sg.hall, lim)
+    inv_d2_max = (1 + 1e-9) / d_min**2
+    inv_d2_min = (1 - D_SLACK) / d_max**2 if math.isfinite(d_max) else -math.inf
+    if n_box <= CACHE_MAX_BOX:  # one compiled pass over the sphere of the cached grid
+        from xtalforge.diffraction._kernels import rows_in_shell
+
+        sup = _superset(sg.hall, lim)
+        sel, inv_d2 = rows_in_shell(sup[6], sup[5], lim, gstar, inv_d2_max, inv_d2_min)
     else:  # very large boxes (macromolecules at high resolution): build once, keep nothing
-        sup, rows = _build_candidates(sg.hall, lim), None
-    hf = sup[1] if rows is None else sup[1][rows]
-    inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
-    keep = inv_d2 <= (1 + 1e-9) / d_min**2
-    if math.isfinite(d_max):
-        keep &= inv_d2 >= (1 - D_SLACK) / d_max**2
-    sel = np.flatnonzero(keep) if rows is None else rows[keep]
+        sup = _build_candidates(sg.hall, lim)
+        hf = sup[1]
+        inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
+        keep = (inv_d2 <= inv_d2_max) & (inv_d2 >= inv_d2_min)
+        sel, inv_d2 = np.flatnonzero(keep), inv_d2[keep]
     return Reflections(
         sup[0][sel],
-        1.0 / np.sqrt(inv_d2[keep]),
+        1.0 / np.sqrt(inv_d2),
         sup[2][sel],
         sup[3][sel],
         sup[4][sel],
@@ -258,28 +260,6 @@ def reflections_from_hkl(
 #: Index boxes up to this many points have their ASU members cached (they depend only on the
 #: space group and the index limits, not on the exact cell).
 CACHE_MAX_BOX = 1_000_000
-
-
-@lru_cache(maxsize=256)
-def _asu_candidates(
-    hall: str, lim: tuple[int, int, int]
-) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
-    """Non-absent ASU indices with |h| ≤ lim[0], |k| ≤ lim[1], |l| ≤ lim[2]: a per-group
-    candidate superset (hkl, float hkl, ε, centric, multiplicity; read-only, lexicographic) and
-    the rows of the box in it (None: all rows), read off the superset's dense index grid, so a
-    new index box costs one slice rather than a symmetry analysis."""
-    sup = _superset(hall, lim)
-    big, grid = sup[5], sup[6]
-    if big == lim:
-        return sup[:5], None
-    rows = grid[
-        big[0] - lim[0] : big[0] + lim[0] + 1,
-        big[1] - lim[1] : big[1] + lim[1] + 1,
-        big[2] - lim[2] : big[2] + lim[2] + 1,
-    ].ravel()
-    rows = rows[rows >= 0]
-    rows.setflags(write=False)
-    return sup[:5], rows
 
 
 _SUPERSETS: dict[str, tuple] = {}

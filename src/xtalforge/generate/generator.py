@@ -17,6 +17,7 @@ from xtalforge.generate.cells import sample_cell
 from xtalforge.generate.config import ConfigError, GeneratorConfig, load_config
 from xtalforge.generate.placement import (
     SiteSet,
+    place_molecule_atoms,
     place_uniform,
     project_special,
     random_unit_vectors,
@@ -62,8 +63,10 @@ class Generator:
     special positions, and skipped (never silently dropped).
     """
 
-    #: Place uniform atoms in batched rounds (same result as one by one, several times faster).
-    batched_uniform = True
+    #: Place atoms in compiled loops (:mod:`xtalforge.generate._kernels`): the same decisions
+    #: as the numpy one-by-one definition (:meth:`_place`), tens of times faster. False runs
+    #: the definition (tests compare the two).
+    compiled = True
 
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
@@ -122,7 +125,7 @@ class Generator:
         batch = (
             self._place_uniform(sites, n_heavy - n_special, n_h, rng)
             if cfg.placement.method == "uniform"
-            else None
+            else self._place_molecules(sites, n_heavy - n_special, n_h, rng)
         )
         if batch is not None:
             skipped_heavy, skipped_h = batch
@@ -190,20 +193,39 @@ class Generator:
         """Uniform placement of n_heavy then n_h hydrogen atoms at once (the same atoms, from
         the same random numbers, as placing them one by one with :meth:`_place`); the numbers
         of skipped heavy atoms and hydrogens, or None (nothing drawn) for cells too small for
-        the batched distance test."""
+        the compiled loop is switched off."""
         cfg = self.config.placement
         n = n_heavy + n_h
-        if n == 0 or not self.batched_uniform or cfg.min_distance > sites.nearest_exact:
+        if n == 0 or not self.compiled:
             return None
         draws = rng.random((n, 1 + 3 * cfg.max_tries))  # per atom: element, then candidates
         k = self._elements.draw_many(draws[:n_heavy, 0])
         z = np.concatenate([self._elements.z[k], np.ones(n_h, dtype=self._elements.z.dtype)])
         radius = np.concatenate([self._elements.r[k], np.full(n_h, self._hydrogen.r[0])])
         candidates = draws[:, 1:].reshape(n, cfg.max_tries, 3)
-        chosen = place_uniform(sites, candidates, cfg.min_distance)
-        placed = chosen >= 0
-        sites.add_general(candidates[placed, chosen[placed]], z[placed], radius[placed])
+        placed = place_uniform(sites, candidates, z, radius, cfg.min_distance) >= 0
         return int((~placed[:n_heavy]).sum()), int((~placed[n_heavy:]).sum())
+
+    def _place_molecules(
+        self, sites: SiteSet, n_heavy: int, n_h: int, rng: np.random.Generator
+    ) -> tuple[int, int] | None:
+        """Bonded placement of n_heavy then n_h hydrogen atoms in one compiled loop (the same
+        random numbers and decisions as :meth:`_place` atom by atom); the numbers of skipped
+        heavy atoms and hydrogens, or None where the compiled loop is switched off."""
+        if not self.compiled:
+            return None
+        cfg = self.config.placement
+        return place_molecule_atoms(
+            sites,
+            rng,
+            n_heavy,
+            n_h,
+            self._elements,
+            self._hydrogen,
+            cfg.max_tries,
+            cfg.molecule_tries,
+            cfg.bond_scale,
+        )
 
     def _place(self, sites: SiteSet, elements: _Weights, rng: np.random.Generator) -> bool:
         cfg = self.config.placement

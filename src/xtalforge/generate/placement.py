@@ -9,13 +9,15 @@ lattice vector. Lengths in Å.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xtalforge.crystal.elements import covalent_radius
 from xtalforge.crystal.model import orthogonalization_matrix
 from xtalforge.crystal.symmetry import SymmetryInfo
 
-__all__ = ["SiteSet", "place_uniform", "special_operations"]
+__all__ = ["SiteSet", "place_molecule_atoms", "place_uniform", "special_operations"]
 
 _OFFSETS = np.array(
     [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.float64
@@ -25,12 +27,15 @@ SAME_SITE = 0.01
 
 
 class SiteSet:
-    """Placed atoms of a growing structure with all their symmetry images."""
+    """Placed atoms of a growing structure with all their symmetry images (in growable buffers,
+    so that adding an atom copies a few numbers, not every image placed so far)."""
 
     def __init__(self, cell: tuple[float, ...], sym: SymmetryInfo) -> None:
         self.orth = orthogonalization_matrix(tuple(cell))
         self.frac_mat = np.linalg.inv(self.orth)
-        self.rots, self.trans = sym.all_ops()
+        rots, trans = sym.all_ops()
+        self.rots = rots
+        self.trans = np.ascontiguousarray(trans, dtype=np.float64)
         self.off_cart = _OFFSETS @ self.orth.T  # (27, 3)
         self.off_sq = (self.off_cart**2).sum(axis=1)
         # x @ rot_cat gives every symmetry image of the rows of x at once: (T, 3 S)
@@ -39,25 +44,77 @@ class SiteSet:
         # difference wrapped to [-½, ½] has its nearest image at the rounded offset whenever
         # that distance is below this bound (any other lattice offset is ≥ it away)
         self.nearest_exact = 0.5 / float(np.linalg.norm(self.frac_mat, axis=1).max())
-        self.images = np.zeros((0, 3))  # fractional, wrapped to [0, 1)
-        self.radius = np.zeros(0)  # covalent radius of the atom each image belongs to
-        self.radius_max = 0.0  # of self.radius (Å), 0 while empty
-        self.frac: list[np.ndarray] = []
+        self.radius_max = 0.0  # of the placed atoms' covalent radii (Å), 0 while empty
         self.z: list[int] = []
-        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._images = np.empty((32 * len(self.trans), 3))  # fractional, wrapped to [0, 1)
+        self._image_radius = np.empty(len(self._images))  # radius of each image's atom
+        self._n_images = 0
+        self._frac = np.empty((32, 3))
+        self._radius = np.empty(32)
 
-    def _site_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._arrays is None or len(self._arrays[0]) != len(self.frac):
-            self._arrays = (np.array(self.frac), np.array([covalent_radius(z) for z in self.z]))
-        return self._arrays
+    @property
+    def images(self) -> np.ndarray:
+        """Every placed image (M, 3), fractional in [0, 1) (a view; read only)."""
+        return self._images[: self._n_images]
+
+    @property
+    def radius(self) -> np.ndarray:
+        """Covalent radius (M,) in Å of the atom each image belongs to (a view)."""
+        return self._image_radius[: self._n_images]
+
+    @property
+    def frac(self) -> np.ndarray:
+        """Fractional coordinates (N, 3) of the placed atoms, in [0, 1) (a view)."""
+        return self._frac[: len(self.z)]
 
     def site_frac(self) -> np.ndarray:
         """Fractional coordinates (N, 3) of the placed atoms, in [0, 1)."""
-        return self._site_arrays()[0]
+        return self.frac
 
     def site_covalent_radii(self) -> np.ndarray:
         """Covalent radii (N,) in Å of the placed atoms' elements."""
-        return self._site_arrays()[1]
+        return self._radius[: len(self.z)]
+
+    def _commit(self, z: np.ndarray, n_images: int, r_max: float) -> None:
+        """Count atoms (elements z) and images that a compiled loop wrote into the buffers."""
+        self.z.extend(z.tolist())
+        self._n_images = n_images
+        self.radius_max = max(self.radius_max, r_max)
+
+    def reserve(self, n_atoms: int, n_images: int) -> None:
+        """Grow the buffers to hold n_atoms more atoms and n_images more images."""
+        n, m = len(self.z), self._n_images
+        if n + n_atoms > len(self._frac):
+            grow = max(2 * len(self._frac), n + n_atoms)
+            self._frac = np.concatenate([self._frac[:n], np.empty((grow - n, 3))])
+            self._radius = np.concatenate([self._radius[:n], np.empty(grow - n)])
+        if m + n_images > len(self._images):
+            grow = max(2 * len(self._images), m + n_images)
+            self._images = np.concatenate([self._images[:m], np.empty((grow - m, 3))])
+            self._image_radius = np.concatenate([self._image_radius[:m], np.empty(grow - m)])
+
+    def _append(
+        self,
+        x: np.ndarray,
+        z: list[int],
+        radius: np.ndarray | float,
+        imgs: np.ndarray,
+        img_radius: np.ndarray | float,
+        r_max: float,
+    ) -> None:
+        """Store atoms (fractional x, elements z, covalent radii) and their images (each with
+        the radius ``img_radius`` of its atom, at most ``r_max``)."""
+        k, j = len(z), len(imgs)
+        self.reserve(k, j)
+        n, m = len(self.z), self._n_images
+        self._frac[n : n + k] = x
+        self._radius[n : n + k] = radius
+        self._images[m : m + j] = imgs
+        self._image_radius[m : m + j] = img_radius
+        self._n_images = m + j
+        self.z.extend(z)
+        if j:
+            self.radius_max = max(self.radius_max, r_max)
 
     def images_unwrapped(self, x: np.ndarray) -> np.ndarray:
         """Symmetry images (T, n_ops, 3) of the fractional rows of x (T, 3), not wrapped."""
@@ -108,29 +165,21 @@ class SiteSet:
         d[d < SAME_SITE] = np.inf
         return d
 
-    def add_general(self, x: np.ndarray, z: np.ndarray, radius: np.ndarray) -> None:
-        """Accept atoms at fractional x (K, 3) on general positions (all images kept)."""
-        imgs = self.images_unwrapped(x) % 1.0
-        self.images = np.concatenate([self.images, imgs.reshape(-1, 3)])
-        self.radius = np.concatenate([self.radius, np.repeat(radius, len(self.trans))])
-        self.radius_max = max(self.radius_max, float(np.max(radius, initial=0.0)))
-        self.frac.extend(x % 1.0)
-        self.z.extend(int(v) for v in z)
-
     def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
         """Accept an atom at fractional x (its distinct images are stored; on a general
         position — all images ≥ the minimum distance apart — that is all of them)."""
-        imgs = self.images_of(x)
         if special:  # drop coincident images (an atom on a special position)
+            imgs = self.images_of(x)
             d = imgs[:, None, :] - imgs[None, :, :]
             d -= np.rint(d)
             same = np.linalg.norm(d @ self.orth.T, axis=-1) < SAME_SITE
             imgs = imgs[~np.tril(same, k=-1).any(axis=1)]
-        self.images = np.concatenate([self.images, imgs])
-        self.radius = np.concatenate([self.radius, np.full(len(imgs), radius)])
-        self.radius_max = max(self.radius_max, float(radius))
-        self.frac.append(x % 1.0)
-        self.z.append(int(z))
+        else:
+            imgs = (x @ self.rot_cat).reshape(-1, 3) + self.trans
+            imgs %= 1.0
+        self._append(
+            (x % 1.0)[None], [int(z)], covalent_radius(int(z)), imgs, float(radius), float(radius)
+        )
 
 
 def special_operations(sym: SymmetryInfo) -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -181,54 +230,97 @@ def random_unit_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
     return v / np.sqrt((v * v).sum(axis=1))[:, None]
 
 
-def place_uniform(sites: SiteSet, candidates: np.ndarray, min_distance: float) -> np.ndarray:
+def place_uniform(
+    sites: SiteSet,
+    candidates: np.ndarray,
+    z: np.ndarray,
+    radius: np.ndarray,
+    min_distance: float,
+) -> np.ndarray:
     """Place atoms one after another, each at the first of its candidates (A, T, 3) that lies
-    ≥ min_distance Å from every placed image and from its own images; which candidate each atom
-    took (A,), −1 where none was acceptable (the atom is skipped). The atoms are not added to
-    ``sites``; the caller adds them in order.
+    ≥ min_distance Å from every placed image and from its own images, and add them to
+    ``sites`` (elements z, covalent radii ``radius`` Å); which candidate each atom took (A,),
+    −1 where none was acceptable (the atom is skipped). One compiled loop that stops each test
+    at the first clash (:func:`~xtalforge.generate._kernels.place_uniform_sequential`)."""
+    from xtalforge.generate._kernels import place_uniform_sequential
 
-    The result equals trying the atoms one by one, but the work is done in rounds of numpy
-    operations: every atom's first candidate that passes against the sites placed before the
-    round is taken speculatively, and the round accepts atoms in order up to the first whose
-    pick conflicts with an atom accepted earlier in the same round (that atom goes on in the
-    next round against the enlarged set). Needs min_distance ≤ ``sites.nearest_exact`` (the
-    range in which nearest-image distances are exact; tiny cells are placed atom by atom).
-    """
-    if min_distance > sites.nearest_exact:
-        raise ValueError(
-            f"min_distance {min_distance} Å exceeds the exact nearest-image range "
-            f"{sites.nearest_exact:.3f} Å of this cell: place atoms one by one"
-        )
-    n_atoms, n_tries = candidates.shape[:2]
-    flat = candidates.reshape(-1, 3)
-    ok = (sites.own_image_distances(flat) >= min_distance).all(axis=1)
-    if len(sites.images):
-        ok &= (sites.pair_distances(flat[:, None, :], sites.images) >= min_distance).all(axis=1)
-    ok = ok.reshape(n_atoms, n_tries)
-    chosen = np.full(n_atoms, -1)
-    start = 0
-    while start < n_atoms:
-        rest = np.arange(start, n_atoms)
-        has = ok[rest].any(axis=1)
-        atoms = rest[has]
-        if not len(atoms):
-            break
-        pick = ok[atoms].argmax(axis=1)
-        x = candidates[atoms, pick]
-        imgs = sites.images_unwrapped(x)
-        close = (sites.pair_distances(x[:, None, None, :], imgs[None]) < min_distance).any(-1)
-        clash = np.tril(close, -1).any(axis=1)
-        stop = int(clash.argmax()) if clash.any() else len(atoms)
-        chosen[atoms[:stop]] = pick[:stop]
-        if stop == len(atoms):
-            break
-        start = int(atoms[stop])
-        # the remaining candidates still open must also clear the round's accepted atoms
-        rows, cols = np.nonzero(ok[start:])
-        rows += start
-        near = (
-            sites.pair_distances(candidates[rows, cols][:, None, :], imgs[:stop].reshape(-1, 3))
-            < min_distance
-        ).any(axis=1)
-        ok[rows[near], cols[near]] = False
+    n_new = len(candidates)
+    sites.reserve(n_new, n_new * len(sites.trans))
+    n = len(sites.z)
+    site_z = np.zeros(n + n_new, dtype=np.int64)
+    n_sites, n_images, chosen = place_uniform_sequential(
+        np.ascontiguousarray(candidates, dtype=np.float64),
+        np.asarray(z, dtype=np.int64),
+        np.asarray(radius, dtype=np.float64),
+        float(min_distance),
+        sites._frac,
+        sites._radius,
+        site_z,
+        n,
+        sites._images,
+        sites._image_radius,
+        sites._n_images,
+        sites.rot_cat,
+        sites.trans,
+        sites.orth,
+        sites.off_cart,
+        sites.off_sq,
+        bool(min_distance > sites.nearest_exact),
+    )
+    sites._commit(site_z[n:n_sites], n_images, float(np.max(radius[chosen >= 0], initial=0.0)))
     return chosen
+
+
+def place_molecule_atoms(
+    sites: SiteSet,
+    rng: np.random.Generator,
+    n_heavy: int,
+    n_h: int,
+    elements: Any,
+    hydrogen: Any,
+    max_tries: int,
+    molecule_tries: int,
+    bond_scale: tuple[float, float],
+) -> tuple[int, int]:
+    """Bonded ("molecule") placement of n_heavy atoms drawn from ``elements`` (an object with
+    cumulative weights ``_cum``, atomic numbers ``z`` and covalent radii ``r`` in Å), then n_h
+    hydrogens (``hydrogen``), added to ``sites``: one compiled loop
+    (:func:`~xtalforge.generate._kernels.place_molecule_atoms`) that draws from ``rng`` what
+    ``Generator._place`` draws, in the same order. Returns the skipped (heavy, hydrogen)
+    counts."""
+    from xtalforge.generate._kernels import place_molecule_atoms as kernel
+
+    n_new = n_heavy + n_h
+    sites.reserve(n_new, n_new * len(sites.trans))
+    n = len(sites.z)
+    site_z = np.zeros(n + n_new, dtype=np.int64)
+    n_sites, n_images, r_max, skipped_heavy, skipped_h = kernel(
+        rng,
+        n_heavy,
+        n_h,
+        np.asarray(elements._cum, dtype=np.float64),
+        np.asarray(elements.z, dtype=np.int64),
+        np.asarray(elements.r, dtype=np.float64),
+        float(hydrogen.r[0]),
+        int(max_tries),
+        int(molecule_tries),
+        float(bond_scale[0]),
+        float(bond_scale[1]),
+        sites._frac,
+        sites._radius,
+        site_z,
+        n,
+        sites._images,
+        sites._image_radius,
+        sites._n_images,
+        float(sites.radius_max),
+        sites.rot_cat,
+        sites.trans,
+        sites.orth,
+        sites.frac_mat,
+        sites.off_cart,
+        sites.off_sq,
+        float(sites.nearest_exact),
+    )
+    sites._commit(site_z[n:n_sites], n_images, r_max)
+    return int(skipped_heavy), int(skipped_h)
