@@ -187,8 +187,9 @@ def _run_group(
         expect = np.zeros((n_b, n_at, 1))
         for i, it in enumerate(items):
             expect[i, : len(it["z"]), 0] = it["expect"]
-        w64 = w.astype(np.float64)
-        total = (w64 * w64 * expect).sum(axis=1)
+        # (B, 1, A) @ (B, A, R): one batched product instead of a (B, A, R) temporary summed
+        # over its middle axis
+        total = np.matmul(expect.transpose(0, 2, 1), np.square(w, dtype=np.float64))[:, 0]
         expected.extend(total[i, : len(it["hkl"])] for i, it in enumerate(items))
     if device == "cpu":
         out = _core_numpy(
