@@ -60,6 +60,31 @@ def _image(
 
 
 @njit(cache=True, inline="always")
+def _own_distance(
+    x0: float,
+    x1: float,
+    x2: float,
+    s: int,
+    rot_cat: np.ndarray,
+    trans: np.ndarray,
+    orth: np.ndarray,
+    off_cart: np.ndarray,
+    off_sq: np.ndarray,
+    use27: bool,
+) -> float:
+    """Distance (Å) from x to its own symmetry image s (< SAME_SITE where they coincide)."""
+    return _length(
+        x0 - _image(x0, x1, x2, rot_cat, trans, s, 0),
+        x1 - _image(x0, x1, x2, rot_cat, trans, s, 1),
+        x2 - _image(x0, x1, x2, rot_cat, trans, s, 2),
+        orth,
+        off_cart,
+        off_sq,
+        use27,
+    )
+
+
+@njit(cache=True, inline="always")
 def _store(
     x0: float,
     x1: float,
@@ -123,29 +148,16 @@ def place_uniform_sequential(
             x0, x1, x2 = candidates[a, t, 0], candidates[a, t, 1], candidates[a, t, 2]
             ok = True
             for s in range(n_ops):
-                d = _length(
-                    x0 - _image(x0, x1, x2, rot_cat, trans, s, 0),
-                    x1 - _image(x0, x1, x2, rot_cat, trans, s, 1),
-                    x2 - _image(x0, x1, x2, rot_cat, trans, s, 2),
-                    orth,
-                    off_cart,
-                    off_sq,
-                    use27,
-                )
+                d = _own_distance(x0, x1, x2, s, rot_cat, trans, orth, off_cart, off_sq, use27)
                 if d >= SAME_SITE and d < min_distance:
                     ok = False
                     break
             if ok:
                 for p in range(n_images):
                     d = _length(
-                        x0 - images[p, 0],
-                        x1 - images[p, 1],
-                        x2 - images[p, 2],
-                        orth,
-                        off_cart,
-                        off_sq,
-                        use27,
-                    )
+                        x0 - images[p, 0], x1 - images[p, 1], x2 - images[p, 2],
+                        orth, off_cart, off_sq, use27,
+                    )  # fmt: skip
                     if d < min_distance:
                         ok = False
                         break
@@ -188,15 +200,7 @@ def _molecule_ok(
             return False
     r_sum = radius + radius
     for s in range(trans.shape[0]):
-        d = _length(
-            x0 - _image(x0, x1, x2, rot_cat, trans, s, 0),
-            x1 - _image(x0, x1, x2, rot_cat, trans, s, 1),
-            x2 - _image(x0, x1, x2, rot_cat, trans, s, 2),
-            orth,
-            off_cart,
-            off_sq,
-            use27,
-        )
+        d = _own_distance(x0, x1, x2, s, rot_cat, trans, orth, off_cart, off_sq, use27)
         if d < SAME_SITE:
             continue
         if d <= 0.9 * r_sum or (d >= 1.1 * r_sum and d <= 1.4 * r_sum):

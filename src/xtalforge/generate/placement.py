@@ -81,6 +81,26 @@ class SiteSet:
         self._n_images = n_images
         self.radius_max = max(self.radius_max, r_max)
 
+    def kernel_buffers(
+        self, n_new: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, int]:
+        """Room for n_new more atoms and their images, and the arguments a compiled placement
+        loop writes them through: (site_frac, site_radius, site_z, n_sites, images,
+        image_radius, n_images); ``site_z`` is a fresh array whose rows from n_sites on the
+        loop fills (see :meth:`_commit`)."""
+        self.reserve(n_new, n_new * len(self.trans))
+        n = len(self.z)
+        site_z = np.zeros(n + n_new, dtype=np.int64)
+        return (
+            self._frac,
+            self._radius,
+            site_z,
+            n,
+            self._images,
+            self._image_radius,
+            self._n_images,
+        )
+
     def reserve(self, n_atoms: int, n_images: int) -> None:
         """Grow the buffers to hold n_atoms more atoms and n_images more images."""
         n, m = len(self.z), self._n_images
@@ -151,18 +171,6 @@ class SiteSet:
         d = self._periodic(x[:, None, :] - pts, cutoff)
         own_d = d[:, m:]
         own_d[own_d < SAME_SITE] = np.inf
-        return d
-
-    def pair_distances(self, x: np.ndarray, pts: np.ndarray) -> np.ndarray:
-        """Nearest-image distances (Å) between rows of x (…, 3) and pts (broadcast), exact
-        below ``nearest_exact`` (the caller checks its cutoff against it)."""
-        return self._periodic(x - pts, self.nearest_exact)
-
-    def own_image_distances(self, x: np.ndarray) -> np.ndarray:
-        """Distances (Å) from candidates x (T, 3) to their own symmetry images (T, S); images
-        that coincide with the candidate (special positions, the identity) are inf."""
-        d = self.pair_distances(x[:, None, :], self.images_unwrapped(x))
-        d[d < SAME_SITE] = np.inf
         return d
 
     def add(self, x: np.ndarray, z: int, radius: float, special: bool = False) -> None:
@@ -244,22 +252,13 @@ def place_uniform(
     at the first clash (:func:`~xtalforge.generate._kernels.place_uniform_sequential`)."""
     from xtalforge.generate._kernels import place_uniform_sequential
 
-    n_new = len(candidates)
-    sites.reserve(n_new, n_new * len(sites.trans))
-    n = len(sites.z)
-    site_z = np.zeros(n + n_new, dtype=np.int64)
+    buffers = sites.kernel_buffers(len(candidates))
     n_sites, n_images, chosen = place_uniform_sequential(
         np.ascontiguousarray(candidates, dtype=np.float64),
         np.asarray(z, dtype=np.int64),
         np.asarray(radius, dtype=np.float64),
         float(min_distance),
-        sites._frac,
-        sites._radius,
-        site_z,
-        n,
-        sites._images,
-        sites._image_radius,
-        sites._n_images,
+        *buffers,
         sites.rot_cat,
         sites.trans,
         sites.orth,
@@ -267,6 +266,7 @@ def place_uniform(
         sites.off_sq,
         bool(min_distance > sites.nearest_exact),
     )
+    site_z, n = buffers[2], buffers[3]
     sites._commit(site_z[n:n_sites], n_images, float(np.max(radius[chosen >= 0], initial=0.0)))
     return chosen
 
@@ -290,10 +290,7 @@ def place_molecule_atoms(
     counts."""
     from xtalforge.generate._kernels import place_molecule_atoms as kernel
 
-    n_new = n_heavy + n_h
-    sites.reserve(n_new, n_new * len(sites.trans))
-    n = len(sites.z)
-    site_z = np.zeros(n + n_new, dtype=np.int64)
+    buffers = sites.kernel_buffers(n_heavy + n_h)
     n_sites, n_images, r_max, skipped_heavy, skipped_h = kernel(
         rng,
         n_heavy,
@@ -306,13 +303,7 @@ def place_molecule_atoms(
         int(molecule_tries),
         float(bond_scale[0]),
         float(bond_scale[1]),
-        sites._frac,
-        sites._radius,
-        site_z,
-        n,
-        sites._images,
-        sites._image_radius,
-        sites._n_images,
+        *buffers,
         float(sites.radius_max),
         sites.rot_cat,
         sites.trans,
@@ -322,5 +313,6 @@ def place_molecule_atoms(
         sites.off_sq,
         float(sites.nearest_exact),
     )
+    site_z, n = buffers[2], buffers[3]
     sites._commit(site_z[n:n_sites], n_images, r_max)
     return int(skipped_heavy), int(skipped_h)
