@@ -115,8 +115,10 @@ def summary(seconds: list[float], solved: list[bool]) -> dict:
     }
 
 
-def _number(text: str) -> int | float | str:
-    """A command-line option value: an int, a float or else the text."""
+def _number(text: str) -> bool | int | float | str:
+    """A command-line option value: a bool (true/false), an int, a float or else the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for kind in (int, float):
         try:
             return kind(text)

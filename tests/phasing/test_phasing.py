@@ -197,9 +197,31 @@ def test_charge_flipping_stops_a_structure_once_a_start_shows_its_symmetry():
     first = charge_flip(r, e, starts=4, seed=1, max_iter=500)
     every = charge_flip(r, e, starts=4, seed=1, max_iter=500, stop="all")
     assert first.cycles < 300 and every.cycles == 500
-    assert first.symmetry_agreement > 0.3
+    # random phases agree 0.05-0.2; solved starts of this structure 0.26-0.5 (20 seeds)
+    assert first.symmetry_agreement > 0.25
     for res in (first, every):
         assert score_phases(r, np.abs(f), np.angle(f), res.phases).solved
+
+
+@pytest.mark.parametrize("sg", ["P 1 21 1", "P -1", "P 21 21 21"])
+def test_compiled_cycle_follows_the_torch_definition(sg):
+    """The compiled CPU cycle (and symmetry check) does what the torch definition does: after
+    four cycles of four starts (weak reflections turned, δ from Parseval, the flip, R and the
+    convergence counters) the phases and R of every start agree to float32 rounding, and the
+    symmetry agreement with every operation to 1e-5. (Later cycles part: flipping is chaotic.)"""
+    from xtalforge.phasing.charge_flipping import charge_flip
+    from xtalforge.phasing.solve import quasi_e
+
+    r, f = structure(sg, 2, 0.9)
+    e = quasi_e(np.abs(f), r)
+    run = dict(starts=4, seed=3, max_iter=4, stop="all")
+    fast, ref = charge_flip(r, e, **run), charge_flip(r, e, compiled=False, **run)
+    strong = e >= np.median(e)
+    dphi = np.angle(np.exp(1j * (fast.p1_phases - ref.p1_phases)))[strong]
+    assert np.abs(dphi).max() < 1e-3
+    assert fast.r_factor == pytest.approx(ref.r_factor, abs=1e-5)
+    assert fast.symmetry_agreement == pytest.approx(ref.symmetry_agreement, abs=1e-5)
+    assert fast.origin == ref.origin
 
 
 def test_free_lunch_extrapolates_the_shell_beyond_the_data():

@@ -154,13 +154,19 @@ def test_difference_map_finds_deleted_atoms():
 def _built_from_noisy_data(name: str):
     """COD ``name`` at 1.0 Å, calculated intensities with counting noise (seed 0, as the
     benchmark), phased, built and refined: (built structure, fraction of the published non-H
-    atoms within 0.3 Å, fraction also of the right element)."""
+    atoms within 0.3 Å, fraction also of the right element).
+
+    Phased with the torch definition of the flipping cycle (``compiled=False``), on which these
+    cases were found: flipping is chaotic, so the compiled cycle's float rounding (sums in
+    float64) gives other maps of the same quality, and the model-building step a test names
+    (a re-typing, a prune) may not be needed on them. These tests are of model building; the
+    benchmark measures the default route over many structures and seeds."""
     crystal = read_structure(real_data("cod") / f"{name}.cif")
     data = calculated_solve_data(crystal, 1.0, name)
     i_calc, sigma = calculated_sigmas(data.amplitudes**2)
     i_obs = i_calc + np.random.default_rng(0).normal(0.0, sigma)
     data.amplitudes = np.sqrt(np.clip(i_obs, 0.0, None))
-    sol = solve_batch([data], "cf", seed=0)[0]
+    sol = solve_batch([data], "cf", seed=0, compiled=False)[0]
     built = complete(data.refl, data.amplitudes, sol.phases, i_obs, sigma, data.composition)
     close, right = match_to_truth(
         built.crystal, crystal, data.refl, data.amplitudes, data.true_phases

@@ -39,9 +39,9 @@ from xtalforge.phasing.density_modification import (
     half_positions,
     modify_maps,
 )
-from xtalforge.phasing.fft import flip_density
+from xtalforge.phasing.fft import flip_density, irfftn, rfftn
 from xtalforge.phasing.half_grid import HalfGrid
-from xtalforge.phasing.symmetry_check import SymmetryCheck
+from xtalforge.phasing.symmetry_check import SymmetryCheck, origin_index
 
 __all__ = [
     "DEFAULT_DM_EVERY",
@@ -134,6 +134,7 @@ def charge_flip_batch(
     dm_model: Any = None,
     dm_every: int = DEFAULT_DM_EVERY,
     dm_trace: list[dict[str, Any]] | None = None,
+    compiled: bool = True,
 ) -> list[FlipResult]:
     """Charge flipping of many structures at once, each with up to ``starts`` random starts.
 
@@ -208,6 +209,7 @@ def charge_flip_batch(
         dm_model,
         dm_every,
         dm_trace,
+        compiled,
     )
     return _run_groups(refls, p1, own, seed, opts)
 
@@ -348,6 +350,7 @@ class _Options:
     dm_model: Any = None  # a MapModel applied every dm_every cycles
     dm_every: int = DEFAULT_DM_EVERY
     dm_trace: list[dict[str, Any]] | None = None
+    compiled: bool = True  # CPU cycles in compiled loops (False: the torch definition)
 
 
 def _prior_on(shell_hkl: np.ndarray, prior: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -474,6 +477,9 @@ class _Flipping:
         if self.watch:
             self._watch_symmetry()
         self.dm_plan = self._dm_plan(members) if o.dm_model is not None else {}
+        #: whether :meth:`cycle` runs its compiled CPU loops (else the torch definition)
+        self.compiled = o.compiled and o.device.type == "cpu" and not o.extrapolate
+        self._views: dict[str, np.ndarray] | None = None
 
     def _dm_plan(self, members: list[int]) -> dict[int, tuple]:
         """Per structure the map model is used on: its model grid, and where the observed and
@@ -632,6 +638,9 @@ class _Flipping:
     def cycle(self) -> None:
         """One flipping cycle of every running start, and its R factor."""
         st, o = self.st, self.o
+        if self.compiled:
+            self._compiled_cycle()
+            return
         # stored conj G of the observed reflections: strong ones take |E| with G's phase, weak
         # ones keep |G| with the phase shifted by sign·π/2 (conj G · e^{−i sign π/2})
         g_obs, g_abs = st["g_obs"], st["g_abs"]
@@ -667,6 +676,32 @@ class _Flipping:
         steady = ((st["r_prev"] - r).abs() < o.r_tol) & ((st["peak"] - r) > o.r_drop)
         st["stable"] = torch.where(steady, st["stable"] + 1, torch.zeros_like(st["stable"]))
         st["r_prev"] = r
+
+    #: the state tensors the compiled cycle reads or updates in place
+    _VIEWS = ("idx", "amp", "w", "weak", "turn", "k", "g_obs", "g_abs", "peak", "r_prev", "stable")
+
+    def _compiled_cycle(self) -> None:
+        """:meth:`cycle` on the CPU without free lunch: the steps around the two FFTs in
+        compiled loops (:mod:`xtalforge.phasing._kernels`), on the tensors' own memory."""
+        from xtalforge.phasing import _kernels
+
+        st, o = self.st, self.o
+        if self._views is None:  # the state's numpy views, until rows leave the batch
+            self._views = {key: st[key].numpy() for key in self._VIEWS}
+        v = self._views
+        fc = np.empty(st["gc"].shape, v["g_obs"].dtype)
+        var = _kernels.observed_coefficients(
+            st["gc"].numpy(), v["g_obs"], v["g_abs"], v["idx"], v["amp"], v["w"], v["weak"],
+            v["turn"], fc,
+        )  # fmt: skip
+        delta = (v["k"] * np.sqrt(var) / self.n_grid).astype(v["amp"].dtype)
+        rho = irfftn(torch.from_numpy(fc.reshape(-1, *self.half.shape)), self.half.full)
+        _kernels.flip_in_place(rho.numpy().reshape(len(fc), -1), delta)
+        st["gc"] = gc = rfftn(rho).reshape(len(fc), self.half.size)
+        _kernels.observe(
+            gc.numpy(), v["idx"], v["amp"], v["w"], v["weak"], v["g_obs"], v["g_abs"],
+            v["peak"], v["r_prev"], v["stable"], o.r_tol, o.r_drop,
+        )  # fmt: skip
 
     def check(self, it: int) -> None:
         """After cycle ``it``: retire the starts whose R has converged and, watching symmetry,
@@ -732,6 +767,7 @@ class _Flipping:
             )
         for key in list(st):
             st[key] = st[key][~done]
+        self._views = None
 
 
 def _result(
@@ -803,6 +839,7 @@ def _flip_group(
         ],
         o.device,
         o.real,
+        o.compiled,
     )
     if checker is not None and not checker.active:
         checker = None
@@ -863,22 +900,22 @@ def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tupl
     shape = grid.shape
     rots, trans = refl.symmetry.all_ops()
     rots_i = np.rint(rots).astype(np.int64)
-    axes = [np.fft.fftfreq(n, 1 / n).astype(np.int64) for n in shape]
-    h = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)  # every grid index
     f_flat = grid.reshape(-1)
-    total = np.zeros(shape)
-    j = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    nz = np.flatnonzero(f_flat)  # A(h) vanishes where F'(h) does
+    h = np.stack(np.unravel_index(nz, shape), -1)
+    n = np.array(shape)
+    h = np.where(h >= (n + 1) // 2, h - n, h)  # the signed index, as np.fft.fftfreq
+    total = np.zeros(f_flat.shape)
     for rot, t in zip(rots_i, trans, strict=True):
         if (rot == np.eye(3, dtype=np.int64)).all() and not np.any(t):
             continue
         hr = h @ rot
         f_hr = grid[tuple(hr[:, i] % shape[i] for i in range(3))]
-        a = (f_hr * np.conj(f_flat) * np.exp(2j * np.pi * (h @ t))).reshape(shape)
-        s_g = np.fft.fftn(a).real  # Σ_h A(h) e^{−2πi h·s}
-        # (I − R) x0 on the grid: x0 = j / shape → s index (I − R) j (equal sizes where R mixes)
-        idx = ((j * (1 / np.array(shape))) @ (np.eye(3) - rot).T) * np.array(shape)
-        idx = np.rint(idx).astype(np.int64) % np.array(shape)
-        total += s_g[tuple(idx[:, i] for i in range(3))].reshape(shape)
+        a = np.zeros(f_flat.shape, complex)
+        a[nz] = f_hr * np.conj(f_flat[nz]) * np.exp(2j * np.pi * (h @ t))
+        s_g = np.fft.fftn(a.reshape(shape)).real.reshape(-1)  # Σ_h A(h) e^{−2πi h·s}
+        total += s_g[origin_index(shape, rot)]
+    total = total.reshape(shape)
     k = np.unravel_index(int(np.argmax(total)), shape)
     x0 = np.array([k[i] / shape[i] for i in range(3)])
     n_other = len(rots_i) - 1

@@ -4,7 +4,12 @@ own FFT on other devices.
 On one CPU core scipy's pocketfft transforms the small grids of charge flipping (10⁴–10⁶
 points, float32) about 1.5× faster than ``torch.fft``, and it works on the tensors' memory
 without a copy (``Tensor.numpy()`` / ``torch.from_numpy``). Threads follow torch's setting
-(``torch.get_num_threads()``), so ``OMP_NUM_THREADS=1`` means one core for both.
+(``torch.get_num_threads()``), so ``OMP_NUM_THREADS=1`` means one core for both. Where the
+grids already have the shapes the transform needs, pocketfft's own entry points
+(``scipy.fft._pocketfft.pypocketfft``, under scipy.fft since scipy 1.4) are called directly:
+scipy.fft's dispatch and argument checks cost about a third of a transform of a small grid
+(0.07 ms a call on a 27 × 30 × 30 grid). Without that module, scipy.fft's public functions
+run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ __all__ = ["flip_density", "irfftn", "rfftn"]
 
 _DIMS = (1, 2, 3)
 
+try:  # pocketfft's C++ core under scipy.fft; the public functions when it is not there
+    from scipy.fft._pocketfft import pypocketfft as _pocketfft
+except ImportError:  # pragma: no cover - scipy < 1.4 or a rearranged scipy
+    _pocketfft = None
+
 
 def _on_cpu(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and not t.requires_grad
@@ -26,7 +36,11 @@ def irfftn(half: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """Real (B, *shape) grids from (B, n0, n1, n2 // 2 + 1) half-grid coefficients (the
     inverse transform, normalised by 1/N like :func:`torch.fft.irfftn`)."""
     if _on_cpu(half):
-        out = scipy.fft.irfftn(half.numpy(), s=shape, axes=_DIMS, workers=torch.get_num_threads())
+        a = half.numpy()
+        if _pocketfft is not None and a.shape[1:] == (shape[0], shape[1], shape[2] // 2 + 1):
+            out = _pocketfft.c2r(a, _DIMS, shape[2], False, 2, None, torch.get_num_threads())
+        else:
+            out = scipy.fft.irfftn(a, s=shape, axes=_DIMS, workers=torch.get_num_threads())
         return torch.from_numpy(out)
     return torch.fft.irfftn(half, s=shape, dim=_DIMS)
 
@@ -35,7 +49,11 @@ def rfftn(grid: torch.Tensor) -> torch.Tensor:
     """Half-grid coefficients (B, n0, n1, n2 // 2 + 1) of real (B, n0, n1, n2) grids
     (unnormalised, like :func:`torch.fft.rfftn`)."""
     if _on_cpu(grid):
-        out = scipy.fft.rfftn(grid.numpy(), axes=_DIMS, workers=torch.get_num_threads())
+        a = grid.numpy()
+        if _pocketfft is not None and a.ndim == 4:
+            out = _pocketfft.r2c(a, _DIMS, True, 0, None, torch.get_num_threads())
+        else:
+            out = scipy.fft.rfftn(a, axes=_DIMS, workers=torch.get_num_threads())
         return torch.from_numpy(out)
     return torch.fft.rfftn(grid, dim=_DIMS)
 

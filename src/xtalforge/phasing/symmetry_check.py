@@ -16,6 +16,7 @@ translations count too and only add a constant).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import torch
 from xtalforge.phasing.fft import irfftn
 from xtalforge.phasing.half_grid import HalfGrid
 
-__all__ = ["SymmetryCheck"]
+__all__ = ["SymmetryCheck", "origin_index"]
 
 
 @dataclass
@@ -66,9 +67,16 @@ class SymmetryCheck:
     """
 
     def __init__(
-        self, half: HalfGrid, structures: list[tuple], device: torch.device, real: torch.dtype
+        self,
+        half: HalfGrid,
+        structures: list[tuple],
+        device: torch.device,
+        real: torch.dtype,
+        compiled: bool = True,
     ) -> None:
         self.half = half
+        #: on the CPU, the steps around the FFT in compiled loops (:mod:`._kernels`)
+        self.compiled = compiled and device.type == "cpu"
         self.device = device
         self.real = real
         shape, n_half = half.full, half.size
@@ -76,10 +84,6 @@ class SymmetryCheck:
         for s, (hall, rots, trans, *_rest) in enumerate(structures):
             if _checked_ops(rots, trans):
                 by_group.setdefault(hall, []).append(s)
-        jgrid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(
-            -1, 3
-        )
-        dims = np.array(shape)
         cplx = real.to_complex()
         self.groups: list[_Group] = []
         #: the structures (ids) with operations to check, i.e. not in P1
@@ -107,11 +111,7 @@ class SymmetryCheck:
                 for k, (rot, t) in enumerate(ops):
                     pos[k][i, :m] = _find_rows(hkl, hkl @ rot)
                     shift[k][i, :m] = np.exp(2j * np.pi * (hkl @ t))
-            origin = []
-            for rot, _ in ops:
-                idx = ((jgrid / dims) @ (np.eye(3) - rot).T) * dims
-                idx = np.rint(idx).astype(np.int64) % dims
-                origin.append(np.ravel_multi_index(tuple(idx.T), shape))
+            origin = [origin_index(shape, rot) for rot, _ in ops]
 
             def put(a: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
                 return torch.as_tensor(a, device=device, dtype=dtype)
@@ -127,7 +127,7 @@ class SymmetryCheck:
                     shift=[put(x, cplx) for x in shift],
                     at_h=put(at_h),
                     at_minus_h=put(at_minus_h),
-                    origin=[put(x) for x in origin],
+                    origin=[put(x.copy()) for x in origin],  # the cache stays read-only
                 )
             )
 
@@ -150,6 +150,9 @@ class SymmetryCheck:
             if not len(rows):
                 continue
             local = torch.searchsorted(grp.members, struct[rows])
+            if self.compiled:
+                out[rows] = self._compiled(grp, gc[rows], local, every_op)
+                continue
             stored = torch.gather(gc[rows], 1, grp.src[local])
             unit = stored / stored.abs().clamp_min(1e-30)
             # G(h) = conj(gc[h]) in the stored half, G(h) = gc[−h] for its mates
@@ -171,6 +174,52 @@ class SymmetryCheck:
             best = total.max(1).values * n_grid / n_ops
             out[rows] = best / grp.norm[local].clamp_min(1e-30)
         return out
+
+    def _compiled(
+        self, grp: _Group, gc: torch.Tensor, local: torch.Tensor, every_op: bool
+    ) -> torch.Tensor:
+        """:meth:`agreement` of one group's rows (``gc``, their ids ``local`` in the group) on
+        the CPU: the same steps, those around the FFT in compiled loops."""
+        from xtalforge.phasing import _kernels
+
+        n_grid, n_half = int(np.prod(self.half.full)), self.half.size
+        pick = lambda t: t[local].numpy()  # noqa: E731
+        src, mate, amp = pick(grp.src), pick(grp.mate), pick(grp.amp)
+        at_h, at_minus_h = pick(grp.at_h), pick(grp.at_minus_h)
+        g = gc.numpy()
+        n_ops = len(grp.pos) if every_op else 1
+        total = np.zeros((len(local), n_grid), amp.dtype)
+        x = np.empty((len(local), n_half + 1), g.dtype)
+        for pos, shift, origin in zip(
+            grp.pos[:n_ops], grp.shift[:n_ops], grp.origin[:n_ops], strict=True
+        ):
+            _kernels.symmetry_coefficients(
+                g, src, mate, amp, pick(pos), pick(shift), at_h, at_minus_h, x
+            )
+            s_g = irfftn(
+                torch.from_numpy(x[:, :n_half].reshape(-1, *self.half.shape)), self.half.full
+            )
+            _kernels.add_at_origins(s_g.numpy().reshape(len(local), n_grid), origin.numpy(), total)
+        best = total.max(1) * n_grid / n_ops
+        return torch.from_numpy(best / np.maximum(pick(grp.norm), 1e-30))
+
+
+def origin_index(shape: tuple[int, int, int], rot: np.ndarray) -> np.ndarray:
+    """Flat grid index of s = (I − R) x0 for every grid point x0 = j / shape, in order
+    (rotation ``rot`` (3, 3) integer; equal sizes where R mixes axes). Cached per shape and
+    rotation; read-only."""
+    return _origin_index(tuple(int(n) for n in shape), np.asarray(rot, np.int64).tobytes())
+
+
+@functools.lru_cache(maxsize=64)
+def _origin_index(shape: tuple[int, int, int], rot: bytes) -> np.ndarray:
+    r = np.frombuffer(rot, np.int64).reshape(3, 3)
+    dims = np.array(shape)
+    j = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    idx = np.rint(((j / dims) @ (np.eye(3) - r).T) * dims).astype(np.int64) % dims
+    out = np.ravel_multi_index(tuple(idx.T), shape)
+    out.flags.writeable = False
+    return out
 
 
 def _find_rows(hkl: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -1,0 +1,156 @@
+"""Compiled (numba) loops of one charge-flipping cycle on the CPU, around its two FFTs.
+
+A cycle outside its FFTs is a dozen element-wise steps over the observed reflections of each
+start (a few thousand values): new coefficients from the measured moduli, the variance that
+sets δ, the flip of the map, and the R factor of the flipped map's coefficients. As torch
+operations each step costs its dispatch and a fresh array, which on one core is more than the
+arithmetic: these loops do the same steps in one pass each, in place. The arithmetic is that of
+:meth:`~xtalforge.phasing.charge_flipping._Flipping.cycle` (the definition, which other devices
+run), with the sums accumulated in float64 instead of float32.
+
+Compiled on first use and cached on disk (``cache=True``); importing this module compiles
+nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: The smallest modulus divided by (as ``clamp_min(1e-30)`` in the torch definition).
+TINY = 1e-30
+
+
+@njit(cache=True)
+def observed_coefficients(
+    gc: np.ndarray,
+    g_obs: np.ndarray,
+    g_abs: np.ndarray,
+    idx: np.ndarray,
+    amp: np.ndarray,
+    w: np.ndarray,
+    weak: np.ndarray,
+    turn: np.ndarray,
+    fc: np.ndarray,
+) -> np.ndarray:
+    """Fill ``fc`` (B, half-grid; zeroed here) with the coefficients the next map is made of:
+    F(000) from ``gc``, the strong observed reflections the measured modulus ``amp`` with the
+    phase of G (``g_obs``, conj G at the flat half-grid index ``idx``), the weak ones G turned
+    by ``turn`` (−i·sign: π/2 with the sign of the Friedel half). Returns per row Σ w |F|² over
+    the observed sphere (σ(ρ)² · N² by Parseval)."""
+    n_rows, n_obs = idx.shape
+    var = np.zeros(n_rows)
+    for b in range(n_rows):
+        fc[b, :] = 0
+        fc[b, 0] = gc[b, 0]
+        v = 0.0
+        for j in range(n_obs):
+            g = g_obs[b, j]
+            if weak[b, j]:
+                m = np.float64(g_abs[b, j])
+                val = g * turn[b, j]
+            else:
+                m = np.float64(amp[b, j])
+                val = g * (m / max(np.float64(g_abs[b, j]), TINY))
+            v += w[b, j] * m * m
+            fc[b, idx[b, j]] = val
+        var[b] = v
+    return var
+
+
+@njit(cache=True)
+def flip_in_place(rho: np.ndarray, delta: np.ndarray) -> None:
+    """ρ ← −ρ where ρ ≤ δ, per row of ``rho`` (B, N points) with its own ``delta`` (B,)."""
+    n_rows, n = rho.shape
+    for b in range(n_rows):
+        d = delta[b]
+        for i in range(n):
+            if not rho[b, i] > d:
+                rho[b, i] = -rho[b, i]
+
+
+@njit(cache=True)
+def observe(
+    gc: np.ndarray,
+    idx: np.ndarray,
+    amp: np.ndarray,
+    w: np.ndarray,
+    weak: np.ndarray,
+    g_obs: np.ndarray,
+    g_abs: np.ndarray,
+    peak: np.ndarray,
+    r_prev: np.ndarray,
+    stable: np.ndarray,
+    r_tol: float,
+    r_drop: float,
+) -> None:
+    """Gather the flipped map's conj G at the observed reflections into ``g_obs`` / ``g_abs``
+    and update each row's convergence state in place: R = Σ |amp − k|G|| / Σ amp over the
+    strong reflections (k the least-squares scale), its running maximum ``peak``, the previous
+    R ``r_prev`` and the count ``stable`` of cycles R stayed within ``r_tol`` after falling
+    ``r_drop`` below its peak."""
+    n_rows, n_obs = idx.shape
+    for b in range(n_rows):
+        s_ag, s_gg, s_a = 0.0, 0.0, 0.0
+        for j in range(n_obs):
+            g = gc[b, idx[b, j]]
+            g_obs[b, j] = g
+            a = abs(g)
+            g_abs[b, j] = a
+            if not weak[b, j]:
+                wt = np.float64(w[b, j])
+                s_ag += amp[b, j] * np.float64(a) * wt
+                s_gg += np.float64(a) * a * wt
+                s_a += amp[b, j] * wt
+        scale = s_ag / max(s_gg, TINY)
+        misfit = 0.0
+        for j in range(n_obs):
+            if not weak[b, j]:
+                misfit += abs(amp[b, j] - scale * g_abs[b, j]) * w[b, j]
+        r = misfit / max(s_a, TINY)
+        peak[b] = max(peak[b], r)
+        if abs(r_prev[b] - r) < r_tol and peak[b] - r > r_drop:
+            stable[b] += 1
+        else:
+            stable[b] = 0
+        r_prev[b] = r
+
+
+@njit(cache=True)
+def symmetry_coefficients(
+    gc: np.ndarray,
+    src: np.ndarray,
+    mate: np.ndarray,
+    amp: np.ndarray,
+    pos: np.ndarray,
+    shift: np.ndarray,
+    at_h: np.ndarray,
+    at_minus_h: np.ndarray,
+    x: np.ndarray,
+) -> None:
+    """The half-grid coefficients ``x`` (B, half-grid + 1 dump slot; zeroed here) whose inverse
+    real FFT is S(s) = Re Σ_h A(h) e^{−2πi h·s} / N for one operation (R, t): A(h) = F'(hR)
+    F'(h)* e^{2πi h·t}, F'(h) = |E(h)| e^{iφ(h)} from the stored conj G ``gc`` (as
+    :meth:`~xtalforge.phasing.symmetry_check.SymmetryCheck.agreement` defines them); ``x``
+    takes (A(−h) + A(h)*) / 2 at each h of the stored half."""
+    n_rows, m = src.shape
+    f = np.empty(m, x.dtype)
+    for b in range(n_rows):
+        for j in range(m):
+            g = gc[b, src[b, j]]
+            unit = g / max(abs(g), TINY)
+            f[j] = amp[b, j] * (unit if mate[b, j] else unit.conjugate())
+        x[b, :] = 0
+        for j in range(m):
+            a = f[pos[b, j]] * f[j].conjugate() * shift[b, j]
+            x[b, at_h[b, j]] += a.conjugate() / 2
+            x[b, at_minus_h[b, j]] += a / 2
+
+
+@njit(cache=True)
+def add_at_origins(s: np.ndarray, origin: np.ndarray, total: np.ndarray) -> None:
+    """total[b, x0] += s[b, origin[x0]] (S_g at (I − R) x0 for every grid point x0)."""
+    n_rows, n = total.shape
+    for b in range(n_rows):
+        for i in range(n):
+            total[b, i] += s[b, origin[i]]
