@@ -915,13 +915,13 @@ def locate_origin(grid: np.ndarray, refl: Reflections) -> tuple[np.ndarray, tupl
         a[nz] = f_hr * np.conj(f_flat[nz]) * np.exp(2j * np.pi * (h @ t))
         s_g = np.fft.fftn(a.reshape(shape)).real.reshape(-1)  # Σ_h A(h) e^{−2πi h·s}
         total += s_g[origin_index(shape, rot)]
-    total = total.reshape(shape)
-    k = np.unravel_index(int(np.argmax(total)), shape)
+    best = int(np.argmax(total))
+    k = np.unravel_index(best, shape)
     x0 = np.array([k[i] / shape[i] for i in range(3)])
     n_other = len(rots_i) - 1
     # agreement: mean over the non-identity operations of the correlation between F'(hR)
     # shifted and F'(h) (1 for a solution with the group's symmetry)
-    agreement = float(total[k] / (n_other * (np.abs(f_flat) ** 2).sum())) if n_other else 1.0
+    agreement = float(total[best] / (n_other * (np.abs(f_flat) ** 2).sum())) if n_other else 1.0
     hkl = refl.hkl.astype(np.int64)
     acc = np.zeros(len(hkl), complex)
     for rot, t in zip(rots_i, trans, strict=True):
