@@ -114,6 +114,9 @@ def run_group(sg: str, n: int, repeats: int, d_min: float, with_cctbx: bool) -> 
     row["xtalforge_batch_f32_s"] = median_seconds(
         lambda: structure_factors_batch(crystals, refls), n, repeats
     )
+    row["xtalforge_batch_numpy_kernel_f32_s"] = median_seconds(
+        lambda: structure_factors_batch(crystals, refls, compiled=False), n, repeats
+    )
     batch = structure_factors_batch(crystals, refls)
     row["batch_vs_numpy_R"] = max(r_factor(a, b) for a, b in zip(batch, ref))
     sub = max(4, n // 8)

@@ -18,6 +18,7 @@ __all__ = [
     "CellSymmetry",
     "SpaceGroupLike",
     "cell_volume",
+    "metric_tensor",
     "orthogonalization_matrix",
 ]
 
@@ -41,9 +42,22 @@ def cell_volume(a: float, b: float, c: float, alpha: float, beta: float, gamma: 
     return a * b * c * math.sqrt(q) if q > 0 else float("nan")
 
 
+def metric_tensor(cell: Sequence[float]) -> np.ndarray:
+    """Real-space metric tensor G (Å²) of a cell (Å, degrees): Gᵢⱼ = aᵢ·aⱼ."""
+    a, b, c, al, be, ga = cell
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (al, be, ga))
+    return np.array(
+        [
+            [a * a, a * b * cg, a * c * cb],
+            [a * b * cg, b * b, b * c * ca],
+            [a * c * cb, b * c * ca, c * c],
+        ]
+    )
+
+
 def _metric_fits_group(cell: tuple[float, ...], sg: gemmi.SpaceGroup) -> bool:
     """Every rotation R of the group keeps the metric tensor: RᵀGR = G within METRIC_TOL."""
-    g = np.array(gemmi.UnitCell(*cell).metric_tensor().as_mat33().tolist())
+    g = metric_tensor(cell)
     rots = symmetry_info(sg).rotations
     diff = np.einsum("sji,jk,skl->sil", rots, g, rots) - g
     return bool(np.abs(diff).max() <= METRIC_TOL * np.abs(g).max())

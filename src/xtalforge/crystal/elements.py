@@ -9,7 +9,14 @@ import numpy as np
 
 from xtalforge.errors import CrystalError
 
-__all__ = ["atomic_number", "covalent_radius", "form_factor_coefficients", "form_factors", "symbol"]
+__all__ = [
+    "atomic_number",
+    "covalent_radius",
+    "form_factor_coefficients",
+    "form_factors",
+    "it92_table",
+    "symbol",
+]
 
 
 @lru_cache(maxsize=256)
@@ -57,6 +64,19 @@ def form_factor_coefficients(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     b = np.array([r[1] for r in rows], dtype=np.float64).reshape(-1, 4)
     c = np.array([r[2] for r in rows], dtype=np.float64)
     return a, b, c
+
+
+@lru_cache(maxsize=1)
+def it92_table() -> np.ndarray:
+    """IT92 coefficients of every element by atomic number: (119, 9) float64 rows a₁…a₄,
+    b₁…b₄ (Å²), c; NaN where gemmi has none (and row 0). Read-only."""
+    table = np.full((119, 9), np.nan)
+    for z in range(1, 119):
+        it92 = gemmi.Element(z).it92
+        if it92 is not None:
+            table[z] = it92.get_coefs()
+    table.setflags(write=False)
+    return table
 
 
 def form_factors(z: np.ndarray, stol2: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from xtalforge.data.shards import (
     write_shard,
     writer_lock,
 )
-from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, split_of
+from xtalforge.data.spec import DatasetError, DatasetSpec, sample_seed, sample_seeds, splits_of
 from xtalforge.io.cif_structure import cif_entries, entry_name
 from xtalforge.provenance import git_commit
 
@@ -53,7 +53,7 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
         from xtalforge.generate import Generator
 
         gen = Generator.from_config(spec.generator_config())
-        seeds = [sample_seed(spec.seed, i) for i in ids]
+        seeds = sample_seeds(spec.seed, ids)
         crystals = [gen.sample(s) for s in seeds]
     else:
         from xtalforge.data.audit import audit_cif
@@ -69,7 +69,7 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
                 seeds.append(sample_seed(spec.seed, i))
                 sources.append(entry_name(*entries[i]))
         ids = kept
-    splits = [split_of(spec.seed, i, spec.splits, spec.folds) for i in ids]
+    splits = splits_of(spec.seed, ids, spec.splits, spec.folds)
     table = compute_rows(
         crystals, ids, seeds, splits, spec, sources=sources if spec.cif_dir is not None else None
     )

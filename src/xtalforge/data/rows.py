@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from xtalforge.crystal.model import Crystal
 from xtalforge.data.spec import ComputeSpec, DatasetSpec
-from xtalforge.diffraction.batch import structure_factors_batch
+from xtalforge.diffraction.batch import amplitudes_and_phases, structure_factors_batch
 from xtalforge.diffraction.maps import density_map, patterson_map
 from xtalforge.diffraction.reflections import Reflections, at_or_above, reflections
 
@@ -101,10 +101,10 @@ def compute_rows(
         refls = [reflections(c, comp.d_high) for c in chunk]
         fs, expected = structure_factors_batch(chunk, refls, with_expected=True)
         for k, (c, refl, f, ex) in enumerate(zip(chunk, refls, fs, expected, strict=True)):
-            amp = np.abs(f)
+            amp, phase = amplitudes_and_phases(f)
             cols["hkl"].append(refl.hkl.astype(np.int16))
-            cols["F"].append(amp.astype(np.float32))
-            cols["phase"].append(np.angle(f).astype(np.float32))
+            cols["F"].append(amp)
+            cols["phase"].append(phase)
             e = amp / np.sqrt(refl.epsilon * ex)  # exact model expectation (= normalize)
             if comp.e_values:
                 cols["E"].append(e.astype(np.float32))

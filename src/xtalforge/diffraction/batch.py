@@ -7,6 +7,12 @@ in cache on a CPU (large on a GPU). Atom images are wrapped into [0, 1) so that 
 stay small and float32 keeps ~1e-5 rad accuracy; float64 is available for exact comparisons.
 On the CPU each structure's result is bit-identical whatever else shares its chunk (so datasets
 are reproducible for any worker count); on a GPU results agree to float precision.
+
+float32 on the CPU (the default) runs each structure on its own shape in compiled loops
+(:mod:`xtalforge.diffraction._kernels`): form factors once per element, Debye–Waller weights,
+and cos/sin of every term from one range reduction in turns and two short polynomials —
+about 3× the padded numpy kernel (``compiled=False``, kept as the reference) and as accurate
+(≤ 2·10⁻⁶ of max |F| against float64 on generated structures to 0.8 Å).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xtalforge.crystal.elements import form_factor_coefficients
+from xtalforge.crystal.elements import form_factor_coefficients, it92_table
 from xtalforge.crystal.model import Crystal
 from xtalforge.diffraction.reflections import Reflections, reflections
 from xtalforge.diffraction.structure_factors import atom_images
@@ -26,7 +32,7 @@ from xtalforge.diffraction.structure_factors import atom_images
 if TYPE_CHECKING:  # torch is imported only when a GPU or torch tensors are asked for
     import torch
 
-__all__ = ["structure_factors_batch"]
+__all__ = ["amplitudes_and_phases", "structure_factors_batch"]
 
 #: Default number of (reflection × atom-image) terms per chunk: CPU and GPU.
 CPU_CHUNK_TERMS = 1 << 18
@@ -140,6 +146,77 @@ def _core_torch(
     return torch.complex(re, im)
 
 
+def _weights(
+    elements: np.ndarray,
+    elem: np.ndarray,
+    b_iso: np.ndarray,
+    weight: np.ndarray,
+    stol2: np.ndarray,
+    np_dtype: Any,
+) -> np.ndarray:
+    """Per-atom weights (B, A, R): occupancy/multiplicity × IT92 f(s) × exp(−B s²), electrons.
+
+    ``elements``: (E,) atomic numbers; ``elem``: (B, A) each atom's row in ``elements``;
+    ``b_iso``, ``weight``: (B, A, 1) B (Å²) and occupancy/multiplicity weight; ``stol2``:
+    (B, 1, R) (sin θ/λ)² (Å⁻²)."""
+    a, b, c = (v.astype(np_dtype) for v in form_factor_coefficients(elements))
+    s2 = stol2.astype(np_dtype)
+    ff = np.exp(-b[None, :, :, None] * s2[:, :, None, :])  # (B, E, 4, R)
+    ff *= a[None, :, :, None]
+    ff = ff.sum(axis=2) + c[None, :, None]
+    dw = np.multiply(-b_iso.astype(np_dtype), s2)  # (B, A, R): −B s²
+    np.exp(dw, out=dw)
+    dw *= weight.astype(np_dtype)
+    w = ff[np.arange(len(elem))[:, None], elem]
+    w *= dw
+    return w
+
+
+def _expected(expect: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Σ_atoms n_ops·m/k² · w² (float64), (B, R): ⟨|F|²⟩/ε of the model. ``expect``: (B, A, 1).
+
+    One batched (B, 1, A) @ (B, A, R) product instead of a (B, A, R) temporary summed over its
+    middle axis."""
+    return np.matmul(expect.transpose(0, 2, 1), np.square(w, dtype=np.float64))[:, 0]
+
+
+def _compiled_one(item: dict, expected: list | None) -> np.ndarray:
+    """One structure's float32 structure factors on the CPU in compiled loops
+    (:func:`~xtalforge.diffraction._kernels.structure_factor_sums`: weights, form factors and
+    sums, on the structure's own unpadded shape); appends its ⟨|F|²⟩/ε to ``expected``."""
+    from xtalforge.diffraction._kernels import structure_factor_sums
+
+    z = item["z"]
+    table = it92_table()
+    if not np.isfinite(table[z, 0]).all():
+        form_factor_coefficients(np.unique(z))  # raises, naming the element
+    n_r = len(item["hkl"])
+    re = np.empty(n_r, np.float32)
+    im = np.empty(n_r, np.float32)
+    exp_out = np.empty(n_r if expected is not None else 0)
+    structure_factor_sums(
+        item["images"],
+        item["hkl"],
+        item["stol2"],
+        z,
+        item["b"],
+        np.asarray(item["weight"], np.float64),
+        table,
+        np.asarray(item["expect"], np.float64),
+        re,
+        im,
+        exp_out,
+    )
+    if expected is not None:
+        expected.append(exp_out)
+    if item["real"]:
+        return re.astype(np.complex64)
+    out = np.empty(n_r, np.complex64)
+    out.real = re
+    out.imag = im
+    return out
+
+
 def _run_group(
     items: list[dict],
     device: str,
@@ -172,24 +249,12 @@ def _run_group(
         hkl[i, :r] = it["hkl"]
         stol2[i, 0, :r] = it["stol2"]
         real[i] = it["real"]
-    # per-atom weights (B, A, R): occupancy/multiplicity × IT92 f(s) × exp(−B s²)
-    a, b, c = (v.astype(np_dtype) for v in form_factor_coefficients(elements))
-    s2 = stol2.astype(np_dtype)
-    ff = np.exp(-b[None, :, :, None] * s2[:, :, None, :])  # (B, E, 4, R)
-    ff *= a[None, :, :, None]
-    ff = ff.sum(axis=2) + c[None, :, None]
-    dw = np.multiply(-b_iso.astype(np_dtype), s2)  # (B, A, R): −B s²
-    np.exp(dw, out=dw)
-    dw *= weight.astype(np_dtype)
-    w = ff[np.arange(n_b)[:, None], elem]
-    w *= dw
-    if expected is not None:  # Σ_atoms n_ops·m/k² · w² (float64): ⟨|F|²⟩/ε of the model
+    w = _weights(elements, elem, b_iso, weight, stol2, np_dtype)
+    if expected is not None:
         expect = np.zeros((n_b, n_at, 1))
         for i, it in enumerate(items):
             expect[i, : len(it["z"]), 0] = it["expect"]
-        # (B, 1, A) @ (B, A, R): one batched product instead of a (B, A, R) temporary summed
-        # over its middle axis
-        total = np.matmul(expect.transpose(0, 2, 1), np.square(w, dtype=np.float64))[:, 0]
+        total = _expected(expect, w)
         expected.extend(total[i, : len(it["hkl"])] for i, it in enumerate(items))
     if device == "cpu":
         out = _core_numpy(
@@ -210,6 +275,21 @@ def _run_group(
     return [got[i, : len(it["hkl"])] for i, it in enumerate(items)]
 
 
+def amplitudes_and_phases(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|F| and phase (radians, (−π, π] as ``numpy.angle``) of complex structure factors, both
+    float32: complex64 in one compiled loop (|F| to 2·10⁻⁷ relative, phase to 5·10⁻⁷ rad),
+    other types through numpy."""
+    f = np.asarray(f)
+    if f.dtype != np.complex64 or f.ndim != 1:
+        return np.abs(f).astype(np.float32), np.angle(f).astype(np.float32)
+    from xtalforge.diffraction._kernels import polar
+
+    amp = np.empty(len(f), np.float32)
+    phase = np.empty(len(f), np.float32)
+    polar(np.ascontiguousarray(f), amp, phase)
+    return amp, phase
+
+
 def _numpy_dtype(dtype: Any) -> type:
     """float32 or float64 from a numpy/torch dtype or its name."""
     name = str(dtype).replace("torch.", "")
@@ -227,6 +307,7 @@ def structure_factors_batch(
     chunk_terms: int | None = None,
     as_numpy: bool = True,
     with_expected: bool = False,
+    compiled: bool = True,
 ) -> list[np.ndarray] | list[torch.Tensor] | tuple[list, list]:
     """Structure factors of many crystals at once; equal to :func:`structure_factors` for each.
 
@@ -236,13 +317,17 @@ def structure_factors_batch(
     refls : one :class:`Reflections` per crystal, or ``None`` with ``d_min`` (Å) given.
     device, dtype : where (``"cpu"``, ``"cuda"``, a torch device) and in which precision
         (float32 or float64, numpy or torch dtype or name) the trigonometric sums run; the CPU
-        path is pure numpy and does not import torch.
-    chunk_terms : largest number of reflection × atom-image terms evaluated at once.
+        path (numba or numpy) does not import torch.
+    chunk_terms : largest number of reflection × atom-image terms evaluated at once (the numpy
+        and torch kernels).
     as_numpy : return numpy complex arrays (default) or torch tensors on ``device``.
     with_expected : also return, per crystal, the model's ⟨|F|²⟩/ε at each reflection
         (Σ_atoms n_copies occ² f² exp(−2B s²), e²; as :func:`~xtalforge.diffraction.wilson.
         expected_intensity`, from the same form factors), for E = |F| / √(ε ⟨|F|²⟩/ε):
         returns ``(fs, expected)``.
+    compiled : float32 on the CPU: each structure in compiled loops (numba; one shared range
+        reduction and polynomials for cos and sin, no padding), about 3× the numpy kernel's
+        speed and as accurate; ``False`` runs the padded numpy kernel.
     """
     if refls is None or isinstance(refls, (int, float)):
         d = d_min if refls is None else float(refls)
@@ -256,6 +341,16 @@ def structure_factors_batch(
     if chunk_terms is None:
         chunk_terms = CPU_CHUNK_TERMS if device == "cpu" else GPU_CHUNK_TERMS
     prepared = [_prepare(c, r) for c, r in zip(crystals, refls)]
+    if compiled and device == "cpu" and np_dtype == np.float32:
+        expected_one: list = []
+        fs: list[Any] = [
+            _compiled_one(p, expected_one if with_expected else None) for p in prepared
+        ]
+        if not as_numpy:
+            import torch
+
+            fs = [torch.as_tensor(f) for f in fs]
+        return (fs, expected_one) if with_expected else fs
     groups: dict[int, list[int]] = defaultdict(list)
     for i, p in enumerate(prepared):
         groups[p["images"].shape[1]].append(i)

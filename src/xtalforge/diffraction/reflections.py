@@ -9,6 +9,7 @@ from typing import overload
 import gemmi
 import numpy as np
 
+from xtalforge.crystal.cell import metric_tensor
 from xtalforge.crystal.model import Crystal
 from xtalforge.crystal.symmetry import (
     SymmetryInfo,
@@ -53,17 +54,13 @@ def d_spacing(hkl: np.ndarray, cell: tuple[float, ...]) -> np.ndarray:
 
 
 def reciprocal_metric(cell: tuple[float, ...]) -> np.ndarray:
-    """Reciprocal metric tensor G* (Å⁻²) so that 1/d² = h G* hᵀ."""
-    a, b, c, al, be, ga = cell
-    ca, cb, cg = (math.cos(math.radians(x)) for x in (al, be, ga))
-    g = np.array(
-        [
-            [a * a, a * b * cg, a * c * cb],
-            [a * b * cg, b * b, b * c * ca],
-            [a * c * cb, b * c * ca, c * c],
-        ]
-    )
-    return np.linalg.inv(g)
+    """Reciprocal metric tensor G* = G⁻¹ (Å⁻²) so that 1/d² = h G* hᵀ (the inverse of the
+    symmetric G by its cofactors)."""
+    (g00, g01, g02), (_, g11, g12), (_, _, g22) = metric_tensor(cell).tolist()
+    c00, c01, c02 = g11 * g22 - g12 * g12, g02 * g12 - g01 * g22, g01 * g12 - g02 * g11
+    c11, c12, c22 = g00 * g22 - g02 * g02, g01 * g02 - g00 * g12, g00 * g11 - g01 * g01
+    det = g00 * c00 + g01 * c01 + g02 * c02
+    return np.array([[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]]) / det
 
 
 @dataclass(eq=False)
@@ -219,22 +216,27 @@ def reflections(
     if not d_max > d_min:
         raise ReflectionError(f"d_max ({d_max} Å) must exceed d_min ({d_min} Å)")
     gstar = reciprocal_metric(cell)
-    la, lb, lc = (int(v) for v in np.floor(np.array(cell[:3]) / d_min + 1e-9))
-    lim = (la, lb, lc)
+    lim = (
+        math.floor(cell[0] / d_min + 1e-9),
+        math.floor(cell[1] / d_min + 1e-9),
+        math.floor(cell[2] / d_min + 1e-9),
+    )
     n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
     inv_d2_max = (1 + 1e-9) / d_min**2
     inv_d2_min = (1 - D_SLACK) / d_max**2 if math.isfinite(d_max) else -math.inf
     if n_box <= CACHE_MAX_BOX:  # one compiled pass over the sphere of the cached grid
-        from xtalforge.diffraction._kernels import rows_in_shell
+        from xtalforge.diffraction._kernels import rows_in_shell, shell_columns
 
         sup = _superset(sg.hall, lim)
         sel, inv_d2 = rows_in_shell(sup[6], sup[5], lim, gstar, inv_d2_max, inv_d2_min)
-    else:  # very large boxes (macromolecules at high resolution): build once, keep nothing
-        sup = _build_candidates(sg.hall, lim)
-        hf = sup[1]
-        inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
-        keep = (inv_d2 <= inv_d2_max) & (inv_d2 >= inv_d2_min)
-        sel, inv_d2 = np.flatnonzero(keep), inv_d2[keep]
+        hkl, d, eps, cen, mult = shell_columns(sup[0], sup[2], sup[3], sup[4], sel, inv_d2)
+        return Reflections(hkl, d, eps, cen, mult, tuple(cell), sg)
+    # very large boxes (macromolecules at high resolution): build once, keep nothing
+    sup = _build_candidates(sg.hall, lim)
+    hf = sup[1]
+    inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
+    keep = (inv_d2 <= inv_d2_max) & (inv_d2 >= inv_d2_min)
+    sel, inv_d2 = np.flatnonzero(keep), inv_d2[keep]
     return Reflections(
         sup[0][sel],
         1.0 / np.sqrt(inv_d2),

@@ -62,12 +62,15 @@ DEFAULT_PRIOR_WEIGHT = 0.5
 #: improving after the transition.
 GRACE, GRACE_COARSE, GRACE_FREE_LUNCH = 20, 40, 100
 #: How far above random phases a start's symmetry agreement must rise to count as solved
-#: (``agreement_noise`` by default): 2.5× for data to ``ATOMIC_D`` Å or finer, 4× for coarser
-#: data. Calibrated on single starts of the 77 COD development structures (300 cycles, never
-#: stopped): at 1.0 Å 2.5× confirms 51 of the 70 starts that solve and 2 of 6 that do not,
-#: at 1.5 Å 2.5× would stop 7 of 52 failing starts (4×: none), and a structure stopped on a
-#: failing start gets no second wave.
-NOISE_FACTOR, NOISE_FACTOR_COARSE, ATOMIC_D = 2.5, 4.0, 1.1
+#: (``agreement_noise`` by default): 2.5× for data to ``ATOMIC_D`` Å or finer, 3× for
+#: near-atomic data (to ``NEAR_ATOMIC_D`` Å), 4× for coarser data. Calibrated on single starts
+#: of the 77 COD development structures (300 cycles, never stopped): at 1.0 Å 2.5× confirms 51
+#: of the 70 starts that solve and 2 of 6 that do not, at 1.5 Å 2.5× would stop 7 of 52
+#: failing starts (4×: none), and a structure stopped on a failing start gets no second wave.
+#: At 1.2 Å (78 structures, 4 solver seeds, all starts at once) 3× solved 70.8 % against
+#: 71.5 % with 4× and stopped the median structure 1.4× sooner (BENCHMARKS.md).
+NOISE_FACTOR, NOISE_FACTOR_NEAR, NOISE_FACTOR_COARSE = 2.5, 3.0, 4.0
+ATOMIC_D, NEAR_ATOMIC_D = 1.1, 1.25
 #: The least agreement that counts (``agreement_min`` by default), atomic and coarser data.
 AGREEMENT_MIN, AGREEMENT_MIN_COARSE = 0.15, 0.25
 #: Default cycles per start: in the waves at atomic resolution (one start there solves 92 % of
@@ -152,8 +155,8 @@ def charge_flip_batch(
     (:class:`~.symmetry_check.SymmetryCheck`: 1 for symmetric phases, 0.05–0.2 for random); a
     start has solved its structure when at two checks in a row its agreement is at least
     ``agreement_min`` (0.15; coarser data 0.25) and ``agreement_noise`` × that of its random
-    starting phases (default 2.5 for data to 1.1 Å or finer, 4 for coarser data; see
-    :data:`NOISE_FACTOR`), changed by at most ``agreement_tol``; the structure then runs
+    starting phases (default 2.5 for data to 1.1 Å or finer, 3 to 1.25 Å, 4 for coarser data;
+    see :data:`NOISE_FACTOR`), changed by at most ``agreement_tol``; the structure then runs
     ``grace`` cycles more (default 20, coarser data 40, free lunch 100) and leaves the batch;
     its other starts stop where they are and still compete for the best solution. In P1 (nothing
     to check) a start whose R has converged (fallen ``r_drop`` below its running maximum, then
@@ -252,7 +255,8 @@ def _with_thresholds(
     atomic = refl.d_min <= ATOMIC_D
     factor, floor = agreement
     if factor is None:
-        factor = NOISE_FACTOR if atomic else NOISE_FACTOR_COARSE
+        near = refl.d_min <= NEAR_ATOMIC_D
+        factor = NOISE_FACTOR if atomic else NOISE_FACTOR_NEAR if near else NOISE_FACTOR_COARSE
     if floor is None:
         floor = AGREEMENT_MIN if atomic else AGREEMENT_MIN_COARSE
     return d._replace(noise_factor=factor, floor=floor)
