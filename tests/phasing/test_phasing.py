@@ -541,3 +541,22 @@ def test_load_solve_data_takes_an_mmcif_model(tmp_path):
     np.testing.assert_allclose(
         data.amplitudes, np.abs(structure_factors(truth, data.refl)), rtol=1e-4
     )
+
+
+def test_a_structure_can_wait_for_several_starts_to_show_its_symmetry():
+    """agreement_starts = 4: the structure leaves the batch only once all four of its starts
+    have shown the group's symmetry, so it runs at least as long as with the first start, and
+    still solves; 0 is refused."""
+    from xtalforge.errors import ReflectionError
+    from xtalforge.phasing.charge_flipping import charge_flip
+    from xtalforge.phasing.solve import quasi_e
+
+    r, f = structure("P 1 21 1", 2, 1.2)
+    e = quasi_e(np.abs(f), r)
+    one = charge_flip(r, e, starts=4, seed=1, max_iter=400)
+    four = charge_flip(r, e, starts=4, seed=1, max_iter=400, agreement_starts=4)
+    assert one.cycles < 400 and four.cycles > one.cycles
+    for res in (one, four):
+        assert score_phases(r, np.abs(f), np.angle(f), res.phases).solved
+    with pytest.raises(ReflectionError, match="agreement_starts"):
+        charge_flip(r, e, agreement_starts=0)

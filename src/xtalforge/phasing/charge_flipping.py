@@ -129,6 +129,7 @@ def charge_flip_batch(
     agreement_min: float | None = None,
     agreement_noise: float | None = None,
     agreement_tol: float = 0.05,
+    agreement_starts: int = 1,
     grace: int | None = None,
     check_every: int = 10,
     double: bool = False,
@@ -156,7 +157,8 @@ def charge_flip_batch(
     start has solved its structure when at two checks in a row its agreement is at least
     ``agreement_min`` (0.15; coarser data 0.25) and ``agreement_noise`` × that of its random
     starting phases (default 2.5 for data to 1.1 Å or finer, 3 to 1.25 Å, 4 for coarser data;
-    see :data:`NOISE_FACTOR`), changed by at most ``agreement_tol``; the structure then runs
+    see :data:`NOISE_FACTOR`), changed by at most ``agreement_tol``; once ``agreement_starts``
+    of its starts have (default 1; at most the starts of the wave) the structure runs
     ``grace`` cycles more (default 20, coarser data 40, free lunch 100) and leaves the batch;
     its other starts stop where they are and still compete for the best solution. In P1 (nothing
     to check) a start whose R has converged (fallen ``r_drop`` below its running maximum, then
@@ -189,7 +191,9 @@ def charge_flip_batch(
     """
     if dm_model is not None:
         d_ext = _dm_extension(refls, dm_model, d_ext, dm_every)
-    _check_arguments(refls, amplitudes, starts, max_iter, stop, d_ext, ext_prior, prior_weight)
+    _check_arguments(
+        refls, amplitudes, starts, max_iter, stop, d_ext, ext_prior, prior_weight, agreement_starts
+    )
     agreement = (agreement_noise, agreement_min)
     p1, own = _expand(refls, amplitudes, d_ext, ext_prior, sample_rate, agreement)
     opts = _Options(
@@ -206,6 +210,7 @@ def charge_flip_batch(
         patience,
         stop,
         agreement_tol,
+        agreement_starts,
         GRACE_FREE_LUNCH if grace is None and d_ext is not None else grace,
         check_every,
         None if ext_prior is None else prior_weight,
@@ -300,13 +305,16 @@ def _check_arguments(
     d_ext: float | None,
     ext_prior: list[tuple[np.ndarray, np.ndarray]] | None,
     prior_weight: float,
+    agreement_starts: int = 1,
 ) -> None:
     if stop not in ("first", "all"):
         raise ReflectionError(f"stop must be 'first' or 'all', got {stop!r}")
     if len(refls) != len(amplitudes) or not refls:
         raise ReflectionError("charge_flip_batch needs one amplitude array per Reflections")
-    if starts < 1 or (max_iter is not None and max_iter < 1):
-        raise ReflectionError("charge flipping needs starts ≥ 1 and max_iter ≥ 1")
+    if starts < 1 or (max_iter is not None and max_iter < 1) or agreement_starts < 1:
+        raise ReflectionError(
+            "charge flipping needs starts ≥ 1, max_iter ≥ 1 and agreement_starts ≥ 1"
+        )
     if ext_prior is not None and (d_ext is None or len(ext_prior) != len(refls)):
         raise ReflectionError("ext_prior needs d_ext and one (hkl, amplitudes) per structure")
     if not 0.0 <= prior_weight <= 1.0:
@@ -348,6 +356,7 @@ class _Options:
     patience: int
     stop: str
     agreement_tol: float
+    agreement_starts: int  # starts of a structure that must show its symmetry (at most all)
     grace: int | None  # None: GRACE at atomic resolution, else GRACE_COARSE
     check_every: int
     prior_weight: float | None = None  # set: the extension shell has priors (ext_prior)
@@ -724,14 +733,24 @@ class _Flipping:
             )
             st["agree"] = agree
             st["seen"] = torch.where(found & (st["seen"] < 0), it, st["seen"])
-            self.found.update(struct[found].tolist())
+            shown = self._shown(struct, st["seen"] >= 0)
+            self.found.update(shown.tolist())
             at = torch.where(at < 0, st["seen"], at)
             # the structure runs ``grace`` more cycles (a transition takes a while to settle)
-            due = torch.isin(struct, struct[found]) & (st["due"] > it + self.grace)
+            due = torch.isin(struct, shown) & (st["due"] > it + self.grace)
             st["due"] = torch.where(due, it + self.grace, st["due"])
             done = done | (st["due"] <= it)
         if bool(done.any()):
             self.retire(done, at, it + 1)
+
+    def _shown(self, struct: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """The structures at least ``agreement_starts`` of whose starts (at most all of this
+        wave's) have shown their symmetry."""
+        need = min(self.o.agreement_starts, self.n_starts)
+        if need <= 1:
+            return torch.unique(struct[seen])
+        counts = torch.bincount(struct[seen], minlength=int(struct.max()) + 1)
+        return torch.nonzero(counts >= need).reshape(-1)
 
     def finish(self) -> None:
         """Retire every start still running after ``max_iter`` cycles."""
