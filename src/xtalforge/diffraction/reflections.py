@@ -224,28 +224,19 @@ def reflections(
     n_box = (2 * lim[0] + 1) * (2 * lim[1] + 1) * (2 * lim[2] + 1)
     inv_d2_max = (1 + 1e-9) / d_min**2
     inv_d2_min = (1 - D_SLACK) / d_max**2 if math.isfinite(d_max) else -math.inf
-    if n_box <= CACHE_MAX_BOX:  # one compiled pass over the sphere of the cached grid
-        from xtalforge.diffraction._kernels import rows_in_shell, shell_columns
+    from xtalforge.diffraction._kernels import rows_in_shell, shell_columns
 
+    if n_box <= CACHE_MAX_BOX:  # one compiled pass over the sphere of the cached grid
         sup = _superset(sg.hall, lim)
         sel, inv_d2 = rows_in_shell(sup[6], sup[5], lim, gstar, inv_d2_max, inv_d2_min)
-        hkl, d, eps, cen, mult = shell_columns(sup[0], sup[2], sup[3], sup[4], sel, inv_d2)
-        return Reflections(hkl, d, eps, cen, mult, tuple(cell), sg)
-    # very large boxes (macromolecules at high resolution): build once, keep nothing
-    sup = _build_candidates(sg.hall, lim)
-    hf = sup[1]
-    inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
-    keep = (inv_d2 <= inv_d2_max) & (inv_d2 >= inv_d2_min)
-    sel, inv_d2 = np.flatnonzero(keep), inv_d2[keep]
-    return Reflections(
-        sup[0][sel],
-        1.0 / np.sqrt(inv_d2),
-        sup[2][sel],
-        sup[3][sel],
-        sup[4][sel],
-        tuple(cell),
-        sg,
-    )
+    else:  # very large boxes (macromolecules at high resolution): build once, keep nothing
+        sup = _build_candidates(sg.hall, lim)
+        hf = sup[1]
+        inv_d2 = ((hf @ gstar) * hf).sum(axis=1)
+        keep = (inv_d2 <= inv_d2_max) & (inv_d2 >= inv_d2_min)
+        sel, inv_d2 = np.flatnonzero(keep), inv_d2[keep]
+    hkl, d, eps, cen, mult = shell_columns(sup[0], sup[2], sup[3], sup[4], sel, inv_d2)
+    return Reflections(hkl, d, eps, cen, mult, tuple(cell), sg)
 
 
 def reflections_from_hkl(
