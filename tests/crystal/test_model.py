@@ -57,3 +57,35 @@ def test_composition_and_p1_expansion_count_special_positions():
     assert sorted(map(tuple, np.round(na, 6))) == sorted(
         [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)]
     )
+
+
+@pytest.mark.parametrize(
+    "sg",
+    ["P 1", "P -1", "P 1 21/c 1", "C 1 2/c 1", "P 21 21 21", "P 4/m m m", "R -3 m:H", "F m -3 m"],
+)
+def test_metric_check_on_rotations_up_to_sign_is_the_full_condition(sg):
+    """RᵀGR = G tested on the rotations up to sign without the identity decides as the
+    condition over every rotation of the point group does, for cells that fit, cells off by
+    more than the tolerance, and cells within it."""
+    from xtalforge.crystal.cell import METRIC_TOL, _metric_fits_group, metric_tensor
+    from xtalforge.crystal.symmetry import resolve_space_group, symmetry_info
+
+    group = resolve_space_group(sg)
+    rots = symmetry_info(group).rotations.astype(float)
+    base = {
+        "triclinic": (7.0, 8.0, 9.0, 80.0, 95.0, 100.0),
+        "monoclinic": (7.0, 8.0, 9.0, 90.0, 101.0, 90.0),
+        "orthorhombic": (7.0, 8.0, 9.0, 90.0, 90.0, 90.0),
+        "tetragonal": (7.0, 7.0, 9.0, 90.0, 90.0, 90.0),
+        "trigonal": (7.0, 7.0, 9.0, 90.0, 90.0, 120.0),
+        "cubic": (7.0, 7.0, 7.0, 90.0, 90.0, 90.0),
+    }[group.crystal_system_str()]
+    rng = np.random.default_rng(0)
+    for scale in (0.0, 0.3 * METRIC_TOL, 5 * METRIC_TOL, 0.05):
+        for _ in range(5):
+            cell = tuple(np.array(base) * (1 + scale * rng.uniform(-1, 1, 6)))
+            g = metric_tensor(cell)
+            diff = np.einsum("sji,jk,skl->sil", rots, g, rots) - g
+            want = bool(np.abs(diff).max() <= METRIC_TOL * np.abs(g).max())
+            assert _metric_fits_group(cell, group) == want
+    assert len(symmetry_info(group).metric_rotations) <= len(rots) - 1

@@ -173,6 +173,80 @@ def test_symmetry_check_is_one_for_the_truth_at_any_origin_and_low_for_random_ph
     assert torch.isnan(agree[2:]).all()
 
 
+def _agreement_by_direct_sums(hkl, fp, rots, trans, shape, every_op):
+    """max over every grid point x0 of S((I − R) x0) / Σ|F'|², S summed term by term
+    (Σ_h Re A(h) e^{−2πi h·(I − R) x0}), for the first checked operation or, averaged, all."""
+    x0 = np.stack(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij"), -1)
+    x0 = x0.reshape(-1, 3)
+    lookup = {tuple(h): v for h, v in zip(hkl.tolist(), fp, strict=True)}
+    ops = [(np.rint(r).astype(int), t) for r, t in zip(rots, trans, strict=True)]
+    ops = [op for op in ops if np.linalg.matrix_rank(np.eye(3) - op[0])]
+    ops.sort(key=lambda op: -np.linalg.matrix_rank(np.eye(3) - op[0]))  # as the check orders
+    total = np.zeros(len(x0))
+    for rot, t in ops if every_op else ops[:1]:
+        a = np.array([lookup[tuple(h @ rot)] for h in hkl.tolist()]) * np.conj(fp)
+        a = a * np.exp(2j * np.pi * (hkl @ t))
+        s = x0 @ (np.eye(3) - rot).T
+        total += (a[None, :] * np.exp(-2j * np.pi * (s @ hkl.T))).real.sum(1)
+    n_ops = len(ops) if every_op else 1
+    return total.max() / n_ops / (np.abs(fp) ** 2).sum()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize(
+    ("sg", "shape"),
+    [
+        ("P 1 21 1", (12, 9, 10)),
+        ("P -1", (10, 9, 11)),
+        ("P 1 21/c 1", (12, 10, 9)),
+        ("P 1 m 1", (9, 12, 10)),
+        ("P 21 21 21", (10, 12, 9)),
+        ("P 31", (12, 12, 9)),
+        ("P 4", (10, 10, 9)),
+        ("P -3", (12, 12, 10)),
+    ],
+)
+def test_symmetry_agreement_on_reduced_grids_matches_the_direct_sum(sg, shape, compiled):
+    """Each operation's series sampled on its reduced grid (a plane, a line, a half-size grid)
+    gives the agreement of S((I − R) x0) summed term by term over every point of the full grid,
+    with odd and even grid sizes, for the check's operation and for all with one origin."""
+    import torch
+
+    from xtalforge.phasing.half_grid import HalfGrid
+    from xtalforge.phasing.symmetry_check import SymmetryCheck
+
+    r, f = structure(sg, seed=4, d_min=2.2)
+    hkl, fp1 = r.expand_to_p1(f)
+    rots, trans = r.symmetry.rotations, r.symmetry.translations
+    orbits = np.einsum("ni,sij->nsj", hkl, np.rint(rots).astype(int))  # whole orbits fit
+    keep = hkl.any(axis=1) & np.all(2 * np.abs(orbits) < np.array(shape), axis=(1, 2))
+    hkl, fp1 = hkl[keep], fp1[keep]
+    rng = np.random.default_rng(2)
+    # phases with some symmetry error, so the maximum is not 1 at a trivial point
+    fp = np.abs(fp1) * np.exp(1j * (np.angle(fp1) + rng.normal(0, 0.6, len(hkl))))
+    mates = {tuple(h): i for i, h in enumerate(hkl.tolist())}
+    for i, h in enumerate(hkl.tolist()):  # keep Friedel's law: F'(−h) = F'(h)*
+        j = mates[tuple(-np.array(h))]
+        if j > i:
+            fp[j] = np.conj(fp[i])
+    grid = np.zeros(shape, complex)
+    grid[tuple((hkl % shape).T)] = fp
+    row = np.conj(grid[:, :, : shape[2] // 2 + 1]).reshape(-1)  # as rfftn stores conj G
+    check = SymmetryCheck(
+        HalfGrid(shape),
+        [(r.spacegroup.hall, rots, trans, hkl, np.abs(fp))],
+        torch.device("cpu"),
+        torch.float64,
+        compiled=compiled,
+    )
+    gc = torch.as_tensor(np.array([row, row]))
+    for every_op in (False, True):
+        got = check.agreement(gc, torch.tensor([0, 0]), every_op=every_op)
+        want = _agreement_by_direct_sums(hkl, fp, rots, trans, shape, every_op)
+        assert float(got[0]) == pytest.approx(want, abs=1e-9)
+        assert 0.2 < want < 0.999
+
+
 def test_structures_share_a_grid_only_when_little_of_it_is_padding():
     from xtalforge.phasing.charge_flipping import _grid_groups
 

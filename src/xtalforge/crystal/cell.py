@@ -57,9 +57,11 @@ def metric_tensor(cell: Sequence[float]) -> np.ndarray:
 
 def _metric_fits_group(cell: tuple[float, ...], sg: gemmi.SpaceGroup) -> bool:
     """Every rotation R of the group keeps the metric tensor: RᵀGR = G within METRIC_TOL."""
+    rots = symmetry_info(sg).metric_rotations  # the identity and −R add no condition
+    if not len(rots):
+        return True
     g = metric_tensor(cell)
-    rots = symmetry_info(sg).rotations
-    diff = np.einsum("sji,jk,skl->sil", rots, g, rots) - g
+    diff = rots.transpose(0, 2, 1) @ g @ rots - g
     return bool(np.abs(diff).max() <= METRIC_TOL * np.abs(g).max())
 
 

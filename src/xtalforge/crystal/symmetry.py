@@ -189,6 +189,22 @@ class SymmetryInfo:
         trans.setflags(write=False)
         return rots, trans
 
+    @cached_property
+    def metric_rotations(self) -> np.ndarray:
+        """(k, 3, 3) float rotations whose RᵀGR = G conditions decide whether a metric tensor
+        G fits the lattice: the point group's rotations up to sign (−R gives the same
+        condition), without the identity; empty for the triclinic groups."""
+        seen: list[np.ndarray] = []
+        eye = np.eye(3, dtype=np.int64)
+        for r in np.asarray(self.rotations, np.int64):
+            if (r == eye).all() or (r == -eye).all():
+                continue
+            if not any((r == q).all() or (r == -q).all() for q in seen):
+                seen.append(r)
+        out = np.array(seen, dtype=np.float64).reshape(-1, 3, 3)
+        out.setflags(write=False)
+        return out
+
     def in_asu(self, hkl: np.ndarray) -> np.ndarray:
         """Mask of Miller indices (…, 3) that lie in the reciprocal ASU (gemmi/CCP4 convention)."""
         return asu_condition(self.asu_index, hkl @ self.asu_basis)

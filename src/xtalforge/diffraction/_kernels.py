@@ -26,6 +26,7 @@ from numba import njit
 @njit(cache=True)
 def rows_in_shell(
     grid: np.ndarray,
+    span: np.ndarray,
     big: tuple[int, int, int],
     lim: tuple[int, int, int],
     gstar: np.ndarray,
@@ -34,7 +35,9 @@ def rows_in_shell(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the candidate grid (``grid[h + big₀, k + big₁, l + big₂]`` ≥ 0) with |h| ≤ lim₀,
     |k| ≤ lim₁, |l| ≤ lim₂ and inv_d2_min ≤ 1/d² ≤ inv_d2_max (Å⁻², reciprocal metric
-    ``gstar``), in (h, k, l) order, and their 1/d² (hᵀ G* h summed row by row)."""
+    ``gstar``), in (h, k, l) order, and their 1/d² (hᵀ G* h summed row by row). ``span``:
+    per (h, k) column of the grid the first and last grid position in l that holds a
+    candidate (the loop visits no other)."""
     g00, g01, g02 = gstar[0, 0], gstar[0, 1], gstar[0, 2]
     g10, g11, g12 = gstar[1, 0], gstar[1, 1], gstar[1, 2]
     g20, g21, g22 = gstar[2, 0], gstar[2, 1], gstar[2, 2]
@@ -52,8 +55,10 @@ def rows_in_shell(
             if disc < 0.0:
                 continue
             root = math.sqrt(disc)
-            lo = max(-lim[2], math.floor((-b - root) / g22) - 1)
-            hi = min(lim[2], math.ceil((-b + root) / g22) + 1)
+            first = span[h + big[0], k + big[1], 0] - big[2]
+            last = span[h + big[0], k + big[1], 1] - big[2]
+            lo = max(-lim[2], math.floor((-b - root) / g22) - 1, first)
+            hi = min(lim[2], math.ceil((-b + root) / g22) + 1, last)
             for m in range(lo, hi + 1):
                 row = grid[h + big[0], k + big[1], m + big[2]]
                 if row < 0:

@@ -228,7 +228,7 @@ def reflections(
 
     if n_box <= CACHE_MAX_BOX:  # one compiled pass over the sphere of the cached grid
         sup = _superset(sg.hall, lim)
-        sel, inv_d2 = rows_in_shell(sup[6], sup[5], lim, gstar, inv_d2_max, inv_d2_min)
+        sel, inv_d2 = rows_in_shell(sup[6], sup[7], sup[5], lim, gstar, inv_d2_max, inv_d2_min)
     else:  # very large boxes (macromolecules at high resolution): build once, keep nothing
         sup = _build_candidates(sg.hall, lim)
         hf = sup[1]
@@ -285,9 +285,23 @@ def _superset(hall: str, lim: tuple[int, int, int]) -> tuple:
         if math.prod(2 * n + 1 for n in grown) > CACHE_MAX_BOX:
             grown = lim
     cands = _build_candidates(hall, grown)
-    entry = (*cands, grown, _index_grid(cands[0], grown))
+    grid = _index_grid(cands[0], grown)
+    entry = (*cands, grown, grid, _l_spans(grid))
     _SUPERSETS[hall] = entry
     return entry
+
+
+def _l_spans(grid: np.ndarray) -> np.ndarray:
+    """Per (h, k) column of the index grid the first and last l position holding a candidate
+    ((n_h, n_k, 2) grid positions; first > last for an empty column): the reciprocal ASU is a
+    quarter or less of the box, so the listing skips the rest."""
+    filled = grid >= 0
+    any_l = filled.any(axis=2)
+    first = np.where(any_l, filled.argmax(axis=2), grid.shape[2])
+    last = np.where(any_l, grid.shape[2] - 1 - filled[:, :, ::-1].argmax(axis=2), -1)
+    out = np.stack([first, last], axis=-1).astype(np.int64)
+    out.setflags(write=False)
+    return out
 
 
 def _index_grid(hkl: np.ndarray, lim: tuple[int, int, int]) -> np.ndarray:

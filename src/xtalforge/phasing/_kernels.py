@@ -32,16 +32,20 @@ def observed_coefficients(
     weak: np.ndarray,
     turn: np.ndarray,
     fc: np.ndarray,
-) -> np.ndarray:
-    """Fill ``fc`` (B, half-grid; zeroed here) with the coefficients the next map is made of:
-    F(000) from ``gc``, the strong observed reflections the measured modulus ``amp`` with the
+    k: np.ndarray,
+    n_grid: int,
+    delta: np.ndarray,
+) -> None:
+    """Write into ``fc`` (B, half-grid) the coefficients the next map is made of: F(000) from
+    ``gc``, the strong observed reflections the measured modulus ``amp`` with the
     phase of G (``g_obs``, conj G at the flat half-grid index ``idx``), the weak ones G turned
-    by ``turn`` (−i·sign: π/2 with the sign of the Friedel half). Returns per row Σ w |F|² over
-    the observed sphere (σ(ρ)² · N² by Parseval)."""
+    by ``turn`` (−i·sign: π/2 with the sign of the Friedel half). Only F(000) and the entries at
+    ``idx`` are written: the caller keeps every other entry of ``fc`` zero (they never change
+    from cycle to cycle). Writes per row the flipping threshold ``delta`` = k σ(ρ), with
+    σ(ρ) = √(Σ w |F|²) / N over the observed sphere (Parseval; N = ``n_grid`` points) and k
+    the row's factor."""
     n_rows, n_obs = idx.shape
-    var = np.zeros(n_rows)
     for b in range(n_rows):
-        fc[b, :] = 0
         fc[b, 0] = gc[b, 0]
         v = 0.0
         for j in range(n_obs):
@@ -54,8 +58,7 @@ def observed_coefficients(
                 val = g * (m / max(np.float64(g_abs[b, j]), TINY))
             v += w[b, j] * m * m
             fc[b, idx[b, j]] = val
-        var[b] = v
-    return var
+        delta[b] = np.float64(k[b]) * np.sqrt(v) / n_grid
 
 
 @njit(cache=True)
@@ -117,22 +120,22 @@ def observe(
 
 
 @njit(cache=True)
-def symmetry_coefficients(
+def symmetry_series(
     gc: np.ndarray,
     src: np.ndarray,
     mate: np.ndarray,
     amp: np.ndarray,
     pos: np.ndarray,
     shift: np.ndarray,
-    at_h: np.ndarray,
-    at_minus_h: np.ndarray,
+    at: np.ndarray,
     x: np.ndarray,
 ) -> None:
-    """The half-grid coefficients ``x`` (B, half-grid + 1 dump slot; zeroed here) whose inverse
-    real FFT is S(s) = Re Σ_h A(h) e^{−2πi h·s} / N for one operation (R, t): A(h) = F'(hR)
-    F'(h)* e^{2πi h·t}, F'(h) = |E(h)| e^{iφ(h)} from the stored conj G ``gc`` (as
+    """The coefficients ``x`` (B, reduced half grid + 1 dump slot; zeroed here) whose
+    unnormalised inverse real FFT is S((I − R) x0) = Re Σ_h A(h) e^{−2πi h'·x0} on the reduced
+    grid of one operation (R, t): A(h) = F'(hR) F'(h)* e^{2πi h·t}, F'(h) = |E(h)| e^{iφ(h)}
+    from the stored conj G ``gc`` (as
     :meth:`~xtalforge.phasing.symmetry_check.SymmetryCheck.agreement` defines them); ``x``
-    takes (A(−h) + A(h)*) / 2 at each h of the stored half."""
+    takes Σ A(h)* at the reduced index ``at`` of each h' = h (I − R) of the stored half."""
     n_rows, m = src.shape
     f = np.empty(m, x.dtype)
     for b in range(n_rows):
@@ -143,8 +146,7 @@ def symmetry_coefficients(
         x[b, :] = 0
         for j in range(m):
             a = f[pos[b, j]] * f[j].conjugate() * shift[b, j]
-            x[b, at_h[b, j]] += a.conjugate() / 2
-            x[b, at_minus_h[b, j]] += a / 2
+            x[b, at[b, j]] += a.conjugate()
 
 
 @njit(cache=True)

@@ -39,7 +39,7 @@ from xtalforge.phasing.density_modification import (
     half_positions,
     modify_maps,
 )
-from xtalforge.phasing.fft import flip_density, irfftn, rfftn
+from xtalforge.phasing.fft import flip_density, irfftn_into, rfftn_into
 from xtalforge.phasing.half_grid import HalfGrid
 from xtalforge.phasing.symmetry_check import SymmetryCheck, origin_index
 
@@ -695,24 +695,32 @@ class _Flipping:
 
     def _compiled_cycle(self) -> None:
         """:meth:`cycle` on the CPU without free lunch: the steps around the two FFTs in
-        compiled loops (:mod:`xtalforge.phasing._kernels`), on the tensors' own memory."""
+        compiled loops (:mod:`xtalforge.phasing._kernels`), on buffers that live as long as the
+        batch's rows (the state's ``gc`` is a view of one of them)."""
         from xtalforge.phasing import _kernels
 
         st, o = self.st, self.o
-        if self._views is None:  # the state's numpy views, until rows leave the batch
-            self._views = {key: st[key].numpy() for key in self._VIEWS}
+        if self._views is None:  # the state's numpy views and the cycle's buffers
+            self._views = v = {key: st[key].numpy() for key in self._VIEWS}
+            n_rows = len(v["idx"])
+            gc = np.array(st["gc"].numpy()).reshape(n_rows, *self.half.shape)
+            st["gc"] = torch.from_numpy(gc).view(n_rows, self.half.size)
+            v["gc"] = gc
+            v["fc"] = np.zeros_like(gc)  # zero but where the observed reflections sit
+            v["rho"] = np.empty((n_rows, *self.half.full), v["amp"].dtype)
+            v["gc_flat"], v["fc_flat"] = gc.reshape(n_rows, -1), v["fc"].reshape(n_rows, -1)
+            v["rho_flat"] = v["rho"].reshape(n_rows, -1)
+            v["delta"] = np.empty(n_rows, v["amp"].dtype)
         v = self._views
-        fc = np.empty(st["gc"].shape, v["g_obs"].dtype)
-        var = _kernels.observed_coefficients(
-            st["gc"].numpy(), v["g_obs"], v["g_abs"], v["idx"], v["amp"], v["w"], v["weak"],
-            v["turn"], fc,
+        _kernels.observed_coefficients(
+            v["gc_flat"], v["g_obs"], v["g_abs"], v["idx"], v["amp"], v["w"], v["weak"],
+            v["turn"], v["fc_flat"], v["k"], self.n_grid, v["delta"],
         )  # fmt: skip
-        delta = (v["k"] * np.sqrt(var) / self.n_grid).astype(v["amp"].dtype)
-        rho = irfftn(torch.from_numpy(fc.reshape(-1, *self.half.shape)), self.half.full)
-        _kernels.flip_in_place(rho.numpy().reshape(len(fc), -1), delta)
-        st["gc"] = gc = rfftn(rho).reshape(len(fc), self.half.size)
+        irfftn_into(v["fc"], v["rho"])
+        _kernels.flip_in_place(v["rho_flat"], v["delta"])
+        rfftn_into(v["rho"], v["gc"])
         _kernels.observe(
-            gc.numpy(), v["idx"], v["amp"], v["w"], v["weak"], v["g_obs"], v["g_abs"],
+            v["gc_flat"], v["idx"], v["amp"], v["w"], v["weak"], v["g_obs"], v["g_abs"],
             v["peak"], v["r_prev"], v["stable"], o.r_tol, o.r_drop,
         )  # fmt: skip
 

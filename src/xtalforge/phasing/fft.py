@@ -18,7 +18,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-__all__ = ["flip_density", "irfftn", "rfftn"]
+__all__ = ["flip_density", "irfftn", "irfftn_into", "rfftn", "rfftn_into"]
 
 _DIMS = (1, 2, 3)
 
@@ -56,6 +56,27 @@ def rfftn(grid: torch.Tensor) -> torch.Tensor:
             out = scipy.fft.rfftn(a, axes=_DIMS, workers=torch.get_num_threads())
         return torch.from_numpy(out)
     return torch.fft.rfftn(grid, dim=_DIMS)
+
+
+def irfftn_into(half: np.ndarray, out: np.ndarray, normalise: bool = True) -> None:
+    """:func:`irfftn` of numpy (B, n0, n1, n2 // 2 + 1) coefficients into ``out`` (B, n0, n1,
+    n2), a real array of the same precision that does not overlap ``half``; ``half`` is left as
+    it was. ``normalise=False`` leaves out the 1/N (the plain sum of the series)."""
+    if _pocketfft is not None:
+        inorm = 2 if normalise else 0
+        _pocketfft.c2r(half, _DIMS, out.shape[3], False, inorm, out, torch.get_num_threads())
+    else:
+        norm = "backward" if normalise else "forward"
+        out[...] = scipy.fft.irfftn(half, s=out.shape[1:], axes=_DIMS, norm=norm)
+
+
+def rfftn_into(grid: np.ndarray, out: np.ndarray) -> None:
+    """:func:`rfftn` of numpy real (B, n0, n1, n2) grids into ``out`` (B, n0, n1, n2 // 2 + 1),
+    complex of the same precision, not overlapping ``grid``."""
+    if _pocketfft is not None:
+        _pocketfft.r2c(grid, _DIMS, True, 0, out, torch.get_num_threads())
+    else:
+        out[...] = scipy.fft.rfftn(grid, axes=_DIMS)
 
 
 def flip_density(
