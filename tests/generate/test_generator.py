@@ -263,3 +263,25 @@ def test_cli_sample_writes_cifs_that_read_back(tmp_path):
     assert len(gemmi.make_small_structure_from_block(doc.sole_block()).sites) == direct.n_atoms
     bad = CliRunner().invoke(app, ["sample", "nope", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "no generator preset" in bad.stdout
+
+
+@pytest.mark.parametrize(
+    "preset", ["thesis-monoclinic", "phai-p21c", "fragments-p1", "dm-organic", "powder"]
+)
+def test_generated_fields_pass_the_crystal_constructor_unchanged(preset):
+    """The generator builds its Crystals without validating them again (valid by
+    construction): the full constructor accepts every one and gives the same fields, dtypes
+    and shapes."""
+    from xtalforge.crystal.model import Crystal
+
+    gen = Generator.from_config(preset)
+    for seed in range(60):
+        c = gen.sample(seed)
+        checked = Crystal(c.cell, c.spacegroup, c.z, c.frac, c.u_iso, metadata=c.metadata)
+        assert c.cell == checked.cell and all(type(x) is float for x in c.cell)
+        assert c.spacegroup.hall == checked.spacegroup.hall
+        for name in ("z", "frac", "u_iso", "occ"):
+            got, want = getattr(c, name), getattr(checked, name)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+        assert c.labels is None

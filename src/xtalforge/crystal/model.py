@@ -69,6 +69,29 @@ class Crystal(CellSymmetry):
         self._set_cell_symmetry(cell, spacegroup, pre)
         self._set_atoms(z, frac, u_iso, occ, pre)
 
+    @classmethod
+    def from_valid(
+        cls,
+        cell: tuple[float, float, float, float, float, float],
+        spacegroup: gemmi.SpaceGroup,
+        z: np.ndarray,
+        frac: np.ndarray,
+        u_iso: np.ndarray,
+        metadata: dict[str, Any],
+    ) -> Crystal:
+        """A Crystal from fields that are valid by construction, without checking them again:
+        for code that builds structures which could not fail validation (the generator: a cell
+        made for its lattice, placed atoms, U ≥ 0). ``cell`` six floats (Å, degrees) that fit
+        the group's lattice, ``z`` (N,) int16 in 1..118, ``frac`` (N, 3) finite float64,
+        ``u_iso`` (N,) finite float64 ≥ 0 Å²; occupancies 1, no labels. Anything else goes
+        through the constructor."""
+        self = cls.__new__(cls)
+        self.cell, self.spacegroup = cell, spacegroup
+        self.z, self.frac, self.u_iso = z, frac, u_iso
+        self.occ = np.ones(len(z))
+        self.labels, self.metadata = None, metadata
+        return self
+
     def _set_atoms(
         self,
         z: ArrayLike,

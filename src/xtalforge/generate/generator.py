@@ -151,8 +151,15 @@ class Generator:
             "skipped_atoms": skipped_heavy,
             "skipped_hydrogens": skipped_h,
         }
-        return Crystal(
-            cell, sg, np.array(sites.z), np.array(sites.frac), np.maximum(u, 0.0), metadata=meta
+        # valid by construction (a cell of the group's lattice, finite placed coordinates,
+        # U ≥ 0): a test checks the constructor accepts every field unchanged
+        return Crystal.from_valid(
+            tuple(float(x) for x in cell),  # type: ignore[arg-type]  # six values
+            sg,
+            np.array(sites.z, dtype=np.int16),
+            np.array(sites.frac, dtype=np.float64),
+            np.maximum(u, 0.0),
+            meta,
         )
 
     # ------------------------------------------------------------------ placement
