@@ -285,3 +285,23 @@ def test_generated_fields_pass_the_crystal_constructor_unchanged(preset):
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(got, want)
         assert c.labels is None
+
+
+def test_monoclinic_cells_equal_the_lengths_and_angles_of_their_lattice_vectors():
+    """The monoclinic cell's closed form gives, bit for bit, the edges and angles of its
+    lattice vectors a = (a1, 0, 0), b = (0, a2, 0), c = (a3 s3, 0, a3) as numpy computes them."""
+    from xtalforge.generate.cells import _angles_from_vectors
+
+    cfg = CellConfig(strategy="volume_first", volume=[500.0, 3000.0], a_min=4.0, a_max=20.0)
+    sg = gemmi.SpaceGroup("P 1 21/c 1")
+    for seed in range(300):
+        cell = sample_cell(cfg, sg, 40, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)  # the same draws again, to rebuild the vectors
+        from xtalforge.generate.cells import _edges, sample_volume
+
+        a1, a2, a3 = _edges(cfg, sample_volume(cfg, 40, rng), rng)
+        s_min = math.tan(math.radians(90.0 - cfg.beta_max))
+        lo = max(s_min, -math.sqrt(max((cfg.a_max / a3) ** 2 - 1, 0.0)))
+        s3 = rng.uniform(lo, 0.0)
+        vecs = np.array([[a1, 0, 0], [0, a2, 0], [a3 * s3, 0, a3]])
+        assert cell == _angles_from_vectors(vecs)

@@ -92,8 +92,12 @@ def sample_cell(
     if system == "monoclinic":
         lo = max(s_min, -math.sqrt(max((cfg.a_max / a3) ** 2 - 1, 0.0)))
         s3 = rng.uniform(lo, 0.0)
-        vecs = np.array([[a1, 0, 0], [0, a2, 0], [a3 * s3, 0, a3]])
-        return _angles_from_vectors(vecs)
+        # the lengths and angles of a = (a1, 0, 0), b = (0, a2, 0), c = (a3 s3, 0, a3):
+        # the values _angles_from_vectors gives, without its dozen numpy calls
+        cx, cz = float(a3 * s3), float(a3)
+        lc = math.sqrt(cx * cx + 0.0 + cz * cz)
+        beta = math.degrees(math.acos(float(a1) * cx / (float(a1) * lc)))
+        return float(a1), float(a2), lc, 90.0, beta, 90.0
     # triclinic: skews in b (s1) and c (s2, s3), each bounded like the monoclinic one
     s1, s2, s3 = rng.uniform(s_min, -s_min, 3) * 0.5
     vecs = np.array([[a1, 0, 0], [a2 * s1, a2, 0], [a3 * s2, a3 * s3, a3]])
