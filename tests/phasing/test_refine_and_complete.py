@@ -244,3 +244,16 @@ def test_anisotropic_refinement_returns_to_the_true_tensors():
     assert out.agreement.r1_gt < 1e-5
     np.testing.assert_allclose(out.u_aniso, tensors, atol=2e-5)
     assert out.u_aniso[0, 3] == 0.0 and out.u_aniso[0, 5] == 0.0
+
+
+def test_sulfonyl_and_oxo_sites_by_their_distance_to_s():
+    """An atom 1.45 Å from S is an S=O oxygen for both rules (not C or N, not F); one 1.53 Å
+    from S (an S–F or S–N distance) only for the C/N rule, whose limit is 1.56 Å."""
+    from xtalforge.crystal.model import Crystal
+    from xtalforge.phasing.complete import OXO_BOND, SULFONYL_BOND, _oxo_sites
+
+    cell = (10.0, 11.0, 12.0, 90.0, 90.0, 90.0)
+    frac = np.array([[0.5, 0.5, 0.5], [0.645, 0.5, 0.5], [0.5, 0.5 + 1.53 / 11, 0.5]])
+    crystal = Crystal(cell, "P 1", [16, 8, 9], frac)
+    assert _oxo_sites(crystal, SULFONYL_BOND).tolist() == [False, True, False]
+    assert _oxo_sites(crystal, OXO_BOND).tolist() == [False, True, True]

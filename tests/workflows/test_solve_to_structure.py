@@ -52,6 +52,24 @@ def test_measured_data_match_the_published_model(tmp_path, name):
     assert out.structure is not None and out.structure.refinement.agreement.r1_gt <= 0.12
 
 
+def test_fluorine_is_terminal(tmp_path):
+    """Measured dsr_p21n_cf3 (P2₁/n, a CF₃ group with rotational disorder, not modelled): the
+    smeared F atoms look lighter than the ordered O atoms, and the likelihood alone typed the
+    ether O and the CF₃ carbon F (and the F O or C), 75 % matched at R1 0.13. A site with two
+    bonds to light atoms is not F: ≥ 90 % matched, R1 ≤ 0.12."""
+    folder = real_data("hkl")
+    out = solve_file(
+        folder / "dsr_p21n_cf3.hkl", tmp_path / "s.res", structure=folder / "dsr_p21n_cf3.res"
+    )
+    assert out.solved and out.structure is not None
+    assert out.score is not None and out.score["atoms_matched"] >= 0.9
+    assert out.structure.refinement.agreement.r1_gt <= 0.12
+    crystal = out.structure.crystal
+    from xtalforge.phasing.atoms import light_bonds
+
+    assert not ((crystal.z == 9) & (light_bonds(crystal) >= 2)).any()
+
+
 def test_nacl_solved_when_the_first_phases_are_wrong(tmp_path):
     """Measured NaCl (Fm-3m, 2 atoms on special positions): the first start that passes the
     symmetry test is wrong; phasing again with new starts (ATTEMPTS) finds the published

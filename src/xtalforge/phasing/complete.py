@@ -215,7 +215,9 @@ def _retype(
 ) -> Crystal:
     """The refined model re-typed site by site by likelihood, held near the composition (see
     :func:`~xtalforge.phasing.atoms.type_by_likelihood`); no oxygen where an atom has three or
-    more bonds to light atoms. With ``riding`` H, each element is weighed with the H atoms it
+    more bonds to light atoms, and none of C or N within :data:`OXO_BOND` Å of P or S; no
+    fluorine with two or more bonds to light atoms or within :data:`SULFONYL_BOND` Å of P or
+    S. With ``riding`` H, each element is weighed with the H atoms it
     would carry at the site (a CH₂ against an O)."""
     if not counts or len(counts) == 1:
         return crystal
@@ -231,21 +233,27 @@ def _retype(
         for el in (6, 7):
             if el in elements:
                 costs[oxo, elements.index(el)] = np.inf
+    if 9 in elements:  # fluorine is terminal, and S=O / P=O are shorter than S–F / P–F
+        f = elements.index(9)
+        costs[light_bonds(crystal) >= 2, f] = np.inf
+        costs[_oxo_sites(crystal, SULFONYL_BOND), f] = np.inf
     z = type_by_likelihood(costs, elements, counts, multiplicities(crystal))
     return crystal.copy(z=z, labels=None)
 
 
 #: Å: an atom closer than this to P or S is typed O (phosphates, sulfates, sulfones).
 OXO_BOND = 1.56
+#: Å: … and not F closer than this (S=O 1.42–1.46, P=O 1.45–1.49; S–F, P–F ≥ 1.52 Å).
+SULFONYL_BOND = 1.50
 
 
-def _oxo_sites(crystal: Crystal) -> np.ndarray:
-    """Mask of the atoms within :data:`OXO_BOND` Å of a P or S atom."""
+def _oxo_sites(crystal: Crystal, cutoff: float = OXO_BOND) -> np.ndarray:
+    """Mask of the atoms within ``cutoff`` Å of a P or S atom."""
     anchors = np.isin(crystal.z, (15, 16))
     mask = np.zeros(crystal.n_atoms, bool)
     if not anchors.any():
         return mask
-    for j, near in enumerate(contacts(crystal, cutoff=OXO_BOND)):
+    for j, near in enumerate(contacts(crystal, cutoff=cutoff)):
         mask[j] = any(anchors[k] for k, _ in near)
     return mask
 
