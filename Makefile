@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/xtalforge demo
 
+# two threads for BLAS and torch on any machine, as on CI (2 cores): a few real-data tests
+# follow chaotic solver trajectories, and how those libraries split their sums changes them
 test: $(STAMP) lint browser docs
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2 $(PY) -m pytest -q
 
 # the report test renders report.html in headless Chromium: in CI (root, Debian) install it
 browser:

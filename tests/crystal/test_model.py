@@ -3,6 +3,7 @@ composition and P1 expansion with special positions."""
 
 from __future__ import annotations
 
+import gemmi
 import numpy as np
 import pytest
 
@@ -89,3 +90,54 @@ def test_metric_check_on_rotations_up_to_sign_is_the_full_condition(sg):
             want = bool(np.abs(diff).max() <= METRIC_TOL * np.abs(g).max())
             assert _metric_fits_group(cell, group) == want
     assert len(symmetry_info(group).metric_rotations) <= len(rots) - 1
+
+
+@pytest.mark.parametrize(
+    ("sg", "cell"),
+    [
+        ("P 1 21/c 1", (7.0, 8.0, 9.0, 90.0, 101.0, 90.0)),
+        ("C 1 2/c 1", (12.0, 8.0, 9.0, 90.0, 105.0, 90.0)),
+        ("P 4/m m m", (7.0, 7.0, 9.0, 90.0, 90.0, 90.0)),
+        ("R -3 m:H", (7.0, 7.0, 15.0, 90.0, 90.0, 120.0)),
+        ("F m -3 m", (8.0, 8.0, 8.0, 90.0, 90.0, 90.0)),
+    ],
+)
+def test_site_symmetry_order_equals_the_orbit_of_gemmis_operations(sg, cell):
+    """|G| / (copies of the atom in the cell) for general and special positions (centres,
+    axes, planes of each group), the copies counted from gemmi's own operations."""
+    from xtalforge.crystal.model import Crystal
+
+    sites = [
+        [0.123, 0.217, 0.331],
+        [0.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.0, 0.27, 0.25],
+        [0.31, 0.0, 0.0],
+        [0.2, 0.2, 0.2],
+        [0.25, 0.25, 0.25],
+        [0.4, 0.0, 0.5],
+        [0.1, 0.5, 0.3],
+    ]
+    crystal = Crystal(cell, sg, [6] * len(sites), sites)
+    unit = gemmi.UnitCell(*cell)
+    ops = list(
+        gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(crystal.spacegroup.hall)).operations()
+    )
+
+    def copies(x: list[float]) -> int:  # distinct images of x in the cell, by gemmi's ops
+        seen: list[np.ndarray] = []
+        for op in ops:
+            y = np.array(op.apply_to_xyz(x)) % 1.0
+            d = [
+                np.array(
+                    unit.orthogonalize(gemmi.Fractional(*((y - q + 0.5) % 1.0 - 0.5))).tolist()
+                )
+                for q in seen
+            ]
+            if not any(np.linalg.norm(v) < 0.01 for v in d):
+                seen.append(y)
+        return len(seen)
+
+    want = [len(ops) // copies(x) for x in sites]
+    assert crystal.site_symmetry_order().tolist() == want
+    assert any(w > 1 for w in want)

@@ -160,11 +160,12 @@ class Crystal(CellSymmetry):
 
     def site_symmetry_order(self) -> np.ndarray:
         """Order m of each atom's site-symmetry group: the cell holds |G|/m copies of the atom."""
+        from xtalforge.crystal._kernels import site_symmetry_orders
+
         rots, trans = self.symmetry.all_ops()
-        diff = np.matmul(self.frac, rots.transpose(0, 2, 1)) + trans[:, None, :] - self.frac
-        diff -= np.rint(diff)
-        cart = diff @ self.orthogonalization_matrix.T  # (n_ops, N, 3) in Å
-        return ((cart * cart).sum(axis=2) < SPECIAL_POSITION_TOL**2).sum(axis=0)
+        return site_symmetry_orders(
+            self.frac, rots, trans, self.orthogonalization_matrix, SPECIAL_POSITION_TOL
+        )
 
     def cell_positions(self) -> tuple[np.ndarray, np.ndarray]:
         """Fractional positions of every distinct atom in the unit cell, wrapped to [0, 1).
