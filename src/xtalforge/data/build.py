@@ -54,7 +54,7 @@ def build_shard(spec_data: dict, index: int, root: str) -> dict[str, Any]:
 
         gen = Generator.from_config(spec.generator_config())
         seeds = sample_seeds(spec.seed, ids)
-        crystals = [gen.sample(s) for s in seeds]
+        crystals = gen.sample_many(seeds)
     else:
         from xtalforge.data.audit import audit_cif
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from xtalforge.generate.placement import (
     random_unit_vectors,
     special_operations,
 )
+from xtalforge.generate.seeding import entropy_words, pcg64_state, seed_sequence_words
 
 __all__ = ["Generator"]
 
@@ -81,11 +84,21 @@ class Generator:
         self._hydrogen = _Weights({"H": 1.0})
         blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
         self.config_hash = hashlib.sha256(blob).hexdigest()[:16]
+        self._local = threading.local()  # one reusable PCG64 per thread (sample_many)
         if config.v_atom_count is not None and config.cell.strategy == "volume_per_atom":
             raise ConfigError(
                 "v_atom_count needs cell.strategy volume_first or uniform_edges "
                 "(the cell must not depend on the atom count)"
             )
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_local", None)  # thread-local generators do not travel to other processes
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     @classmethod
     def from_config(cls, config: GeneratorConfig | dict | str | Path) -> Generator:
@@ -97,8 +110,36 @@ class Generator:
     # ------------------------------------------------------------------ sampling
     def sample(self, seed: int) -> Crystal:
         """One structure; deterministic in (config, seed)."""
+        return self._sample(int(seed), np.random.default_rng([int(seed), 0x5EED]))
+
+    def sample_many(self, seeds: Sequence[int]) -> list[Crystal]:
+        """``[sample(s) for s in seeds]``, the same structures, with the seeds' generator
+        states hashed together (:mod:`~xtalforge.generate.seeding`) and one PCG64 per thread
+        set to each in turn instead of a new generator per structure."""
+        seeds = [int(s) for s in seeds]
+        if any(s < 0 for s in seeds):
+            raise ValueError("seeds must be non-negative")
+        words: list[np.ndarray | None] = [None] * len(seeds)
+        by_length: dict[int, list[int]] = {}
+        for i, s in enumerate(seeds):
+            by_length.setdefault(len(entropy_words(s)), []).append(i)
+        for n, rows in by_length.items():
+            lanes = np.array([entropy_words(seeds[i]) for i in rows], dtype=np.uint64)
+            entropy = [lanes[:, k] for k in range(n)] + [0x5EED]
+            for i, w in zip(rows, seed_sequence_words(entropy, len(rows), 8), strict=True):
+                words[i] = w
+        if not hasattr(self._local, "rng"):
+            self._local.rng = np.random.Generator(np.random.PCG64(0))
+        rng = self._local.rng
+        out = []
+        for s, w in zip(seeds, words, strict=True):
+            rng.bit_generator.state = pcg64_state(w.tolist())  # type: ignore[union-attr]
+            out.append(self._sample(s, rng))
+        return out
+
+    def _sample(self, seed: int, rng: np.random.Generator) -> Crystal:
+        """One structure from ``rng``, seeded from ``seed`` as :meth:`sample` seeds it."""
         cfg = self.config
-        rng = np.random.default_rng([int(seed), 0x5EED])
         # as rng.choice(len(groups), p=group_p) draws it (one uniform, right-sided search)
         sg = self._resolved[bisect.bisect_right(self._group_cdf, rng.random())]
         sym = symmetry_info(sg)
