@@ -7,6 +7,7 @@ import gemmi
 import numpy as np
 import pytest
 
+from tests.builders import CELLS
 from xtalforge import Crystal, CrystalError
 from xtalforge.crystal import resolve_space_group
 from xtalforge.crystal.examples import sodium_chloride
@@ -73,14 +74,7 @@ def test_metric_check_on_rotations_up_to_sign_is_the_full_condition(sg):
 
     group = resolve_space_group(sg)
     rots = symmetry_info(group).rotations.astype(float)
-    base = {
-        "triclinic": (7.0, 8.0, 9.0, 80.0, 95.0, 100.0),
-        "monoclinic": (7.0, 8.0, 9.0, 90.0, 101.0, 90.0),
-        "orthorhombic": (7.0, 8.0, 9.0, 90.0, 90.0, 90.0),
-        "tetragonal": (7.0, 7.0, 9.0, 90.0, 90.0, 90.0),
-        "trigonal": (7.0, 7.0, 9.0, 90.0, 90.0, 120.0),
-        "cubic": (7.0, 7.0, 7.0, 90.0, 90.0, 90.0),
-    }[group.crystal_system_str()]
+    base = CELLS[group.crystal_system_str()]
     rng = np.random.default_rng(0)
     for scale in (0.0, 0.3 * METRIC_TOL, 5 * METRIC_TOL, 0.05):
         for _ in range(5):

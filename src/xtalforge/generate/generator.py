@@ -119,21 +119,23 @@ class Generator:
         seeds = [int(s) for s in seeds]
         if any(s < 0 for s in seeds):
             raise ValueError("seeds must be non-negative")
-        words: list[np.ndarray | None] = [None] * len(seeds)
-        by_length: dict[int, list[int]] = {}
+        by_length: dict[int, tuple[list[int], list[list[int]]]] = {}  # rows, words by count
         for i, s in enumerate(seeds):
-            by_length.setdefault(len(entropy_words(s)), []).append(i)
-        for n, rows in by_length.items():
-            lanes = np.array([entropy_words(seeds[i]) for i in rows], dtype=np.uint64)
+            w = entropy_words(s)
+            rows, group = by_length.setdefault(len(w), ([], []))
+            rows.append(i)
+            group.append(w)
+        words = np.empty((len(seeds), 8), np.uint32)
+        for n, (rows, group) in by_length.items():
+            lanes = np.array(group, dtype=np.uint64)
             entropy = [lanes[:, k] for k in range(n)] + [0x5EED]
-            for i, w in zip(rows, seed_sequence_words(entropy, len(rows), 8), strict=True):
-                words[i] = w
+            words[rows] = seed_sequence_words(entropy, len(rows), 8)
         if not hasattr(self._local, "rng"):
             self._local.rng = np.random.Generator(np.random.PCG64(0))
         rng = self._local.rng
         out = []
-        for s, w in zip(seeds, words, strict=True):
-            rng.bit_generator.state = pcg64_state(w.tolist())  # type: ignore[union-attr]
+        for s, w in zip(seeds, words.tolist(), strict=True):
+            rng.bit_generator.state = pcg64_state(w)
             out.append(self._sample(s, rng))
         return out
 

@@ -43,7 +43,8 @@ class SiteSet:
         # half the smallest interplanar spacing of the cell's axial planes (Å): a fractional
         # difference wrapped to [-½, ½] has its nearest image at the rounded offset whenever
         # that distance is below this bound (any other lattice offset is ≥ it away)
-        self.nearest_exact = 0.5 / float(np.sqrt((self.frac_mat * self.frac_mat).sum(axis=1)).max())
+        row_norms = np.sqrt((self.frac_mat * self.frac_mat).sum(axis=1))  # as linalg.norm
+        self.nearest_exact = 0.5 / float(row_norms.max())
         self.radius_max = 0.0  # of the placed atoms' covalent radii (Å), 0 while empty
         self.z: list[int] = []
         self._images = np.empty((32 * len(self.trans), 3))  # fractional, wrapped to [0, 1)

@@ -99,12 +99,11 @@ def _series(
     n_red = np.array(red)
     half_size = red[0] * red[1] * (red[2] // 2 + 1)
     m = np.eye(3, dtype=np.int64) - np.asarray(rot, np.int64)
+    # on a shrunk axis h'/g indexes the n/g points; elsewhere h' itself (0 on a dropped one)
+    divisor = np.where((g > 0) & (np.array(shape) % np.maximum(g, 1) == 0), g, 1)
     at = np.full((len(hkl_rows), m_max), half_size, np.int64)
     for i, hkl in enumerate(hkl_rows):
-        hp = hkl @ m
-        # on a shrunk axis h'/g indexes the n/g points; elsewhere h' itself (0 on a dropped one)
-        shrunk = (g > 0) & (np.array(shape) % np.maximum(g, 1) == 0)
-        idx = np.where(shrunk, hp // np.maximum(g, 1), hp) % n_red
+        idx = (hkl @ m) // divisor % n_red
         stored = idx[:, 2] <= red[2] // 2  # the other half is the conjugate of a stored h'
         flat = (idx[:, 0] * red[1] + idx[:, 1]) * (red[2] // 2 + 1) + idx[:, 2]
         at[i, : len(hkl)] = np.where(stored, flat, half_size)
