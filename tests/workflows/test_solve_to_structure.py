@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -52,22 +53,42 @@ def test_measured_data_match_the_published_model(tmp_path, name):
     assert out.structure is not None and out.structure.refinement.agreement.r1_gt <= 0.12
 
 
-def test_fluorine_is_terminal(tmp_path):
-    """Measured dsr_p21n_cf3 (P2₁/n, a CF₃ group with rotational disorder, not modelled): the
-    smeared F atoms look lighter than the ordered O atoms, and the likelihood alone typed the
-    ether O and the CF₃ carbon F (and the F O or C), 75 % matched at R1 0.13. A site with two
-    bonds to light atoms is not F: ≥ 90 % matched, R1 ≤ 0.12."""
+def test_fluorine_is_terminal_and_cf3_groups_are_split(tmp_path):
+    """Measured dsr_p21n_cf3 (P2₁/n, two CF₃ groups with rotational disorder; the published
+    single-orientation model refines to R1 0.164): the smeared F atoms look lighter than the
+    ordered O atoms, and the likelihood alone typed the ether O and the CF₃ carbon F (and the
+    F O or C), 75 % matched at R1 0.13. A site with two bonds to light atoms is not F (≥ 90 %
+    matched, R1 0.11); each CF₃ in two orientations 60° apart, then typed again, gives every
+    published atom with its element and R1 0.044."""
     folder = real_data("hkl")
     out = solve_file(
         folder / "dsr_p21n_cf3.hkl", tmp_path / "s.res", structure=folder / "dsr_p21n_cf3.res"
     )
     assert out.solved and out.structure is not None
-    assert out.score is not None and out.score["atoms_matched"] >= 0.9
-    assert out.structure.refinement.agreement.r1_gt <= 0.12
+    assert out.score is not None and out.score["atoms_matched"] >= 0.95
+    assert out.structure.refinement.agreement.r1_gt <= 0.07
+    assert any("CF3 group(s) in two orientations" in n for n in out.structure.notes)
     crystal = out.structure.crystal
+    partial = crystal.occ < 1
+    assert int(((crystal.z == 9) & partial).sum()) == 12  # two groups, two parts of three F
+    occ = np.sort(crystal.occ[partial])  # each group: three F at a, three at 1 − a
+    np.testing.assert_allclose(occ + occ[::-1], 1.0)
     from xtalforge.phasing.atoms import light_bonds
 
-    assert not ((crystal.z == 9) & (light_bonds(crystal) >= 2)).any()
+    ordered = crystal.copy(
+        z=crystal.z[~partial], frac=crystal.frac[~partial], u_iso=crystal.u_iso[~partial],
+        occ=crystal.occ[~partial], labels=None,
+    )  # fmt: skip
+    assert not ((ordered.z == 9) & (light_bonds(ordered) >= 2)).any()
+    # the .res holds the two parts of each group as PART 1 / PART 2, and reads back
+    text = (tmp_path / "s.res").read_text()
+    assert "PART 1" in text and "PART 2" in text and "PART 0" in text
+    back = read_res(tmp_path / "s.res")
+    np.testing.assert_allclose(
+        np.sort(back.occ[back.z == 9]), np.sort(crystal.occ[crystal.z == 9]), atol=1e-5
+    )
+    if has_cctbx():
+        assert_same_atoms(back, cctbx_atoms(tmp_path / "s.res")[str(tmp_path / "s.res")])
 
 
 def test_nacl_solved_when_the_first_phases_are_wrong(tmp_path):

@@ -194,13 +194,13 @@ def write_res(
 ) -> str:
     """Write ``crystal`` as a SHELXL .res: TITL, CELL, ZERR, LATT/SYMM, SFAC/UNIT, ``L.S.``,
     ``FVAR`` (scale 1), the atoms (label, SFAC number, x y z, site-occupation factor 10 + occ/m
-    fixed, U_iso in Å² or, given ``u_aniso`` (N, 6: U11 U22 U33 U12 U13 U23, NaN rows for
-    isotropic atoms), the six U_ij in SHELX's order), ``HKLF`` and ``END``. ``remarks`` become
-    REM lines (e.g. R1). ``composition`` (unit-cell content) sets UNIT; by default the atoms'
-    own. ``riding``: (parent index, AFIX code) per atom, parent −1 for atoms that do not
-    ride: each riding H is written after its parent inside ``AFIX m`` … ``AFIX 0`` with U
-    −1.2 or −1.5 (× the parent's U_eq: 1.5 for CH₃, NH₃ and OH groups), as SHELXL's HFIX
-    writes them."""
+    fixed; atoms of partial occupancy inside ``PART 1`` (above ½, the major part of a split
+    site) or ``PART 2``), U_iso in Å² or, given ``u_aniso`` (N, 6: U11 U22 U33 U12 U13 U23, NaN
+    rows for isotropic atoms), the six U_ij in SHELX's order), ``HKLF`` and ``END``. ``remarks``
+    become REM lines (e.g. R1). ``composition`` (unit-cell content) sets UNIT; by default the
+    atoms' own. ``riding``: (parent index, AFIX code) per atom, parent −1 for atoms that do not
+    ride: each riding H is written after its parent inside ``AFIX m`` … ``AFIX 0`` with U −1.2
+    or −1.5 (× the parent's U_eq: 1.5 for CH₃, NH₃ and OH groups), as SHELXL's HFIX writes them."""
     comp = composition if composition else crystal.composition()
     for el in crystal.elements:
         comp.setdefault(el, 1.0)
@@ -211,7 +211,13 @@ def write_res(
     labels = _unique_labels(crystal)
     parent = np.full(crystal.n_atoms, -1) if riding is None else np.asarray(riding[0], int)
     code = np.zeros(crystal.n_atoms, int) if riding is None else np.asarray(riding[1], int)
+    part = 0
     for i in np.flatnonzero(parent < 0).tolist():
+        # split sites: the major part (occupancy above ½) as PART 1, the minor as PART 2
+        here = 0 if crystal.occ[i] >= 1 else (1 if crystal.occ[i] > 0.5 else 2)
+        if here != part:
+            lines.append(f"PART {here}")
+            part = here
         lines += _atom_lines(crystal, i, sfac, labels[i], order[i], u_aniso)
         riders = np.flatnonzero(parent == i)
         for m in dict.fromkeys(code[riders].tolist()):
@@ -220,6 +226,8 @@ def write_res(
                 factor = -1.5 if m in (137, 147) else -1.2
                 lines += _atom_lines(crystal, h, sfac, labels[h], order[h], None, factor)
             lines.append("AFIX 0")
+    if part:
+        lines.append("PART 0")
     lines += [f"HKLF {hklf}", "END"]
     text = "\n".join(lines) + "\n"
     Path(path).write_text(text)

@@ -77,8 +77,9 @@ def type_by_rank(
 
 
 def multiplicities(crystal: Crystal) -> np.ndarray:
-    """Copies of each asymmetric-unit atom in the unit cell (|G| / site-symmetry order)."""
-    return len(crystal.symmetry.all_ops()[0]) / crystal.site_symmetry_order()
+    """Atoms each asymmetric-unit site puts in the unit cell: its copies (|G| / site-symmetry
+    order) × its occupancy (the two parts of a split site count as one atom)."""
+    return len(crystal.symmetry.all_ops()[0]) / crystal.site_symmetry_order() * crystal.occ
 
 
 def snap_to_special_positions(crystal: Crystal, tolerance: float = 0.3) -> Crystal:

@@ -43,6 +43,7 @@ from xtalforge.phasing.atoms import (
     type_by_likelihood,
     type_by_rank,
 )
+from xtalforge.phasing.disorder import cf3_rotors, split_rotor
 from xtalforge.phasing.hydrogens import RidingHydrogens, hydrogen_factors, place_hydrogens
 from xtalforge.phasing.peaks import find_peaks, min_image_distances
 from xtalforge.phasing.refine import Refinement, element_costs, refine
@@ -93,6 +94,9 @@ ANISO_D_MIN = 1.1
 ANISO_DATA_PER_PARAM = 5.0
 #: Re-typings of the finished model at most (each kept only when its refinement fits better).
 FINAL_RETYPES = 3
+#: Occupancies of the major orientation tried for a disordered CF₃ group (:mod:`.disorder`;
+#: above ½, so that the .res writes the major part as PART 1 and the minor as PART 2).
+SPLIT_MAJORS = (0.6, 0.75)
 #: Peaks searched beyond the expected count (fraction), to have spares after chemistry.
 SPARE_PEAKS = 0.3
 #: Å: re-typing by likelihood counts only reflections with d ≤ this (the low-angle data carry
@@ -237,6 +241,12 @@ def _retype(
         f = elements.index(9)
         costs[light_bonds(crystal) >= 2, f] = np.inf
         costs[_oxo_sites(crystal, SULFONYL_BOND), f] = np.inf
+    # the sites of a split group (partial occupancy, :mod:`.disorder`) keep their element
+    for j in np.flatnonzero(crystal.occ < 1):
+        if int(crystal.z[j]) in elements:
+            keep = elements.index(int(crystal.z[j]))
+            costs[j] = np.inf  # (the chemistry above counts the other part's atoms as bonds)
+            costs[j, keep] = 0.0
     z = type_by_likelihood(costs, elements, counts, multiplicities(crystal))
     return crystal.copy(z=z, labels=None)
 
@@ -409,21 +419,55 @@ def complete(
         return aniso, True
 
     result, was_aniso = finished(result)
+
     # the typing again, by the likelihood of the finished model (refined further than the
     # model of the last round was): kept when the refinement of the new types fits better
-    changed = 0
-    for _ in range(FINAL_RETYPES):
+    def retyped(result: Refinement, was_aniso: bool, h: RidingHydrogens | None) -> tuple:
+        changed = 0
+        for _ in range(FINAL_RETYPES):
+            model = heavy(result)
+            new = _retype(model, counts, refl, i_obs, sigma, riding(model))
+            moved = int((new.z != model.z).sum())
+            if not moved:
+                break
+            h_new = riding(new)
+            again, again_aniso = finished(refined(new, 8, h_new))
+            if again.agreement.wr2 >= result.agreement.wr2:
+                break
+            result, was_aniso, h = again, again_aniso, h_new
+            changed += moved
+        return result, was_aniso, h, changed
+
+    result, was_aniso, h, changed = retyped(result, was_aniso, h)
+    # CF3 groups in two orientations (disorder.py): kept when the split model fits better
+    tried: set[int] = set()
+    split = 0
+    while True:
+        rotors = [r for r in cf3_rotors(heavy(result)) if r.carbon not in tried]
+        if not rotors:
+            break
+        tried.add(rotors[0].carbon)
         model = heavy(result)
-        retyped = _retype(model, counts, refl, i_obs, sigma, riding(model))
-        moved = int((retyped.z != model.z).sum())
-        if not moved:
-            break
-        h_new = riding(retyped)
-        again, again_aniso = finished(refined(retyped, 8, h_new))
-        if again.agreement.wr2 >= result.agreement.wr2:
-            break
-        result, was_aniso, h = again, again_aniso, h_new
-        changed += moved
+        trials = []
+        for major in SPLIT_MAJORS:
+            new, _ = split_rotor(model, rotors[0], major)
+            h_new = riding(new)
+            trials.append((*finished(refined(new, 8, h_new)), h_new))
+        best = min(trials, key=lambda t: t[0].agreement.wr2)
+        if (
+            best[0].agreement.wr2 < result.agreement.wr2
+            and best[0].agreement.r1_gt <= result.agreement.r1_gt
+        ):
+            result, was_aniso, h = best
+            split += 1
+    if split:
+        notes.append(
+            f"{split} CF3 group(s) in two orientations 60° apart, occupancies fixed at the "
+            f"better of {' / '.join(f'{a:g}' for a in SPLIT_MAJORS)} (refine them as a free "
+            "variable in SHELXL, with PART 1 / PART 2)"
+        )
+        result, was_aniso, h, more = retyped(result, was_aniso, h)
+        changed += more
     if changed:
         notes.append(f"{changed} atom(s) re-typed by the likelihood of the refined model")
     if was_aniso:
