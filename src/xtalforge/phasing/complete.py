@@ -17,7 +17,9 @@
    counts its copies in the cell).
    Data at atomic resolution end with an anisotropic refinement. The finished model is then
    typed again by its own likelihood (its U no longer moving, its anisotropy in the fit) and
-   refined again, kept while wR2 drops (at most :data:`FINAL_RETYPES` times). Riding H atoms
+   refined again, kept while wR2 drops (at most :data:`FINAL_RETYPES` times). A CF₃ group
+   whose F atoms look smeared is offered a second orientation (:mod:`.disorder`, occupancies
+   :data:`SPLIT_MAJORS`), kept when wR2 and R1 drop, and the model typed again. Riding H atoms
    (:mod:`~xtalforge.phasing.hydrogens`) are placed on C, N and O before every refinement,
    held fixed in it, and weighed with each element in the typing (``hydrogens=False``: none).
 """
