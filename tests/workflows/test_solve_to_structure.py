@@ -80,6 +80,9 @@ def test_fluorine_is_terminal_and_cf3_groups_are_split(tmp_path):
         occ=crystal.occ[~partial], labels=None,
     )  # fmt: skip
     assert not ((ordered.z == 9) & (light_bonds(ordered) >= 2)).any()
+    # the summary counts each split site by its occupancy: 6 F in the asymmetric unit
+    atoms = dict(out.summary())["atoms (non-H)"]
+    assert atoms.startswith("32: ") and "F6 " in atoms and "12 sites of partial occupancy" in atoms
     # the .res holds the two parts of each group as PART 1 / PART 2, and reads back
     text = (tmp_path / "s.res").read_text()
     assert "PART 1" in text and "PART 2" in text and "PART 0" in text

@@ -95,7 +95,7 @@ class SolveOutcome:
         if st is not None:
             a = st.refinement.agreement
             rows += [
-                ("atoms (non-H)", f"{int((st.crystal.z > 1).sum())}: {_formula(st.crystal)}"),
+                ("atoms (non-H)", _formula(st.crystal)),
                 ("riding H", str(int((st.crystal.z == 1).sum()))),
                 ("R1 (Fo > 4σ)", f"{a.r1_gt:.4f} ({a.n_gt} reflections)"),
                 ("R1 (all)", f"{a.r1_all:.4f} ({a.n_all})"),
@@ -121,10 +121,18 @@ class SolveOutcome:
 
 
 def _formula(crystal: Crystal) -> str:
+    """The non-H atoms of the asymmetric unit by element, each site weighed by its occupancy
+    (the two parts of a split group count once), and how many sites are split."""
     from collections import Counter
 
-    counts = Counter(el for el in crystal.elements if el != "H")
-    return " ".join(f"{el}{n}" for el, n in sorted(counts.items(), key=lambda kv: kv[0]))
+    counts: Counter = Counter()
+    for el, occ in zip(crystal.elements, crystal.occ):
+        if el != "H":
+            counts[el] += float(occ)
+    text = " ".join(f"{el}{round(n, 2):g}" for el, n in sorted(counts.items()))
+    text = f"{round(sum(counts.values()), 2):g}: {text}"
+    split = int(((crystal.z > 1) & (crystal.occ < 1)).sum())
+    return f"{text} ({split} sites of partial occupancy)" if split else text
 
 
 def output_paths(out: Path) -> dict[str, Path]:
