@@ -123,12 +123,11 @@ class SolveOutcome:
 def _formula(crystal: Crystal) -> str:
     """The non-H atoms of the asymmetric unit by element, each site weighed by its occupancy
     (the two parts of a split group count once), and how many sites are split."""
-    from collections import Counter
 
-    counts: Counter = Counter()
+    counts: dict[str, float] = {}
     for el, occ in zip(crystal.elements, crystal.occ):
         if el != "H":
-            counts[el] += float(occ)
+            counts[el] = counts.get(el, 0.0) + float(occ)
     text = " ".join(f"{el}{round(n, 2):g}" for el, n in sorted(counts.items()))
     text = f"{round(sum(counts.values()), 2):g}: {text}"
     split = int(((crystal.z > 1) & (crystal.occ < 1)).sum())
