@@ -22,6 +22,7 @@ __all__ = [
     "BOND_TOLERANCE",
     "MAJOR_OCCUPANCY",
     "MIN_CONTACT",
+    "bonds",
     "cell_counts",
     "contacts",
     "element_groups",
@@ -166,10 +167,20 @@ def _bonded(zi: int, zj: int, dist: float) -> bool:
     return dist <= covalent_radius(zi) + covalent_radius(zj) + BOND_TOLERANCE
 
 
+def bonds(crystal: Crystal) -> list[list[tuple[int, float]]]:
+    """For each asymmetric-unit atom, (other atom, distance Å) of its covalent bonds (covalent
+    radii + :data:`BOND_TOLERANCE`, at least :data:`MIN_CONTACT`) to any symmetry and lattice
+    image, as :func:`contacts` lists them."""
+    z = crystal.z
+    return [
+        [(j, d) for j, d in row if d >= MIN_CONTACT and _bonded(int(z[i]), int(z[j]), d)]
+        for i, row in enumerate(contacts(crystal))
+    ]
+
+
 def fragments(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
     """(bonds per atom, size of the bonded fragment each atom belongs to) counting bonds to
     symmetry images (so a molecule on an inversion centre is one fragment)."""
-    near = contacts(crystal)
     n = crystal.n_atoms
     parent = list(range(n))
 
@@ -179,25 +190,21 @@ def fragments(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
             i = parent[i]
         return i
 
-    bonds = np.zeros(n, int)
-    for i, row in enumerate(near):
-        for j, dist in row:
-            if _bonded(int(crystal.z[i]), int(crystal.z[j]), dist) and dist >= MIN_CONTACT:
-                bonds[i] += 1
-                parent[root(i)] = root(j)
+    count = np.zeros(n, int)
+    for i, row in enumerate(bonds(crystal)):
+        for j, _ in row:
+            count[i] += 1
+            parent[root(i)] = root(j)
     roots = np.array([root(i) for i in range(n)])
     sizes = np.array([(roots == r).sum() for r in roots]) if n else np.zeros(0, int)
-    return bonds, sizes
+    return count, sizes
 
 
 def light_bonds(crystal: Crystal) -> np.ndarray:
     """Bonds of each atom to atoms no heavier than Ne (C, N, O …), images included."""
-    out = np.zeros(crystal.n_atoms, int)
-    for i, row in enumerate(contacts(crystal)):
-        for j, dist in row:
-            zi, zj = int(crystal.z[i]), int(crystal.z[j])
-            out[i] += zj <= 10 and dist >= MIN_CONTACT and _bonded(zi, zj, dist)
-    return out
+    return np.array(
+        [sum(int(crystal.z[j]) <= 10 for j, _ in row) for row in bonds(crystal)], dtype=int
+    )
 
 
 def element_names(z: np.ndarray) -> list[str]:

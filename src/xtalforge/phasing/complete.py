@@ -445,11 +445,11 @@ def complete(
     tried: set[int] = set()
     split = 0
     while True:
-        rotors = [r for r in cf3_rotors(heavy(result)) if r.carbon not in tried]
+        model = heavy(result)
+        rotors = [r for r in cf3_rotors(model) if r.carbon not in tried]
         if not rotors:
             break
         tried.add(rotors[0].carbon)
-        model = heavy(result)
         trials = []
         for major in SPLIT_MAJORS:
             new, _ = split_rotor(model, rotors[0], major)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xtalforge.crystal.model import Crystal
-from xtalforge.phasing.atoms import MIN_CONTACT, _bonded, contacts
+from xtalforge.phasing.atoms import bonds
 
 __all__ = ["CF_BOND_MAX", "SMEARED_U_RATIO", "Rotor", "cf3_rotors", "split_rotor"]
 
@@ -66,16 +66,15 @@ def cf3_rotors(crystal: Crystal) -> list[Rotor]:
         occ=crystal.occ[heavy],
         labels=None,
     )
-    near = contacts(sub, cutoff=2.5)
-    bonded = [
-        [j for j, d in row if d >= MIN_CONTACT and _bonded(int(sub.z[i]), int(sub.z[j]), d)]
-        for i, row in enumerate(near)
-    ]
+    bonded = bonds(sub)
     out = []
     for c in np.flatnonzero(sub.z == 6):
-        close = [(j, d) for j, d in near[c] if d <= CF_BOND_MAX]
-        terminal = [j for j, _ in close if set(bonded[j]) == {c} and sub.z[j] in (8, 9)]
-        others = [j for j in bonded[c] if j not in terminal]
+        terminal = [
+            j
+            for j, d in bonded[c]
+            if d <= CF_BOND_MAX and sub.z[j] in (8, 9) and {k for k, _ in bonded[j]} == {c}
+        ]
+        others = [j for j, _ in bonded[c] if j not in terminal]
         if len(terminal) != 3 or len(others) != 1 or sum(sub.z[j] == 9 for j in terminal) < 2:
             continue
         if (sub.occ[terminal] < 1).any():

@@ -123,7 +123,6 @@ class SolveOutcome:
 def _formula(crystal: Crystal) -> str:
     """The non-H atoms of the asymmetric unit by element, each site weighed by its occupancy
     (the two parts of a split group count once), and how many sites are split."""
-
     counts: dict[str, float] = {}
     for el, occ in zip(crystal.elements, crystal.occ):
         if el != "H":
