@@ -634,3 +634,32 @@ def test_a_structure_can_wait_for_several_starts_to_show_its_symmetry():
         assert score_phases(r, np.abs(f), np.angle(f), res.phases).solved
     with pytest.raises(ReflectionError, match="agreement_starts"):
         charge_flip(r, e, agreement_starts=0)
+
+
+def test_two_starts_holding_the_same_map_confirm_a_near_atomic_structure():
+    """At 1.2 Å, with the symmetry bar out of reach (``agreement_noise`` = 100), a P2_1/c
+    structure still leaves the batch long before ``max_iter`` once two of its starts hold
+    the same map, and its solution is right (against the true phases); with ``pair_min`` =
+    inf, or more than two starts asked to show the symmetry, it runs to the end. P-1 is left
+    out by default (shared false solutions there), and takes an explicit ``pair_min``."""
+    import math
+
+    from xtalforge.phasing.charge_flipping import charge_flip
+    from xtalforge.phasing.solve import quasi_e
+
+    def run(r, e, **kw):
+        return charge_flip(r, e, starts=4, seed=1, max_iter=400, agreement_noise=100.0, **kw)
+
+    r, f = structure("P 1 21/c 1", 3, 1.2)
+    e = quasi_e(np.abs(f), r)
+    paired, off = run(r, e), run(r, e, pair_min=math.inf)
+    assert paired.cycles < 200 and off.cycles == 400
+    assert run(r, e, agreement_starts=3).cycles == 400
+    for res in (paired, off):
+        assert score_phases(r, np.abs(f), np.angle(f), res.phases).solved
+    r, f = structure("P -1", 2, 1.2)
+    e = quasi_e(np.abs(f), r)
+    assert run(r, e).cycles == 400
+    explicit = run(r, e, pair_min=0.5)
+    assert explicit.cycles < 400
+    assert score_phases(r, np.abs(f), np.angle(f), explicit.phases).solved

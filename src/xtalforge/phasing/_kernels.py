@@ -156,3 +156,47 @@ def add_at_origins(s: np.ndarray, origin: np.ndarray, total: np.ndarray) -> None
     for b in range(n_rows):
         for i in range(n):
             total[b, i] += s[b, origin[i]]
+
+
+@njit(cache=True)
+def pair_coefficients(
+    gc: np.ndarray,
+    idx: np.ndarray,
+    amp: np.ndarray,
+    w: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    hands: int,
+    out: np.ndarray,
+    norm: np.ndarray,
+) -> None:
+    """The coefficients ``out`` (P · ``hands``, half grid; zero but where written) whose
+    unnormalised inverse real FFT is the correlation of the maps of rows ``first[p]`` and
+    ``second[p]`` (|E|² e^{−i(φa ∓ φb)} from the stored conj G ``gc``, see
+    :mod:`~xtalforge.phasing.start_pairs`): row p · hands the same hand, the next the other
+    (with ``hands`` = 2). Writes Σ w |E|² per pair into ``norm``. The caller clears the
+    entries at ``idx`` after use."""
+    n_pairs = len(first)
+    n_obs = idx.shape[1]
+    for p in range(n_pairs):
+        a, b = first[p], second[p]
+        v = 0.0
+        for j in range(n_obs):
+            ga, gb = gc[a, idx[a, j]], gc[b, idx[a, j]]
+            ua = ga / max(abs(ga), TINY)
+            ub = gb / max(abs(gb), TINY)
+            e2 = amp[a, j] * amp[a, j]
+            v += w[a, j] * e2
+            out[p * hands, idx[a, j]] = e2 * ua * ub.conjugate()
+            if hands == 2:
+                out[p * hands + 1, idx[a, j]] = e2 * ua * ub
+        norm[p] = v
+
+
+@njit(cache=True)
+def clear_at(out: np.ndarray, idx: np.ndarray, rows: np.ndarray, hands: int) -> None:
+    """Zero ``out[p · hands + k, idx[rows[p], j]]`` for every pair p, hand k and entry j."""
+    for p in range(len(rows)):
+        for k in range(hands):
+            for j in range(idx.shape[1]):
+                out[p * hands + k, idx[rows[p], j]] = 0

@@ -41,6 +41,7 @@ from xtalforge.phasing.density_modification import (
 )
 from xtalforge.phasing.fft import flip_density, irfftn_into, rfftn_into
 from xtalforge.phasing.half_grid import HalfGrid
+from xtalforge.phasing.start_pairs import PairCheck
 from xtalforge.phasing.symmetry_check import SymmetryCheck, origin_index
 
 __all__ = [
@@ -80,6 +81,21 @@ AGREEMENT_MIN, AGREEMENT_MIN_COARSE = 0.15, 0.25
 ATOMIC_MAX_ITER, COARSE_MAX_ITER = 300, 500
 #: Cycles between two learned density-modification steps (``dm_model``).
 DEFAULT_DM_EVERY = 10
+#: The second confirmation (``pair_min`` by default): a structure has been found when two of
+#: its starts hold the same map, their correlation over every origin shift and (without a
+#: centre of symmetry) both hands (:mod:`.start_pairs`) at least this at ``PAIR_CHECKS``
+#: checks in a row. Used for near-atomic data only (coarser than ``ATOMIC_D``, to
+#: ``NEAR_ATOMIC_D``), where the symmetry agreement alone confirms late, and not in P-1: there
+#: starts of heavy-atom structures share false solutions (their maps correlate as well as
+#: solved ones). Calibrated at 1.2 Å on the 78 COD development structures over four solver
+#: seeds (BENCHMARKS.md, fourteenth session): pairs of solved starts correlate 0.42–0.58
+#: (10–90 %), of unsolved ones 0.11–0.37; one check at 0.5, without the second, stops
+#: starts that fell into a shared false solution.
+PAIR_MIN_NEAR = 0.5
+#: Checks in a row at which some pair of a structure's starts must reach ``pair_min``.
+PAIR_CHECKS = 2
+#: Cycles a structure runs on after its pair confirmation.
+PAIR_GRACE = 20
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,7 @@ def charge_flip_batch(
     agreement_noise: float | None = None,
     agreement_tol: float = 0.05,
     agreement_starts: int = 1,
+    pair_min: float | None = None,
     grace: int | None = None,
     check_every: int = 10,
     double: bool = False,
@@ -160,9 +177,15 @@ def charge_flip_batch(
     see :data:`NOISE_FACTOR`), changed by at most ``agreement_tol``; once ``agreement_starts``
     of its starts have (default 1; at most the starts of the wave) the structure runs
     ``grace`` cycles more (default 20, coarser data 40, free lunch 100) and leaves the batch;
-    its other starts stop where they are and still compete for the best solution. In P1 (nothing
-    to check) a start whose R has converged (fallen ``r_drop`` below its running maximum, then
-    within ``r_tol`` for ``patience`` cycles) solves its structure. ``"all"``: every start at
+    its other starts stop where they are and still compete for the best solution. A structure
+    has also been found when the maps of two of its starts correlate by ``pair_min`` (over
+    every origin shift and, without a centre of symmetry, both hands: :mod:`.start_pairs`) at
+    :data:`PAIR_CHECKS` checks in a row, with ``agreement_starts`` ≤ 2; it then runs
+    :data:`PAIR_GRACE` cycles more. ``pair_min`` defaults to :data:`PAIR_MIN_NEAR` for
+    near-atomic data (coarser than 1.1 Å, to 1.25 Å) outside the triclinic groups, else
+    ``math.inf`` (off). In P1 (nothing to check) a start whose R has converged (fallen
+    ``r_drop`` below its running maximum, then within ``r_tol`` for ``patience`` cycles)
+    solves its structure. ``"all"``: every start at
     once, each until its R converges or ``max_iter`` cycles per wave (300 in the atomic waves,
     else 500). ``double``: float64, not float32.
 
@@ -194,7 +217,7 @@ def charge_flip_batch(
     _check_arguments(
         refls, amplitudes, starts, max_iter, stop, d_ext, ext_prior, prior_weight, agreement_starts
     )
-    agreement = (agreement_noise, agreement_min)
+    agreement = (agreement_noise, agreement_min, pair_min)
     p1, own = _expand(refls, amplitudes, d_ext, ext_prior, sample_rate, agreement)
     opts = _Options(
         starts,
@@ -254,17 +277,22 @@ def _dm_fits(model: Any, refl: Reflections) -> bool:
 
 
 def _with_thresholds(
-    d: _P1Data, refl: Reflections, agreement: tuple[float | None, float | None]
+    d: _P1Data, refl: Reflections, agreement: tuple[float | None, float | None, float | None]
 ) -> _P1Data:
-    """``d`` with its ``agreement_noise`` and ``agreement_min``: as given, or by resolution."""
+    """``d`` with its ``agreement_noise``, ``agreement_min`` and ``pair_min``: as given, or by
+    resolution."""
     atomic = refl.d_min <= ATOMIC_D
-    factor, floor = agreement
+    factor, floor, pair = agreement
+    if pair is None:
+        near = not atomic and refl.d_min <= NEAR_ATOMIC_D
+        triclinic = refl.spacegroup.crystal_system_str() == "triclinic"
+        pair = PAIR_MIN_NEAR if near and not triclinic else math.inf
     if factor is None:
         near = refl.d_min <= NEAR_ATOMIC_D
         factor = NOISE_FACTOR if atomic else NOISE_FACTOR_NEAR if near else NOISE_FACTOR_COARSE
     if floor is None:
         floor = AGREEMENT_MIN if atomic else AGREEMENT_MIN_COARSE
-    return d._replace(noise_factor=factor, floor=floor)
+    return d._replace(noise_factor=factor, floor=floor, pair_min=pair)
 
 
 def _expand(
@@ -273,7 +301,7 @@ def _expand(
     d_ext: float | None,
     ext_prior: list[tuple[np.ndarray, np.ndarray]] | None,
     sample_rate: float,
-    agreement: tuple[float | None, float | None],
+    agreement: tuple[float | None, float | None, float | None],
 ) -> tuple[list[_P1Data], list[tuple[int, int, int]]]:
     """Each structure's data expanded to P1 and the grid it needs on its own (``sample_rate``
     points per the finest d of the batch, data or extension)."""
@@ -416,6 +444,7 @@ class _P1Data(NamedTuple):
     outer_hkl: np.ndarray | None
     noise_factor: float = NOISE_FACTOR  # its ``agreement_noise``
     floor: float = AGREEMENT_MIN  # its ``agreement_min``
+    pair_min: float = math.inf  # its ``pair_min`` (inf: no pair confirmation)
 
 
 def _p1_data(
@@ -493,6 +522,10 @@ class _Flipping:
         #: whether :meth:`cycle` runs its compiled CPU loops (else the torch definition)
         self.compiled = o.compiled and o.device.type == "cpu" and not o.extrapolate
         self._views: dict[str, np.ndarray] | None = None
+        self.pairs = PairCheck(half, self.compiled)
+        #: per structure, the checks in a row at which two of its starts held the same map
+        self.pair_streak: dict[int, int] = {}
+        self.pair_checks = 0
 
     def _dm_plan(self, members: list[int]) -> dict[int, tuple]:
         """Per structure the map model is used on: its model grid, and where the observed and
@@ -743,13 +776,49 @@ class _Flipping:
             st["seen"] = torch.where(found & (st["seen"] < 0), it, st["seen"])
             shown = self._shown(struct, st["seen"] >= 0)
             self.found.update(shown.tolist())
+            paired = self._paired(it)
             at = torch.where(at < 0, st["seen"], at)
             # the structure runs ``grace`` more cycles (a transition takes a while to settle)
             due = torch.isin(struct, shown) & (st["due"] > it + self.grace)
             st["due"] = torch.where(due, it + self.grace, st["due"])
+            if paired:
+                due = torch.isin(struct, self._put(np.array(paired), torch.int64))
+                st["due"] = torch.where(due, torch.clamp(st["due"], max=it + PAIR_GRACE), st["due"])
             done = done | (st["due"] <= it)
         if bool(done.any()):
             self.retire(done, at, it + 1)
+
+    def _paired(self, it: int) -> list[int]:
+        """The structures not yet found two of whose starts hold the same map at cycle ``it``
+        (pair correlation ≥ their ``pair_min``); those starts count as found there."""
+        st = self.st
+        # the first check's maps are nearly random; more than two starts asked for: theirs
+        if it < 2 * self.o.check_every or self.o.agreement_starts > 2:
+            return []
+        streak = self.pair_streak
+        self.pair_checks += 1
+        # every other check, and the next one after a pair reached the bar (half the cost)
+        open_ = {
+            s
+            for s in st["struct"].tolist()
+            if s not in self.found
+            and math.isfinite(self.p1[s].pair_min)
+            and (self.pair_checks % 2 == 0 or streak.get(s, 0) > 0)
+        }
+        if not open_:
+            return []
+        hands = {s: 1 if self.refls[s].spacegroup.is_centrosymmetric() else 2 for s in open_}
+        best = self.pairs.best(st["gc"], st["idx"], st["amp"], st["w"], st["struct"], hands)
+        for s, (c, _, _) in best.items():
+            streak[s] = streak.get(s, 0) + 1 if c >= self.p1[s].pair_min else 0
+        paired = [s for s in best if streak[s] >= PAIR_CHECKS]
+        for s in paired:
+            _, a, b = best[s]
+            for row in (a, b):
+                if st["seen"][row] < 0:
+                    st["seen"][row] = it
+        self.found.update(paired)
+        return paired
 
     def _shown(self, struct: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
         """The structures at least ``agreement_starts`` of whose starts (at most all of this
