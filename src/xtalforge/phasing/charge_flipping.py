@@ -281,14 +281,12 @@ def _with_thresholds(
 ) -> _P1Data:
     """``d`` with its ``agreement_noise``, ``agreement_min`` and ``pair_min``: as given, or by
     resolution."""
-    atomic = refl.d_min <= ATOMIC_D
+    atomic, near = refl.d_min <= ATOMIC_D, refl.d_min <= NEAR_ATOMIC_D
     factor, floor, pair = agreement
     if pair is None:
-        near = not atomic and refl.d_min <= NEAR_ATOMIC_D
         triclinic = refl.spacegroup.crystal_system_str() == "triclinic"
-        pair = PAIR_MIN_NEAR if near and not triclinic else math.inf
+        pair = PAIR_MIN_NEAR if near and not atomic and not triclinic else math.inf
     if factor is None:
-        near = refl.d_min <= NEAR_ATOMIC_D
         factor = NOISE_FACTOR if atomic else NOISE_FACTOR_NEAR if near else NOISE_FACTOR_COARSE
     if floor is None:
         floor = AGREEMENT_MIN if atomic else AGREEMENT_MIN_COARSE
@@ -526,6 +524,8 @@ class _Flipping:
         #: per structure, the checks in a row at which two of its starts held the same map
         self.pair_streak: dict[int, int] = {}
         self.pair_checks = 0
+        #: per structure, the hands its pairs are searched in (1 with a centre of symmetry)
+        self.hands = {s: 1 if refls[s].spacegroup.is_centrosymmetric() else 2 for s in members}
 
     def _dm_plan(self, members: list[int]) -> dict[int, tuple]:
         """Per structure the map model is used on: its model grid, and where the observed and
@@ -807,7 +807,7 @@ class _Flipping:
         }
         if not open_:
             return []
-        hands = {s: 1 if self.refls[s].spacegroup.is_centrosymmetric() else 2 for s in open_}
+        hands = {s: self.hands[s] for s in open_}
         best = self.pairs.best(st["gc"], st["idx"], st["amp"], st["w"], st["struct"], hands)
         for s, (c, _, _) in best.items():
             streak[s] = streak.get(s, 0) + 1 if c >= self.p1[s].pair_min else 0
